@@ -1,0 +1,440 @@
+"""The actions layer of annotations: every write (REST now, the websocket of ``collab`` later) goes here.
+
+Each action is ``check_*`` (look up, authorise, validate; raises a :class:`DomainError` and writes
+nothing) followed by the write, in one transaction. After the transaction commits,
+:data:`annotation_event` is sent with ``event={"type": "created"|"updated"|"deleted",
+"annotation": serialize(...)}``; ``collab`` connects a receiver to broadcast it to a session
+(``annotations`` never imports ``collab``).
+
+Who may do what (``viewer.models.Role``):
+
+- viewers read;
+- readers and organizers create;
+- authors update and delete their own annotations, organizers any in the project;
+- anyone else (not a member) gets "not found".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pydicom
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.dispatch import Signal
+from django.utils import timezone
+
+from annotations import geometry
+from annotations.geometry import Calibration, ShapeKind
+from annotations.models import Annotation
+from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
+from audit.models import Action
+from audit.services import record
+from viewer import imaging, rendering
+from viewer.access import ProjectAccess, access_project
+from viewer.models import Instance, Membership, Project, Role
+
+User = AbstractBaseUser | AnonymousUser
+
+#: Sent after commit with ``event={"type", "annotation"}``, ``user`` (who wrote) and ``project``.
+annotation_event = Signal()
+
+MAX_LABEL_LENGTH = 200
+MAX_CLIENT_REF_LENGTH = 64
+#: Kinds whose measurement needs the frame's modality values.
+_VALUE_KINDS = {ShapeKind.ELLIPSE, ShapeKind.FREEHAND, ShapeKind.POINT}
+#: Attributes the calibration is read from (PS3.3 C.7.6.2.1.1, C.8.11.4, C.7.6.16.2.1).
+_CALIBRATION_TAGS = {
+    "00280030",  # PixelSpacing
+    "00181164",  # ImagerPixelSpacing
+    "00181114",  # EstimatedRadiographicMagnificationFactor
+    "52009229",  # SharedFunctionalGroupsSequence
+    "52009230",  # PerFrameFunctionalGroupsSequence
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def serialize(annotation: Annotation) -> dict[str, Any]:
+    """JSON-ready form used by REST and the websocket."""
+    instance = annotation.instance
+    return {
+        "id": annotation.pk,
+        "version": annotation.version,
+        "author": annotation.author.get_username(),
+        "instance": instance.sop_instance_uid,
+        "series": instance.series.series_instance_uid,
+        "study": instance.series.study.study_instance_uid,
+        "frame": annotation.frame,
+        "kind": annotation.kind,
+        "points": annotation.points,
+        "label": annotation.label,
+        "measurements": annotation.measurements,
+        "session": annotation.session_id,
+        "client_ref": annotation.client_ref,
+        "deleted": annotation.deleted,
+        "created_at": annotation.created_at.isoformat(),
+        "updated_at": annotation.updated_at.isoformat(),
+    }
+
+
+def _base_queryset() -> QuerySet[Annotation]:
+    return Annotation.objects.select_related("author", "instance__series__study")
+
+
+def visible_annotations(
+    user: User,
+    project: Project,
+    *,
+    instance_uid: str | None = None,
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    session_id: int | None = None,
+    include_deleted: bool = False,
+) -> QuerySet[Annotation]:
+    """Annotations of ``project`` that ``user`` may see, optionally narrowed.
+
+    The caller has already resolved ``project`` through :func:`viewer.access.access_project`.
+    Without ``session_id`` only the project's own annotations are listed, never a reading session's
+    (``collab`` lists those with the session's blinding rules). In a project with private
+    annotations (blinded reads), members below organizer see only their own.
+    """
+    queryset = _blinded(_base_queryset().filter(project=project, session_id=session_id), user, project)
+    if not include_deleted:
+        queryset = queryset.filter(deleted=False)
+    if instance_uid:
+        queryset = queryset.filter(instance__sop_instance_uid=instance_uid)
+    if series_uid:
+        queryset = queryset.filter(instance__series__series_instance_uid=series_uid)
+    if study_uid:
+        queryset = queryset.filter(instance__series__study__study_instance_uid=study_uid)
+    return queryset
+
+
+def _blinded(queryset: QuerySet[Annotation], user: User, project: Project) -> QuerySet[Annotation]:
+    if not project.private_annotations:
+        return queryset
+    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    return queryset if role == Role.ORGANIZER else queryset.filter(author=user)
+
+
+def access_annotation(access: ProjectAccess, annotation_id: Any, *, session_id: int | None = None) -> Annotation:
+    """The project's annotation ``annotation_id`` (deleted ones are not found), or with
+    ``session_id`` an annotation of that reading session (whose blinding ``collab`` applies)."""
+    try:
+        key = int(annotation_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such annotation.") from None
+    queryset = _base_queryset().filter(project=access.project, pk=key, deleted=False, session_id=session_id)
+    if session_id is None:
+        queryset = _blinded(queryset, access.membership.user, access.project)
+    found = queryset.first()
+    if found is None:
+        raise NotFound("No such annotation.")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+# --------------------------------------------------------------------------------------------
+
+
+def check_can_create(user: User, project: Project) -> ProjectAccess:
+    return access_project(user, project.slug, minimum=Role.READER)
+
+
+def check_can_change(user: User, annotation: Annotation) -> ProjectAccess:
+    """Authors change their own annotations (as readers); organizers change any."""
+    access = access_project(user, annotation.project.slug, minimum=Role.VIEWER)
+    if access.can(Role.ORGANIZER):
+        return access
+    if not access.can(Role.READER):
+        raise DomainError("Viewers cannot change annotations.", code=ErrorCode.FORBIDDEN)
+    if annotation.author_id != user.pk:
+        raise DomainError("Only the author or an organizer can change this annotation.", code=ErrorCode.FORBIDDEN)
+    return access
+
+
+def check_instance(project: Project, instance_uid: Any) -> Instance:
+    if not isinstance(instance_uid, str) or not instance_uid:
+        raise BadRequest("instance must be a SOP Instance UID.")
+    instance = (
+        Instance.objects.select_related("series__study")
+        .filter(project=project, sop_instance_uid=instance_uid)
+        .first()
+    )
+    if instance is None:
+        raise BadRequest("No such instance in this project.")
+    if not instance.rows or not instance.columns:
+        raise BadRequest("The instance has no image to annotate.")
+    return instance
+
+
+def check_frame(instance: Instance, frame: Any) -> int:
+    frames = instance.number_of_frames or 1
+    if isinstance(frame, bool) or not isinstance(frame, int) or not 1 <= frame <= frames:
+        raise BadRequest(f"frame must be an integer from 1 to {frames}.")
+    return frame
+
+
+def check_kind(kind: Any) -> ShapeKind:
+    try:
+        return ShapeKind(kind)
+    except ValueError:
+        allowed = ", ".join(k.value for k in ShapeKind)
+        raise BadRequest(f"Unknown annotation kind; expected one of {allowed}.") from None
+
+
+def check_points(kind: ShapeKind, points: Any, instance: Instance) -> list[list[float]]:
+    """Well-formed points, as many as ``kind`` needs, a non-degenerate shape, all inside the image."""
+    try:
+        geometry.measure(kind, points, None)  # the type, count and shape rules, without pixels
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    xy = [[float(x), float(y)] for x, y in points]
+    columns, rows = instance.columns or 0, instance.rows or 0
+    if not all(0 <= x <= columns and 0 <= y <= rows for x, y in xy):
+        raise BadRequest(f"{kind}: every point must lie inside the image (0..{columns}, 0..{rows}).")
+    return xy
+
+
+def check_label(label: Any) -> str:
+    if not isinstance(label, str):
+        raise BadRequest("label must be text.")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise BadRequest(f"label must be at most {MAX_LABEL_LENGTH} characters.")
+    return label.strip()
+
+
+def check_client_ref(client_ref: Any) -> str:
+    if not isinstance(client_ref, str) or len(client_ref) > MAX_CLIENT_REF_LENGTH:
+        raise BadRequest(f"client_ref must be text of at most {MAX_CLIENT_REF_LENGTH} characters.")
+    return client_ref
+
+
+def check_session_id(session_id: Any) -> int | None:
+    if session_id is None:
+        return None
+    if isinstance(session_id, bool) or not isinstance(session_id, int) or session_id < 1:
+        raise BadRequest("session must be a positive integer or null.")
+    return session_id
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+
+
+def calibration_for(instance: Instance, frame: int = 1) -> Calibration:
+    """PixelSpacing (or the frame's Pixel Measures), else ImagerPixelSpacing (magnification
+    corrected when known), else pixels; see :meth:`Calibration.from_dataset`."""
+    subset = {tag: value for tag, value in instance.metadata.items() if tag in _CALIBRATION_TAGS}
+    if not subset:
+        return Calibration()
+    try:
+        dataset = pydicom.Dataset.from_json(subset, bulk_data_uri_handler=lambda *args: b"")
+        return Calibration.from_dataset(dataset, frame - 1)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return Calibration()  # tolerant when reading: a malformed spacing measures in pixels
+
+
+def modality_values(instance: Instance, frame: int, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """Modality values (e.g. HU) of the frame's pixels in ``box = (row0, row1, col0, col1)``.
+
+    ``None`` for colour images, which have no modality values. Only the box is converted.
+    """
+    try:
+        prepared = rendering.prepared_frame(instance, frame)
+    except imaging.RenderError as exc:
+        raise DomainError(f"The frame cannot be decoded: {exc.detail}", code=ErrorCode.UNPROCESSABLE) from None
+    if prepared.is_color:
+        return None
+    row0, row1, col0, col1 = box
+    stored = prepared.pixels[row0:row1, col0:col1]
+    if prepared.entries:  # lookup path: offsets from the frame minimum
+        stored = stored.astype(np.float64) + prepared.offset
+    return imaging.apply_modality_lut(stored, prepared.modality)
+
+
+def compute_measurements(instance: Instance, frame: int, kind: ShapeKind, points: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """:func:`geometry.measure` with the instance's calibration and, for regions and points, the
+    modality values of the region's bounding box (points shifted into the box)."""
+    calibration = calibration_for(instance, frame)
+    xy = np.asarray(points, dtype=float)
+    values = None
+    if kind in _VALUE_KINDS:
+        columns, rows = instance.columns or 0, instance.rows or 0
+        col0 = min(max(math.floor(float(xy[:, 0].min())), 0), columns)
+        col1 = min(max(math.ceil(float(xy[:, 0].max())), col0), columns)
+        row0 = min(max(math.floor(float(xy[:, 1].min())), 0), rows)
+        row1 = min(max(math.ceil(float(xy[:, 1].max())), row0), rows)
+        if kind is ShapeKind.POINT:
+            col1, row1 = min(col0 + 1, columns), min(row0 + 1, rows)
+        values = modality_values(instance, frame, (row0, row1, col0, col1))
+        xy = xy - np.array([col0, row0], dtype=float)
+    try:
+        result = geometry.measure(kind, xy, calibration, values)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    if kind is ShapeKind.POINT and values is not None and values.size == 0:
+        result["value"] = None
+    if kind in _VALUE_KINDS and values is None:
+        result["note"] = "colour image: no modality values"
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+_AUDIT_ACTIONS = {"created": Action.ANNOTATION_CREATED, "updated": Action.ANNOTATION_CHANGED, "deleted": Action.ANNOTATION_DELETED}
+
+
+def _announce(kind: str, annotation: Annotation, user: User) -> None:
+    record(
+        _AUDIT_ACTIONS[kind], actor=user, project=annotation.project, object_type="annotation",
+        object_id=str(annotation.pk), instance=annotation.instance.sop_instance_uid, kind=annotation.kind,
+        version=annotation.version, session=annotation.session_id,
+    )
+    payload = {"type": kind, "annotation": serialize(annotation)}
+    project = annotation.project
+    transaction.on_commit(lambda: annotation_event.send(sender=Annotation, event=payload, user=user, project=project))
+
+
+def create_annotation(
+    user: User,
+    project: Project,
+    *,
+    instance_uid: str,
+    frame: int = 1,
+    kind: str,
+    points: Any,
+    label: str = "",
+    client_ref: str = "",
+    session_id: int | None = None,
+) -> Annotation:
+    """Validate, measure and store a new annotation.
+
+    The same ``(user, client_ref)`` twice returns the annotation created the first time (the
+    second payload is ignored), so a client may retry a create safely.
+    """
+    check_can_create(user, project)
+    client_ref = check_client_ref(client_ref)
+    if client_ref:
+        existing = by_client_ref(user, client_ref, project)
+        if existing is not None:
+            return existing
+    instance = check_instance(project, instance_uid)
+    frame = check_frame(instance, frame)
+    shape = check_kind(kind)
+    xy = check_points(shape, points, instance)
+    label = check_label(label)
+    session_id = check_session_id(session_id)
+    measurements = compute_measurements(instance, frame, shape, xy)
+    try:
+        with transaction.atomic():
+            annotation = Annotation.objects.create(
+                project=project,
+                instance=instance,
+                frame=frame,
+                kind=shape.value,
+                points=xy,
+                label=label,
+                author=user,
+                measurements=measurements,
+                session_id=session_id,
+                client_ref=client_ref,
+            )
+            _announce("created", annotation, user)
+    except IntegrityError:
+        existing = by_client_ref(user, client_ref, project) if client_ref else None
+        if existing is None:
+            raise
+        return existing  # a concurrent retry with the same client_ref won
+    return _base_queryset().get(pk=annotation.pk)
+
+
+def by_client_ref(user: User, client_ref: str, project: Project) -> Annotation | None:
+    """The annotation ``user`` created with ``client_ref`` (deleted or not), if any."""
+    found = _base_queryset().filter(author=user, client_ref=client_ref).first()
+    if found is not None and found.project_id != project.pk:
+        raise Conflict("This client_ref was already used in another project.")
+    return found
+
+
+def update_annotation(
+    user: User, annotation: Annotation, *, version: Any, points: Any = None, label: Any = None
+) -> Annotation:
+    """Change points and/or label of the annotation at ``version``; the result has version + 1.
+
+    Raises :class:`Conflict` with ``annotation`` (the current state, serialized) when ``version``
+    is not the stored one: the client should rebase on it.
+    """
+    check_can_change(user, annotation)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BadRequest("version must be the integer version the change is based on.")
+    changes: dict[str, Any] = {}
+    if points is not None:
+        shape = ShapeKind(annotation.kind)
+        xy = check_points(shape, points, annotation.instance)
+        changes["points"] = xy
+        changes["measurements"] = compute_measurements(annotation.instance, annotation.frame, shape, xy)
+    if label is not None:
+        changes["label"] = check_label(label)
+    with transaction.atomic():
+        written = Annotation.objects.filter(pk=annotation.pk, version=version, deleted=False).update(
+            version=F("version") + 1, updated_at=timezone.now(), **changes
+        )
+        current = _base_queryset().get(pk=annotation.pk)
+        if not written:
+            _raise_stale(current)
+        _announce("updated", current, user)
+    return current
+
+
+def delete_annotation(user: User, annotation: Annotation, *, version: Any = None) -> None:
+    """Soft-delete (the row stays, marked ``deleted``, with version + 1); ``version`` is optional."""
+    check_can_change(user, annotation)
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise BadRequest("version must be an integer.")
+    with transaction.atomic():
+        matching = Annotation.objects.filter(pk=annotation.pk, deleted=False)
+        if version is not None:
+            matching = matching.filter(version=version)
+        written = matching.update(deleted=True, version=F("version") + 1, updated_at=timezone.now())
+        current = _base_queryset().get(pk=annotation.pk)
+        if not written:
+            if current.deleted:
+                raise NotFound("No such annotation.")
+            _raise_stale(current)
+        _announce("deleted", current, user)
+
+
+def _raise_stale(current: Annotation) -> None:
+    if current.deleted:
+        raise NotFound("The annotation was deleted.")
+    raise Conflict(
+        f"The annotation changed meanwhile (now version {current.version}).", annotation=serialize(current)
+    )
+
+
+__all__ = [
+    "access_annotation",
+    "annotation_event",
+    "by_client_ref",
+    "calibration_for",
+    "compute_measurements",
+    "create_annotation",
+    "delete_annotation",
+    "serialize",
+    "update_annotation",
+    "visible_annotations",
+]

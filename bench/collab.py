@@ -1,0 +1,190 @@
+"""Live collaboration under load: N readers in one session over real websockets, two daphne processes, Redis.
+
+Each reader sends ``--rate`` cursors a second for ``--seconds`` while reader1 creates one annotation a
+second. Prints p50/p95/p99 delivery latency of annotations and cursors (send → receipt by every other
+reader, one clock: all clients run on this machine), frames delivered per second, messages the server
+dropped by its rate limit (each connection's ``pong`` counters), and the daphne processes' memory (RSS)
+idle, with everyone connected, after the load, and after everyone left.
+
+    .venv/bin/python bench/collab.py                 # 10 and 50 readers, 20 s each
+    .venv/bin/python bench/collab.py --readers 50 --seconds 5
+
+Needs a Redis server on 127.0.0.1:6379 (it uses database 15).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import percentile  # noqa: F401  (puts the repository on sys.path)
+
+from tests.collab.livesetup import prepare, ws_url
+from tests.collab.wsclient import WebSocket
+from tests.live import LiveSite
+
+# redis-py 8 times reads out after 5 s unless told otherwise (see docs/collaboration.md).
+REDIS_URL = "redis://127.0.0.1:6379/15"
+CLIENT_PROCESSES = 2
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def reader_loop(index: int, url: str, info: dict[str, Any], start: float, seconds: float, rate: float,
+                      connected: Any, stats: dict[str, Any]) -> None:
+    name = f"reader{index}"
+    await asyncio.sleep(index * 0.05)  # connect in turn, not 50 handshakes at once
+    for attempt in range(5):
+        try:
+            ws = await WebSocket.connect(ws_url(url, info["session"]), cookie=info["cookies"][name], origin=url)
+            break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            await asyncio.sleep(0.5 * (attempt + 1))
+    else:
+        raise RuntimeError(f"{name} could not connect")
+    json.loads(await ws.recv())  # session.state
+    connected.put(1)
+    end = start + seconds
+    done = asyncio.Event()
+
+    async def receive() -> None:
+        while True:
+            text = await ws.recv()
+            now = time.time()
+            stats["frames"] += 1
+            if now < start or now > end + 1:
+                if '"pong"' in text:
+                    frame = json.loads(text)
+                    stats["dropped"] += frame["dropped"]
+                    done.set()
+                continue
+            frame = json.loads(text)
+            kind = frame["type"]
+            stats["types"][kind] = stats["types"].get(kind, 0) + 1
+            if kind == "cursors":
+                stats["cursor_ms"].extend((now - start) * 1000 - c["x"] for c in frame["cursors"])
+            elif kind == "annotation.created":
+                stats["annotation_ms"].append((now - start) * 1000 - float(frame["annotation"]["label"]))
+
+    async def send() -> None:
+        await asyncio.sleep(max(0.0, start - time.time()) + (index % 10) / 10 / rate)
+        period, sent, created = 1 / rate, 0, 0
+        while time.time() < end:
+            ms = (time.time() - start) * 1000
+            await ws.send(json.dumps({"type": "cursor", "instance": info["instance"], "frame": 1, "x": ms, "y": index}))
+            sent += 1
+            if index == 1 and ms >= created * 1000:
+                created += 1
+                await ws.send(json.dumps({"type": "annotation.create", "ref": f"bench-{created}", "annotation": {
+                    "instance": info["instance"], "frame": 1, "kind": "length", "points": [[1, 1], [9, 9]],
+                    "label": f"{(time.time() - start) * 1000:.3f}"}}))
+            next_at = start + (sent + 1) * period + (index % 10) / 10 / rate
+            await asyncio.sleep(max(0.0, next_at - time.time()))
+        stats["sent"] += sent
+
+    receiver = asyncio.ensure_future(receive())
+    await send()
+    await asyncio.sleep(max(0.0, end + 1.5 - time.time()))
+    await ws.send(json.dumps({"type": "ping", "ref": "end"}))
+    try:
+        await asyncio.wait_for(done.wait(), 60)
+    except asyncio.TimeoutError:
+        stats["no_pong"] = stats.get("no_pong", 0) + 1  # the server is still behind a minute later
+    finally:
+        receiver.cancel()
+        await ws.close()
+
+
+def client_process(indices: list[int], urls: list[str], info: dict[str, Any], start: float, seconds: float,
+                   rate: float, connected: Any, results: Any) -> None:
+    stats: dict[str, Any] = {"frames": 0, "sent": 0, "dropped": 0, "types": {}, "cursor_ms": [], "annotation_ms": []}
+
+    async def main() -> None:
+        await asyncio.gather(*(
+            reader_loop(i, urls[i % len(urls)], info, start, seconds, rate, connected, stats) for i in indices
+        ))
+
+    asyncio.run(main())
+    results.put(stats)
+
+
+def run(readers: int, seconds: float, rate: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-collab-") as tmp:
+        site = LiveSite.create(Path(tmp), REDIS_URL=REDIS_URL)
+        try:
+            info = prepare(site, readers=readers)
+            urls = site.start(2)
+            pids = [p.pid for p in site.processes]
+            memory = {"idle": sum(rss_mib(p) for p in pids)}
+            connected, results = mp.Queue(), mp.Queue()
+            start = time.time() + 3 + readers * 0.05
+            groups = [list(range(1, readers + 1))[k::CLIENT_PROCESSES] for k in range(CLIENT_PROCESSES)]
+            workers = [mp.Process(target=client_process, args=(g, urls, info, start, seconds, rate, connected, results))
+                       for g in groups]
+            for w in workers:
+                w.start()
+            for _ in range(readers):
+                connected.get(timeout=60)
+            time.sleep(max(0.0, start - time.time() - 0.5))
+            memory["connected"] = sum(rss_mib(p) for p in pids)
+            time.sleep(max(0.0, start + seconds - time.time()))
+            memory["after load"] = sum(rss_mib(p) for p in pids)
+            merged: dict[str, Any] = {"frames": 0, "sent": 0, "dropped": 0, "types": {}, "cursor_ms": [], "annotation_ms": []}
+            for _ in workers:
+                stats = results.get(timeout=300)
+                merged["no_pong"] = merged.get("no_pong", 0) + stats.get("no_pong", 0)
+                for key in ("frames", "sent", "dropped"):
+                    merged[key] += stats[key]
+                merged["cursor_ms"] += stats["cursor_ms"]
+                merged["annotation_ms"] += stats["annotation_ms"]
+                for kind, count in stats["types"].items():
+                    merged["types"][kind] = merged["types"].get(kind, 0) + count
+            for w in workers:
+                w.join(30)
+            time.sleep(1)
+            memory["after leaving"] = sum(rss_mib(p) for p in pids)
+        finally:
+            site.stop()
+    report(readers, seconds, rate, merged, memory)
+
+
+def report(readers: int, seconds: float, rate: float, m: dict[str, Any], memory: dict[str, float]) -> None:
+    def pcts(values: list[float]) -> str:
+        if not values:
+            return "no samples"
+        return (f"p50 {percentile(values, 50):6.1f} ms  p95 {percentile(values, 95):6.1f} ms  "
+                f"p99 {percentile(values, 99):6.1f} ms  ({len(values)} deliveries)")
+
+    expected_annotations = int(seconds) * readers
+    print(f"\n{readers} readers, {rate:g} cursors/s each for {seconds:g} s, 2 daphne processes + Redis")
+    print(f"  annotation delivery  {pcts(m['annotation_ms'])}; expected ~{expected_annotations}")
+    print(f"  cursor delivery      {pcts(m['cursor_ms'])}")
+    print(f"  cursors sent {m['sent']} ({m['sent'] / seconds:.0f}/s); frames delivered {m['types'].get('cursors', 0) + sum(v for k, v in m['types'].items() if k != 'cursors')} "
+          f"({sum(m['types'].values()) / seconds:.0f}/s): " + ", ".join(f"{k} {v}" for k, v in sorted(m["types"].items())))
+    print(f"  dropped by the rate limit: {m['dropped']}" + (f"; {m['no_pong']} connections still backlogged a minute after the load" if m.get("no_pong") else ""))
+    print("  daphne RSS (both) " + ", ".join(f"{k} {v:.1f} MiB" for k, v in memory.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readers", default="10,50")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=30)
+    args = parser.parse_args()
+    for readers in (int(r) for r in args.readers.split(",")):
+        run(readers, args.seconds, args.rate)
+
+
+if __name__ == "__main__":
+    main()

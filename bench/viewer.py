@@ -1,0 +1,149 @@
+"""The viewer in a real browser: time to first image and frames per second while holding ↓.
+
+Starts daphne with the demo (the 120-slice phantom CT), drives Debian's chromium through
+Playwright and, for each added round trip (0 ms and 150 ms by default, Chrome DevTools network
+emulation via CDP ``Network.emulateNetworkConditions``), in a fresh browser context (cold cache):
+
+- first image: from navigation start (the HTML request included) to the first frame drawn on the
+  viewer's canvas;
+- cold scroll: frames per second while ↓ is held right after the first image (prefetch just
+  started: what a reader who scrolls at once sees);
+- warm scroll: the same once the prefetch queue is empty ("once prefetch has warmed");
+
+and counts the frames shown (distinct slices drawn) while ↓ is held, the key repeating at
+``--repeat`` Hz (a fast OS key repeat; the viewer draws a frame per key press when it has it).
+
+Usage: .venv/bin/python bench/viewer.py [--latency 0 150] [--repeat 60] [--hold 2.0] [--server daphne]
+Targets (docs/viewer.md): first image < 1 s and >= 20 frames/s warm, at 150 ms round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: F401  (puts the repository on sys.path)
+
+from tests.live import LiveSite
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def hold_down(page, seconds: float, repeat_hz: float) -> dict[str, float]:
+    """Hold ↓ (key repeats at `repeat_hz`) from slice 1; frames shown per second while held."""
+    page.locator(".viewport[data-index='0']").focus()
+    page.keyboard.press("Home")
+    page.wait_for_selector(".viewport[data-index='0'][data-shown-index='0']")
+    start_log = page.evaluate("crossread.app.frameLog.length")
+    started = page.evaluate("performance.now()")
+    deadline = time.perf_counter() + seconds
+    presses = 0
+    next_at = time.perf_counter()
+    while time.perf_counter() < deadline:
+        page.keyboard.down("ArrowDown")
+        presses += 1
+        next_at += 1 / repeat_hz
+        pause = next_at - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+    page.keyboard.up("ArrowDown")
+    ended = page.evaluate("performance.now()")
+    log = page.evaluate(f"crossread.app.frameLog.slice({start_log}).filter(e => e[2] === 0)")
+    shown = [entry for entry in log if started <= entry[0] <= ended and entry[1] > 0]
+    reached = max((entry[1] for entry in shown), default=0)
+    elapsed = (ended - started) / 1000
+    if reached >= 119 and shown:  # the end of the stack came before the key was let go
+        elapsed = (shown[-1][0] - started) / 1000
+    return {"fps": len(shown) / elapsed if elapsed else 0.0, "frames": len(shown), "reached": reached + 1,
+            "presses": presses, "seconds": elapsed}
+
+
+def run_condition(browser, url: str, study: str, latency_ms: float, args: argparse.Namespace) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for phase in ("cold", "warm"):
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=url)
+        page = context.new_page()
+        page.goto("/accounts/login/")
+        page.fill("#id_username", "reader1")
+        page.fill("#id_password", "demo-reader1-pass")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/")
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": latency_ms, "downloadThroughput": -1, "uploadThroughput": -1})
+        page.goto(f"/projects/demo/studies/{study}/")
+        page.wait_for_selector("body[data-first-image]", timeout=30_000)
+        if phase == "cold":
+            results["first_image_ms"] = float(page.evaluate("crossread.app.firstImageAt"))
+            results["html_ms"] = float(page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd"))
+        else:
+            deadline = time.perf_counter() + 60
+            while page.evaluate("crossread.loader.pending()") and time.perf_counter() < deadline:
+                time.sleep(0.1)
+            results["warmup_s"] = (float(page.evaluate("performance.now()")) - float(page.evaluate("crossread.app.firstImageAt"))) / 1000
+        scroll = hold_down(page, args.hold, args.repeat)
+        results[f"{phase}_fps"] = scroll["fps"]
+        results[f"{phase}_frames"] = scroll["frames"]
+        results[f"{phase}_reached"] = scroll["reached"]
+        results[f"{phase}_seconds"] = scroll["seconds"]
+        context.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency", type=float, nargs="+", default=[0, 150], help="added round trips, ms")
+    parser.add_argument("--repeat", type=float, default=60, help="key repeat rate while ↓ is held, Hz")
+    parser.add_argument("--hold", type=float, default=2.0, help="seconds ↓ is held")
+    parser.add_argument("--server", default="daphne", choices=["daphne", "uvicorn"])
+    parser.add_argument("--runs", type=int, default=3, help="runs per condition; medians are printed")
+    parser.add_argument("--json", action="store_true", help="print every run as JSON too")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="crossread-bench-viewer-") as folder:
+        root = Path(folder)
+        site = LiveSite.create(root)
+        print("Loading the demo (120-slice phantom CT) ...", flush=True)
+        site.manage("load_demo", "--slices", "120")
+        truth = json.loads((root / "data" / "phantom" / "phantom.json").read_text())
+        study = truth["studies"]["baseline"]["study_instance_uid"]
+        url = site.start(1, server=args.server)[0]
+        table = {}
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                for latency in args.latency:
+                    table[latency] = [run_condition(browser, url, study, latency, args) for _ in range(args.runs)]
+                browser.close()
+        finally:
+            site.stop()
+    runs = table
+    table = {latency: {key: statistics.median(run[key] for run in results) for key in results[0]}
+             for latency, results in runs.items()}
+    print(f"\nViewer, 120-slice 512x512 CT, {args.server}, chromium headless; ↓ held {args.hold:g} s at {args.repeat:g} Hz;"
+          f" medians of {args.runs} runs, each in a fresh browser context (cold cache)")
+    print(f"{'added RTT':>10} {'HTML':>8} {'first image':>12} {'cold fps':>9} {'warm-up':>8} {'warm fps':>9}")
+    for latency, r in table.items():
+        print(f"{latency:>8.0f} ms {r['html_ms']:>5.0f} ms {r['first_image_ms']:>9.0f} ms {r['cold_fps']:>9.1f} "
+              f"{r['warmup_s']:>6.1f} s {r['warm_fps']:>9.1f}")
+    worst = table[max(table)]
+    print(f"\nTargets at {max(table):.0f} ms: first image < 1000 ms: {'met' if worst['first_image_ms'] < 1000 else 'MISSED'}"
+          f" ({worst['first_image_ms']:.0f} ms); >= 20 frames/s warm: {'met' if worst['warm_fps'] >= 20 else 'MISSED'}"
+          f" ({worst['warm_fps']:.1f})")
+    if args.json:
+        print(json.dumps(runs, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""The websocket of a reading session, ``/ws/sessions/<id>/`` (protocol in docs/protocol.md).
+
+Thin: authenticate the scope's user at connect, parse each frame into a typed message
+(:func:`collab.protocol.parse`), look its type up in :attr:`SessionConsumer.handlers`, call one collab
+service (or the process's hub for ephemeral messages), and turn a :class:`DomainError` into an error
+frame while the connection stays up. Everything received from the group arrives through the hub, which
+only forwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from collab import hub as hubs
+from collab import protocol, services
+from collab.events import encode, origin
+from collab.protocol import (
+    AnnotationCreate,
+    AnnotationDelete,
+    AnnotationUpdate,
+    Cursor,
+    Draft,
+    Message,
+    Ping,
+    ProtocolError,
+    Viewport,
+)
+from collab.ratelimit import TokenBucket
+from collab.visibility import Seat
+from crossread.errors import DomainError, ErrorCode
+
+log = logging.getLogger(__name__)
+
+CLOSE_CODES = {ErrorCode.NOT_AUTHENTICATED: 4401, ErrorCode.FORBIDDEN: 4403, ErrorCode.NOT_FOUND: 4404}
+#: Ephemeral messages (cursor, viewport, draft) a connection may send: a second's worth and a burst.
+EPHEMERAL_RATE, EPHEMERAL_BURST = 60.0, 120.0
+#: Writes (annotation.*, ping) a connection may send; over it they are answered ``rate_limited``.
+WRITE_RATE, WRITE_BURST = 10.0, 30.0
+#: An ephemeral message re-checks the seat when the last check is older than this (writes always do).
+RECHECK_SECONDS = 1.0
+
+
+class SessionConsumer(AsyncWebsocketConsumer):
+    seat: Seat
+    hub: hubs.SessionHub | None = None
+    closing = False
+
+    async def connect(self) -> None:
+        self.connection_id = str(uuid.uuid4())
+        self.user = self.scope["user"]
+        self.session_id_text = self.scope["url_route"]["kwargs"]["session_id"]
+        self.ready = False
+        self.backlog: list[str] = []
+        self.received = 0
+        self.ephemeral = TokenBucket(EPHEMERAL_RATE, EPHEMERAL_BURST)
+        self.writes = TokenBucket(WRITE_RATE, WRITE_BURST)
+        self.dropped_notified_at = 0.0
+        try:
+            access = await database_sync_to_async(services.seated_access)(self.user, self.session_id_text)
+        except DomainError as error:
+            await self.accept()
+            await self.close(code=CLOSE_CODES.get(error.code, 4400))
+            return
+        self.session_id = access.session.pk
+        self.seat = access.require_seat()
+        self.checked_at = time.monotonic()
+        await self.accept()
+        # On the hub before the snapshot, so nothing that happens meanwhile is missed (see _send_state).
+        self.hub = await hubs.attach(self.session_id, access.session.mode, self)
+        try:
+            state = await database_sync_to_async(services.open_connection)(self.user, self.session_id, self.connection_id)
+        except DomainError as error:
+            await self.close(code=CLOSE_CODES.get(error.code, 4400))
+            return
+        await self._send_state(state)
+
+    async def disconnect(self, code: int) -> None:
+        if self.hub is None:
+            return
+        hub, self.hub = self.hub, None
+        await hubs.detach(hub, self)
+        await database_sync_to_async(services.close_connection)(self.session_id, self.connection_id)
+        if self.ephemeral.dropped or self.writes.dropped:
+            log.info("collab: connection %s of %s closed; %d frames received, %d ephemeral and %d writes dropped",
+                     self.connection_id, self.seat.user, self.received, self.ephemeral.dropped, self.writes.dropped)
+
+    # -- from the client --------------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.hub is None or self.closing:
+            return
+        self.received += 1
+        try:
+            message = protocol.parse(text_data)
+        except ProtocolError as error:
+            await self._error(error.code, error.message, error.ref)
+            return
+        if message.ephemeral:
+            if not self.ephemeral.take():
+                await self._notify_dropped()
+                return
+            if time.monotonic() - self.checked_at > RECHECK_SECONDS and not await self._recheck():
+                return
+        elif not self.writes.take():
+            await self._error("rate_limited", "Too many messages; slow down.", message.reference)
+            return
+        handler = self.handlers[type(message)]
+        try:
+            await handler(self, message)
+        except DomainError as error:
+            if error.code in (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND) and not await self._recheck():
+                return
+            await self._error(str(error.code), error.detail, message.reference, **error.data)
+
+    async def on_cursor(self, message: Cursor) -> None:
+        self.hub.move("cursors", self.seat, message.entry(self.seat.user))  # type: ignore[union-attr]
+
+    async def on_viewport(self, message: Viewport) -> None:
+        self.hub.move("viewports", self.seat, message.entry(self.seat.user))  # type: ignore[union-attr]
+
+    async def on_draft(self, message: Draft) -> None:
+        self.hub.move("drafts", self.seat, message.entry(self.seat.user))  # type: ignore[union-attr]
+
+    async def on_create(self, message: AnnotationCreate) -> None:
+        reply = await self._write(services.create_annotation, message)
+        if reply is not None:  # a repeated ref: answered here, not broadcast again
+            await self.send(text_data=encode(reply))
+
+    async def on_update(self, message: AnnotationUpdate) -> None:
+        await self._write(services.update_annotation, message)
+
+    async def on_delete(self, message: AnnotationDelete) -> None:
+        await self._write(services.delete_annotation, message)
+
+    async def on_ping(self, message: Ping) -> None:
+        await self.send(text_data=encode({
+            "type": "pong", "ref": message.ref, "time": time.time(), "received": self.received,
+            "dropped": self.ephemeral.dropped + self.writes.dropped,
+        }))
+
+    handlers: dict[type[Message], Callable[[Any, Any], Awaitable[None]]] = {
+        Cursor: on_cursor,
+        Viewport: on_viewport,
+        Draft: on_draft,
+        AnnotationCreate: on_create,
+        AnnotationUpdate: on_update,
+        AnnotationDelete: on_delete,
+        Ping: on_ping,
+    }
+
+    async def _write(self, service: Callable[..., Any], message: Any) -> Any:
+        def call() -> Any:
+            with origin(self.connection_id, message.ref):
+                return service(self.user, self.session_id, message)
+
+        return await database_sync_to_async(call)()
+
+    # -- from the hub (which only forwards) -------------------------------------------------------
+
+    async def deliver(self, text: str) -> None:
+        if self.closing:
+            return
+        if not self.ready:
+            self.backlog.append(text)
+            return
+        await self.send(text_data=text)
+
+    async def refresh(self) -> None:
+        """Role or mode changed: a fresh seat and snapshot (what this participant may see changed)."""
+        try:
+            seat, _mode, state = await database_sync_to_async(services.refreshed_state)(self.user, self.session_id)
+        except DomainError as error:
+            await self._close(CLOSE_CODES.get(error.code, 4403))
+            return
+        self.seat = seat
+        self.ready = False
+        await self._send_state(state)
+
+    async def revoke(self) -> None:
+        await self._close(4403)
+
+    async def _close(self, code: int) -> None:
+        self.closing = True
+        await self.close(code=code)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    async def _send_state(self, state: dict[str, Any]) -> None:
+        """Send the snapshot, then what arrived while it was taken, minus what it already contains."""
+        await self.send(text_data=encode(state))
+        versions = {a["id"]: a["version"] for a in state["annotations"]}
+        backlog, self.backlog = self.backlog, []
+        self.ready = True
+        for text in protocol.resume(backlog, versions):
+            await self.send(text_data=text)
+
+    async def _recheck(self) -> bool:
+        """Is the seat still there? If not, close (a removed member loses access at once)."""
+        try:
+            access = await database_sync_to_async(services.seated_access)(self.user, self.session_id)
+        except DomainError as error:
+            await self._close(CLOSE_CODES.get(error.code, 4403))
+            return False
+        self.seat = access.require_seat()
+        self.checked_at = time.monotonic()
+        return True
+
+    async def _notify_dropped(self) -> None:
+        now = time.monotonic()
+        if now - self.dropped_notified_at >= 1.0:
+            self.dropped_notified_at = now
+            await self._error("rate_limited", "Too many cursor, viewport or draft messages; some were dropped.",
+                              None, dropped=self.ephemeral.dropped)
+
+    async def _error(self, code: str, message: str, ref: str | None, **extra: Any) -> None:
+        await self.send(text_data=encode(protocol.error_frame(code, message, ref, **extra)))
+

@@ -1,0 +1,94 @@
+"""Broadcasting to a session's processes, always after commit.
+
+Every process serving a session runs one :class:`collab.hub.SessionHub` that is the session group's only
+member in that process; it fans out to the local websockets, applying :mod:`collab.visibility`. An event
+is encoded to JSON text once, here, so what the Redis layer carries is plain JSON text plus the few plain
+fields the hub filters on (nothing it cannot serialise, and no per-recipient encoding).
+
+A write's ``ref`` is answered to the connection that sent it: the consumer sets :data:`ORIGIN` around the
+service call, and the event built when the transaction commits carries the connection id and a second
+text with the ``ref`` in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Origin:
+    """The websocket message being handled: its connection, its ``ref``, the sender's seat (as the
+    visibility rules see it) and session, and whether its write was announced (a repeat is not)."""
+
+    connection: str
+    ref: str | None
+    session_id: int | None = None
+    seat: dict[str, Any] | None = None
+    announced: bool = False
+
+
+#: The connection (and its ``ref``) whose message is being handled in this context, if any.
+ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar("collab_origin", default=None)
+
+
+@contextlib.contextmanager
+def origin(connection: str, ref: str | None, session_id: int | None = None,
+           seat: dict[str, Any] | None = None) -> Iterator[Origin]:
+    here = Origin(connection, ref, session_id, seat)
+    token = ORIGIN.set(here)
+    try:
+        yield here
+    finally:
+        ORIGIN.reset(token)
+
+
+def group_name(session_id: int) -> str:
+    return f"collab.session.{session_id}"
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), allow_nan=False)
+
+
+def hub_message(kind: str, frame: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """The channel-layer message a hub receives: ``kind``, the frame as text, and plain filter fields."""
+    message: dict[str, Any] = {"type": "hub.event", "kind": kind, "text": encode(frame) if frame else ""}
+    here = ORIGIN.get()
+    if here is not None and frame is not None:
+        here.announced = True
+        message["origin"] = here.connection
+        message["origin_text"] = encode({**frame, "ref": here.ref}) if here.ref is not None else message["text"]
+    message.update(fields)
+    return message
+
+
+#: Where messages go; tests swap it to capture them (see tests/collab/conftest.py).
+def _send(session_id: int, message: dict[str, Any]) -> None:
+    async_to_sync(get_channel_layer().group_send)(group_name(session_id), message)
+
+
+sender: Callable[[int, dict[str, Any]], None] = _send
+
+
+def broadcast(session_id: int, message: dict[str, Any]) -> None:
+    """Send ``message`` to every hub of the session once the current transaction commits."""
+
+    def send() -> None:
+        try:
+            sender(session_id, message)
+        except Exception:  # a broadcast failure must not fail the committed write
+            log.exception("collab: broadcast to session %s failed", session_id)
+
+    transaction.on_commit(send)

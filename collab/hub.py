@@ -1,0 +1,226 @@
+"""One hub per session per process: the session group's only member here, fanning out to local sockets.
+
+Why: 50 readers sending 30 cursors a second would be 75,000 channel-layer messages a second if every
+cursor went to every consumer. Instead each process's hub
+
+- collects the latest cursor, viewport and draft of each local participant, and publishes what moved at
+  most once per tick (:data:`TICK`) to the group, one message for the whole process;
+- merges what other processes published with its own, and at most once per tick gives each local socket
+  one ``cursors`` (``viewports``, ``drafts``) frame with the latest entry of every other participant that
+  moved and that this socket may see (:func:`collab.visibility.may_see`), never its own;
+- forwards events (annotations, presence, session changes) to the local sockets allowed to see them,
+  and tells sockets of a removed participant to close, and those whose role or mode changed to refresh.
+
+Nothing is queued without bound: entries are keyed by (kind, user) and overwritten. The hub never reads
+the database except to mark its connections as seen (presence survives a dead process this way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from collab.events import encode, group_name
+from collab.visibility import Seat, What, may_see
+
+log = logging.getLogger(__name__)
+
+TICK = 0.05  # 20 ephemeral frames a second at most, per socket and kind
+HEARTBEAT = 30.0
+KINDS = {"cursors": What.CURSOR, "viewports": What.VIEWPORT, "drafts": What.DRAFT}
+
+
+class Listener(Protocol):
+    connection_id: str
+    seat: Seat
+
+    async def deliver(self, text: str) -> None: ...
+    async def refresh(self) -> None: ...
+    async def revoke(self) -> None: ...
+
+
+class SessionHub:
+    def __init__(self, session_id: int, mode: str) -> None:
+        self.id = uuid.uuid4().hex
+        self.session_id = session_id
+        self.group = group_name(session_id)
+        self.mode = mode
+        self.layer = get_channel_layer()
+        self.loop = asyncio.get_running_loop()
+        self.listeners: dict[str, Listener] = {}
+        self.channel = ""
+        self.closed = False
+        # (kind) → user → (author seat, entry): local moves to publish, everything to deliver.
+        self.outbox: dict[str, dict[str, tuple[Seat, dict[str, Any]]]] = {k: {} for k in KINDS}
+        self.inbox: dict[str, dict[str, tuple[Seat, str]]] = {k: {} for k in KINDS}
+        self.last_publish = self.last_flush = 0.0
+        self.publish_scheduled = self.flush_scheduled = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self.ready: asyncio.Future[None] = asyncio.ensure_future(self._start())
+        self.stats = {"published": 0, "flushed_frames": 0, "events": 0}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        # The default prefix: channels-redis reads all of a process's specific channels in one loop.
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(self.group, self.channel)
+        self.tasks = [asyncio.ensure_future(self._receive()), asyncio.ensure_future(self._heartbeat())]
+
+    async def stop(self) -> None:
+        self.closed = True
+        await self.ready
+        for task in self.tasks:
+            task.cancel()
+        await self.layer.group_discard(self.group, self.channel)
+
+    # -- ephemeral: cursors, viewports, drafts ---------------------------------------------------------
+
+    def move(self, kind: str, seat: Seat, entry: dict[str, Any]) -> None:
+        """A local participant's latest ``kind`` entry; replaces the one not yet sent."""
+        self.outbox[kind][seat.user] = (seat, entry)
+        self.inbox[kind][seat.user] = (seat, encode(entry))
+        self._schedule("publish")
+        self._schedule("flush")
+
+    def forget(self, user: str) -> None:
+        for kind in KINDS:
+            self.outbox[kind].pop(user, None)
+            self.inbox[kind].pop(user, None)
+
+    def _schedule(self, what: str) -> None:
+        if getattr(self, f"{what}_scheduled"):
+            return
+        setattr(self, f"{what}_scheduled", True)
+        delay = max(0.0, getattr(self, f"last_{what}") + TICK - time.monotonic())
+        self.loop.call_later(delay, lambda: asyncio.ensure_future(getattr(self, f"_{what}")()))
+
+    async def _publish(self) -> None:
+        self.publish_scheduled = False
+        self.last_publish = time.monotonic()
+        items = [[kind, seat.as_dict(), entry] for kind, moved in self.outbox.items() for seat, entry in moved.values()]
+        for moved in self.outbox.values():
+            moved.clear()
+        if not items or self.closed:
+            return
+        self.stats["published"] += 1
+        try:
+            await self.layer.group_send(self.group, {"type": "hub.moves", "origin": self.id, "items": items})
+        except Exception:
+            log.exception("collab hub: publishing moves of session %s failed", self.session_id)
+
+    async def _flush(self) -> None:
+        self.flush_scheduled = False
+        self.last_flush = time.monotonic()
+        batches = {kind: list(moved.values()) for kind, moved in self.inbox.items() if moved}
+        for moved in self.inbox.values():
+            moved.clear()
+        if not batches:
+            return
+        for listener in list(self.listeners.values()):
+            viewer = listener.seat
+            for kind, entries in batches.items():
+                fragments = [
+                    text for author, text in entries
+                    if author.user != viewer.user and may_see(viewer, author, self.mode, KINDS[kind])
+                ]
+                if fragments:
+                    self.stats["flushed_frames"] += 1
+                    await self._deliver(listener, '{"type":"%s","%s":[%s]}' % (kind, kind, ",".join(fragments)))
+
+    # -- the group ----------------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+                if message.get("type") == "hub.moves":
+                    self._on_moves(message)
+                elif message.get("type") == "hub.event":
+                    await self._on_event(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("collab hub: session %s could not handle a message", self.session_id)
+                await asyncio.sleep(0.1)
+
+    def _on_moves(self, message: dict[str, Any]) -> None:
+        if message.get("origin") == self.id:
+            return  # already delivered locally when it moved
+        for kind, seat, entry in message["items"]:
+            if kind in KINDS:
+                self.inbox[kind][seat["user"]] = (Seat.from_dict(seat), encode(entry))
+        self._schedule("flush")
+
+    async def _on_event(self, message: dict[str, Any]) -> None:
+        self.stats["events"] += 1
+        kind = message["kind"]
+        if kind == "annotation":
+            author = Seat.from_dict(message["author"])
+            origin = message.get("origin")
+            for listener in list(self.listeners.values()):
+                if may_see(listener.seat, author, self.mode, What.ANNOTATION):
+                    text = message["origin_text"] if listener.connection_id == origin else message["text"]
+                    await self._deliver(listener, text)
+        elif kind == "presence":
+            for listener in list(self.listeners.values()):
+                await self._deliver(listener, message["text"])
+        elif kind == "session":
+            self.mode = message["mode"]
+            for listener in list(self.listeners.values()):
+                await self._deliver(listener, message["text"])
+                if message.get("refresh"):
+                    await listener.refresh()
+        elif kind == "seat":
+            for listener in list(self.listeners.values()):
+                if listener.seat.user == message["user"]:
+                    await listener.refresh()
+        elif kind == "revoke":
+            self.forget(message["user"])
+            for listener in list(self.listeners.values()):
+                if listener.seat.user == message["user"]:
+                    await listener.revoke()
+
+    async def _deliver(self, listener: Listener, text: str) -> None:
+        try:
+            await listener.deliver(text)
+        except Exception:  # one broken socket must not stop the others
+            log.exception("collab hub: delivery to %s failed", listener.connection_id)
+
+    async def _heartbeat(self) -> None:
+        from collab.services import touch_connections
+
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            if self.listeners:
+                try:
+                    await database_sync_to_async(touch_connections)(list(self.listeners))
+                except Exception:
+                    log.exception("collab hub: heartbeat of session %s failed", self.session_id)
+
+
+_hubs: dict[int, SessionHub] = {}
+
+
+async def attach(session_id: int, mode: str, listener: Listener) -> SessionHub:
+    """The process's hub of the session (started if needed) with ``listener`` on it."""
+    hub = _hubs.get(session_id)
+    if hub is None or hub.closed or hub.loop is not asyncio.get_running_loop():
+        hub = _hubs[session_id] = SessionHub(session_id, mode)
+    hub.listeners[listener.connection_id] = listener
+    await hub.ready
+    return hub
+
+
+async def detach(hub: SessionHub, listener: Listener) -> None:
+    hub.listeners.pop(listener.connection_id, None)
+    if not hub.listeners and not hub.closed:
+        if _hubs.get(hub.session_id) is hub:
+            del _hubs[hub.session_id]
+        await hub.stop()

@@ -1,0 +1,330 @@
+"""The websocket protocol of reading sessions, level :data:`PROTOCOL_LEVEL` (see docs/protocol.md). Pure.
+
+Each client frame is a JSON object with a ``type``; :func:`parse` turns it into one typed message or
+raises :class:`ProtocolError` (answered as an ``error`` frame; the connection stays up). Unknown fields
+are ignored, so a newer client may send more than this level knows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+#: Raised whenever the protocol changes incompatibly; sent in the first frame (``session.state``).
+PROTOCOL_LEVEL = 1
+
+MAX_FRAME_CHARS = 256 * 1024
+MAX_POINTS = 4096
+MAX_REF = 64
+MAX_UID = 64
+MAX_LABEL = 200
+MAX_COORD = 1e6
+KINDS = ("length", "bidirectional", "ellipse", "freehand", "arrow", "point")
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+def error_frame(code: str, message: str, ref: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "code": code, "ref": ref, "message": message, **extra}
+
+
+# ------------------------------------------------------------------------------------------------
+# Field readers: each raises ProtocolError("bad_request", ...) naming the field
+# ------------------------------------------------------------------------------------------------
+
+
+def _bad(message: str) -> ProtocolError:
+    return ProtocolError("bad_request", message)
+
+
+def _obj(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise _bad(f"{key} must be an object.")
+    return value
+
+
+def _uid(data: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_UID or not all(c in "0123456789." for c in value):
+        raise _bad(f"{key} must be a DICOM UID.")
+    return value
+
+
+def _int(data: dict[str, Any], key: str, *, minimum: int = 0, required: bool = True, default: int | None = None) -> int | None:
+    value = data.get(key, default)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value > 2**53:
+        raise _bad(f"{key} must be an integer of at least {minimum}.")
+    return value
+
+
+def _num(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > MAX_COORD:
+        raise _bad(f"{what} must be a finite number.")
+    return float(value)
+
+
+def _opt_num(data: dict[str, Any], key: str) -> float | None:
+    return None if data.get(key) is None else _num(data[key], key)
+
+
+def _text(data: dict[str, Any], key: str, limit: int, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or len(value) > limit:
+        raise _bad(f"{key} must be text of at most {limit} characters.")
+    return value
+
+
+def _kind(data: dict[str, Any]) -> str:
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise _bad(f"kind must be one of {', '.join(KINDS)}.")
+    return str(kind)
+
+
+def _points(data: dict[str, Any], key: str = "points", *, allow_empty: bool = False) -> list[list[float]]:
+    value = data.get(key)
+    if not isinstance(value, list) or len(value) > MAX_POINTS or (not value and not allow_empty):
+        raise _bad(f"{key} must be a list of [x, y] image coordinates (at most {MAX_POINTS}).")
+    points = []
+    for point in value:
+        if not isinstance(point, list) or len(point) != 2:
+            raise _bad(f"{key} must be a list of [x, y] image coordinates.")
+        points.append([_num(point[0], "x"), _num(point[1], "y")])
+    return points
+
+
+def _ref(data: dict[str, Any]) -> str:
+    value = data.get("ref")
+    if not isinstance(value, str) or not value or len(value) > MAX_REF:
+        raise _bad(f"ref must be a client id: text of 1 to {MAX_REF} characters.")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# Messages
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    type: ClassVar[str]
+    #: Ephemeral messages are coalesced and rate-limited by dropping; writes are answered.
+    ephemeral: ClassVar[bool] = False
+
+    @property
+    def reference(self) -> str | None:
+        return getattr(self, "ref", None)
+
+
+@dataclass(frozen=True)
+class Cursor(Message):
+    type = "cursor"
+    ephemeral = True
+    instance: str
+    frame: int
+    x: float
+    y: float
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Cursor:
+        return cls(_uid(data, "instance") or "", _int(data, "frame", minimum=1, default=1) or 1,
+                   _num(data.get("x"), "x"), _num(data.get("y"), "y"))
+
+    def entry(self, user: str) -> dict[str, Any]:
+        return {"user": user, "instance": self.instance, "frame": self.frame, "x": self.x, "y": self.y}
+
+
+@dataclass(frozen=True)
+class Viewport(Message):
+    type = "viewport"
+    ephemeral = True
+    fields: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Viewport:
+        out: dict[str, Any] = {}
+        for key in ("study", "series", "instance"):
+            if data.get(key) is not None:
+                out[key] = _uid(data, key)
+        for key in ("frame", "viewport"):
+            if data.get(key) is not None:
+                out[key] = _int(data, key, minimum=0)
+        if data.get("window") is not None:
+            window = _obj(data, "window")
+            out["window"] = {"center": _num(window.get("center"), "window.center"),
+                             "width": _num(window.get("width"), "window.width")}
+        if data.get("zoom") is not None:
+            out["zoom"] = _num(data["zoom"], "zoom")
+        if data.get("pan") is not None:
+            pan = data["pan"]
+            if not isinstance(pan, list) or len(pan) != 2:
+                raise _bad("pan must be [x, y].")
+            out["pan"] = [_num(pan[0], "pan"), _num(pan[1], "pan")]
+        if data.get("invert") is not None:
+            if not isinstance(data["invert"], bool):
+                raise _bad("invert must be true or false.")
+            out["invert"] = data["invert"]
+        return cls(tuple(out.items()))
+
+    def entry(self, user: str) -> dict[str, Any]:
+        return {"user": user, **dict(self.fields)}
+
+
+@dataclass(frozen=True)
+class Draft(Message):
+    """A shape being drawn; ``points: []`` clears the sender's draft."""
+
+    type = "annotation.draft"
+    ephemeral = True
+    instance: str
+    frame: int
+    kind: str
+    points: list[list[float]]
+    label: str
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Draft:
+        points = _points(data, allow_empty=True)
+        if not points:
+            return cls("", 1, "", [], "")
+        return cls(_uid(data, "instance") or "", _int(data, "frame", minimum=1, default=1) or 1, _kind(data),
+                   points, _text(data, "label", MAX_LABEL, ""))
+
+    def entry(self, user: str) -> dict[str, Any]:
+        if not self.points:
+            return {"user": user, "points": []}
+        return {"user": user, "instance": self.instance, "frame": self.frame, "kind": self.kind,
+                "points": self.points, "label": self.label}
+
+
+@dataclass(frozen=True)
+class Shape:
+    instance: str
+    frame: int
+    kind: str
+    points: list[list[float]]
+    label: str
+
+
+@dataclass(frozen=True)
+class AnnotationCreate(Message):
+    type = "annotation.create"
+    ref: str
+    annotation: Shape
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> AnnotationCreate:
+        ref = _ref(data)
+        shape = _obj(data, "annotation")
+        return cls(ref, Shape(_uid(shape, "instance") or "", _int(shape, "frame", minimum=1, default=1) or 1,
+                              _kind(shape), _points(shape), _text(shape, "label", MAX_LABEL, "")))
+
+
+@dataclass(frozen=True)
+class AnnotationUpdate(Message):
+    type = "annotation.update"
+    ref: str
+    id: int
+    version: int
+    points: list[list[float]] | None
+    label: str | None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> AnnotationUpdate:
+        ref = _ref(data)
+        fields = _obj(data, "annotation")
+        points = _points(fields) if fields.get("points") is not None else None
+        label = _text(fields, "label", MAX_LABEL) if fields.get("label") is not None else None
+        if points is None and label is None:
+            raise _bad("annotation must change points or label.")
+        return cls(ref, _int(data, "id", minimum=1) or 0, _int(data, "version", minimum=1) or 0, points, label)
+
+
+@dataclass(frozen=True)
+class AnnotationDelete(Message):
+    type = "annotation.delete"
+    ref: str
+    id: int
+    version: int | None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> AnnotationDelete:
+        return cls(_ref(data), _int(data, "id", minimum=1) or 0, _int(data, "version", minimum=1, required=False))
+
+
+@dataclass(frozen=True)
+class Ping(Message):
+    """Answered with ``pong`` and this connection's counters (received, dropped)."""
+
+    type = "ping"
+    ref: str | None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Ping:
+        ref = data.get("ref")
+        return cls(ref if isinstance(ref, str) and len(ref) <= MAX_REF else None)
+
+
+MESSAGES: dict[str, Any] = {
+    m.type: m for m in (Cursor, Viewport, Draft, AnnotationCreate, AnnotationUpdate, AnnotationDelete, Ping)
+}
+
+
+def parse(text: str | None) -> Message:
+    """One client frame → one message. Raises :class:`ProtocolError` with the frame's ``ref`` if it had one."""
+    if text is None:
+        raise ProtocolError("malformed", "Frames are JSON text, not binary.")
+    if len(text) > MAX_FRAME_CHARS:
+        raise ProtocolError("too_large", f"A frame has at most {MAX_FRAME_CHARS} characters.")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ProtocolError("malformed", "The frame is not JSON.") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "A frame is a JSON object with a type.")
+    ref = data.get("ref") if isinstance(data.get("ref"), str) else None
+    kind = MESSAGES.get(data.get("type"))  # type: ignore[arg-type]
+    if kind is None:
+        raise ProtocolError("unknown_type", f"Unknown message type {str(data.get('type'))[:40]!r}.", ref)
+    try:
+        return kind.parse(data)  # type: ignore[no-any-return]
+    except ProtocolError as error:
+        error.ref = ref
+        raise
+
+
+def resume(backlog: list[str], versions: dict[int, int]) -> list[str]:
+    """Frames that arrived while a snapshot with annotation ``versions`` was taken, minus what it reflects.
+
+    A created or updated annotation at a version the snapshot has (or passed) is dropped, and so is the
+    deletion of an annotation the snapshot does not hold; so snapshot + kept frames = a fresh snapshot.
+    """
+    versions = dict(versions)
+    kept = []
+    for text in backlog:
+        frame = json.loads(text)
+        kind = frame.get("type")
+        if kind in ("annotation.created", "annotation.updated"):
+            annotation = frame["annotation"]
+            if versions.get(annotation["id"], 0) >= annotation["version"]:
+                continue
+            versions[annotation["id"]] = annotation["version"]
+        elif kind == "annotation.deleted":
+            if frame["id"] not in versions:
+                continue
+            del versions[frame["id"]]
+        kept.append(text)
+    return kept

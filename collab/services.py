@@ -1,0 +1,641 @@
+"""The actions of reading sessions: every write that others must see goes through here.
+
+Each action authorises through :func:`collab.access.access_session` (or ``access_project`` to create),
+validates, writes in one transaction, and broadcasts after commit (:mod:`collab.events`). REST views,
+pages and the websocket consumer call these and nothing else; annotations are stored by
+:mod:`annotations.services`, with this module adding the session's rules (seat, status, blinding).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.db import transaction
+from django.dispatch import receiver
+from django.urls import reverse
+from django.utils import timezone
+
+from annotations import services as annotation_services
+from annotations.models import Annotation
+from collab import events
+from collab.access import Forbidden, SessionAccess, access_session
+from collab.models import (
+    PALETTE,
+    Connection,
+    Invitation,
+    Mode,
+    Participant,
+    ReadingSession,
+    SessionCase,
+    SessionRole,
+    Status,
+)
+from collab.protocol import PROTOCOL_LEVEL, AnnotationCreate, AnnotationDelete, AnnotationUpdate
+from collab.visibility import ANNOTATING_ROLES, Seat, What, may_see
+from audit.models import Action
+from audit.services import record
+from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
+from viewer.access import access_project, access_study
+from viewer.models import Membership, Role, Study
+
+log = logging.getLogger(__name__)
+
+MAX_TITLE = 200
+MAX_CASES = 500
+#: A connection not refreshed for this long no longer counts as online (its process died).
+ONLINE_WINDOW = dt.timedelta(seconds=90)
+INVITATION_SALT = "crossread.collab.invitation"
+DEFAULT_INVITATION_HOURS = 72
+MAX_INVITATION_HOURS = 24 * 30
+
+
+# ------------------------------------------------------------------------------------------------
+# Payloads
+# ------------------------------------------------------------------------------------------------
+
+
+def viewer_url(session: ReadingSession, study_uid: str) -> str:
+    """The viewer page of one case, in this session (the viewer loads static/collab/session.js)."""
+    path = reverse("viewer", kwargs={"slug": session.project.slug, "study_uid": study_uid})
+    return f"{path}?session={session.pk}"
+
+
+def session_payload(session: ReadingSession) -> dict[str, Any]:
+    cases = SessionCase.objects.filter(session=session).select_related("study").order_by("position")
+    return {
+        "id": session.pk,
+        "project": session.project.slug,
+        "title": session.title,
+        "description": session.description,
+        "mode": session.mode,
+        "status": session.status,
+        "organizer": session.organizer.get_username(),
+        "created_at": session.created_at.isoformat(),
+        "closed_at": session.closed_at.isoformat() if session.closed_at else None,
+        "lobby": f"/sessions/{session.pk}/",
+        "cases": [
+            {
+                "index": index,
+                "study": case.study.study_instance_uid,
+                "description": case.study.study_description,
+                "date": case.study.study_date,
+                "viewer": viewer_url(session, case.study.study_instance_uid),
+            }
+            for index, case in enumerate(cases)
+        ],
+    }
+
+
+def participants_payload(session: ReadingSession) -> list[dict[str, Any]]:
+    cutoff = timezone.now() - ONLINE_WINDOW
+    online = set(
+        Connection.objects.filter(session=session, seen_at__gte=cutoff).values_list("user_id", flat=True)
+    )
+    seats = Participant.objects.filter(session=session).select_related("user").order_by("added_at", "id")
+    return [
+        {
+            "user": seat.user.get_username(),
+            "name": seat.user.get_full_name() or seat.user.get_username(),
+            "role": seat.role,
+            "colour": seat.colour,
+            "online": seat.user_id in online,
+        }
+        for seat in seats
+    ]
+
+
+def seats_by_username(session: ReadingSession) -> dict[str, Seat]:
+    """Every participant's :class:`Seat`, for the visibility rules."""
+    organizers = set(
+        Membership.objects.filter(project=session.project, role=Role.ORGANIZER).values_list("user_id", flat=True)
+    )
+    organizers.add(session.organizer_id)
+    return {
+        p.user.get_username(): Seat(p.user.get_username(), p.role, p.user_id in organizers)
+        for p in Participant.objects.filter(session=session).select_related("user")
+    }
+
+
+def author_seat(seats: dict[str, Seat], username: str) -> Seat:
+    """An author without a seat (removed since) is treated as a reader: hidden when blinded."""
+    return seats.get(username) or Seat(username, SessionRole.READER, False)
+
+
+def annotation_frame(data: dict[str, Any]) -> dict[str, Any]:
+    """An annotation as sent on the wire (``annotations.services.serialize`` without internals)."""
+    return {key: value for key, value in data.items() if key not in ("deleted", "session")}
+
+
+def visible_session_annotations(access: SessionAccess) -> list[dict[str, Any]]:
+    """The session's annotations this user may see: the one rule for REST and websocket alike."""
+    viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages)
+    seats = seats_by_username(access.session)
+    found = annotation_services.visible_annotations(access.user, access.session.project, session_id=access.session.pk)
+    return [
+        annotation_frame(annotation_services.serialize(a))
+        for a in found
+        if may_see(viewer, author_seat(seats, a.author.get_username()), access.session.mode, What.ANNOTATION)
+    ]
+
+
+def snapshot(access: SessionAccess) -> dict[str, Any]:
+    """``session.state``: everything this participant may see now."""
+    seat = access.require_seat()
+    you = next(p for p in participants_payload(access.session) if p["user"] == seat.user)
+    return {
+        "type": "session.state",
+        "protocol": PROTOCOL_LEVEL,
+        "session": session_payload(access.session),
+        "you": {**you, "organizer": seat.organizer, "can_annotate": _can_annotate(access)},
+        "participants": participants_payload(access.session),
+        "annotations": visible_session_annotations(access),
+    }
+
+
+def _can_annotate(access: SessionAccess) -> bool:
+    try:
+        access.require_annotator()
+    except DomainError:
+        return False
+    return True
+
+
+def _presence(session: ReadingSession) -> None:
+    events.broadcast(session.pk, events.hub_message("presence", {"type": "presence", "participants": participants_payload(session)}))
+
+
+def _session_changed(session: ReadingSession, *, refresh: bool) -> None:
+    frame = {"type": "session.updated", "session": session_payload(session)}
+    events.broadcast(session.pk, events.hub_message("session", frame, mode=session.mode, refresh=refresh))
+
+
+# ------------------------------------------------------------------------------------------------
+# Sessions
+# ------------------------------------------------------------------------------------------------
+
+
+def check_title(title: Any) -> str:
+    if not isinstance(title, str) or not title.strip():
+        raise BadRequest("title must be non-empty text.")
+    if len(title) > MAX_TITLE:
+        raise BadRequest(f"title must be at most {MAX_TITLE} characters.")
+    return title.strip()
+
+
+def check_text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be text.")
+    return value
+
+
+def check_choice(value: Any, choices: type, what: str) -> str:
+    allowed = [c.value for c in choices]  # type: ignore[attr-defined]
+    if value not in allowed:
+        raise BadRequest(f"{what} must be one of {', '.join(allowed)}.")
+    return str(value)
+
+
+def check_studies(access: Any, uids: Any) -> list[Study]:
+    if not isinstance(uids, list) or not uids or not all(isinstance(u, str) and u for u in uids):
+        raise BadRequest("studies must be a non-empty list of StudyInstanceUIDs.")
+    if len(uids) > MAX_CASES:
+        raise BadRequest(f"A session has at most {MAX_CASES} cases.")
+    if len(set(uids)) != len(uids):
+        raise BadRequest("A study appears twice in studies.")
+    studies = []
+    for uid in uids:
+        try:
+            studies.append(access_study(access, uid))
+        except NotFound:
+            raise BadRequest(f"No study {uid} in this project.", study=uid) from None
+    return studies
+
+
+def check_seat_role(project_access: Any, user: Any, role: Any) -> tuple[Membership, str]:
+    role = check_choice(role, SessionRole, "role")
+    membership = Membership.objects.filter(project=project_access.project, user=user).first()
+    if membership is None:
+        raise BadRequest("Participants must be members of the session's project.")
+    if role in ANNOTATING_ROLES and not membership.has_role(Role.READER):
+        raise BadRequest(f"A {role} needs the reader role in the project; a project viewer may observe.")
+    return membership, role
+
+
+def check_user(username: Any) -> Any:
+    if not isinstance(username, str) or not username:
+        raise BadRequest("username must be text.")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise BadRequest("No such user.")
+    return user
+
+
+def _next_colour(session: ReadingSession) -> str:
+    used = list(Participant.objects.filter(session=session).values_list("colour", flat=True))
+    free = [c for c in PALETTE if c not in used]
+    return free[0] if free else PALETTE[len(used) % len(PALETTE)]
+
+
+def _set_cases(session: ReadingSession, studies: Sequence[Study]) -> None:
+    SessionCase.objects.filter(session=session).delete()
+    SessionCase.objects.bulk_create(
+        SessionCase(session=session, study=study, position=index) for index, study in enumerate(studies)
+    )
+
+
+def create_session(
+    user: Any,
+    *,
+    project: Any,
+    title: Any,
+    studies: Any,
+    mode: Any = Mode.OPEN,
+    description: Any = "",
+    status: Any = Status.DRAFT,
+    participants: Iterable[tuple[Any, Any]] = (),
+) -> ReadingSession:
+    """A new session of ``project`` (slug) organised by ``user``, who needs the organizer role there.
+
+    The organizer is seated as presenter; ``participants`` are ``(username, role)`` pairs.
+    """
+    if not isinstance(project, str):
+        raise BadRequest("project must be a project slug.")
+    project_access = access_project(user, project, minimum=Role.ORGANIZER)
+    title = check_title(title)
+    description = check_text(description, "description")
+    mode = check_choice(mode, Mode, "mode")
+    status = check_choice(status, Status, "status")
+    if status == Status.CLOSED:
+        raise BadRequest("A new session cannot be closed.")
+    cases = check_studies(project_access, studies)
+    seats = [(check_user(name), role) for name, role in participants]
+    seats = [(u, check_seat_role(project_access, u, r)[1]) for u, r in seats if u.pk != user.pk]
+    with transaction.atomic():
+        session = ReadingSession.objects.create(
+            project=project_access.project, title=title, description=description,
+            organizer=user, mode=mode, status=status,
+        )
+        _set_cases(session, cases)
+        Participant.objects.create(session=session, user=user, role=SessionRole.PRESENTER, colour=PALETTE[0])
+        for seat_user, role in seats:
+            Participant.objects.update_or_create(
+                session=session, user=seat_user, defaults={"role": role, "colour": _next_colour(session)}
+            )
+    log.info("collab: session %s created by %s in %s", session.pk, user, project)
+    return session
+
+
+def sessions_for(user: Any, *, project: str | None = None, status: str | None = None) -> list[ReadingSession]:
+    """Sessions the user has a seat in or organises (as the session's or the project's organizer)."""
+    if not user.is_authenticated:
+        return []
+    from django.db.models import Q
+
+    organized_projects = Membership.objects.filter(user=user, role=Role.ORGANIZER).values("project_id")
+    member_projects = Membership.objects.filter(user=user).values("project_id")
+    queryset = (
+        ReadingSession.objects.filter(project_id__in=member_projects)
+        .filter(Q(participants__user=user) | Q(organizer=user) | Q(project_id__in=organized_projects))
+        .select_related("project", "organizer")
+        .distinct()
+    )
+    if project:
+        queryset = queryset.filter(project__slug=project)
+    if status:
+        queryset = queryset.filter(status=status)
+    return list(queryset)
+
+
+def update_session(access: SessionAccess, **changes: Any) -> ReadingSession:
+    """PATCH: ``title``, ``description``, ``mode``, ``status`` (draft, active, closed), ``studies`` (reorder)."""
+    access.require_manager()
+    session = access.session
+    unknown = set(changes) - {"title", "description", "mode", "status", "studies"}
+    if unknown:
+        raise BadRequest(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    if session.status == Status.CLOSED:
+        raise Conflict("The session is closed.")
+    fields: dict[str, Any] = {}
+    if "title" in changes:
+        fields["title"] = check_title(changes["title"])
+    if "description" in changes:
+        fields["description"] = check_text(changes["description"], "description")
+    if "mode" in changes:
+        fields["mode"] = check_choice(changes["mode"], Mode, "mode")
+    if "status" in changes:
+        fields["status"] = check_choice(changes["status"], Status, "status")
+        if fields["status"] == Status.CLOSED:
+            fields["closed_at"] = timezone.now()
+    studies = check_studies(access.project, changes["studies"]) if "studies" in changes else None
+    mode_changed = "mode" in fields and fields["mode"] != session.mode
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(session, name, value)
+        session.save()
+        if studies is not None:
+            _set_cases(session, studies)
+        # A change of mode changes what everyone sees: every connection gets a fresh snapshot.
+        _session_changed(session, refresh=mode_changed)
+    return session
+
+
+def close_session(access: SessionAccess) -> ReadingSession:
+    access.require_manager()
+    if access.session.status == Status.CLOSED:
+        return access.session
+    return update_session(access, status=Status.CLOSED)
+
+
+def seat_participant(access: SessionAccess, username: Any, role: Any) -> Participant:
+    """Seat a project member, or change the role of a seated one."""
+    access.require_manager()
+    if access.session.status == Status.CLOSED:
+        raise Conflict("The session is closed.")
+    return _seat(access.session, access.project, check_user(username), role)
+
+
+def _seat(session: ReadingSession, project_access: Any, user: Any, role: Any) -> Participant:
+    _, role = check_seat_role(project_access, user, role)
+    with transaction.atomic():
+        seat = Participant.objects.select_for_update().filter(session=session, user=user).first()
+        if seat is None:
+            seat = Participant.objects.create(session=session, user=user, role=role, colour=_next_colour(session))
+        elif seat.role != role:
+            seat.role = role
+            seat.save(update_fields=["role"])
+            # What this user may see changed: their connections take a fresh snapshot.
+            events.broadcast(session.pk, events.hub_message("seat", user=user.get_username()))
+        _presence(session)
+    return seat
+
+
+def remove_participant(access: SessionAccess, username: Any) -> None:
+    """Unseat a participant; their open connections are closed (4403) at once."""
+    access.require_manager()
+    user = check_user(username)
+    if user.pk == access.session.organizer_id:
+        raise BadRequest("The session's organizer keeps a seat.")
+    with transaction.atomic():
+        deleted, _ = Participant.objects.filter(session=access.session, user=user).delete()
+        if not deleted:
+            raise NotFound("No such participant.")
+        events.broadcast(access.session.pk, events.hub_message("revoke", user=user.get_username()))
+        _presence(access.session)
+
+
+# ------------------------------------------------------------------------------------------------
+# Invitations
+# ------------------------------------------------------------------------------------------------
+
+
+def invitation_token(invitation: Invitation) -> str:
+    return signing.dumps({"i": invitation.pk, "s": invitation.session_id}, salt=INVITATION_SALT)
+
+
+def invitation_payload(invitation: Invitation) -> dict[str, Any]:
+    return {
+        "id": invitation.pk,
+        "role": invitation.role,
+        "username": invitation.username,
+        "url": f"/sessions/join/{invitation_token(invitation)}",
+        "expires_at": invitation.expires_at.isoformat(),
+        "revoked": invitation.revoked_at is not None,
+        "uses": invitation.uses,
+    }
+
+
+def create_invitation(access: SessionAccess, *, role: Any = SessionRole.READER, username: Any = "", hours: Any = DEFAULT_INVITATION_HOURS) -> Invitation:
+    access.require_manager()
+    if access.session.status == Status.CLOSED:
+        raise Conflict("The session is closed.")
+    role = check_choice(role, SessionRole, "role")
+    if username:
+        check_seat_role(access.project, check_user(username), role)
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_INVITATION_HOURS:
+        raise BadRequest(f"hours must be an integer from 1 to {MAX_INVITATION_HOURS}.")
+    return Invitation.objects.create(
+        session=access.session, role=role, username=username or "", created_by=access.user,
+        expires_at=timezone.now() + dt.timedelta(hours=hours),
+    )
+
+
+def invitations_of(access: SessionAccess) -> list[Invitation]:
+    access.require_manager()
+    return list(Invitation.objects.filter(session=access.session))
+
+
+def revoke_invitation(access: SessionAccess, invitation_id: Any) -> Invitation:
+    access.require_manager()
+    invitation = Invitation.objects.filter(session=access.session, pk=_int_or_none(invitation_id)).first()
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    if invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def check_invitation(user: Any, token: Any) -> Invitation:
+    """The valid invitation behind ``token`` for ``user``; anything wrong is "not found"."""
+    invalid = NotFound("This invitation link is not valid (expired, revoked or not for you).")
+    try:
+        data = signing.loads(str(token), salt=INVITATION_SALT)
+    except signing.BadSignature:
+        raise invalid from None
+    invitation = Invitation.objects.select_related("session__project").filter(
+        pk=_int_or_none(data.get("i")), session_id=_int_or_none(data.get("s"))
+    ).first()
+    if invitation is None:
+        raise invalid
+    if invitation.revoked_at is not None:
+        raise invalid
+    if invitation.expires_at <= timezone.now():
+        raise invalid
+    if invitation.session.status == Status.CLOSED:
+        raise invalid
+    if invitation.username and invitation.username != user.get_username():
+        raise invalid
+    try:
+        access_project(user, invitation.session.project.slug)
+    except NotFound:
+        raise invalid from None
+    return invitation
+
+
+def accept_invitation(user: Any, token: Any) -> ReadingSession:
+    """Seat ``user`` with the invitation's role (an existing seat keeps its role)."""
+    invitation = check_invitation(user, token)
+    session = invitation.session
+    project_access = access_project(user, session.project.slug)
+    with transaction.atomic():
+        if not Participant.objects.filter(session=session, user=user).exists():
+            _seat(session, project_access, user, invitation.role)
+        Invitation.objects.filter(pk=invitation.pk).update(uses=invitation.uses + 1)
+    return session
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Connections and presence
+# ------------------------------------------------------------------------------------------------
+
+
+def seated_access(user: Any, session_id: Any) -> SessionAccess:
+    """``access_session`` for a websocket: a seat is needed (an organizer without one is refused)."""
+    access = access_session(user, session_id)
+    access.require_seat()
+    return access
+
+
+def open_connection(user: Any, session_id: Any, connection_id: str) -> dict[str, Any]:
+    """Record a connection (presence), announce it, and return the ``session.state`` snapshot."""
+    access = seated_access(user, session_id)
+    with transaction.atomic():
+        Connection.objects.create(id=connection_id, session=access.session, user=user, seen_at=timezone.now())
+        _presence(access.session)
+        record(Action.SESSION_JOINED, actor=user, project=access.session.project, object_type="session",
+               object_id=str(access.session.pk))
+    return snapshot(access)
+
+
+def close_connection(session_id: int, connection_id: str) -> None:
+    with transaction.atomic():
+        connection = Connection.objects.filter(id=connection_id).select_related("user").first()
+        deleted, _ = Connection.objects.filter(id=connection_id).delete()
+        session = ReadingSession.objects.filter(pk=session_id).select_related("project").first()
+        if deleted and session is not None:
+            _presence(session)
+            record(Action.SESSION_LEFT, actor=connection.user if connection else None, project=session.project,
+                   object_type="session", object_id=str(session.pk))
+
+
+def touch_connections(connection_ids: Sequence[str]) -> None:
+    Connection.objects.filter(id__in=list(connection_ids)).update(seen_at=timezone.now())
+
+
+def refreshed_state(user: Any, session_id: Any) -> tuple[Seat, str, dict[str, Any]]:
+    """A fresh seat, mode and snapshot after a change of role or mode."""
+    access = seated_access(user, session_id)
+    seat = access.require_seat()
+    return seat, access.session.mode, snapshot(access)
+
+
+# ------------------------------------------------------------------------------------------------
+# Annotations in a session: annotations.services stores, this adds seats, status and blinding
+# ------------------------------------------------------------------------------------------------
+
+
+def _session_annotation(access: SessionAccess, annotation_id: int) -> Annotation:
+    """An annotation of this session that this participant may see (else not found)."""
+    annotation = annotation_services.access_annotation(access.project, annotation_id, session_id=access.session.pk)
+    seat = access.require_seat()
+    author = author_seat(seats_by_username(access.session), annotation.author.get_username())
+    if not may_see(seat, author, access.session.mode, What.ANNOTATION):
+        raise NotFound("No such annotation.")
+    return annotation
+
+
+def _writer(user: Any, session_id: int) -> SessionAccess:
+    """Access for a write; the websocket origin gets the writer's fresh seat for the broadcast."""
+    access = access_session(user, session_id)
+    seat = access.require_annotator()
+    here = events.ORIGIN.get()
+    if here is not None:
+        here.session_id, here.seat = access.session.pk, seat.as_dict()
+    return access
+
+
+def create_annotation(user: Any, session_id: int, message: AnnotationCreate) -> dict[str, Any] | None:
+    """Store ``message``'s annotation in the session; the broadcast answers the sender (with its ref).
+
+    A ``ref`` used before returns the first annotation, as a reply frame for the sender alone: the
+    others have had it already, and nothing is stored twice. (Called inside ``events.origin``, which
+    tells whether the write was announced.)
+    """
+    access = _writer(user, session_id)
+    shape = message.annotation
+    if not _instance_in_session(access.session, shape.instance):
+        raise BadRequest("The instance is not in one of this session's cases.")
+    annotation = annotation_services.create_annotation(
+        user, access.session.project,
+        instance_uid=shape.instance, frame=shape.frame, kind=shape.kind, points=shape.points,
+        label=shape.label, client_ref=message.ref, session_id=access.session.pk,
+    )
+    here = events.ORIGIN.get()
+    if here is not None and here.announced:
+        return None
+    if annotation.session_id != access.session.pk:
+        raise Conflict("This ref was already used outside this session.")
+    if annotation.deleted:
+        return {"type": "annotation.deleted", "ref": message.ref, "id": annotation.pk, "version": annotation.version}
+    return {"type": "annotation.created", "ref": message.ref,
+            "annotation": annotation_frame(annotation_services.serialize(annotation))}
+
+
+def update_annotation(user: Any, session_id: int, message: AnnotationUpdate) -> None:
+    access = _writer(user, session_id)
+    annotation = _session_annotation(access, message.id)
+    annotation_services.update_annotation(
+        user, annotation, version=message.version, points=message.points, label=message.label
+    )
+
+
+def delete_annotation(user: Any, session_id: int, message: AnnotationDelete) -> None:
+    access = _writer(user, session_id)
+    annotation = _session_annotation(access, message.id)
+    annotation_services.delete_annotation(user, annotation, version=message.version)
+
+
+def _instance_in_session(session: ReadingSession, instance_uid: str) -> bool:
+    from viewer.models import Instance
+
+    return Instance.objects.filter(
+        project=session.project,
+        sop_instance_uid=instance_uid,
+        series__study__in=SessionCase.objects.filter(session=session).values("study"),
+    ).exists()
+
+
+@receiver(annotation_services.annotation_event, dispatch_uid="collab.annotation_event")
+def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project: Any, **kwargs: Any) -> None:
+    """After an annotation of a session is written (websocket or REST), tell the session's hubs.
+
+    Runs after commit (``annotations.services`` sends the signal from ``on_commit``), so it sends at once.
+    """
+    data = event["annotation"]
+    session_id = data.get("session")
+    if session_id is None:
+        return
+    here = events.ORIGIN.get()
+    if here is not None and here.session_id == session_id and here.seat is not None:
+        author = Seat.from_dict(here.seat)  # written through the websocket: the sender's seat, just checked
+    else:
+        session = ReadingSession.objects.filter(pk=session_id, project=project).first()
+        if session is None:
+            log.warning("collab: annotation %s names session %s of another project", data.get("id"), session_id)
+            return
+        author = author_seat(seats_by_username(session), data["author"])
+    kind = event["type"]
+    if kind == "deleted":
+        frame: dict[str, Any] = {"type": "annotation.deleted", "id": data["id"], "version": data["version"]}
+    else:
+        frame = {"type": f"annotation.{kind}", "annotation": annotation_frame(data)}
+    message = events.hub_message(
+        "annotation", frame, author=author.as_dict(), id=data["id"], version=data["version"]
+    )
+    try:
+        events.sender(session_id, message)
+    except Exception:
+        log.exception("collab: broadcast to session %s failed", session_id)
+

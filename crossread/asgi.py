@@ -1,0 +1,23 @@
+"""ASGI entry point: HTTP through Django, websockets through Channels' router."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crossread.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from collab.routing import websocket_urlpatterns  # noqa: E402
+from viewer.fastpath import FastImageRoutes  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        # Rendered images skip the middleware chain (see viewer.fastpath); the rest is plain Django.
+        "http": FastImageRoutes(django_asgi_app),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

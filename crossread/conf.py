@@ -1,0 +1,36 @@
+"""Access to the ``CROSSREAD`` settings dict, with defaults and a check for unknown keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    "MAX_INSTANCE_BYTES": 512 * 1024 * 1024,
+    "MAX_ZIP_BYTES": 4 * 1024 * 1024 * 1024,
+    "QIDO_DEFAULT_LIMIT": 1000,
+    "QIDO_MAX_LIMIT": 10_000,
+    "PUBLIC_URL": "",
+    # Rendering: memory for decoded frames (a change of window does not decode again) and for
+    # encoded outputs (a repeated URL is a lookup).
+    "RENDER_FRAME_CACHE_BYTES": 1024 * 2**20,
+    "RENDER_OUTPUT_CACHE_BYTES": 256 * 2**20,
+    # Cache-Control of rendered images: their URLs are immutable. "private" keeps shared caches out;
+    # a deployment with an authenticating regional cache may use "public, max-age=31536000, immutable".
+    "RENDER_CACHE_CONTROL": "private, max-age=31536000, immutable",
+    # Failed logins allowed per client address and per username within the window.
+    "LOGIN_ATTEMPTS": 10,
+    "LOGIN_WINDOW_SECONDS": 900,
+}
+
+
+def option(name: str) -> Any:
+    configured = getattr(settings, "CROSSREAD", {})
+    unknown = set(configured) - set(DEFAULTS)
+    if unknown:
+        raise ImproperlyConfigured(f"Unknown CROSSREAD settings: {', '.join(sorted(unknown))}")
+    if name not in DEFAULTS:
+        raise KeyError(name)
+    return configured.get(name, DEFAULTS[name])

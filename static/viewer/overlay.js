@@ -1,0 +1,122 @@
+// Drawing of the SVG overlay of one viewport, in screen (CSS pixel) coordinates recomputed from
+// image coordinates on every view change, so marks stay on the anatomy through zoom, pan and
+// scroll. Pure drawing: the state comes in as arguments.
+import { measurementLines } from "./tools.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function el(name, attributes = {}, parent = null) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (parent) parent.append(node);
+  return node;
+}
+
+function pathOf(points, close = false) {
+  return points.map((p, i) => `${i ? "L" : "M"}${p[0].toFixed(1)},${p[1].toFixed(1)}`).join("") + (close ? "Z" : "");
+}
+
+function shapeOf(kind, pts, group, className) {
+  // Each shape twice: a wide transparent stroke to grab, then the visible one.
+  const shapes = [];
+  const add = (name, attributes) => {
+    el(name, { ...attributes, class: "hit" }, group);
+    shapes.push(el(name, { ...attributes, class: className }, group));
+  };
+  switch (kind) {
+    case "length":
+      add("path", { d: pathOf(pts) });
+      break;
+    case "arrow": {
+      add("path", { d: pathOf([pts[1], pts[0]]) });
+      const [tip, tail] = pts;
+      const angle = Math.atan2(tail[1] - tip[1], tail[0] - tip[0]);
+      const head = [-0.45, 0.45].map((da) => [tip[0] + 12 * Math.cos(angle + da), tip[1] + 12 * Math.sin(angle + da)]);
+      el("path", { d: pathOf([head[0], tip, head[1]]), class: className }, group);
+      break;
+    }
+    case "bidirectional":
+      add("path", { d: pathOf(pts.slice(0, 2)) });
+      add("path", { d: pathOf(pts.slice(2, 4)) });
+      break;
+    case "ellipse": {
+      const [a, b] = pts;
+      add("ellipse", { cx: (a[0] + b[0]) / 2, cy: (a[1] + b[1]) / 2, rx: Math.abs(b[0] - a[0]) / 2, ry: Math.abs(b[1] - a[1]) / 2 });
+      break;
+    }
+    case "freehand":
+      add("path", { d: pathOf(pts, pts.length > 2) });
+      break;
+    case "point":
+      add("circle", { cx: pts[0][0], cy: pts[0][1], r: 4 });
+      el("path", { d: `M${pts[0][0] - 9},${pts[0][1]}h5m8,0h5M${pts[0][0]},${pts[0][1] - 9}v5m0,8v5`, class: className }, group);
+      break;
+    default:
+      break;
+  }
+  return shapes;
+}
+
+function textAnchor(kind, pts) {
+  if (kind === "arrow") return pts[1];
+  const xs = pts.map((p) => p[0]);
+  const ys = pts.map((p) => p[1]);
+  if (kind === "ellipse" || kind === "freehand") return [Math.max(...xs) + 6, Math.min(...ys)];
+  return [Math.max(...xs) + 8, (Math.min(...ys) + Math.max(...ys)) / 2];
+}
+
+function writeLines(group, anchor, lines, className, width) {
+  if (!lines.length) return;
+  const flip = anchor[0] > width - 160;
+  const text = el("text", {
+    x: flip ? anchor[0] - 16 : anchor[0], y: anchor[1], class: className,
+    "text-anchor": flip ? "end" : "start",
+  }, group);
+  lines.forEach((line, i) => {
+    const span = el("tspan", { x: flip ? anchor[0] - 16 : anchor[0], dy: i === 0 ? "0.35em" : "1.25em" }, text);
+    span.textContent = line;
+  });
+}
+
+/**
+ * Redraw `svg`. `toScreen([x, y])` maps image to overlay coordinates; `meta` describes the frame.
+ * annotations: [{id, kind, points, label, measurements, author, pending}], selected: id or null,
+ * draft: {kind, points} or null, remoteDrafts: [{user, colour, kind, points}], cursors: [{user, colour, x, y}].
+ */
+export function drawOverlay(svg, { annotations, selected, draft, remoteDrafts, cursors, toScreen, meta, width, editable }) {
+  svg.replaceChildren();
+  for (const annotation of annotations) {
+    const pts = annotation.points.map(toScreen);
+    const isSelected = annotation.id === selected;
+    const group = el("g", {
+      class: `annotation ${annotation.kind}${isSelected ? " selected" : ""}${annotation.pending ? " pending" : ""}`,
+      "data-id": String(annotation.id), "data-kind": annotation.kind,
+    }, svg);
+    const lines = measurementLines(annotation, meta);
+    const title = el("title", {}, group);
+    title.textContent = `${annotation.kind} by ${annotation.author || "you"}: ${lines.join("; ")}`;
+    shapeOf(annotation.kind, pts, group, "shape");
+    writeLines(group, textAnchor(annotation.kind, pts), lines, "measure-text", width);
+    if (isSelected && editable && annotation.kind !== "freehand") {
+      pts.forEach((p, index) => el("circle", { cx: p[0], cy: p[1], r: 5, class: "handle", "data-handle": index }, group));
+    }
+  }
+  if (draft && draft.points.length) {
+    const pts = draft.points.map(toScreen);
+    const group = el("g", { class: "annotation draft" }, svg);
+    shapeOf(draft.kind, pts, group, "shape");
+    writeLines(group, textAnchor(draft.kind, pts), measurementLines({ ...draft, measurements: null }, meta), "measure-text", width);
+  }
+  for (const remote of remoteDrafts) {
+    if (!remote.points || !remote.points.length) continue;
+    const group = el("g", { class: "annotation remote-draft", style: `--colour:${remote.colour || "#f5a623"}` }, svg);
+    shapeOf(remote.kind, remote.points.map(toScreen), group, "shape");
+  }
+  for (const cursor of cursors) {
+    const [x, y] = toScreen([cursor.x, cursor.y]);
+    const group = el("g", { class: "remote-cursor", style: `--colour:${cursor.colour || "#f5a623"}`, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` }, svg);
+    el("path", { d: "M0,0 L0,16 L4.5,12 L8,19 L10.5,18 L7,11 L12.5,11 Z" }, group);
+    const name = el("text", { x: 14, y: 24 }, group);
+    name.textContent = cursor.user;
+  }
+}

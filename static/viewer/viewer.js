@@ -1,0 +1,487 @@
+// The viewer page: layout, series panel, toolbar, keyboard, annotations wiring and the events of
+// the collaboration contract (docs/viewer.md). The page template hands over a "boot" object:
+// project, user, role, the study outline (series and their images in order) and window presets.
+import { dicomJson, dicomweb } from "./api.js";
+import * as annotations from "./annotations.js";
+import * as bus from "./bus.js";
+import * as loader from "./loader.js";
+import { Stack } from "./stack.js";
+import { TOOLS, measurementLines as measurementText } from "./tools.js";
+import { Viewport } from "./viewport.js";
+import { startViewingReport } from "./viewing_report.js";
+
+const boot = JSON.parse(document.getElementById("boot").textContent);
+const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4 };
+const CURSOR_INTERVAL = 33; // ms: about 30 cursor events per second at most
+
+const app = {
+  project: boot.project,
+  user: boot.user,
+  role: boot.role,
+  canWrite: boot.canWrite,
+  outline: boot.outline,
+  outlines: [boot.outline, ...(boot.related || [])], // this study, then the patient's others
+  get allSeries() { return this.outlines.flatMap((o) => o.series.map((series) => ({ outline: o, series }))); },
+  presets: boot.presets,
+  web: dicomweb(boot.project),
+  viewports: [],
+  activeViewport: null,
+  layout: "1x1",
+  tool: "pointer",
+  selected: null,
+  remote: { cursors: [], drafts: new Map() },
+  stacks: new Map(),
+  metadataRequests: new Map(),
+  undoStack: [],
+  replacedIds: new Map(), // id of a deleted mark -> id of its re-creation by undo
+  framesShown: 0,
+  firstImageAt: 0,
+  frameLog: [], // [time, slice] of the frames drawn, for the benchmark
+
+  // ---------------------------------------------------------------- series and viewports
+
+  stackFor(uid) {
+    if (!this.stacks.has(uid)) {
+      const found = this.allSeries.find((entry) => entry.series.uid === uid);
+      if (!found) return null;
+      this.stacks.set(uid, new Stack(found.outline, found.series));
+    }
+    return this.stacks.get(uid);
+  },
+
+  loadMetadata(stack) {
+    if (this.metadataRequests.has(stack.series)) return this.metadataRequests.get(stack.series);
+    const promise = dicomJson(this.web.seriesMetadata(stack.study, stack.series))
+      .then(({ data }) => {
+        stack.setMetadata(data);
+        for (const viewport of this.viewports) if (viewport.stack === stack) viewport.metadataChanged();
+        if (this.activeViewport && this.activeViewport.stack === stack) this.fillPresets();
+      })
+      .catch((error) => this.toast(`The series metadata could not be loaded: ${error.message}`));
+    this.metadataRequests.set(stack.series, promise);
+    return promise;
+  },
+
+  loadSeries(uid, viewport = this.activeViewport, options = {}) {
+    const stack = this.stackFor(uid);
+    if (!stack || !viewport) return;
+    viewport.setStack(stack, options);
+    this.loadMetadata(stack);
+    this.markSeries();
+    if (viewport === this.activeViewport) this.fillPresets();
+  },
+
+  activate(viewport) {
+    if (this.activeViewport === viewport) return;
+    this.activeViewport = viewport;
+    for (const v of this.viewports) v.root.classList.toggle("active", v === viewport);
+    this.markSeries();
+    this.fillPresets();
+    viewport.drawOverlay();
+  },
+
+  setLayout(name) {
+    const count = LAYOUTS[name];
+    if (!count) return;
+    this.layout = name;
+    const container = document.getElementById("viewports");
+    container.className = `viewports layout-${name}`;
+    while (this.viewports.length < count) {
+      const viewport = new Viewport(this, this.viewports.length);
+      this.viewports.push(viewport);
+      container.append(viewport.root);
+      viewport.root.addEventListener("focus", () => this.activate(viewport));
+    }
+    this.viewports.forEach((viewport, i) => {
+      viewport.root.hidden = i >= count;
+      if (i >= count) viewport.stopPlay();
+    });
+    // Fill new viewports with the next series not on screen.
+    const shown = new Set(this.viewports.slice(0, count).filter((v) => v.stack).map((v) => v.stack.series));
+    for (const viewport of this.viewports.slice(0, count)) {
+      if (viewport.stack) continue;
+      // the next series of this study, else of the patient's other studies (a prior beside the current)
+      const next = this.allSeries.find((entry) => !shown.has(entry.series.uid)) || this.allSeries[0];
+      if (next) { shown.add(next.series.uid); this.loadSeries(next.series.uid, viewport); }
+    }
+    if (!this.activeViewport || this.activeViewport.root.hidden) this.activate(this.viewports[0]);
+    for (const button of document.querySelectorAll("[data-layout]")) button.setAttribute("aria-pressed", String(button.dataset.layout === name));
+    for (const viewport of this.viewports) viewport.resize();
+  },
+
+  markSeries() {
+    const uid = this.activeViewport && this.activeViewport.stack && this.activeViewport.stack.series;
+    for (const item of document.querySelectorAll("#series-list button")) item.setAttribute("aria-current", String(item.dataset.series === uid));
+  },
+
+  firstImage(viewport) {
+    this.firstImageAt = performance.now();
+    document.body.dataset.firstImage = String(Math.round(this.firstImageAt));
+    for (const v of this.viewports) v.schedulePrefetch();
+    buildSeriesPanel(); // thumbnails after the first image: they would compete with it
+    void viewport;
+  },
+
+  // ---------------------------------------------------------------- tools and annotations
+
+  setTool(tool) {
+    if (!["pointer", "wl", "pan", "zoom", ...Object.keys(TOOLS)].includes(tool)) return;
+    if (TOOLS[tool] && !this.canWrite) { this.toast("Your role in this project can view but not annotate."); return; }
+    this.tool = tool;
+    for (const button of document.querySelectorAll("[data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
+    document.getElementById("viewports").dataset.tool = tool;
+  },
+
+  select(id) {
+    this.selected = id;
+    for (const viewport of this.viewports) viewport.drawOverlay();
+  },
+
+  mayEdit(annotation) {
+    return this.canWrite && (annotation.author === this.user || this.role === "organizer");
+  },
+
+  // Undo entries are pushed when the action starts (not when the server answers), so Ctrl+Z right
+  // after an action undoes that action; an entry waits for its action to finish.
+  currentId(id) {
+    let current = id;
+    while (this.replacedIds.has(current)) current = this.replacedIds.get(current);
+    return current;
+  },
+
+  pushUndo(pending, undo) {
+    const entry = { undo: async () => undo(await pending) };
+    this.undoStack.push(entry);
+    pending.catch(() => { this.undoStack = this.undoStack.filter((e) => e !== entry); });
+  },
+
+  async createAnnotation(fields, asksLabel = false) {
+    const pending = annotations.create(fields, { author: this.user });
+    this.pushUndo(pending, (saved) => annotations.remove(this.currentId(saved.id)));
+    try {
+      const saved = await pending;
+      this.select(saved.id);
+      if (asksLabel) {
+        const viewport = this.activeViewport;
+        const [x, y] = viewport.imageToClient(...saved.points[saved.points.length - 1]);
+        this.editLabel(annotations.get(saved.id), x, y);
+      }
+    } catch (error) {
+      this.toast(`Not saved: ${error.message}`);
+    }
+  },
+
+  async updateAnnotation(annotation, fields) {
+    const before = Object.fromEntries(Object.keys(fields).map((key) => [key, annotation[key]]));
+    const pending = annotations.update(annotation.id, fields);
+    this.pushUndo(pending, (saved) => {
+      const id = this.currentId(saved.id);
+      return annotations.get(id) ? annotations.update(id, before) : null;
+    });
+    try {
+      await pending;
+    } catch (error) {
+      if (error.status === 409) this.toast("Someone changed this annotation meanwhile; their version is shown.");
+      else this.toast(`Not saved: ${error.message}`);
+    }
+  },
+
+  async deleteSelected() {
+    const annotation = this.selected !== null && annotations.get(this.selected);
+    if (!annotation) return;
+    if (!this.mayEdit(annotation)) { this.toast("Only the author or an organizer can delete this."); return; }
+    this.select(null);
+    const { instance, frame, kind, points, label } = annotation;
+    const pending = annotations.remove(annotation.id);
+    this.pushUndo(pending, async () => {
+      const again = await annotations.create({ instance, frame, kind, points, label }, { author: this.user });
+      this.replacedIds.set(annotation.id, again.id); // older undo entries name the old id
+    });
+    try {
+      await pending;
+    } catch (error) {
+      this.toast(`Not deleted: ${error.message}`);
+    }
+  },
+
+  /** Undo the last action; undos run one after the other (each may wait for the server). */
+  undo() {
+    const action = this.undoStack.pop();
+    if (!action) { this.toast("Nothing to undo."); return this.undoing; }
+    this.undoing = (this.undoing || Promise.resolve())
+      .then(() => action.undo())
+      .catch((error) => this.toast(`Undo failed: ${error.message}`));
+    return this.undoing;
+  },
+
+  editLabel(annotation, clientX, clientY) {
+    if (!annotation || !this.mayEdit(annotation)) return;
+    const form = document.getElementById("label-editor");
+    const input = document.getElementById("label-input");
+    form.hidden = false;
+    form.style.left = `${Math.min(clientX + 8, window.innerWidth - 260)}px`;
+    form.style.top = `${Math.min(clientY + 8, window.innerHeight - 60)}px`;
+    input.value = annotation.label || "";
+    input.focus();
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      form.hidden = true;
+      const current = annotations.get(annotation.id);
+      if (current && input.value !== current.label) this.updateAnnotation(current, { label: input.value });
+      this.activeViewport.root.focus();
+    };
+    input.onkeydown = (event) => {
+      if (event.key === "Escape") { form.hidden = true; this.activeViewport.root.focus(); }
+      event.stopPropagation();
+    };
+  },
+
+  listMeasurements(list, meta) {
+    const ol = document.getElementById("measurement-list");
+    ol.replaceChildren(...list.map((annotation) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "measurement";
+      button.dataset.id = String(annotation.id);
+      button.setAttribute("aria-pressed", String(annotation.id === this.selected));
+      const lines = measurementText(annotation, meta);
+      button.innerHTML = "";
+      const title = document.createElement("strong");
+      title.textContent = `${TOOLS[annotation.kind] ? TOOLS[annotation.kind].label.split(" (")[0] : annotation.kind}`;
+      const body = document.createElement("span");
+      body.className = "measure-value";
+      body.textContent = lines.join(" · ");
+      const who = document.createElement("span");
+      who.className = "muted small";
+      who.textContent = annotation.pending ? "saving…" : annotation.author;
+      button.append(title, body, who);
+      button.addEventListener("click", () => this.select(annotation.id));
+      li.append(button);
+      return li;
+    }));
+    if (!list.length) ol.innerHTML = '<li class="muted small">No marks on this image.</li>';
+  },
+
+  // ---------------------------------------------------------------- collaboration events
+
+  cursor(viewport, position) {
+    const now = performance.now();
+    const detail = position || { instance: null, frame: null, x: null, y: null };
+    if (position && now - (this.lastCursor || 0) < CURSOR_INTERVAL) return;
+    this.lastCursor = now;
+    bus.emit("cursor", detail);
+    void viewport;
+  },
+
+  draft(draft) {
+    if (!draft) { bus.emit("annotation.draft", { instance: null, frame: null, kind: null, points: [], label: "" }); return; }
+    const now = performance.now();
+    if (now - (this.lastDraft || 0) < CURSOR_INTERVAL) return;
+    this.lastDraft = now;
+    bus.emit("annotation.draft", { instance: draft.instance, frame: draft.frame, kind: draft.kind, points: draft.points, label: "" });
+  },
+
+  redrawOverlays() { for (const viewport of this.viewports) viewport.drawOverlay(); },
+
+  toast(message) {
+    const box = document.getElementById("toasts");
+    const item = document.createElement("p");
+    item.textContent = message;
+    box.append(item);
+    setTimeout(() => item.remove(), 5000);
+  },
+
+  fillPresets() {
+    const select = document.getElementById("preset");
+    const stack = this.activeViewport && this.activeViewport.stack;
+    const modality = stack ? stack.modality : "";
+    const list = this.presetsFor(modality);
+    const options = [new Option("0 · As acquired", "")];
+    list.forEach((preset, i) => options.push(new Option(`${i + 1} · ${preset.label}${preset.center !== undefined ? ` (${preset.width}/${preset.center})` : ""}`, preset.id)));
+    select.replaceChildren(...options);
+    const keys = document.getElementById("preset-keys");
+    keys.replaceChildren(...list.map((preset, i) => Object.assign(document.createElement("li"), { textContent: `${i + 1}: ${preset.label}` })));
+  },
+
+  presetsFor(modality) {
+    return this.presets.filter((p) => p.modality === modality && p.voi !== "file").slice(0, 9);
+  },
+
+  applyPreset(id) {
+    const viewport = this.activeViewport;
+    if (!viewport || !viewport.stack) return;
+    if (!id) { viewport.setWindow(null); return; }
+    const preset = this.presets.find((p) => p.id === id);
+    if (!preset) return;
+    if (preset.center !== undefined) viewport.setWindow({ center: preset.center, width: preset.width });
+    else if (preset.voi === "full") viewport.setWindow(fullRange(viewport));
+    else viewport.setWindow(null);
+    document.getElementById("preset").value = id;
+  },
+};
+
+function fullRange(viewport) {
+  const meta = viewport.meta;
+  if (!meta) return null;
+  const high = (meta.signed ? 2 ** (meta.bitsStored - 1) - 1 : 2 ** meta.bitsStored - 1) * meta.slope + meta.intercept;
+  const low = (meta.signed ? -(2 ** (meta.bitsStored - 1)) : 0) * meta.slope + meta.intercept;
+  return { center: (low + high) / 2, width: high - low };
+}
+
+// ------------------------------------------------------------------ series panel
+
+function buildSeriesPanel() {
+  const list = document.getElementById("series-list");
+  if (list.childElementCount) return;
+  app.outlines.forEach((outline, index) => {
+    if (app.outlines.length > 1) {
+      const heading = document.createElement("li");
+      heading.className = "study-heading";
+      heading.textContent = `${index === 0 ? "This study" : "Other study"} · ${formatDate(outline.studyDate)}`;
+      heading.title = outline.studyDescription || "";
+      list.append(heading);
+    }
+    for (const series of outline.series) list.append(seriesItem(outline, series));
+  });
+  app.markSeries();
+}
+
+function seriesItem(outline, series) {
+  const li = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "series";
+  button.dataset.series = series.uid;
+  button.dataset.study = outline.study;
+  button.draggable = true;
+  const frames = series.instances.reduce((sum, i) => sum + i[1], 0);
+  button.setAttribute("aria-label", `Series ${series.number ?? ""} ${series.description || ""}, ${series.modality}, ${frames} images, study of ${formatDate(outline.studyDate)}`);
+  const img = document.createElement("img");
+  img.alt = "";
+  img.width = img.height = 96;
+  img.loading = "lazy";
+  img.src = app.web.seriesThumbnail(outline.study, series.uid);
+  const text = document.createElement("span");
+  const title = document.createElement("strong");
+  title.textContent = `${series.modality} · Se ${series.number ?? "–"}`;
+  const description = document.createElement("span");
+  description.textContent = series.description || "";
+  const count = document.createElement("span");
+  count.className = "muted small";
+  count.textContent = `${frames} image${frames === 1 ? "" : "s"}`;
+  text.append(title, description, count);
+  button.append(img, text);
+  button.addEventListener("click", () => app.loadSeries(series.uid));
+  button.addEventListener("dragstart", (event) => event.dataTransfer.setData("text/x-series", series.uid));
+  li.append(button);
+  return li;
+}
+
+function formatDate(da) {
+  return da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6, 8)}` : da || "";
+}
+
+// ------------------------------------------------------------------ toolbar and keyboard
+
+for (const button of document.querySelectorAll("[data-layout]")) button.addEventListener("click", () => app.setLayout(button.dataset.layout));
+for (const button of document.querySelectorAll("[data-tool]")) button.addEventListener("click", () => app.setTool(button.dataset.tool));
+document.getElementById("preset").addEventListener("change", (event) => app.applyPreset(event.target.value));
+
+const actions = {
+  invert: () => app.activeViewport.setInvert(!app.activeViewport.invert),
+  fit: () => app.activeViewport.fit(),
+  actual: () => app.activeViewport.actualSize(),
+  reset: () => { const v = app.activeViewport; v.invert = false; v.setWindow(null); v.fit(); document.getElementById("preset").value = ""; },
+  cine: () => app.activeViewport.togglePlay(),
+  undo: () => app.undo(),
+  delete: () => app.deleteSelected(),
+  help: () => document.getElementById("shortcuts").showModal(),
+};
+for (const button of document.querySelectorAll("[data-action]")) {
+  button.addEventListener("click", () => { app.activeViewport.takeOver(); actions[button.dataset.action](); });
+}
+
+const TOOL_KEYS = { v: "pointer", w: "wl", p: "pan", z: "zoom", ...Object.fromEntries(Object.entries(TOOLS).map(([name, tool]) => [tool.key, name])) };
+
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  if (target.closest && target.closest("input, select, textarea, dialog[open]")) return;
+  const viewport = app.activeViewport;
+  if (!viewport) return;
+  viewport.takeOver();
+  const key = event.key;
+  if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") { event.preventDefault(); app.undo(); return; }
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.shiftKey && /^Digit[123]$/.test(event.code)) { app.setLayout(["1x1", "1x2", "2x2"][Number(event.code.slice(5)) - 1]); return; }
+  const handled = () => event.preventDefault();
+  switch (key) {
+    case "ArrowDown": case "ArrowRight": viewport.step(1); return handled();
+    case "ArrowUp": case "ArrowLeft": viewport.step(-1); return handled();
+    case "PageDown": viewport.step(10); return handled();
+    case "PageUp": viewport.step(-10); return handled();
+    case "Home": if (viewport.stack) viewport.setIndex(0); return handled();
+    case "End": if (viewport.stack) viewport.setIndex(viewport.stack.length - 1); return handled();
+    case " ": viewport.togglePlay(); return handled();
+    case "Delete": case "Backspace": app.deleteSelected(); return handled();
+    case "Escape":
+      if (viewport.draft) { viewport.draft = null; app.draft(null); viewport.drawOverlay(); }
+      app.select(null);
+      app.setTool("pointer");
+      return handled();
+    case "?": actions.help(); return handled();
+    case "+": case "=": viewport.zoomAt(1.25); return handled();
+    case "-": viewport.zoomAt(0.8); return handled();
+    case "[": case "]": {
+      const list = app.allSeries;
+      const at = list.findIndex((entry) => viewport.stack && entry.series.uid === viewport.stack.series);
+      const next = list[(at + (key === "]" ? 1 : list.length - 1)) % list.length];
+      if (next) app.loadSeries(next.series.uid);
+      return handled();
+    }
+    default: break;
+  }
+  if (/^[0-9]$/.test(key) && !event.shiftKey) {
+    if (key === "0") app.applyPreset("");
+    else {
+      const preset = app.presetsFor(viewport.stack ? viewport.stack.modality : "")[Number(key) - 1];
+      if (preset) app.applyPreset(preset.id);
+    }
+    return handled();
+  }
+  const lower = key.toLowerCase();
+  if (lower === "i") { actions.invert(); return handled(); }
+  if (lower === "f") { actions.fit(); return handled(); }
+  if (lower === "a") { actions.actual(); return handled(); }
+  if (lower === "r") { actions.reset(); return handled(); }
+  if (TOOL_KEYS[lower]) { app.setTool(TOOL_KEYS[lower]); return handled(); }
+  return undefined;
+});
+
+// ------------------------------------------------------------------ collaboration contract
+
+startViewingReport(boot); // the audit trail: which series and slices this reader looked at
+bus.on("apply-viewport", (state) => (app.activeViewport || app.viewports[0]).apply(state));
+bus.on("remote-cursors", ({ cursors }) => { app.remote.cursors = cursors || []; app.redrawOverlays(); });
+bus.on("remote-draft", (draft) => { app.remote.drafts.set(draft.user, draft); app.redrawOverlays(); });
+bus.on("remote-draft-clear", ({ user }) => { app.remote.drafts.delete(user); app.redrawOverlays(); });
+annotations.subscribe(() => app.redrawOverlays());
+
+// ------------------------------------------------------------------ start
+
+if (!annotations.getTransport()) annotations.setTransport(annotations.restTransport(app.project));
+if (!app.canWrite) {
+  for (const button of document.querySelectorAll("[data-tool]")) {
+    if (TOOLS[button.dataset.tool]) { button.disabled = true; button.title = "Your role in this project can view but not annotate"; }
+  }
+  for (const action of ["undo", "delete"]) document.querySelector(`[data-action='${action}']`).disabled = true;
+}
+app.setTool("pointer");
+app.setLayout("1x1"); // loads the first series: its first frame is requested now
+if (!app.outline.series.length) app.toast("This study has no images to show.");
+for (const outline of app.outlines) {
+  annotations.load({ study: outline.study }).catch((error) => app.toast(`Annotations could not be loaded: ${error.message}`));
+}
+app.fillPresets();
+setTimeout(buildSeriesPanel, 1500); // in case the first image never comes
+window.crossread = { app, bus, annotations, loader };

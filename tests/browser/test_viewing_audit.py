@@ -1,0 +1,34 @@
+"""The viewer reports what a reader looked at, and the audit trail can answer "who saw which images"."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.browser.conftest import login
+from tests.browser.test_viewer import go_to_slice, open_baseline
+
+
+def viewing_events(demo_site: dict[str, Any], username: str) -> list[dict[str, Any]]:
+    out = demo_site["site"].manage(
+        "shell", "-c",
+        "import json; from audit.models import AuditEvent; print(json.dumps([{'action': e.action, **e.detail} "
+        f"for e in AuditEvent.objects.filter(actor_name='{username}', action__in=['study.opened', 'series.viewed']).order_by('id')]))",
+    )
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_series_and_slice_range_reach_the_audit_trail(page, demo_site):
+    login(page, "reader2")
+    viewport = open_baseline(page, demo_site)
+    go_to_slice(page, viewport, 7)
+    go_to_slice(page, viewport, 3)
+    page.goto("/")  # leaving the page sends what was seen (pagehide)
+    page.wait_for_timeout(500)
+    events = viewing_events(demo_site, "reader2")
+    assert events[0]["action"] == "study.opened"
+    viewed = [e for e in events if e["action"] == "series.viewed"]
+    assert viewed, events
+    last = viewed[-1]
+    assert last["first_slice"] == 1 and last["last_slice"] == 7
+    assert last["seconds"] > 0

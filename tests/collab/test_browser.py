@@ -1,0 +1,114 @@
+"""Two readers in two browser contexts on the real viewer: a length drawn by one appears for the other
+without a reload, with the drawer's cursor; in a blinded session the other sees neither."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import CHROMIUM
+from tests.live import LiveSite
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+PASSWORDS = {"reader1": "demo-reader1-pass", "reader2": "demo-reader2-pass"}
+SETUP = r"""
+import json
+from django.contrib.auth import get_user_model
+from collab import services
+from viewer.models import Study
+organizer = get_user_model().objects.get(username="organizer")
+study = Study.objects.filter(project__slug="demo", series__modality="CT").order_by("id").first()
+ids = {}
+for mode in ("open", "blinded"):
+    session = services.create_session(organizer, project="demo", title=mode, studies=[study.study_instance_uid],
+        mode=mode, status="active", participants=[("reader1", "reader"), ("reader2", "reader")])
+    ids[mode] = services.session_payload(session)["cases"][0]["viewer"]
+print("RESULT" + json.dumps(ids))
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if not shutil.which(CHROMIUM):
+        pytest.skip("needs chromium (apt-get install chromium)")
+    site = LiveSite.create(tmp_path_factory.mktemp("collab-browser"))
+    site.manage("load_demo", "--slices", "8")
+    out = site.manage("shell", "-c", SETUP)
+    urls = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[6:])
+    base = site.start(1)[0]
+    try:
+        yield {"base": base, "viewer": urls}
+    finally:
+        site.stop()
+
+
+def reader(browser: Any, demo: dict[str, Any], username: str, url: str, errors: list[str]) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=demo["base"])
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(f"{username}: {error}"))
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORDS[username])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    page.goto(url)
+    page.wait_for_selector("body[data-first-image]")
+    page.wait_for_selector("#collab-panel .collab-connection.online")
+    return page
+
+
+def draw_length(page: Any) -> None:
+    page.locator(".viewport[data-index='0']").focus()
+    page.keyboard.press("l")
+    (x0, y0), (x1, y1) = (page.evaluate("([x, y]) => crossread.app.viewports[0].imageToClient(x, y)", p)
+                          for p in ([40, 40], [90, 70]))
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    page.mouse.move(x1 - 20, y1 - 10, steps=5)  # a cursor the other reader may see
+
+
+@pytest.mark.parametrize("mode, visible", [("open", True), ("blinded", False)])
+def test_reader2_sees_reader1_draw_live_unless_blinded(browser: Any, demo: dict[str, Any], mode: str, visible: bool) -> None:
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    one = reader(browser, demo, "reader1", demo["viewer"][mode], errors)
+    two = reader(browser, demo, "reader2", demo["viewer"][mode], errors)
+    try:
+        expect(two.locator("#collab-panel li[data-user='reader1'].online")).to_have_count(1)
+        draw_length(one)
+        mine = one.locator(".viewport[data-index='0'] svg.overlay g.annotation.length")
+        expect(mine).to_have_count(1)
+        expect(one.locator("#measurement-list .measurement", has_text="Length")).not_to_contain_text("saving")
+        theirs = two.locator(".viewport[data-index='0'] svg.overlay g.annotation.length")
+        cursor = two.locator(".viewport[data-index='0'] svg.overlay g.remote-cursor")
+        if visible:
+            expect(theirs).to_have_count(1)
+            one.mouse.move(300, 300, steps=4)
+            one.mouse.move(320, 310, steps=4)
+            expect(cursor).not_to_have_count(0)
+        else:
+            two.wait_for_timeout(1500)
+            expect(theirs).to_have_count(0)
+            expect(cursor).to_have_count(0)
+        two.screenshot(path=str(demo_path(f"collab-{mode}-reader2.png")))
+    finally:
+        one.context.close()
+        two.context.close()
+    assert not errors, errors
+
+
+def demo_path(name: str) -> Any:
+    from tests.live import REPO
+
+    folder = REPO / "test-artifacts" / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name

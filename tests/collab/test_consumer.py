@@ -1,0 +1,476 @@
+"""The websocket protocol through Channels' WebsocketCommunicator and the real ASGI application.
+
+Every broadcast goes through the ``sent`` fixture, which round-trips it through JSON as Redis would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from annotations.models import Annotation
+from collab import services
+from collab.consumers import EPHEMERAL_BURST, EPHEMERAL_RATE
+from collab.hub import TICK
+from tests.collab.conftest import communicator, run_async
+from viewer.models import Membership
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Room:
+    """Connected participants of one session; disconnects everyone at the end."""
+
+    def __init__(self, session: Any, cookies: dict[str, bytes]) -> None:
+        self.session, self.cookies, self.open = session, cookies, {}
+
+    async def join(self, who: str) -> dict[str, Any]:
+        comm = communicator(self.session.pk, self.cookies[who])
+        connected, code = await comm.connect()
+        assert connected, code
+        self.open[who] = comm
+        state = await self.next(who)
+        assert state["type"] == "session.state"
+        return state
+
+    async def send(self, who: str, frame: Any) -> None:
+        await self.open[who].send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def next(self, who: str, timeout: float = 1.0) -> dict[str, Any]:
+        return json.loads(await self.open[who].receive_from(timeout))  # type: ignore[no-any-return]
+
+    async def next_of(self, who: str, kind: str, timeout: float = 1.0) -> dict[str, Any]:
+        """The next frame of type ``kind``, skipping presence and ephemeral frames."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.next(who, max(0.01, deadline - time.monotonic()))
+            if frame["type"] == kind:
+                return frame
+            assert frame["type"] in ("presence", "cursors", "viewports", "drafts"), frame
+
+    async def closed(self, who: str) -> int:
+        """Read until the server closes the socket; its close code."""
+        while True:
+            output = await self.open[who].receive_output(1)
+            if output["type"] == "websocket.close":
+                return output["code"]  # type: ignore[no-any-return]
+
+    async def all(self, who: str, wait: float = 0.25) -> list[dict[str, Any]]:
+        frames = []  # receive_nothing, as a timed-out receive would cancel the application
+        while not await self.open[who].receive_nothing(wait, interval=0.01):
+            frames.append(await self.next(who))
+        return frames
+
+    async def leave(self, who: str) -> None:
+        await self.open.pop(who).disconnect()
+
+    async def close(self) -> None:
+        for comm in self.open.values():
+            await comm.disconnect()
+        self.open.clear()
+
+
+def length(instance: str, ref: str, x: float = 10.0) -> dict[str, Any]:
+    return {"type": "annotation.create", "ref": ref,
+            "annotation": {"instance": instance, "frame": 1, "kind": "length", "points": [[0, 0], [x, 0]], "label": ""}}
+
+
+def of_type(frames: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [f for f in frames if f["type"] == kind]
+
+
+@run_async
+async def test_state_on_join_then_presence_to_everyone(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        state = await room.join("r1")
+        assert state["protocol"] == 1
+        assert state["session"]["id"] == session.pk and state["session"]["mode"] == "open"
+        assert state["session"]["cases"][0]["study"] == crew["study"]
+        assert state["you"]["user"] == "r1" and state["you"]["role"] == "reader" and state["you"]["can_annotate"]
+        assert {p["user"]: p["online"] for p in state["participants"]} == {
+            "org": False, "r1": True, "r2": False, "adj": False, "watcher": False}
+        assert state["annotations"] == []
+        assert (await room.next("r1"))["type"] == "presence"  # its own join, broadcast to all
+        await room.join("r2")
+        presence = await room.next_of("r1", "presence")
+        assert {p["user"] for p in presence["participants"] if p["online"]} == {"r1", "r2"}
+        await room.leave("r2")
+        presence = await room.next_of("r1", "presence")
+        assert {p["user"] for p in presence["participants"] if p["online"]} == {"r1"}
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_cursors_are_coalesced_per_tick_and_never_echoed(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        for who in ("r1", "r2", "org"):
+            await room.join(who)
+        await room.all("r1"), await room.all("r2"), await room.all("org")
+        started = time.monotonic()
+        for i in range(20):
+            await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": i, "y": 2 * i, "extra": "ignored"})
+        await room.send("r2", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 5, "y": 5})
+        frames = {who: await room.all(who) for who in ("r1", "r2", "org")}
+        elapsed = time.monotonic() - started
+        org = of_type(frames["org"], "cursors")
+        assert 1 <= len(org) <= elapsed / TICK + 1  # at most one frame per tick
+        latest = {c["user"]: c for frame in org for c in frame["cursors"]}
+        assert latest["r1"] == {"user": "r1", "instance": crew["instance"], "frame": 1, "x": 19.0, "y": 38.0}
+        assert latest["r2"]["x"] == 5.0
+        assert all(len({c["user"] for c in f["cursors"]}) == len(f["cursors"]) for f in org)  # one per user
+        assert {c["user"] for f in of_type(frames["r1"], "cursors") for c in f["cursors"]} == {"r2"}  # no echo
+        assert {c["user"] for f in of_type(frames["r2"], "cursors") for c in f["cursors"]} == {"r1"}
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_viewports_and_drafts_go_to_the_others(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        await room.join("org"), await room.join("r1")
+        await room.all("org"), await room.all("r1")
+        viewport = {"type": "viewport", "study": crew["study"], "series": crew["study"] + ".1", "instance": crew["instance"],
+                    "frame": 1, "window": {"center": 40, "width": 400}, "zoom": 2, "pan": [3, -4], "invert": False}
+        await room.send("org", viewport)
+        await room.send("r1", {"type": "annotation.draft", "instance": crew["instance"], "frame": 1, "kind": "length",
+                               "points": [[1, 1], [4, 4]]})
+        await room.send("r1", {"type": "annotation.draft", "points": []})
+        r1, org = await room.all("r1"), await room.all("org")
+        [got] = of_type(r1, "viewports")
+        assert got["viewports"] == [{"user": "org", **{k: v for k, v in viewport.items() if k != "type"},
+                                     "window": {"center": 40.0, "width": 400.0}, "zoom": 2.0, "pan": [3.0, -4.0]}]
+        drafts = [d for f in of_type(org, "drafts") for d in f["drafts"]]
+        assert drafts[-1] == {"user": "r1", "points": []}  # cleared; the shape was sent before, or coalesced away
+        assert not of_type(r1, "drafts") and not of_type(org, "viewports")
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_create_update_delete_and_conflict(crew: dict[str, Any], session: Any, cookies: dict[str, bytes], sent: list[dict[str, Any]]) -> None:
+    room = Room(session, cookies)
+    try:
+        for who in ("r1", "r2"):
+            await room.join(who)
+        await room.all("r1"), await room.all("r2")
+        sent.clear()
+        await room.send("r1", length(crew["instance"], "c-1"))
+        mine = await room.next_of("r1", "annotation.created")
+        theirs = await room.next_of("r2", "annotation.created")
+        assert mine["ref"] == "c-1" and "ref" not in theirs
+        annotation = mine["annotation"]
+        assert theirs["annotation"] == annotation
+        assert (annotation["author"], annotation["version"], annotation["kind"]) == ("r1", 1, "length")
+        assert (annotation["measurements"]["length"], annotation["measurements"]["unit"]) == (5.0, "mm")  # 10 px of 0.5 mm
+        assert len([m for m in sent if m["kind"] == "annotation"]) == 1
+
+        await room.send("r1", {"type": "annotation.update", "ref": "u-1", "id": annotation["id"], "version": 1,
+                               "annotation": {"points": [[0, 0], [0, 8]], "label": "target 1"}})
+        updated = await room.next_of("r2", "annotation.updated")
+        assert (updated["annotation"]["version"], updated["annotation"]["label"]) == (2, "target 1")
+        assert updated["annotation"]["measurements"]["length"] == 4.0
+        assert (await room.next_of("r1", "annotation.updated"))["ref"] == "u-1"
+
+        await room.send("r1", {"type": "annotation.update", "ref": "u-2", "id": annotation["id"], "version": 1,
+                               "annotation": {"label": "stale"}})
+        conflict = await room.next_of("r1", "error")
+        assert (conflict["code"], conflict["ref"]) == ("conflict", "u-2")
+        assert conflict["annotation"]["version"] == 2 and conflict["annotation"]["label"] == "target 1"
+        assert await room.all("r2", 0.1) == []
+        assert (await database_sync_to_async(Annotation.objects.get)(pk=annotation["id"])).label == "target 1"
+
+        # r2 may not change r1's annotation (authors and organizers do); nothing is written
+        await room.send("r2", {"type": "annotation.delete", "ref": "d-0", "id": annotation["id"]})
+        refused = await room.next_of("r2", "error")
+        assert (refused["code"], refused["ref"]) == ("forbidden", "d-0")
+
+        await room.send("r1", {"type": "annotation.delete", "ref": "d-1", "id": annotation["id"]})
+        deleted = await room.next_of("r2", "annotation.deleted")
+        assert deleted["id"] == annotation["id"] and "ref" not in deleted
+        assert (await room.next_of("r1", "annotation.deleted"))["ref"] == "d-1"
+        assert len([m for m in sent if m["kind"] == "annotation"]) == 3
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_the_same_ref_twice_is_one_annotation(crew: dict[str, Any], session: Any, cookies: dict[str, bytes], sent: list[dict[str, Any]]) -> None:
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        await room.all("r1"), await room.all("r2")
+        sent.clear()
+        await room.send("r1", length(crew["instance"], "same"))
+        first = await room.next_of("r1", "annotation.created")
+        await room.send("r1", length(crew["instance"], "same", x=12))  # a retry: the first one stands
+        second = await room.next_of("r1", "annotation.created")
+        assert second["annotation"]["id"] == first["annotation"]["id"] and second["ref"] == "same"
+        assert len(of_type(await room.all("r2"), "annotation.created")) == 1
+        assert await database_sync_to_async(Annotation.objects.count)() == 1
+        assert len([m for m in sent if m["kind"] == "annotation"]) == 1
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_blinded_readers_see_only_their_own(crew: dict[str, Any], blinded: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(blinded, cookies)
+    try:
+        for who in ("r1", "r2", "adj", "org"):
+            await room.join(who)
+        for who in ("r1", "r2", "adj", "org"):
+            await room.all(who)
+        await room.send("r1", length(crew["instance"], "b-1"))
+        await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 1, "y": 1})
+        await room.send("r1", {"type": "annotation.draft", "instance": crew["instance"], "frame": 1, "kind": "point", "points": [[2, 2]]})
+        await room.send("org", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 3, "y": 3})
+        frames = {who: await room.all(who) for who in ("r1", "r2", "adj", "org")}
+        for who in ("r1", "adj", "org"):
+            assert len(of_type(frames[who], "annotation.created")) == 1, who
+        assert not of_type(frames["r2"], "annotation.created")
+        assert not of_type(frames["r2"], "drafts")
+        # r2 follows the presenter (org) but never sees another reader's cursor
+        assert {c["user"] for f in of_type(frames["r2"], "cursors") for c in f["cursors"]} == {"org"}
+        assert {c["user"] for f in of_type(frames["adj"], "cursors") for c in f["cursors"]} == {"r1", "org"}
+        assert of_type(frames["adj"], "drafts")
+        # the snapshot and the REST API apply the same rule
+        await room.leave("r2")
+        assert (await room.join("r2"))["annotations"] == []
+        assert len((await room.join("adj"))["annotations"]) == 1
+        from django.test import Client
+
+        from tests.factories.models import token_for
+
+        def rest(who: str) -> list[Any]:
+            client = Client(HTTP_AUTHORIZATION=f"Token {token_for(crew[who])}")
+            return client.get(f"/api/sessions/{blinded.pk}/annotations/").json()["annotations"]  # type: ignore[no-any-return]
+
+        assert await database_sync_to_async(rest)("r2") == []
+        assert len(await database_sync_to_async(rest)("r1")) == 1
+        assert len(await database_sync_to_async(rest)("org")) == 1
+    finally:
+        await room.close()
+
+
+@pytest.mark.parametrize("who, session_id, code", [
+    ("member", None, 4403),  # a project member without a seat
+    ("outsider", None, 4404),  # not even in the project: existence does not leak
+    (None, None, 4401),  # not logged in
+    ("org", "999999", 4404),
+    ("org", "abc", 4404),
+    ("org", "-1", 4404),
+    ("org", "0", 4404),
+    ("org", "1.5", 4404),
+    ("org", "%E2%98%83", 4404),
+])
+@run_async
+async def test_refusals(crew: dict[str, Any], session: Any, cookies: dict[str, bytes], who: str | None, session_id: str | None, code: int) -> None:
+    comm = communicator(session_id or session.pk, cookies[who] if who else None)
+    connected, _ = await comm.connect()
+    assert connected
+    closed = await comm.receive_output(1)
+    assert closed == {"type": "websocket.close", "code": code}
+    await comm.disconnect()
+
+
+@run_async
+async def test_a_foreign_origin_is_refused(session: Any, cookies: dict[str, bytes]) -> None:
+    comm = communicator(session.pk, cookies["r1"], origin=b"http://evil.example")
+    connected, _ = await comm.connect()
+    assert not connected
+    await comm.disconnect()
+
+
+@run_async
+async def test_malformed_and_unauthorised_messages_get_errors_and_the_socket_stays(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("watcher")
+        await room.all("r1"), await room.all("watcher")
+        cases = [
+            ("not json", "malformed", None),
+            ("[1, 2]", "malformed", None),
+            ({"type": "telepathy", "ref": "t"}, "unknown_type", "t"),
+            ({"type": "cursor", "instance": "not-a-uid", "x": 1, "y": 1}, "bad_request", None),
+            ({"type": "cursor", "instance": crew["instance"], "x": "NaN", "y": 1}, "bad_request", None),
+            ({"type": "annotation.create", "annotation": {}}, "bad_request", None),
+            ({"type": "annotation.create", "ref": "k", "annotation": {"instance": crew["instance"], "kind": "circle", "points": [[0, 0]]}}, "bad_request", "k"),
+            (length(crew["other_instance"], "elsewhere"), "bad_request", "elsewhere"),  # not one of the session's cases
+            (length(crew["instance"], "outside", x=99), "bad_request", "outside"),  # outside the 16x16 image
+            ({"type": "annotation.update", "ref": "u", "id": 999, "version": 1, "annotation": {"label": "x"}}, "not_found", "u"),
+            ({"type": "annotation.delete", "ref": "d", "id": "7"}, "bad_request", "d"),
+        ]
+        for frame, code, ref in cases:
+            await room.send("r1", frame)
+            error = await room.next_of("r1", "error")
+            assert (error["code"], error["ref"]) == (code, ref), (frame, error)
+            assert error["message"]
+        await room.send("watcher", length(crew["instance"], "w"))  # observers watch
+        error = await room.next_of("watcher", "error")
+        assert (error["code"], error["ref"]) == ("forbidden", "w")
+        assert await database_sync_to_async(Annotation.objects.count)() == 0  # nothing half-written
+        await room.send("r1", {"type": "ping", "ref": "still-there"})
+        assert (await room.next_of("r1", "pong"))["ref"] == "still-there"
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_a_flood_is_dropped_and_counted(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        await room.all("r1"), await room.all("r2")
+        started = time.monotonic()
+        for i in range(400):
+            await room.send("r1", {"type": "cursor", "instance": crew["instance"], "x": i % 16, "y": 1})
+        await room.send("r1", {"type": "ping", "ref": "p"})
+        frames = [await room.next("r1", 5)]
+        while frames[-1]["type"] != "pong":
+            frames.append(await room.next("r1", 5))
+        elapsed = time.monotonic() - started
+        errors = of_type(frames, "error")
+        assert errors and errors[0]["code"] == "rate_limited" and errors[0]["dropped"] >= 1
+        assert len(errors) <= 2  # notices are themselves limited (at most one a second)
+        pong = of_type(frames, "pong")[0]
+        # The bucket lets through its burst and then its rate for as long as the flood took to arrive
+        # (a slow machine takes longer, so lets more through): everything else is dropped, nothing queued.
+        let_through = EPHEMERAL_BURST + EPHEMERAL_RATE * elapsed
+        assert pong["received"] == 401 and 400 - let_through <= pong["dropped"] < 400
+        assert len(of_type(await room.all("r2"), "cursors")) <= 10  # coalesced, not queued
+        for i in range(100):  # writes over their budget are answered, each with its ref
+            await room.send("r1", {"type": "ping", "ref": f"w{i}"})
+        frames = [await room.next("r1", 5) for _ in range(100)]
+        assert 30 <= len(of_type(frames, "pong")) < 100
+        assert {f["code"] for f in of_type(frames, "error")} == {"rate_limited"}
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_a_removed_participant_is_disconnected_at_once(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
+        await database_sync_to_async(services.remove_participant)(access, "r2")
+        assert await room.closed("r2") == 4403
+        presence = of_type(await room.all("r1"), "presence")[-1]
+        assert "r2" not in {p["user"] for p in presence["participants"]}
+        # a member removed from the project (elsewhere) is caught by the check on the next message;
+        # no longer in the project, the session is "not found" to them
+        await database_sync_to_async(lambda: Membership.objects.filter(user=crew["r1"]).delete())()
+        await room.send("r1", length(crew["instance"], "after"))
+        assert await room.closed("r1") == 4404
+    finally:
+        await room.close()
+
+
+def apply(state: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
+    """What session.js does with a frame, on a snapshot (for verify_action-style checks)."""
+    annotations = {a["id"]: a for a in state["annotations"]}
+    if frame["type"] in ("annotation.created", "annotation.updated"):
+        annotations[frame["annotation"]["id"]] = frame["annotation"]
+    elif frame["type"] == "annotation.deleted":
+        annotations.pop(frame["id"], None)
+    elif frame["type"] == "presence":
+        state = {**state, "participants": frame["participants"]}
+    return {**state, "annotations": sorted(annotations.values(), key=lambda a: a["id"])}
+
+
+@run_async
+async def test_stale_state_plus_events_equals_a_fresh_snapshot(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    """Zulip's verify_action: what a connected reader received, applied to its snapshot, is the new snapshot;
+    and a reader who reconnects gets exactly that, nothing twice."""
+    room = Room(session, cookies)
+    try:
+        await room.join("r2")
+        await room.send("r2", length(crew["instance"], "k1"))
+        await room.send("r2", length(crew["instance2"], "k2"))
+        kept = (await room.next_of("r2", "annotation.created"))["annotation"]
+        gone = (await room.next_of("r2", "annotation.created"))["annotation"]
+        stale = await room.join("r1")
+        await room.leave("r2")  # r2 disconnects...
+        await room.join("r2")
+        await room.send("r2", {"type": "annotation.update", "ref": "u", "id": kept["id"], "version": 1, "annotation": {"label": "L"}})
+        await room.send("r2", {"type": "annotation.delete", "ref": "d", "id": gone["id"]})
+        await room.send("r2", length(crew["instance"], "k3"))
+        while (await room.next("r2")).get("ref") != "k3":
+            pass
+        frames = await room.all("r1")
+        assert [f["type"] for f in frames if f["type"].startswith("annotation")] == [
+            "annotation.updated", "annotation.deleted", "annotation.created"]
+        state = stale
+        for frame in frames:
+            state = apply(state, frame)
+        await room.leave("r1")
+        fresh = await room.join("r1")
+        assert state["annotations"] == fresh["annotations"]
+        assert [a["label"] for a in fresh["annotations"]] == ["L", ""]
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_a_change_of_mode_or_role_refreshes_what_each_sees(crew: dict[str, Any], blinded: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(blinded, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        await room.send("r1", length(crew["instance"], "m1"))
+        await room.next_of("r1", "annotation.created")
+        access = await database_sync_to_async(services.access_session)(crew["org"], blinded.pk)
+        await database_sync_to_async(services.update_session)(access, mode="open")  # unblind after the reads
+        assert (await room.next_of("r2", "session.updated"))["session"]["mode"] == "open"
+        refreshed = await room.next_of("r2", "session.state")
+        assert [a["author"] for a in refreshed["annotations"]] == ["r1"]
+        await database_sync_to_async(services.update_session)(access, mode="blinded")
+        await room.next_of("r2", "session.updated")
+        assert (await room.next_of("r2", "session.state"))["annotations"] == []
+        await database_sync_to_async(services.seat_participant)(access, "r2", "adjudicator")
+        promoted = await room.next_of("r2", "session.state")
+        assert promoted["you"]["role"] == "adjudicator" and len(promoted["annotations"]) == 1
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_a_closed_session_refuses_writes(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
+        await database_sync_to_async(services.close_session)(access)
+        assert (await room.next_of("r1", "session.updated"))["session"]["status"] == "closed"
+        await room.send("r1", length(crew["instance"], "late"))
+        error = await room.next_of("r1", "error")
+        assert (error["code"], error["ref"]) == ("forbidden", "late")
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_joining_and_leaving_are_audited(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    from audit.models import AuditEvent
+
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+        await room.leave("r1")
+    finally:
+        await room.close()
+
+    def events() -> list[tuple[str, str, str]]:
+        return [(e.actor_name, e.action, e.object_id) for e in AuditEvent.objects.filter(action__startswith="session.").order_by("id")]
+
+    assert await database_sync_to_async(events)() == [
+        ("r1", "session.joined", str(session.pk)),
+        ("r1", "session.left", str(session.pk)),
+    ]

@@ -1,0 +1,106 @@
+"""Pure parts: visibility rules, message parsing, resuming after a snapshot, the token bucket."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collab import protocol
+from collab.protocol import ProtocolError
+from collab.ratelimit import TokenBucket
+from collab.visibility import Seat, What, may_see
+
+R1, R2 = Seat("r1", "reader"), Seat("r2", "reader")
+ADJ, PRES, OBS = Seat("adj", "adjudicator"), Seat("pres", "presenter"), Seat("obs", "observer")
+ORG = Seat("org", "reader", organizer=True)  # an organizer sees all whatever their seat
+
+
+@pytest.mark.parametrize("viewer, author, what, blinded_sees", [
+    (R2, R1, What.ANNOTATION, False),
+    (R2, R1, What.DRAFT, False),
+    (R2, R1, What.CURSOR, False),
+    (R2, R1, What.VIEWPORT, False),
+    (R1, R1, What.ANNOTATION, True),
+    (ADJ, R1, What.ANNOTATION, True),
+    (ADJ, R1, What.CURSOR, True),
+    (ORG, R1, What.ANNOTATION, True),
+    (ORG, R1, What.DRAFT, True),
+    (R2, PRES, What.CURSOR, True),  # followers follow the presenter
+    (R2, PRES, What.VIEWPORT, True),
+    (R2, PRES, What.ANNOTATION, False),  # ...who shows no findings
+    (R2, ADJ, What.CURSOR, False),
+    (R2, ADJ, What.ANNOTATION, False),
+    (OBS, R1, What.ANNOTATION, False),
+    (OBS, R1, What.CURSOR, False),
+    (PRES, R1, What.ANNOTATION, False),
+])
+def test_visibility(viewer: Seat, author: Seat, what: What, blinded_sees: bool) -> None:
+    assert may_see(viewer, author, "blinded", what) is blinded_sees
+    assert may_see(viewer, author, "open", what) is True
+
+
+def test_seat_round_trips_through_json() -> None:
+    assert Seat.from_dict(json.loads(json.dumps(ORG.as_dict()))) == ORG
+
+
+@pytest.mark.parametrize("frame, code", [
+    (None, "malformed"),
+    ("{", "malformed"),
+    ('"cursor"', "malformed"),
+    ('{"type": 1}', "unknown_type"),
+    ('{"type": "cursor", "instance": "1.2", "x": 1}', "bad_request"),
+    ('{"type": "cursor", "instance": "1.2", "x": 1, "y": true}', "bad_request"),
+    ('{"type": "cursor", "instance": "1.2", "frame": 0, "x": 1, "y": 1}', "bad_request"),
+    ('{"type": "cursor", "instance": "1.2", "x": 1e308, "y": 1}', "bad_request"),
+    ('{"type": "viewport", "pan": [1]}', "bad_request"),
+    ('{"type": "viewport", "window": {"center": 1}}', "bad_request"),
+    ('{"type": "annotation.draft", "points": [[1, 2, 3]]}', "bad_request"),
+    ('{"type": "annotation.update", "ref": "r", "id": 1, "version": 1, "annotation": {}}', "bad_request"),
+    ('{"type": "annotation.create", "ref": "' + "x" * 65 + '", "annotation": {}}', "bad_request"),
+    ('{"type": "annotation.delete", "ref": "r", "id": 1.5}', "bad_request"),
+    ("x" * (protocol.MAX_FRAME_CHARS + 1), "too_large"),
+])
+def test_parse_refusals(frame: str | None, code: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        protocol.parse(frame)
+    assert caught.value.code == code
+
+
+def test_parse_messages_and_ignore_unknown_fields() -> None:
+    cursor = protocol.parse('{"type": "cursor", "instance": "1.2.3", "frame": 2, "x": 1, "y": 2.5, "colour": "red"}')
+    assert cursor.entry("r1") == {"user": "r1", "instance": "1.2.3", "frame": 2, "x": 1.0, "y": 2.5}
+    create = protocol.parse(json.dumps({"type": "annotation.create", "ref": "a", "annotation": {
+        "instance": "1.2.3", "kind": "ellipse", "points": [[0, 0], [4, 3]], "label": "L", "extra": 1}}))
+    assert isinstance(create, protocol.AnnotationCreate)
+    assert (create.ref, create.annotation.frame, create.annotation.kind, create.annotation.points) == ("a", 1, "ellipse", [[0.0, 0.0], [4.0, 3.0]])
+    assert protocol.parse('{"type": "annotation.draft", "points": []}').entry("u") == {"user": "u", "points": []}
+    assert protocol.parse('{"type": "ping"}').ref is None
+
+
+def test_an_error_keeps_the_frames_ref() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        protocol.parse('{"type": "annotation.update", "ref": "mine", "id": "x"}')
+    assert caught.value.ref == "mine"
+
+
+def test_resume_drops_what_the_snapshot_has() -> None:
+    def created(i: int, v: int) -> str:
+        return json.dumps({"type": "annotation.created" if v == 1 else "annotation.updated", "annotation": {"id": i, "version": v}})
+
+    backlog = [created(1, 1), created(2, 1), created(2, 2), json.dumps({"type": "annotation.deleted", "id": 3}),
+               json.dumps({"type": "annotation.deleted", "id": 9}), created(4, 1), json.dumps({"type": "annotation.deleted", "id": 4}),
+               json.dumps({"type": "presence", "participants": []})]
+    kept = [json.loads(t) for t in protocol.resume(backlog, {1: 1, 2: 1, 3: 1})]
+    assert [(f["type"], f.get("id") or f.get("annotation", {}).get("id")) for f in kept] == [
+        ("annotation.updated", 2), ("annotation.deleted", 3), ("annotation.created", 4), ("annotation.deleted", 4),
+        ("presence", None)]
+
+
+def test_token_bucket() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=10, burst=5, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(7)] == [True] * 5 + [False] * 2
+    assert bucket.dropped == 2
+    now[0] += 0.25  # 2.5 tokens
+    assert [bucket.take() for _ in range(3)] == [True, True, False]

@@ -1,0 +1,102 @@
+"""Real server processes for tests: daphne serving ``crossread.asgi:application`` on loopback.
+
+The processes share a fresh data folder and database (SQLite file), set up with the same
+management commands a deployment uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveSite:
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, root: Path, **extra_env: str) -> LiveSite:
+        root.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+        env.update(
+            CROSSREAD_DATA_DIR=str(root / "data"),
+            DATABASE_URL=f"sqlite:///{root / 'db.sqlite3'}",
+            DJANGO_SETTINGS_MODULE="crossread.settings",
+            PYTHONUNBUFFERED="1",
+            **extra_env,
+        )
+        site = cls(root, env)
+        site.manage("migrate", "--noinput")
+        return site
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *args],
+            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=600,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def token(self, username: str) -> str:
+        out = self.manage("drf_create_token", username)
+        match = re.search(r"token ([0-9a-f]{40})", out)
+        assert match, out
+        return match.group(1)
+
+    def start(self, count: int = 1, server: str = "daphne") -> list[str]:
+        """Start ``count`` server processes (``daphne``, or ``uvicorn`` where installed)."""
+        for _ in range(count):
+            port = free_port()
+            log = open(self.root / f"daphne-{port}.log", "wb")
+            url = f"http://127.0.0.1:{port}"
+            command = {
+                "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port)],
+                "uvicorn": ["-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            }[server]
+            process = subprocess.Popen(
+                [sys.executable, *command, "crossread.asgi:application"],
+                env={**self.env, "CROSSREAD_PUBLIC_URL": url}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            )
+            self.processes.append(process)
+            _wait_for_port(port, process)
+            self.urls.append(url)
+        return self.urls
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"daphne did not listen on {port} within {timeout} s")

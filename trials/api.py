@@ -1,0 +1,161 @@
+"""REST endpoints of trials (DRF). Thin: resolve through trials.services access functions, call one action.
+
+- ``GET|POST /api/trials/<slug>/``: the trial (any member) / create it (organizer)
+- ``POST /api/trials/<slug>/subjects/`` ``{"label", "patient_id"}`` (organizer)
+- ``POST /api/trials/<slug>/assign/`` ``{"readers": [username, ...]}`` (organizer)
+- ``GET /api/trials/<slug>/reads/``: the caller's worklist (readers: own reads, random order)
+- ``GET /api/trials/<slug>/reads/<id>/``: a read with its RECIST table
+- ``POST /api/trials/<slug>/reads/<id>/lesions/`` ``{"role", "organ", "nodal"}``
+- ``PATCH|DELETE /api/trials/<slug>/reads/<id>/lesions/<lid>/``
+- ``PUT /api/trials/<slug>/reads/<id>/assessments/`` ``{"lesion", "timepoint", "status", "annotation"?}``
+- ``POST /api/trials/<slug>/reads/<id>/sign/``
+- ``POST /api/trials/<slug>/reads/<id>/sr/``: store the SR of a locked read (organizer)
+- ``GET|POST /api/trials/<slug>/subjects/<id>/adjudication/`` ``{"read", "reason"}`` (adjudicator)
+- ``GET /api/trials/<slug>/dashboard/``; ``GET /api/trials/<slug>/export.csv`` (organizer)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crossread.errors import BadRequest
+from trials import services
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return request.data
+
+
+def trial_json(access: services.TrialAccess) -> dict[str, Any]:
+    trial = access.trial
+    return {
+        "name": trial.name,
+        "double_read": trial.double_read,
+        "confirmation_required": trial.confirmation_required,
+        "adjudicators": services.usernames(trial.adjudicators.all()),
+        "subjects": trial.subjects.count(),
+        "you": {"organizer": access.is_organizer, "adjudicator": access.is_adjudicator},
+    }
+
+
+class TrialView(APIView):
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(trial_json(services.access_trial(request.user, slug)))
+
+    def post(self, request: Request, slug: str) -> Response:
+        body = _body(request)
+        services.create_trial(
+            request.user, slug, name=body.get("name"), double_read=body.get("double_read", True),
+            confirmation_required=body.get("confirmation_required", True), adjudicators=body.get("adjudicators", []))
+        return Response(trial_json(services.access_trial(request.user, slug)), status=201)
+
+
+class SubjectsView(APIView):
+    def post(self, request: Request, slug: str) -> Response:
+        access = services.access_trial(request.user, slug)
+        body = _body(request)
+        subject = services.add_subject(access, label=body.get("label"), patient_id=body.get("patient_id"))
+        return Response({"id": subject.pk, "label": subject.label,
+                         "timepoints": [{"id": t.pk, "label": t.label, "date": t.date.isoformat()}
+                                        for t in subject.timepoints.all()]}, status=201)
+
+
+class AssignView(APIView):
+    def post(self, request: Request, slug: str) -> Response:
+        access = services.access_trial(request.user, slug)
+        created = services.assign_readers(access, readers=_body(request).get("readers"))
+        return Response({"created": len(created)}, status=201)
+
+
+class ReadListView(APIView):
+    def get(self, request: Request, slug: str) -> Response:
+        return Response({"reads": services.worklist(services.access_trial(request.user, slug))})
+
+
+class ReadDetailView(APIView):
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        return Response(services.serialize_read(access, services.access_read(access, pk)))
+
+
+class LesionListView(APIView):
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        read = services.access_read(access, pk)
+        body = _body(request)
+        lesion = services.add_lesion(access, read, role=body.get("role"), organ=body.get("organ"),
+                                     nodal=body.get("nodal", False))
+        return Response({"id": lesion.pk, "identifier": lesion.identifier, "tracking_uid": lesion.tracking_uid},
+                        status=201)
+
+
+class LesionDetailView(APIView):
+    def patch(self, request: Request, slug: str, pk: int, lesion: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        read = services.access_read(access, pk)
+        body = _body(request)
+        services.update_lesion(access, services.access_lesion(read, lesion), organ=body.get("organ"),
+                               nodal=body.get("nodal"))
+        return Response(services.serialize_read(access, read))
+
+    def delete(self, request: Request, slug: str, pk: int, lesion: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        read = services.access_read(access, pk)
+        services.delete_lesion(access, services.access_lesion(read, lesion))
+        return Response(status=204)
+
+
+class AssessmentView(APIView):
+    def put(self, request: Request, slug: str, pk: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        read = services.access_read(access, pk)
+        body = _body(request)
+        services.set_assessment(access, read, lesion=body.get("lesion"), timepoint=body.get("timepoint"),
+                                status=body.get("status"), annotation=body.get("annotation"))
+        return Response(services.serialize_read(access, read))
+
+
+class SignView(APIView):
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        read = services.sign_read(access, services.access_read(access, pk))
+        return Response(services.serialize_read(access, read))
+
+
+class SRExportView(APIView):
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        return Response({"instances": services.export_sr(access, services.access_read(access, pk))})
+
+
+class AdjudicationView(APIView):
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        return Response(services.adjudication_view(access, services.access_subject(access, pk)))
+
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        access = services.access_trial(request.user, slug)
+        subject = services.access_subject(access, pk)
+        body = _body(request)
+        services.adjudicate(access, subject, read=body.get("read"), reason=body.get("reason"))
+        return Response(services.adjudication_view(access, subject), status=201)
+
+
+class DashboardView(APIView):
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(services.dashboard(services.access_trial(request.user, slug)))
+
+
+class CsvExportView(APIView):
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        access = services.access_trial(request.user, slug)
+        response = HttpResponse(services.export_csv(access), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{slug}-recist.csv"'
+        return response

@@ -1,0 +1,86 @@
+"""Server-rendered pages of a trial under ``/projects/<slug>/trial/``. Thin: access, one service call, render.
+
+The read page is driven by ``static/trials/read.js`` over the REST API; the adjudication page posts
+a plain form; the dashboard is server-rendered SVG.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from crossread.errors import DomainError, ErrorCode
+from trials import services
+
+
+def _access(request: HttpRequest, slug: str) -> services.TrialAccess:
+    try:
+        return services.access_trial(request.user, slug)
+    except DomainError as error:
+        if error.code == ErrorCode.NOT_FOUND:
+            raise Http404(error.detail) from None
+        raise
+
+
+def _context(access: services.TrialAccess) -> dict[str, object]:
+    return {"project": access.trial.project, "trial": access.trial, "role": access.project_access.role,
+            "is_organizer": access.is_organizer, "is_adjudicator": access.is_adjudicator,
+            "sees_results": access.sees_results}
+
+
+def _or_404(call):  # type: ignore[no-untyped-def]
+    try:
+        return call()
+    except DomainError as error:
+        if error.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+            raise Http404(error.detail) from None
+        raise
+
+
+@login_required
+@ensure_csrf_cookie
+def worklist(request: HttpRequest, slug: str) -> HttpResponse:
+    access = _access(request, slug)
+    return render(request, "trials/worklist.html", _context(access) | {"reads": services.worklist(access)})
+
+
+@login_required
+@ensure_csrf_cookie
+def read(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    access = _access(request, slug)
+    found = _or_404(lambda: services.access_read(access, pk))
+    boot = {"project": slug, "read": found.pk, "api": f"/api/trials/{slug}/reads/{found.pk}/",
+            "viewer": f"/projects/{slug}/studies/", "dicomweb": f"/projects/{slug}/dicomweb/",
+            "user": request.user.get_username(), "organizer": access.is_organizer}
+    return render(request, "trials/read.html", _context(access) | {"read": found, "boot": boot})
+
+
+@login_required
+@ensure_csrf_cookie
+def adjudicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    access = _access(request, slug)
+    subject = _or_404(lambda: services.access_subject(access, pk))
+    error = None
+    if request.method == "POST":
+        try:
+            chosen = request.POST.get("read", "")
+            services.adjudicate(access, subject, read=int(chosen) if chosen.isdigit() else None,
+                                reason=request.POST.get("reason", ""))
+            return redirect("trial-adjudicate-page", slug=slug, pk=subject.pk)
+        except DomainError as exc:
+            error = exc.detail
+    view = services.adjudication_view(access, subject)
+    return render(request, "trials/adjudicate.html", _context(access) | {"view": view, "error": error},
+                  status=400 if error else 200)
+
+
+@login_required
+def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    access = _access(request, slug)
+    data = _or_404(lambda: services.dashboard(access))
+    return render(request, "trials/dashboard.html", _context(access) | {
+        "data": data, "waterfall": mark_safe(data["waterfall_svg"]),  # built with every text escaped
+        "spider": mark_safe(data["spider_svg"])})

@@ -1,0 +1,1 @@
+"""Maintenance scripts that regenerate the data files of :mod:`viewer.deid`."""

@@ -1,0 +1,139 @@
+"""multipart/related (RFC 2387) as DICOMweb uses it (PS3.18 8.6.1.2). No Django here."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.message import Message
+
+
+class MultipartError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class MediaType:
+    """A parsed media type such as ``multipart/related; type="application/dicom"``."""
+
+    type: str
+    params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: str) -> MediaType:
+        msg = Message()
+        msg["content-type"] = value
+        main = msg.get_content_type()  # lowercased; text/plain when unparseable
+        if "/" not in value.split(";", 1)[0]:
+            raise MultipartError(f"Not a media type: {value[:100]!r}")
+        params = {k.lower(): v for k, v in msg.get_params()[1:]} if msg.get_params() else {}
+        return cls(main, params)
+
+
+def parse_accept(header: str) -> list[MediaType]:
+    """The media ranges of an Accept header, in the client's order of preference (q-values honoured)."""
+    ranges: list[tuple[float, int, MediaType]] = []
+    for index, part in enumerate(_split_top_level(header)):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            media = MediaType.parse(part)
+        except MultipartError:
+            continue
+        try:
+            quality = float(media.params.pop("q", "1"))
+        except ValueError:
+            quality = 1.0
+        ranges.append((-quality, index, media))
+    return [media for _, _, media in sorted(ranges, key=lambda item: (item[0], item[1]))]
+
+
+def _split_top_level(header: str) -> list[str]:
+    """Split on commas that are not inside quotes."""
+    parts, current, quoted = [], [], False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+@dataclass(frozen=True)
+class Part:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+def parse_multipart_related(body: bytes, content_type: str) -> list[Part]:
+    """Split a multipart/related body into parts. Raises :class:`MultipartError` when malformed."""
+    media = MediaType.parse(content_type)
+    if media.type != "multipart/related":
+        raise MultipartError(f"Expected multipart/related, got {media.type}.")
+    boundary = media.params.get("boundary")
+    if not boundary:
+        raise MultipartError("The multipart/related content type has no boundary parameter.")
+    delimiter = b"--" + boundary.encode("latin-1")
+    # The body starts with the first delimiter (an optional preamble before it is ignored).
+    start = body.find(delimiter)
+    if start < 0:
+        raise MultipartError("The body does not contain its boundary.")
+    parts: list[Part] = []
+    pos = start + len(delimiter)
+    while True:
+        if body[pos : pos + 2] == b"--":
+            return parts  # close delimiter
+        line_end = body.find(b"\r\n", pos)
+        if line_end < 0:
+            raise MultipartError("The multipart body ends before its closing boundary.")
+        pos = line_end + 2
+        header_end = body.find(b"\r\n\r\n", pos - 2)
+        if header_end < 0:
+            raise MultipartError("A part has no end of headers.")
+        headers = _parse_headers(body[pos:header_end]) if header_end > pos else {}
+        content_start = header_end + 4
+        next_delim = body.find(b"\r\n" + delimiter, content_start)
+        if next_delim < 0:
+            raise MultipartError("The multipart body ends before its closing boundary.")
+        parts.append(Part(headers, body[content_start:next_delim]))
+        pos = next_delim + 2 + len(delimiter)
+
+
+def _parse_headers(raw: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in raw.decode("latin-1").split("\r\n"):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise MultipartError("A part header has no colon.")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def new_boundary() -> str:
+    return f"crossread-{secrets.token_hex(16)}"
+
+
+def encode_multipart_related(
+    parts: Iterable[tuple[bytes, str] | tuple[bytes, str, dict[str, str]]], boundary: str
+) -> Iterable[bytes]:
+    """Yield the body of a multipart/related message, part by part (for streaming responses)."""
+    delimiter = b"--" + boundary.encode("ascii")
+    for item in parts:
+        data, part_type = item[0], item[1]
+        extra = item[2] if len(item) > 2 else {}  # type: ignore[misc]
+        head = [f"Content-Type: {part_type}"] + [f"{k}: {v}" for k, v in extra.items()]
+        yield delimiter + b"\r\n" + "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
+        yield data
+        yield b"\r\n"
+    yield delimiter + b"--\r\n"

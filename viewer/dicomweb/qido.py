@@ -1,0 +1,387 @@
+"""QIDO-RS search (PS3.18 10.6): query parameters → ORM filters → DICOM JSON results.
+
+Matching follows PS3.4 C.2.2.2: single value, list of UIDs, wildcard (``*``, ``?``), range
+(dates), and universal (empty) matching. Person names match case-insensitively, as most archives do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import pydicom
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import QueryDict
+
+from crossread.conf import option
+from crossread.errors import BadRequest
+from viewer.dicomfile import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS
+from viewer.models import Instance, Project, Series, Study
+
+STUDY, SERIES, INSTANCE = "study", "series", "instance"
+LEVEL_DEPTH = {STUDY: 0, SERIES: 1, INSTANCE: 2}
+#: How to reach a model of each level from a queryset of each level.
+PATH = {
+    (STUDY, STUDY): "",
+    (SERIES, SERIES): "",
+    (SERIES, STUDY): "study__",
+    (INSTANCE, INSTANCE): "",
+    (INSTANCE, SERIES): "series__",
+    (INSTANCE, STUDY): "series__study__",
+}
+
+
+@dataclass(frozen=True)
+class MatchKey:
+    keyword: str
+    level: str
+    field: str  # the model field on that level's model
+    kind: str  # "uid", "text", "pn", "date", "int", "modalities"
+
+
+MATCH_KEYS = {
+    key.keyword: key
+    for key in [
+        MatchKey("StudyInstanceUID", STUDY, "study_instance_uid", "uid"),
+        MatchKey("PatientName", STUDY, "patient_name", "pn"),
+        MatchKey("PatientID", STUDY, "patient_id", "text"),
+        MatchKey("PatientBirthDate", STUDY, "patient_birth_date", "date"),
+        MatchKey("PatientSex", STUDY, "patient_sex", "text"),
+        MatchKey("StudyDate", STUDY, "study_date", "date"),
+        MatchKey("StudyTime", STUDY, "study_time", "text"),
+        MatchKey("AccessionNumber", STUDY, "accession_number", "text"),
+        MatchKey("StudyID", STUDY, "study_id", "text"),
+        MatchKey("StudyDescription", STUDY, "study_description", "text"),
+        MatchKey("ReferringPhysicianName", STUDY, "referring_physician_name", "pn"),
+        MatchKey("ModalitiesInStudy", STUDY, "", "modalities"),
+        MatchKey("SeriesInstanceUID", SERIES, "series_instance_uid", "uid"),
+        MatchKey("Modality", SERIES, "modality", "text"),
+        MatchKey("SeriesNumber", SERIES, "series_number", "int"),
+        MatchKey("SeriesDescription", SERIES, "series_description", "text"),
+        MatchKey("SOPInstanceUID", INSTANCE, "sop_instance_uid", "uid"),
+        MatchKey("SOPClassUID", INSTANCE, "sop_class_uid", "uid"),
+        MatchKey("InstanceNumber", INSTANCE, "instance_number", "int"),
+    ]
+}
+
+IGNORED_PARAMETERS = {"fuzzymatching"}
+DATE_RE = re.compile(r"^\d{8}$")
+
+
+def keyword_of(name: str) -> str | None:
+    """A query key as a keyword: ``PatientName``, ``00100010`` or ``0010,0010`` all name PatientName."""
+    if name in MATCH_KEYS or pydicom.datadict.tag_for_keyword(name) is not None:
+        return name
+    digits = name.replace(",", "")
+    if re.fullmatch(r"[0-9A-Fa-f]{8}", digits):
+        keyword = pydicom.datadict.keyword_for_tag(int(digits, 16))
+        return keyword or None
+    return None
+
+
+@dataclass
+class Query:
+    level: str
+    filters: list[tuple[MatchKey, str]]
+    include: set[str]  # tags (8 hex digits) to return beyond the required ones
+    include_all: bool
+    limit: int
+    offset: int
+    warnings: list[str]
+
+
+def parse_query(params: QueryDict, level: str) -> Query:
+    filters: list[tuple[MatchKey, str]] = []
+    include: set[str] = set()
+    include_all = False
+    warnings: list[str] = []
+    limit = option("QIDO_DEFAULT_LIMIT")
+    offset = 0
+    for name in params:
+        values = params.getlist(name)
+        if name == "limit":
+            limit = _non_negative_int(name, values[-1])
+            if limit == 0 or limit > option("QIDO_MAX_LIMIT"):
+                limit = option("QIDO_MAX_LIMIT")
+        elif name == "offset":
+            offset = _non_negative_int(name, values[-1])
+        elif name == "includefield":
+            for value in values:
+                for field in filter(None, (v.strip() for v in value.split(","))):
+                    if field == "all":
+                        include_all = True
+                        continue
+                    keyword = keyword_of(field)
+                    if keyword is None:
+                        raise BadRequest(f"includefield names an unknown attribute: {field[:64]}")
+                    include.add(_tag_hex(keyword))
+        elif name in IGNORED_PARAMETERS:
+            warnings.append(f"The {name} parameter is not supported and was ignored.")
+        else:
+            keyword = keyword_of(name)
+            if keyword is None:
+                raise BadRequest(f"Unknown query parameter: {name[:64]}")
+            key = MATCH_KEYS.get(keyword)
+            if key is None or LEVEL_DEPTH[key.level] > LEVEL_DEPTH[level]:
+                raise BadRequest(f"{keyword} cannot be used to search at the {level} level.")
+            value = ",".join(values) if key.kind in ("uid", "modalities") else values[-1]
+            filters.append((key, value))
+            include.add(_tag_hex(keyword))
+    return Query(level, filters, include, include_all, limit, offset, warnings)
+
+
+def _non_negative_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a non-negative integer.") from None
+    if number < 0:
+        raise BadRequest(f"{name} must be a non-negative integer.")
+    return number
+
+
+def _tag_hex(keyword: str) -> str:
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    assert tag is not None
+    return f"{tag:08X}"
+
+
+def _wildcard_regex(pattern: str) -> str:
+    return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
+
+
+def _split_uids(value: str) -> list[str]:
+    return [uid.strip() for uid in re.split(r"[,\\]", value) if uid.strip()]
+
+
+def condition(key: MatchKey, value: str, prefix: str) -> Q:
+    """The filter for one matching key, on a model reached through ``prefix``."""
+    field = prefix + key.field
+    if value == "":
+        return Q()  # universal matching
+    if key.kind == "uid":
+        return Q(**{f"{field}__in": _split_uids(value)})
+    if key.kind == "modalities":
+        modalities = [m.strip() for m in re.split(r"[,\\]", value) if m.strip()]
+        study_ref = OuterRef(prefix + "pk" if prefix else "pk")
+        return Q(Exists(Series.objects.filter(study=study_ref, modality__in=modalities)))
+    if key.kind == "date":
+        return _date_condition(field, value)
+    if key.kind == "int":
+        try:
+            return Q(**{field: int(value)})
+        except ValueError:
+            raise BadRequest(f"{key.keyword} must be an integer.") from None
+    if "*" in value or "?" in value:
+        lookup = "iregex" if key.kind == "pn" else "regex"
+        return Q(**{f"{field}__{lookup}": _wildcard_regex(value)})
+    return Q(**{f"{field}__iexact" if key.kind == "pn" else field: value})
+
+
+def _date_condition(field: str, value: str) -> Q:
+    value = value.strip()
+    if "-" not in value:
+        _check_date(value)
+        return Q(**{field: value})
+    start, _, end = value.partition("-")
+    start, end = start.strip(), end.strip()
+    if not start and not end:
+        raise BadRequest("A date range needs a start or an end (YYYYMMDD-YYYYMMDD).")
+    q = ~Q(**{field: ""})
+    if start:
+        _check_date(start)
+        q &= Q(**{f"{field}__gte": start})
+    if end:
+        _check_date(end)
+        q &= Q(**{f"{field}__lte": end})
+    return q
+
+
+def _check_date(value: str) -> None:
+    if not DATE_RE.match(value):
+        raise BadRequest("Dates must be YYYYMMDD, and ranges YYYYMMDD-YYYYMMDD.")
+
+
+# --------------------------------------------------------------------------- searching
+
+MODELS = {STUDY: Study, SERIES: Series, INSTANCE: Instance}
+
+
+def hides_quarantine(project: Project, with_quarantine: bool) -> bool:
+    """Whether results must leave out quarantined instances (only when the project holds any)."""
+    return not with_quarantine and Instance.objects.filter(project=project, quarantined=True).exists()
+
+
+def visible_instances(project: Project, with_quarantine: bool) -> QuerySet[Instance]:
+    qs = Instance.objects.filter(project=project)
+    return qs.filter(quarantined=False) if hides_quarantine(project, with_quarantine) else qs
+
+
+def search(
+    project: Project, query: Query, scope: dict[str, str], *, with_quarantine: bool
+) -> tuple[list[Any], int]:
+    """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) and the total count."""
+    if query.level == INSTANCE:
+        qs: QuerySet[Any] = visible_instances(project, with_quarantine)
+    else:
+        qs = MODELS[query.level].objects.filter(project=project)
+        if hides_quarantine(project, with_quarantine):  # a study or series whose every instance is held
+            parent = "series" if query.level == SERIES else "series__study"
+            qs = qs.filter(Exists(Instance.objects.filter(quarantined=False, **{parent: OuterRef("pk")})))
+    if "study" in scope:
+        qs = qs.filter(**{PATH[(query.level, STUDY)] + "study_instance_uid": scope["study"]})
+    if "series" in scope:
+        qs = qs.filter(**{PATH[(query.level, SERIES)] + "series_instance_uid": scope["series"]})
+    for key, value in query.filters:
+        qs = qs.filter(condition(key, value, PATH[(query.level, key.level)]))
+    if query.level == SERIES:
+        qs = qs.select_related("study")
+    elif query.level == INSTANCE:
+        qs = qs.select_related("series", "series__study")
+    total = qs.count()
+    rows = list(qs.order_by("pk")[query.offset : query.offset + query.limit])
+    return rows, total
+
+
+# --------------------------------------------------------------------------- results as DICOM JSON
+
+
+def _element(vr: str, *values: Any) -> dict[str, Any]:
+    present = [v for v in values if v not in (None, "")]
+    return {"vr": vr, "Value": present} if present else {"vr": vr}
+
+
+def _pn(value: str) -> dict[str, Any]:
+    return {"vr": "PN", "Value": [{"Alphabetic": value}]} if value else {"vr": "PN"}
+
+
+def study_results(rows: list[Study], query: Query, base_url: str, instances: QuerySet[Instance]) -> list[dict[str, Any]]:
+    ids = [study.pk for study in rows]
+    modalities: dict[int, set[str]] = defaultdict(set)
+    series_counts: dict[int, int] = defaultdict(int)
+    visible_series = Series.objects.filter(study_id__in=ids, pk__in=instances.values("series_id"))
+    for study_id, modality in visible_series.values_list("study_id", "modality"):
+        series_counts[study_id] += 1
+        if modality:
+            modalities[study_id].add(modality)
+    instance_counts = dict(
+        instances.filter(series__study_id__in=ids)
+        .values("series__study_id")
+        .annotate(n=Count("pk"))
+        .values_list("series__study_id", "n")
+    )
+    return [
+        _merge(
+            study_json(study, base_url),
+            {
+                "00080061": _element("CS", *sorted(modalities[study.pk])),
+                "00201206": _element("IS", series_counts[study.pk]),
+                "00201208": _element("IS", instance_counts.get(study.pk, 0)),
+            },
+            _optional(study.metadata, query, STUDY_LEVEL_TAGS),
+        )
+        for study in rows
+    ]
+
+
+def study_json(study: Study, base_url: str) -> dict[str, Any]:
+    return {
+        "00080020": _element("DA", study.study_date),
+        "00080030": _element("TM", study.study_time),
+        "00080050": _element("SH", study.accession_number),
+        "00080056": _element("CS", "ONLINE"),
+        "00080090": _pn(study.referring_physician_name),
+        "00081030": _element("LO", study.study_description),
+        "00081190": _element("UR", f"{base_url}/studies/{study.study_instance_uid}"),
+        "00100010": _pn(study.patient_name),
+        "00100020": _element("LO", study.patient_id),
+        "00100030": _element("DA", study.patient_birth_date),
+        "00100040": _element("CS", study.patient_sex),
+        "0020000D": _element("UI", study.study_instance_uid),
+        "00200010": _element("SH", study.study_id),
+    }
+
+
+def series_results(rows: list[Series], query: Query, base_url: str, instances: QuerySet[Instance]) -> list[dict[str, Any]]:
+    counts = dict(
+        instances.filter(series_id__in=[s.pk for s in rows])
+        .values("series_id")
+        .annotate(n=Count("pk"))
+        .values_list("series_id", "n")
+    )
+    results = []
+    for series in rows:
+        study_uid = series.study.study_instance_uid
+        results.append(
+            _merge(
+                {
+                    "00080060": _element("CS", series.modality),
+                    "0008103E": _element("LO", series.series_description),
+                    "00081190": _element("UR", f"{base_url}/studies/{study_uid}/series/{series.series_instance_uid}"),
+                    "0020000D": _element("UI", study_uid),
+                    "0020000E": _element("UI", series.series_instance_uid),
+                    "00200011": _element("IS", series.series_number),
+                    "00201209": _element("IS", counts.get(series.pk, 0)),
+                },
+                _pick(series.metadata, ("00400244", "00400245")),
+                _optional(series.metadata, query, SERIES_LEVEL_TAGS),
+                _optional(series.study.metadata, query, STUDY_LEVEL_TAGS, include_all=False),
+            )
+        )
+    return results
+
+
+def instance_results(rows: list[Instance], query: Query, base_url: str, instances: QuerySet[Instance]) -> list[dict[str, Any]]:
+    results = []
+    for instance in rows:
+        series = instance.series
+        study_uid = series.study.study_instance_uid
+        url = f"{base_url}/studies/{study_uid}/series/{series.series_instance_uid}/instances/{instance.sop_instance_uid}"
+        required = {
+            "00080016": _element("UI", instance.sop_class_uid),
+            "00080018": _element("UI", instance.sop_instance_uid),
+            "00080056": _element("CS", "ONLINE"),
+            "00081190": _element("UR", url),
+            "0020000D": _element("UI", study_uid),
+            "0020000E": _element("UI", series.series_instance_uid),
+            "00200013": _element("IS", instance.instance_number),
+            "00280008": _element("IS", instance.number_of_frames),
+            "00280010": _element("US", instance.rows),
+            "00280011": _element("US", instance.columns),
+            "00280100": _element("US", instance.bits_allocated),
+        }
+        results.append(
+            _merge(
+                required,
+                _without_bulk(_optional(instance.metadata, query, None)),
+                _optional(series.metadata, query, SERIES_LEVEL_TAGS, include_all=False),
+                _optional(series.study.metadata, query, STUDY_LEVEL_TAGS, include_all=False),
+            )
+        )
+    return results
+
+
+def _optional(
+    metadata: dict[str, Any], query: Query, level_tags: frozenset[str] | None, *, include_all: bool = True
+) -> dict[str, Any]:
+    if query.include_all and include_all:
+        return dict(metadata) if level_tags is None else {t: v for t, v in metadata.items() if t in level_tags}
+    return {tag: metadata[tag] for tag in query.include if tag in metadata}
+
+
+def _pick(metadata: dict[str, Any], tags: tuple[str, ...]) -> dict[str, Any]:
+    return {tag: metadata[tag] for tag in tags if tag in metadata}
+
+
+def _without_bulk(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {tag: value for tag, value in metadata.items() if "BulkDataURI" not in value}
+
+
+def _merge(required: dict[str, Any], *extras: dict[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for extra in reversed(extras):
+        merged.update(extra)
+    merged.update(required)  # the index is authoritative for required attributes
+    return dict(sorted(merged.items()))

@@ -1,0 +1,380 @@
+"""DICOMweb endpoints under ``/projects/<slug>/dicomweb/`` (PS3.18): QIDO-RS, WADO-RS and STOW-RS.
+
+Views parse the request, call the ingest service or the index, and serialise; authentication and
+project access come from :func:`viewer.http.project_endpoint`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pydicom
+from django.http import HttpRequest, HttpResponse
+from pydicom.uid import ExplicitVRLittleEndian
+
+from audit.models import Action
+from audit.services import record
+from crossread.conf import option
+from crossread.errors import DomainError, ErrorCode, NotFound
+from viewer import dicomfile, ingest
+from viewer.access import ProjectAccess
+from viewer.dicomweb import pixels, qido
+from viewer.dicomweb.multipart import (
+    MediaType,
+    MultipartError,
+    encode_multipart_related,
+    new_boundary,
+    parse_accept,
+    parse_multipart_related,
+)
+from viewer.http import project_endpoint
+from viewer.models import Instance, Role
+from viewer.storage import object_store
+
+DICOM_JSON = "application/dicom+json"
+
+
+def base_url(request: HttpRequest, access: ProjectAccess) -> str:
+    path = f"/projects/{access.project.slug}/dicomweb"
+    public = option("PUBLIC_URL")
+    return f"{public}{path}" if public else request.build_absolute_uri(path)
+
+
+def dicom_json_response(data: Any, status: int = 200, warnings: list[str] | None = None) -> HttpResponse:
+    response = HttpResponse(json.dumps(data, separators=(",", ":")), content_type=DICOM_JSON, status=status)
+    if warnings:
+        response["Warning"] = ", ".join(f'299 crossread "{w.replace(chr(34), chr(39))}"' for w in warnings)
+    return response
+
+
+# --------------------------------------------------------------------------- QIDO-RS
+
+
+def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: str) -> HttpResponse:
+    query = qido.parse_query(request.GET, level)
+    rows, total = qido.search(access.project, query, scope, with_quarantine=access.sees_quarantine)
+    instances = qido.visible_instances(access.project, access.sees_quarantine)
+    url = base_url(request, access)
+    render = {qido.STUDY: qido.study_results, qido.SERIES: qido.series_results, qido.INSTANCE: qido.instance_results}
+    warnings = list(query.warnings)
+    remaining = total - query.offset - len(rows)
+    if remaining > 0:
+        warnings.append(f"There are {remaining} additional results that can be requested.")
+    return dicom_json_response(render[level](rows, query, url, instances), warnings=warnings)
+
+
+@project_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
+def studies(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    if request.method == "POST":
+        return _store(request, access, None)
+    return _search(request, access, qido.STUDY)
+
+
+@project_endpoint(("GET",))
+def all_series(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    return _search(request, access, qido.SERIES)
+
+
+@project_endpoint(("GET",))
+def all_instances(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    return _search(request, access, qido.INSTANCE)
+
+
+@project_endpoint(("GET",))
+def study_series(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
+    _require_study(access, study)
+    return _search(request, access, qido.SERIES, study=study)
+
+
+@project_endpoint(("GET",))
+def study_instances(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
+    _require_study(access, study)
+    return _search(request, access, qido.INSTANCE, study=study)
+
+
+@project_endpoint(("GET",))
+def series_instances(request: HttpRequest, access: ProjectAccess, study: str, series: str) -> HttpResponse:
+    _instances(access, study, series)  # 404 for an unknown series
+    return _search(request, access, qido.INSTANCE, study=study, series=series)
+
+
+def _require_study(access: ProjectAccess, study: str) -> None:
+    if not access.project.studies.filter(study_instance_uid=study).exists():
+        raise NotFound("No such study.")
+
+
+# --------------------------------------------------------------------------- WADO-RS
+
+
+def _instances(access: ProjectAccess, study: str, series: str | None = None, instance: str | None = None) -> list[Instance]:
+    qs = qido.visible_instances(access.project, access.sees_quarantine).filter(series__study__study_instance_uid=study)
+    if series is not None:
+        qs = qs.filter(series__series_instance_uid=series)
+    if instance is not None:
+        qs = qs.filter(sop_instance_uid=instance)
+    found = list(qs.select_related("series", "series__study").order_by("series__series_number", "series_id", "instance_number", "pk"))
+    if not found:
+        what = "instance" if instance else "series" if series else "study"
+        raise NotFound(f"No such {what}.")
+    return found
+
+
+def _read(instance: Instance) -> bytes:
+    return object_store().read(instance.project_id, instance.sha256)
+
+
+def _dicom_syntax_choice(request: HttpRequest) -> list[str]:
+    """The transfer syntaxes the client accepts for application/dicom, in order; ``*`` means any.
+
+    Without a transfer-syntax parameter the default is Explicit VR Little Endian (PS3.18 8.7.3.5.2).
+    """
+    accept = request.headers.get("Accept", "") or "*/*"
+    choices: list[str] = []
+    for media in parse_accept(accept):
+        is_dicom = media.type == "application/dicom" or (
+            media.type == "multipart/related" and media.params.get("type", "application/dicom") == "application/dicom"
+        )
+        if is_dicom:
+            choices.append(media.params.get("transfer-syntax", ExplicitVRLittleEndian))
+        elif media.type in ("*/*", "multipart/*"):
+            choices.append(ExplicitVRLittleEndian)
+    if not choices:
+        raise DomainError(
+            'This resource is served as multipart/related; type="application/dicom".',
+            code=ErrorCode.NOT_ACCEPTABLE,
+        )
+    return choices
+
+
+def _encode_for(instance: Instance, data: bytes, choices: list[str]) -> tuple[bytes, str]:
+    for syntax in choices:
+        if syntax == "*" or syntax == instance.transfer_syntax_uid:
+            return data, instance.transfer_syntax_uid
+        if syntax == ExplicitVRLittleEndian:
+            try:
+                return pixels.to_explicit_vr_little_endian(data), ExplicitVRLittleEndian
+            except Exception:  # a file pydicom cannot transcode is offered as stored if the client allows
+                continue
+    raise DomainError(
+        "The instance cannot be served in the requested transfer syntax; ask for transfer-syntax=*.",
+        code=ErrorCode.NOT_ACCEPTABLE,
+        sop_instance_uid=instance.sop_instance_uid,
+    )
+
+
+def _retrieve(request: HttpRequest, access: ProjectAccess, found: list[Instance], level: str) -> HttpResponse:
+    choices = _dicom_syntax_choice(request)
+    parts = []
+    for instance in found:
+        data, syntax = _encode_for(instance, _read(instance), choices)
+        parts.append((data, f"application/dicom; transfer-syntax={syntax}"))
+    boundary = new_boundary()
+    uid = {"study": found[0].series.study.study_instance_uid, "series": found[0].series.series_instance_uid}.get(
+        level, found[0].sop_instance_uid
+    )
+    record(
+        Action.DOWNLOAD, actor=request.user, request=request, project=access.project,
+        object_type=level, object_id=uid, instances=len(found),
+    )
+    return HttpResponse(
+        b"".join(encode_multipart_related(parts, boundary)),
+        content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+    )
+
+
+@project_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
+def study(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
+    if request.method == "POST":
+        return _store(request, access, study)
+    return _retrieve(request, access, _instances(access, study), "study")
+
+
+@project_endpoint(("GET",))
+def series(request: HttpRequest, access: ProjectAccess, study: str, series: str) -> HttpResponse:
+    return _retrieve(request, access, _instances(access, study, series), "series")
+
+
+@project_endpoint(("GET",))
+def instance(request: HttpRequest, access: ProjectAccess, study: str, series: str, instance: str) -> HttpResponse:
+    return _retrieve(request, access, _instances(access, study, series, instance), "instance")
+
+
+def _metadata(request: HttpRequest, access: ProjectAccess, found: list[Instance]) -> HttpResponse:
+    url = base_url(request, access)
+    results = []
+    for item in found:
+        instance_url = (
+            f"{url}/studies/{item.series.study.study_instance_uid}/series/{item.series.series_instance_uid}"
+            f"/instances/{item.sop_instance_uid}"
+        )
+        results.append(_absolute_bulk_uris(item.metadata, instance_url))
+    return dicom_json_response(results)
+
+
+def _absolute_bulk_uris(node: Any, instance_url: str) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: (
+                f"{instance_url}/{value}"
+                if key == "BulkDataURI" and isinstance(value, str) and value.startswith(dicomfile.BULK_DATA_PLACEHOLDER)
+                else _absolute_bulk_uris(value, instance_url)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_absolute_bulk_uris(value, instance_url) for value in node]
+    return node
+
+
+@project_endpoint(("GET",))
+def study_metadata(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
+    return _metadata(request, access, _instances(access, study))
+
+
+@project_endpoint(("GET",))
+def series_metadata(request: HttpRequest, access: ProjectAccess, study: str, series: str) -> HttpResponse:
+    return _metadata(request, access, _instances(access, study, series))
+
+
+@project_endpoint(("GET",))
+def instance_metadata(request: HttpRequest, access: ProjectAccess, study: str, series: str, instance: str) -> HttpResponse:
+    return _metadata(request, access, _instances(access, study, series, instance))
+
+
+def _octet_stream_response(chunks: list[bytes]) -> HttpResponse:
+    boundary = new_boundary()
+    body = b"".join(encode_multipart_related(((c, "application/octet-stream") for c in chunks), boundary))
+    return HttpResponse(body, content_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')
+
+
+def _accepts_octet_stream(request: HttpRequest) -> None:
+    accept = request.headers.get("Accept", "") or "*/*"
+    for media in parse_accept(accept):
+        if media.type in ("*/*", "multipart/*", "application/octet-stream", "application/*"):
+            return
+        if media.type == "multipart/related" and media.params.get("type", "application/octet-stream") in (
+            "application/octet-stream",
+            "*/*",
+        ):
+            return
+    raise DomainError(
+        'Frames are served uncompressed as multipart/related; type="application/octet-stream".',
+        code=ErrorCode.NOT_ACCEPTABLE,
+    )
+
+
+def _load(found: Instance) -> Any:
+    return pydicom.dcmread(io.BytesIO(_read(found)))
+
+
+def _frame_error(exc: pixels.FrameError) -> DomainError:
+    code = {404: ErrorCode.NOT_FOUND, 422: ErrorCode.UNPROCESSABLE}.get(exc.status, ErrorCode.BAD_REQUEST)
+    return DomainError(str(exc), code=code)
+
+
+@project_endpoint(("GET",))
+def frames(request: HttpRequest, access: ProjectAccess, study: str, series: str, instance: str, frames: str) -> HttpResponse:
+    _accepts_octet_stream(request)
+    (found,) = _instances(access, study, series, instance)
+    ds = _load(found)
+    try:
+        numbers = pixels.parse_frame_list(frames, pixels.number_of_frames(ds))
+        return _octet_stream_response([pixels.frame_bytes(ds, n) for n in numbers])
+    except pixels.FrameError as exc:
+        raise _frame_error(exc) from None
+
+
+@project_endpoint(("GET",))
+def bulkdata(request: HttpRequest, access: ProjectAccess, study: str, series: str, instance: str, tag: str) -> HttpResponse:
+    _accepts_octet_stream(request)
+    (found,) = _instances(access, study, series, instance)
+    try:
+        tag_number = int(tag, 16)
+    except ValueError:
+        raise NotFound("No such bulk data.") from None
+    try:
+        value = pixels.element_bytes(_load(found), tag_number)
+    except pixels.FrameError as exc:
+        raise _frame_error(exc) from None
+    if value is None:
+        raise NotFound("No such bulk data.")
+    return _octet_stream_response([value])
+
+
+# --------------------------------------------------------------------------- STOW-RS
+
+
+def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -> HttpResponse:
+    content_type = request.headers.get("Content-Type", "")
+    try:
+        media = MediaType.parse(content_type) if content_type else None
+    except MultipartError:
+        media = None
+    if media is None or media.type != "multipart/related":
+        raise DomainError(
+            'STOW-RS takes multipart/related; type="application/dicom".', code=ErrorCode.UNSUPPORTED_MEDIA_TYPE
+        )
+    part_type = media.params.get("type", "application/dicom").lower()
+    if part_type != "application/dicom":
+        raise DomainError(
+            f"Only application/dicom parts are accepted (not {part_type[:64]}).", code=ErrorCode.UNSUPPORTED_MEDIA_TYPE
+        )
+    try:
+        parts = parse_multipart_related(request.body, content_type)
+    except MultipartError as exc:
+        raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
+    if not parts:
+        raise DomainError("The request holds no instances.", code=ErrorCode.BAD_REQUEST)
+
+    results = []
+    for index, part in enumerate(parts, start=1):
+        name = f"part {index}"
+        declared = (part.content_type or "application/dicom").split(";", 1)[0].strip().lower()
+        if declared != "application/dicom":
+            results.append(ingest.failed(name, f"Part {index} is {declared[:64]}, not application/dicom."))
+            continue
+        results.append(ingest.ingest_bytes(access.project, part.body, name=name, expected_study_uid=study_uid))
+    ingest.record_upload(request, access.project, results, via="STOW-RS")
+    return _stow_response(request, access, results, study_uid)
+
+
+def _stow_response(
+    request: HttpRequest, access: ProjectAccess, results: list[ingest.IngestResult], study_uid: str | None
+) -> HttpResponse:
+    url = base_url(request, access)
+    referenced, failed = [], []
+    for result in results:
+        if result.ok:
+            referenced.append(
+                {
+                    "00081150": {"vr": "UI", "Value": [result.sop_class_uid]},
+                    "00081155": {"vr": "UI", "Value": [result.sop_instance_uid]},
+                    "00081190": {
+                        "vr": "UR",
+                        "Value": [
+                            f"{url}/studies/{result.study_instance_uid}/series/{result.series_instance_uid}"
+                            f"/instances/{result.sop_instance_uid}"
+                        ],
+                    },
+                }
+            )
+        else:
+            item: dict[str, Any] = {"00081197": {"vr": "US", "Value": [result.failure_code]}}
+            if result.sop_class_uid:
+                item["00081150"] = {"vr": "UI", "Value": [result.sop_class_uid]}
+            if result.sop_instance_uid:
+                item["00081155"] = {"vr": "UI", "Value": [result.sop_instance_uid]}
+            failed.append(dict(sorted(item.items())))
+    body: dict[str, Any] = {}
+    study_uids = {r.study_instance_uid for r in results if r.ok}
+    if study_uid or len(study_uids) == 1:
+        body["00081190"] = {"vr": "UR", "Value": [f"{url}/studies/{study_uid or study_uids.pop()}"]}
+    if failed:
+        body["00081198"] = {"vr": "SQ", "Value": failed}
+    if referenced:
+        body["00081199"] = {"vr": "SQ", "Value": referenced}
+    status = 200 if not failed else 202 if referenced else 409
+    warnings = [f"{r.name}: {r.reason}" for r in results if not r.ok]
+    return dicom_json_response(body, status=status, warnings=warnings)

@@ -1,0 +1,360 @@
+"""The one ingest path: web upload, STOW-RS and ``manage.py import_dicom`` all call :func:`ingest_bytes`.
+
+For each instance: parse and validate (:mod:`viewer.dicomfile`), store the file content-addressed
+with an atomic write, then index Study/Series/Instance rows in one transaction. Re-sending the same
+bytes is a success that stores nothing new; the same SOP Instance UID with other bytes is a
+conflict and the stored instance is untouched. A refused file leaves no row and no file behind.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import logging
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from audit.models import Action
+from audit.services import record
+from crossread.conf import option
+from viewer import deid, dicomfile
+from viewer.dicomfile import InvalidDicom
+from viewer.models import Instance, Project, PseudonymLink, Series, Study
+from viewer.storage import object_store, sha256_hex
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    STORED = "stored"
+    ALREADY_STORED = "already_stored"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: Outcome
+    name: str = ""
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    reason: str = ""
+    failure_code: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != Outcome.FAILED
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"name": self.name, "outcome": str(self.outcome)}
+        if self.sop_instance_uid:
+            data.update(
+                study_instance_uid=self.study_instance_uid,
+                series_instance_uid=self.series_instance_uid,
+                sop_instance_uid=self.sop_instance_uid,
+                sop_class_uid=self.sop_class_uid,
+            )
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+def failed(name: str, reason: str, code: int = dicomfile.FAILURE_CANNOT_UNDERSTAND, **uids: str) -> IngestResult:
+    return IngestResult(
+        Outcome.FAILED,
+        name=name,
+        reason=reason,
+        failure_code=code,
+        sop_class_uid=uids.get("SOPClassUID", ""),
+        sop_instance_uid=uids.get("SOPInstanceUID", ""),
+        study_instance_uid=uids.get("StudyInstanceUID", ""),
+        series_instance_uid=uids.get("SeriesInstanceUID", ""),
+    )
+
+
+def ingest_bytes(
+    project: Project, data: bytes, *, name: str = "", expected_study_uid: str | None = None, derived: bool = False
+) -> IngestResult:
+    """Validate, store and index one DICOM file. Never raises for bad input: the result says why.
+
+    ``derived`` marks an object this server made from instances already in the project (a
+    measurement report): it is stored as made, because de-identifying it again would replace the
+    UIDs by which it references those instances.
+    """
+    if len(data) > option("MAX_INSTANCE_BYTES"):
+        return failed(name, "The file is larger than this archive accepts.", dicomfile.FAILURE_OUT_OF_RESOURCES)
+    try:
+        ds = dicomfile.read_part10(data)
+    except InvalidDicom as exc:
+        return failed(name, exc.reason, exc.failure_code, **exc.uids)
+
+    attrs = dicomfile.index_attributes(ds)
+    uids = {
+        "SOPClassUID": attrs.instance["sop_class_uid"],
+        "SOPInstanceUID": attrs.instance["sop_instance_uid"],
+        "StudyInstanceUID": attrs.study["study_instance_uid"],
+        "SeriesInstanceUID": attrs.series["series_instance_uid"],
+    }
+    if expected_study_uid is not None and attrs.study["study_instance_uid"] != expected_study_uid:
+        return failed(
+            name, "The instance belongs to another study than the one in the URL.", dicomfile.FAILURE_STUDY_MISMATCH, **uids
+        )
+
+    protection = None
+    if project.deidentification and not derived:
+        try:
+            protection = _deidentify(project, ds)
+        except ValueError as exc:
+            return failed(name, f"The file cannot be de-identified ({exc}).", dicomfile.FAILURE_PROCESSING)
+        ds, data = protection.result.dataset, protection.data
+        attrs = dicomfile.index_attributes(ds)
+        uids = {
+            "SOPClassUID": attrs.instance["sop_class_uid"],
+            "SOPInstanceUID": attrs.instance["sop_instance_uid"],
+            "StudyInstanceUID": attrs.study["study_instance_uid"],
+            "SeriesInstanceUID": attrs.series["series_instance_uid"],
+        }
+
+    digest = sha256_hex(data)
+    existing = _existing(project, attrs.instance["sop_instance_uid"], digest, name, uids)
+    if existing is not None:
+        return existing
+
+    try:
+        metadata = dicomfile.dicom_json(ds)
+    except Exception as exc:  # pydicom cannot express some damaged values as JSON
+        return failed(name, f"The file cannot be described as DICOM JSON ({type(exc).__name__}).", **uids)
+
+    store = object_store()
+    store.put(project.pk, data, digest)
+    try:
+        with transaction.atomic():
+            study = _study_for(project, attrs, metadata)
+            series = _series_for(project, study, attrs, metadata)
+            Instance.objects.create(
+                project=project,
+                series=series,
+                sha256=digest,
+                size=len(data),
+                metadata=metadata,
+                quarantined=bool(protection and protection.result.burned_in_text_risk),
+                quarantine_reasons=list(protection.result.burned_in_text_reasons) if protection else [],
+                **attrs.instance,
+            )
+            if protection and protection.link and project.keep_pseudonym_links:
+                PseudonymLink.objects.get_or_create(
+                    project=project, original_patient_id=protection.link[0], defaults={"pseudonym": protection.link[1]}
+                )
+            if protection:
+                record(
+                    Action.DEIDENTIFIED, project=project, object_type="instance",
+                    object_id=attrs.instance["sop_instance_uid"], profile=project.deidentification,
+                    quarantined=protection.result.burned_in_text_risk,
+                )
+    except _Refused as refused:
+        discard_unreferenced(project, digest)
+        return failed(name, refused.reason, refused.code, **uids)
+    except IntegrityError:
+        # Another request stored this SOP instance between our check and our insert.
+        existing = _existing(project, attrs.instance["sop_instance_uid"], digest, name, uids)
+        if existing is None:  # pragma: no cover - the row that won must be visible now
+            raise
+        if not existing.ok:
+            discard_unreferenced(project, digest)
+        return existing
+    except BaseException:
+        discard_unreferenced(project, digest)
+        raise
+    return IngestResult(Outcome.STORED, name=name, **_result_uids(uids))
+
+
+def _result_uids(uids: dict[str, str]) -> dict[str, str]:
+    return {
+        "sop_class_uid": uids["SOPClassUID"],
+        "sop_instance_uid": uids["SOPInstanceUID"],
+        "study_instance_uid": uids["StudyInstanceUID"],
+        "series_instance_uid": uids["SeriesInstanceUID"],
+    }
+
+
+def _existing(project: Project, sop_uid: str, digest: str, name: str, uids: dict[str, str]) -> IngestResult | None:
+    stored = Instance.objects.filter(project=project, sop_instance_uid=sop_uid).values_list("sha256", flat=True).first()
+    if stored is None:
+        return None
+    if stored == digest:
+        return IngestResult(Outcome.ALREADY_STORED, name=name, **_result_uids(uids))
+    return failed(
+        name,
+        "An instance with this SOP Instance UID is already stored with different content.",
+        dicomfile.FAILURE_DUPLICATE_CONFLICT,
+        **uids,
+    )
+
+
+def discard_unreferenced(project: Project, digest: str) -> None:
+    """Remove a file written for a refused instance, unless a stored instance has the same bytes.
+
+    Objects are per project and the bytes hold the SOP Instance UID, so only a request for the same
+    instance could reference the same digest, and that one is refused for the same reason.
+    """
+    if not Instance.objects.filter(project=project, sha256=digest).exists():
+        object_store().delete(project.pk, digest)
+
+
+@dataclass(frozen=True)
+class _Protected:
+    result: deid.DeidResult
+    data: bytes
+    link: tuple[str, str] | None  # (original PatientID, pseudonym)
+
+
+def _deidentify(project: Project, ds: dicomfile.Dataset) -> _Protected:
+    """Apply the project's PS3.15 profile; the same input always gives the same bytes."""
+    secret = bytes.fromhex(project.secret)
+    seen: list[tuple[str, str]] = []
+
+    def pseudonym(original: str) -> str:
+        value = deid.default_pseudonym(original, secret)
+        seen.append((original, value))
+        return value
+
+    result = deid.deidentify(ds, deid.Profile.from_json(project.deidentification), secret=secret, pseudonym=pseudonym)
+    buffer = io.BytesIO()
+    result.dataset.save_as(buffer, enforce_file_format=True)
+    return _Protected(result, buffer.getvalue(), seen[0] if seen else None)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, code: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+def _study_for(project: Project, attrs: dicomfile.IndexAttributes, metadata: dict) -> Study:
+    study, _ = Study.objects.get_or_create(
+        project=project,
+        study_instance_uid=attrs.study["study_instance_uid"],
+        defaults={
+            **{k: v for k, v in attrs.study.items() if k != "study_instance_uid"},
+            "metadata": dicomfile.level_subset(metadata, dicomfile.STUDY_LEVEL_TAGS),
+        },
+    )
+    return study
+
+
+def _series_for(project: Project, study: Study, attrs: dicomfile.IndexAttributes, metadata: dict) -> Series:
+    series, _ = Series.objects.get_or_create(
+        project=project,
+        series_instance_uid=attrs.series["series_instance_uid"],
+        defaults={
+            "study": study,
+            **{k: v for k, v in attrs.series.items() if k != "series_instance_uid"},
+            "metadata": dicomfile.level_subset(metadata, dicomfile.SERIES_LEVEL_TAGS),
+        },
+    )
+    if series.study_id != study.pk:
+        raise _Refused(
+            "The Series Instance UID is already stored under another study.", dicomfile.FAILURE_PROCESSING
+        )
+    return series
+
+
+# --------------------------------------------------------------------------- batches and containers
+
+
+@dataclass
+class BatchReport:
+    results: list[IngestResult] = field(default_factory=list)
+
+    def add(self, result: IngestResult) -> None:
+        self.results.append(result)
+
+    @property
+    def stored(self) -> list[IngestResult]:
+        return [r for r in self.results if r.outcome == Outcome.STORED]
+
+    @property
+    def failed(self) -> list[IngestResult]:
+        return [r for r in self.results if r.outcome == Outcome.FAILED]
+
+    def counts(self) -> dict[str, int]:
+        return {outcome.value: sum(r.outcome == outcome for r in self.results) for outcome in Outcome}
+
+    def as_dict(self) -> dict[str, object]:
+        return {"counts": self.counts(), "results": [r.as_dict() for r in self.results]}
+
+
+def record_upload(request: Any, project: Project, results: list[IngestResult], *, via: str) -> None:
+    """One audit event per upload request: counts and the studies it touched (UIDs only)."""
+    counts = {outcome.value: sum(r.outcome == outcome for r in results) for outcome in Outcome}
+    studies = sorted({r.study_instance_uid for r in results if r.ok})
+    record(
+        Action.UPLOAD, actor=getattr(request, "user", None), request=request, project=project,
+        object_type="studies", object_id=",".join(studies)[:200], via=via, **counts,
+    )
+
+
+def is_zip(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"
+
+
+def safe_member_name(name: str) -> bool:
+    """A zip member name that could not escape a folder if it were extracted (no ``..``, no root)."""
+    if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return False
+    return ".." not in PurePosixPath(name).parts
+
+
+def iter_zip_members(data: bytes, container: str) -> Iterator[tuple[str, bytes | IngestResult]]:
+    """Yield ``(name, bytes)`` for each file of a zip, or ``(name, failed result)`` for a refused member.
+
+    Members are read into memory, never extracted to disk; unsafe names are refused all the same,
+    because such an archive is malformed or hostile. The total uncompressed size is bounded.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        yield container, failed(container, "The zip archive is damaged.")
+        return
+    with archive:
+        total = 0
+        limit = option("MAX_ZIP_BYTES")
+        for info in archive.infolist():
+            member = f"{container}/{info.filename}" if container else info.filename
+            if info.is_dir():
+                continue
+            if not safe_member_name(info.filename):
+                yield member, failed(member, "Unsafe path in zip archive (absolute or with '..'); not read.")
+                continue
+            total += info.file_size
+            if total > limit or info.file_size > option("MAX_INSTANCE_BYTES"):
+                yield member, failed(member, "The zip archive expands beyond the size this archive accepts.")
+                return
+            if PurePosixPath(info.filename).name.upper() == "DICOMDIR":
+                continue  # the directory record itself is not an image; its files are members too
+            try:
+                yield member, archive.read(info)
+            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError) as exc:
+                yield member, failed(member, f"The zip member cannot be read ({type(exc).__name__}).")
+
+
+def ingest_files(project: Project, files: Iterable[tuple[str, bytes]]) -> BatchReport:
+    """Ingest named files, opening zip archives; each file succeeds or fails on its own."""
+    report = BatchReport()
+    for name, data in files:
+        if is_zip(data):
+            for member, content in iter_zip_members(data, name):
+                if isinstance(content, IngestResult):
+                    report.add(content)
+                else:
+                    report.add(ingest_bytes(project, content, name=member))
+        else:
+            report.add(ingest_bytes(project, data, name=name))
+    return report

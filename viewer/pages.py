@@ -1,0 +1,183 @@
+"""Server-rendered pages: project list, worklist, upload and the viewer.
+
+Pages are thin: they require a login, resolve the project through
+:func:`viewer.access.access_project` (a project the user is not a member of does not exist: 404)
+and hand the browser what it needs to start without extra round trips. Everything else the page
+shows comes from the browser's own calls to DICOMweb and the REST API (see docs/viewer.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from crossread.errors import DomainError, ErrorCode
+from viewer import imaging
+from viewer.access import ProjectAccess, access_project, access_study
+from viewer.models import Instance, Project, Role, Series, Study
+from viewer.wsi import WSI_SOP_CLASS
+
+#: Other studies of the same patient offered for comparison in the viewer (newest first).
+MAX_RELATED_STUDIES = 4
+
+
+def _access(request: HttpRequest, slug: str, minimum: str = Role.VIEWER) -> ProjectAccess:
+    try:
+        return access_project(request.user, slug, minimum=minimum)
+    except DomainError as error:
+        if error.code == ErrorCode.NOT_FOUND:
+            raise Http404(error.detail) from None
+        raise
+
+
+def _page_context(access: ProjectAccess) -> dict[str, Any]:
+    return {
+        "project": access.project,
+        "role": access.role,
+        "can_write": access.can(Role.READER),
+    }
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    projects = (
+        Project.objects.filter(memberships__user=request.user)
+        .annotate(study_count=Count("studies", distinct=True))
+        .order_by("name")
+    )
+    return render(request, "viewer/home.html", {"projects": projects})
+
+
+@login_required
+@ensure_csrf_cookie
+def worklist(request: HttpRequest, slug: str) -> HttpResponse:
+    access = _access(request, slug)
+    modalities = sorted(
+        set(Series.objects.filter(project=access.project).values_list("modality", flat=True)) - {""}
+    )
+    return render(request, "viewer/worklist.html", _page_context(access) | {"modalities": modalities})
+
+
+@login_required
+@ensure_csrf_cookie
+def upload(request: HttpRequest, slug: str) -> HttpResponse:
+    access = _access(request, slug)
+    if not access.can(Role.READER):
+        raise Http404("Uploading needs the reader role.")
+    return render(request, "viewer/upload.html", _page_context(access))
+
+
+def study_outline(access: ProjectAccess, study_uid: str) -> dict[str, Any]:
+    """The study, its series, and each series' images ``[SOPInstanceUID, frames, rows, columns]``
+    in display order (InstanceNumber), so the viewer can request its first frame before any
+    metadata has arrived."""
+    study = access_study(access, study_uid)
+    series_rows = list(
+        Series.objects.filter(study=study).order_by("series_number", "pk")
+    )
+    instances: dict[int, list[list[Any]]] = {row.pk: [] for row in series_rows}
+    visible = Instance.objects.filter(series__study=study)
+    if not access.sees_quarantine:
+        visible = visible.filter(quarantined=False)
+    for series_id, sop, frames, rows, columns in (
+        visible.exclude(sop_class_uid=WSI_SOP_CLASS)
+        .order_by("instance_number", "pk")
+        .values_list("series_id", "sop_instance_uid", "number_of_frames", "rows", "columns")
+    ):
+        if rows and columns:  # only images; other objects (SR, ...) cannot be shown in a viewport
+            instances[series_id].append([sop, frames or 1, rows, columns])
+    # A whole-slide image is one picture whatever its levels and tiles: its finest level, the size
+    # of the total pixel matrix, drawn from Deep Zoom tiles.
+    slides: dict[int, list[Any]] = {}
+    for series_id, sop, rows, columns, metadata in visible.filter(sop_class_uid=WSI_SOP_CLASS).values_list(
+        "series_id", "sop_instance_uid", "rows", "columns", "metadata"
+    ):
+        size = [_first_value(metadata, "00480007") or rows, _first_value(metadata, "00480006") or columns]
+        if size[0] and size[1] and (series_id not in slides or size[0] * size[1] > slides[series_id][2] * slides[series_id][3]):
+            slides[series_id] = [sop, 1, *size]
+    for series_id, entry in slides.items():
+        instances[series_id] = [entry]
+    return {
+        "study": study.study_instance_uid,
+        "patientName": study.patient_name,
+        "patientId": study.patient_id,
+        "studyDate": study.study_date,
+        "studyDescription": study.study_description,
+        "series": [
+            {
+                "uid": row.series_instance_uid,
+                "number": row.series_number,
+                "description": row.series_description,
+                "modality": row.modality,
+                "instances": instances[row.pk],
+            }
+            for row in series_rows
+            if instances[row.pk]
+        ],
+    }
+
+
+def _first_value(metadata: dict[str, Any], tag: str) -> Any:
+    values = (metadata.get(tag) or {}).get("Value") or [None]
+    return values[0]
+
+
+@login_required
+@ensure_csrf_cookie
+def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
+    access = _access(request, slug)
+    try:
+        outline = study_outline(access, study_uid)
+    except DomainError:
+        raise Http404("No such study.") from None
+    related = [
+        study_outline(access, uid)
+        for uid in Study.objects.filter(project=access.project, patient_id=outline["patientId"])
+        .exclude(study_instance_uid=study_uid)
+        .exclude(patient_id="")
+        .order_by("-study_date", "-study_time")
+        .values_list("study_instance_uid", flat=True)[:MAX_RELATED_STUDIES]
+    ]
+    outlines = [outline, *related]
+    modalities = sorted({s["modality"] for o in outlines for s in o["series"] if s["modality"]})
+    presets = [p for m in modalities for p in imaging.presets_for(m)]
+    boot = {
+        "project": access.project.slug,
+        "user": request.user.get_username(),
+        "role": access.role,
+        "canWrite": access.can(Role.READER),
+        "outline": outline,
+        "related": related,
+        "presets": presets,
+        "session": request.GET.get("session") or None,
+    }
+    return render(
+        request,
+        "viewer/viewer.html",
+        _page_context(access)
+        | {"boot": boot, "outline": outline, "session": boot["session"], "first_frame": first_frame_url(access, outline)},
+    )
+
+
+#: The viewer draws larger images from Deep Zoom tiles (static/viewer/viewport.js TILE_THRESHOLD).
+TILE_THRESHOLD = 1024
+
+
+def first_frame_url(access: ProjectAccess, outline: dict[str, Any]) -> str | None:
+    """The URL the viewer asks first (frame 1 of the first image, the file's window), exactly as
+    static/viewer/api.js builds it, so the page can preload it while the scripts load."""
+    if not outline["series"]:
+        return None
+    series = outline["series"][0]
+    sop, _frames, rows, columns = series["instances"][0]
+    if max(rows, columns) > TILE_THRESHOLD:
+        return None
+    return (
+        f"/projects/{access.project.slug}/dicomweb/studies/{outline['study']}/series/{series['uid']}"
+        f"/instances/{sop}/frames/1/rendered?accept=image%2Fjpeg"
+    )

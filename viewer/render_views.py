@@ -1,0 +1,240 @@
+"""Rendered images over HTTP: WADO-RS ``rendered`` and ``thumbnail`` (PS3.18 8.3.5, 10.4.1.1.3),
+and Deep Zoom tiles for large images.
+
+Each view is thin: authorise, find the instance, parse options, answer 304 if the client already
+has the bytes, else render through :mod:`viewer.rendering`. The views run in the thread pool
+(:func:`rendered_view`), not in Django's single thread for synchronous code, so several frames
+render at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.cache import patch_vary_headers
+
+from crossread.conf import option
+from crossread.errors import DomainError, ErrorCode, NotFound, error_response
+from viewer import imaging, rendering, slides, wsi
+from viewer.access import ProjectAccess
+from viewer.fastpath import fast_path
+from viewer.http import project_endpoint
+from viewer.models import Instance, Series
+from viewer.rendering import RenderOptions, StoredImage
+
+THUMBNAIL_VIEWPORT = imaging.Viewport(128, 128)
+TILE_SIZE, TILE_OVERLAP = 254, 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a rendered request resolved to: its ETag, its media type, and how to make its bytes
+    (called in the thread pool, unless the bytes are already in the output cache)."""
+
+    etag: str
+    media_type: str
+    produce: Callable[[], bytes]
+
+    @classmethod
+    def frame(cls, instance: StoredImage, frame: int, options: RenderOptions) -> Plan:
+        tag = rendering.etag(instance, frame, options)
+        return cls(tag, options.media_type, functools.partial(rendering.render, instance, frame, options, tag))
+
+
+class _Planned(HttpResponse):
+    """Carries a :class:`Plan` (and its render, when already cached) out of the synchronous part."""
+
+    def __init__(self, plan: Plan, cached: bytes | None) -> None:
+        super().__init__()
+        self.plan = plan
+        self.cached = cached
+
+
+def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
+    """Make an async view from ``resolve(request, access, **kwargs) -> Plan``.
+
+    Authentication, access and the database lookups run in Django's thread for synchronous code;
+    decoding and encoding run in the thread pool, so several frames render at once.
+    """
+
+    @project_endpoint(("GET",))
+    @functools.wraps(resolve)
+    def planned(request: HttpRequest, access: ProjectAccess, **kwargs: Any) -> HttpResponse:
+        try:
+            plan = resolve(request, access, **kwargs)
+            return _Planned(plan, rendering.cached_render(plan.etag))
+        except imaging.RenderError as exc:
+            raise DomainError(exc.detail, code=_code_for(exc.status)) from None
+
+    @functools.wraps(resolve)
+    async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        answer = await sync_to_async(planned)(request, *args, **kwargs)
+        if not isinstance(answer, _Planned):
+            return answer
+        plan = answer.plan
+        tag = plan.etag
+        if tag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            response: HttpResponse = HttpResponseNotModified()
+        elif answer.cached is not None:  # a repeat: no second thread hop
+            response = HttpResponse(answer.cached, content_type=plan.media_type)
+        else:
+            try:
+                body = await sync_to_async(plan.produce, thread_sensitive=False)()
+            except imaging.RenderError as exc:
+                return error_response(DomainError(exc.detail, code=_code_for(exc.status)))
+            response = HttpResponse(body, content_type=plan.media_type)
+        response["ETag"] = tag
+        response["Cache-Control"] = option("RENDER_CACHE_CONTROL")
+        patch_vary_headers(response, ["Accept", "Authorization", "Cookie"])
+        return response
+
+    view.csrf_exempt = True  # type: ignore[attr-defined]
+    return fast_path(view)
+
+
+def _code_for(status: int) -> ErrorCode:
+    return {
+        400: ErrorCode.BAD_REQUEST,
+        404: ErrorCode.NOT_FOUND,
+        406: ErrorCode.NOT_ACCEPTABLE,
+        413: ErrorCode.TOO_LARGE,
+        415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    }.get(status, ErrorCode.UNPROCESSABLE)
+
+
+def _instance(access: ProjectAccess, study: str, series: str, instance: str) -> StoredImage:
+    found = rendering.find_image(access.project.pk, instance, study, series, with_quarantine=access.sees_quarantine)
+    if found is None:
+        raise NotFound("No such instance.")
+    return found
+
+
+def _frame_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise DomainError("The frame number must be a positive integer.", code=ErrorCode.BAD_REQUEST) from None
+    if number < 1:
+        raise DomainError("The frame number must be a positive integer.", code=ErrorCode.BAD_REQUEST)
+    return number
+
+
+def _options(request: HttpRequest, viewport: imaging.Viewport | None = None) -> RenderOptions:
+    return rendering.parse_options(request.GET, request.headers.get("Accept", ""), viewport=viewport)
+
+
+@rendered_view
+def instance_rendered(request: HttpRequest, access: ProjectAccess, study: str, series: str, instance: str) -> Plan:
+    return Plan.frame(_instance(access, study, series, instance), 1, _options(request))
+
+
+@rendered_view
+def frame_rendered(
+    request: HttpRequest, access: ProjectAccess, study: str, series: str, instance: str, frame: str
+) -> Plan:
+    return Plan.frame(_instance(access, study, series, instance), _frame_number(frame), _options(request))
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+
+def _representative(series_qs: Any) -> StoredImage:
+    """The middle image of the first series (by SeriesNumber) that has images."""
+    for series_row in series_qs.order_by("series_number", "pk"):
+        images = list(
+            Instance.objects.filter(series=series_row, rows__isnull=False, quarantined=False).order_by(
+                "instance_number", "pk"
+            )
+        )
+        if images:
+            return StoredImage.of(images[len(images) // 2])
+    raise NotFound("There is no image to make a thumbnail of.")
+
+
+def _thumbnail(request: HttpRequest, instance: StoredImage) -> Plan:
+    return Plan.frame(instance, (instance.number_of_frames + 1) // 2, _options(request, THUMBNAIL_VIEWPORT))
+
+
+@rendered_view
+def study_thumbnail(request: HttpRequest, access: ProjectAccess, study: str) -> Plan:
+    series_qs = Series.objects.filter(project=access.project, study__study_instance_uid=study)
+    return _thumbnail(request, _representative(series_qs))
+
+
+@rendered_view
+def series_thumbnail(request: HttpRequest, access: ProjectAccess, study: str, series: str) -> Plan:
+    series_qs = Series.objects.filter(
+        project=access.project, study__study_instance_uid=study, series_instance_uid=series
+    )
+    return _thumbnail(request, _representative(series_qs))
+
+
+@rendered_view
+def instance_thumbnail(request: HttpRequest, access: ProjectAccess, study: str, series: str, instance: str) -> Plan:
+    return _thumbnail(request, _instance(access, study, series, instance))
+
+
+# --------------------------------------------------------------------------- Deep Zoom tiles
+
+
+def _tile_instance(access: ProjectAccess, sop: str) -> StoredImage:
+    found = rendering.find_image(access.project.pk, sop, with_quarantine=access.sees_quarantine)
+    if found is None:
+        raise NotFound("No such instance.")
+    return found
+
+
+@project_endpoint(("GET",))
+def dzi(request: HttpRequest, access: ProjectAccess, sop: str, frame: str) -> HttpResponse:
+    found = _tile_instance(access, sop)
+    number = _frame_number(frame)
+    try:
+        if found.is_slide:
+            if number != 1:
+                raise imaging.FrameNotFound("A slide has one Deep Zoom image (frame 1).")
+            pyramid = slides.pyramid_for(found, with_quarantine=access.sees_quarantine)
+            width, height = pyramid.base.width, pyramid.base.height
+            body = imaging.dzi_xml(width, height, pyramid.tile_size, 0, "jpeg")
+        else:
+            if number > found.number_of_frames:
+                raise imaging.FrameNotFound(f"Frame {number} does not exist.")
+            columns, rows = rendering.frame_size(found)
+            body = imaging.dzi_xml(columns, rows, TILE_SIZE, TILE_OVERLAP, request.GET.get("format", "jpeg"))
+    except imaging.RenderError as exc:
+        raise DomainError(exc.detail, code=_code_for(exc.status)) from None
+    except wsi.SlideError as exc:
+        raise DomainError(str(exc), code=ErrorCode.UNPROCESSABLE) from None
+    response = HttpResponse(body, content_type="application/xml")
+    response["Cache-Control"] = option("RENDER_CACHE_CONTROL")
+    return response
+
+
+TILE_MEDIA_TYPES = {"jpeg": "image/jpeg", "jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+@rendered_view
+def tile(
+    request: HttpRequest, access: ProjectAccess, sop: str, frame: str, level: int, col: int, row: int, ext: str
+) -> Plan:
+    found = _tile_instance(access, sop)
+    media_type = TILE_MEDIA_TYPES.get(ext)
+    if media_type is None:
+        raise imaging.UnsupportedMediaType("Tiles are jpeg, png or webp.")
+    params = request.GET.copy()
+    params["accept"] = media_type
+    if found.is_slide:
+        options = rendering.parse_options(params)
+        try:
+            pyramid = slides.pyramid_for(found, with_quarantine=access.sees_quarantine)
+            tag, produce = slides.tile_source(pyramid, level, col, row, options)
+            return Plan(tag, options.media_type, produce)
+        except wsi.SlideError as exc:
+            raise imaging.InvalidParameter(str(exc)) from None
+    pyramid = imaging.DeepZoom(*rendering.frame_size(found), TILE_SIZE, TILE_OVERLAP)
+    piece = pyramid.tile(level, col, row)
+    return Plan.frame(found, _frame_number(frame), rendering.parse_options(params, viewport=piece.viewport))

@@ -1,0 +1,248 @@
+"""Rendering service: stored instance + frame + request options → encoded image bytes.
+
+Holds the process-wide caches (decoded frames, encoded outputs) and the rules that make a rendered
+URL immutable: an ETag derived from the stored object's digest, the frame and the normalised
+options, so the same URL always yields the same bytes and browsers and regional caches may keep it.
+The pixel work itself is :mod:`viewer.imaging` (no Django).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from django.http import QueryDict
+
+from crossread.conf import option
+from viewer import imaging
+from viewer.dicomweb.multipart import parse_accept
+from viewer.imaging import FrameCache, PreparedFrame, RenderError, Viewport, Window
+from viewer.models import Instance
+from viewer.storage import object_store
+from viewer.wsi import WSI_SOP_CLASS
+
+#: Bump when the pipeline changes its output for the same input, so cached renders are not reused.
+RENDER_VERSION = "1"
+DEFAULT_QUALITY = 90
+RENDERED_PARAMETERS = {"accept", "quality", "viewport", "window", "preset"}
+EXTENSIONS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
+
+FRAME_CACHE: FrameCache[PreparedFrame] = FrameCache(option("RENDER_FRAME_CACHE_BYTES"))
+
+
+class _Encoded(bytes):
+    @property
+    def nbytes(self) -> int:
+        return len(self)
+
+
+OUTPUT_CACHE: FrameCache[_Encoded] = FrameCache(option("RENDER_OUTPUT_CACHE_BYTES"))
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """What rendering needs of an instance. All of it is fixed once the instance is stored."""
+
+    project_id: int
+    series_id: int
+    sop_instance_uid: str
+    sop_class_uid: str
+    sha256: str
+    number_of_frames: int
+    rows: int | None
+    columns: int | None
+
+    @classmethod
+    def of(cls, instance: Instance) -> StoredImage:
+        return cls(
+            instance.project_id,
+            instance.series_id,
+            instance.sop_instance_uid,
+            instance.sop_class_uid,
+            instance.sha256,
+            instance.number_of_frames or 1,
+            instance.rows,
+            instance.columns,
+        )
+
+    @property
+    def is_slide(self) -> bool:
+        """A VL Whole Slide Microscopy image: served tile by tile from its stored frames."""
+        return self.sop_class_uid == WSI_SOP_CLASS
+
+
+class _LookupCache:
+    """A bounded LRU of StoredImage by (project, study, series, instance) UIDs.
+
+    Only immutable facts are cached; who may see an instance is decided on every request.
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[int, str, str, str], StoredImage] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, str, str, str]) -> StoredImage | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[int, str, str, str], value: StoredImage) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+LOOKUP_CACHE = _LookupCache()
+
+
+def find_image(
+    project_id: int, sop: str, study: str = "", series: str = "", *, with_quarantine: bool = False
+) -> StoredImage | None:
+    """The instance ``sop`` of the project (checked to be in ``study``/``series`` when given).
+
+    A quarantined instance is found only ``with_quarantine``; it is never cached, so releasing it
+    takes effect at once in every process (an instance is never put back into quarantine).
+    """
+    key = (project_id, study, series, sop)
+    found = LOOKUP_CACHE.get(key)
+    if found is None:
+        qs = Instance.objects.filter(project_id=project_id, sop_instance_uid=sop)
+        if not with_quarantine:
+            qs = qs.filter(quarantined=False)
+        if series:
+            qs = qs.filter(series__series_instance_uid=series)
+        if study:
+            qs = qs.filter(series__study__study_instance_uid=study)
+        instance = qs.first()
+        if instance is None:
+            return None
+        found = StoredImage.of(instance)
+        if not instance.quarantined:
+            LOOKUP_CACHE.put(key, found)
+    return found
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    window: Window | None = None
+    viewport: Viewport | None = None
+    media_type: str = "image/jpeg"
+    quality: int = DEFAULT_QUALITY
+
+    def fingerprint(self) -> str:
+        window = f"{self.window.center:g},{self.window.width:g},{self.window.function}" if self.window else "-"
+        return f"{window}|{self.viewport or '-'}|{self.media_type}|{self.quality}"
+
+
+def choose_media_type(requested: str | None, accept_header: str) -> str:
+    """The output type from the ``accept`` parameter, else the Accept header; JPEG by default."""
+    candidates = [requested] if requested else [m.type for m in parse_accept(accept_header or "*/*")]
+    for media in candidates:
+        if media in EXTENSIONS:
+            return media
+        if media in ("*/*", "image/*"):
+            return "image/jpeg"
+    raise imaging.UnsupportedMediaType(
+        f"Rendered images are available as {', '.join(EXTENSIONS)}; not {(requested or accept_header)[:80]}."
+    )
+
+
+def parse_options(params: QueryDict, accept_header: str = "", *, viewport: Viewport | None = None) -> RenderOptions:
+    """Options from the PS3.18 8.3.5.1 query parameters (plus ``preset``, a named window)."""
+    unknown = sorted(set(params) - RENDERED_PARAMETERS)
+    if unknown:
+        raise imaging.InvalidParameter(f"Unknown parameter {unknown[0][:40]!r} for a rendered resource.")
+    window = None
+    if params.get("window"):
+        window = imaging.parse_window(params["window"])
+    elif params.get("preset"):
+        window = imaging.preset_window(params["preset"])
+    if params.get("viewport"):
+        viewport = imaging.parse_viewport(params["viewport"])
+    quality = DEFAULT_QUALITY
+    if params.get("quality"):
+        try:
+            quality = int(params["quality"])
+        except ValueError:
+            raise imaging.InvalidParameter("quality must be an integer from 1 to 100.") from None
+        if not 1 <= quality <= 100:
+            raise imaging.InvalidParameter("quality must be an integer from 1 to 100.")
+    return RenderOptions(window, viewport, choose_media_type(params.get("accept"), accept_header), quality)
+
+
+def etag(instance: StoredImage, frame: int, options: RenderOptions) -> str:
+    digest = hashlib.sha256(
+        f"{RENDER_VERSION}|{instance.sha256}|{frame}|{options.fingerprint()}".encode()
+    ).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def prepared_frame(instance: StoredImage | Instance, frame: int) -> PreparedFrame:
+    """The decoded frame from the cache, or decoded from the stored file (and cached)."""
+    key = (instance.project_id, instance.sha256, frame)
+    found = FRAME_CACHE.get(key)
+    if found is not None:
+        return found
+    frames = instance.number_of_frames or 1
+    if not 1 <= frame <= frames:
+        raise imaging.FrameNotFound(f"Frame {frame} does not exist; the instance has {frames} frame(s).")
+    data = object_store().read(instance.project_id, instance.sha256)
+    found = imaging.prepare_frame(imaging.load_dataset(data), frame)
+    FRAME_CACHE.put(key, found)
+    return found
+
+
+def cached_render(tag: str) -> bytes | None:
+    return OUTPUT_CACHE.get(tag)
+
+
+def render(instance: StoredImage, frame: int, options: RenderOptions, tag: str | None = None) -> bytes:
+    tag = tag or etag(instance, frame, options)
+    cached = OUTPUT_CACHE.get(tag)
+    if cached is not None:
+        return cached
+    prepared, viewport = prepared_frame(instance, frame), options.viewport
+    if viewport is not None:
+        region = viewport.resolve(prepared.columns, prepared.rows)
+        if region.downscales:  # average once per viewport, window the small image each time
+            prepared, viewport = downscaled_frame(instance, frame, prepared, region), None
+    pixels = imaging.render_prepared(prepared, window=options.window, viewport=viewport)
+    return remember(tag, imaging.encode(pixels, options.media_type, options.quality))
+
+
+def downscaled_frame(
+    instance: StoredImage, frame: int, prepared: PreparedFrame, region: imaging.Region
+) -> PreparedFrame:
+    key = (instance.project_id, instance.sha256, frame, region)
+    found = FRAME_CACHE.get(key)
+    if found is None:
+        found = imaging.downscale_prepared(prepared, region)
+        FRAME_CACHE.put(key, found)
+    return found
+
+
+def remember(tag: str, body: bytes) -> bytes:
+    """Keep an encoded output under its ETag for the next identical request."""
+    encoded = _Encoded(body)
+    OUTPUT_CACHE.put(tag, encoded)
+    return encoded
+
+
+def frame_size(instance: StoredImage | Instance) -> tuple[int, int]:
+    """(columns, rows) of the instance's frames, from the index."""
+    if not instance.rows or not instance.columns:
+        raise imaging.NotAnImage("The instance has no image.")
+    return instance.columns, instance.rows
+
+
+__all__ = ["RenderError", "RenderOptions", "etag", "parse_options", "prepared_frame", "render"]

@@ -1,0 +1,76 @@
+"""Serving whole-slide images: find a slide's stored levels and answer Deep Zoom tiles from them.
+
+The pixel work is :mod:`viewer.wsi` (no Django); this module finds the files and caches the
+pyramid index (headers and frame offsets, not pixels) per set of stored levels.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from viewer import imaging, wsi
+from viewer.models import Instance
+from viewer.rendering import OUTPUT_CACHE, RENDER_VERSION, RenderOptions, StoredImage, remember
+from viewer.storage import object_store
+
+_PYRAMIDS: OrderedDict[tuple[str, ...], wsi.Pyramid] = OrderedDict()
+_LOCK = threading.Lock()
+_MAX_PYRAMIDS = 256
+
+
+def pyramid_for(image: StoredImage, *, with_quarantine: bool) -> wsi.Pyramid:
+    """The pyramid of the slide ``image`` belongs to: every slide level stored in its series."""
+    levels = Instance.objects.filter(series_id=image.series_id, sop_class_uid=wsi.WSI_SOP_CLASS)
+    if not with_quarantine:
+        levels = levels.filter(quarantined=False)
+    digests = tuple(sorted(levels.values_list("sha256", flat=True)))
+    if not digests:
+        raise wsi.SlideError("The slide has no visible level.")
+    with _LOCK:
+        found = _PYRAMIDS.get(digests)
+        if found is not None:
+            _PYRAMIDS.move_to_end(digests)
+            return found
+    store = object_store()
+    pyramid = wsi.slide_levels_from([store.path(image.project_id, digest) for digest in digests])
+    with _LOCK:
+        _PYRAMIDS[digests] = pyramid
+        while len(_PYRAMIDS) > _MAX_PYRAMIDS:
+            _PYRAMIDS.popitem(last=False)
+    return pyramid
+
+
+def tile_source(
+    pyramid: wsi.Pyramid, level: int, col: int, row: int, options: RenderOptions
+) -> tuple[str, Callable[[], bytes]]:
+    """(ETag, producer) of Deep Zoom tile (level, col, row); validates the tile's position now."""
+    width, height = pyramid.level_size(level)
+    size = pyramid.tile_size
+    if not (0 <= col < -(-width // size) and 0 <= row < -(-height // size)):
+        raise wsi.SlideError("The tile is outside the slide level.")
+    stored, scale = pyramid.stored_for(level)
+    key = f"{RENDER_VERSION}|slide|{stored.sop_instance_uid}|{level}|{col}|{row}|{options.fingerprint()}"
+    tag = f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
+    inside = (col + 1) * size <= stored.width and (row + 1) * size <= stored.height  # edge tiles are padded
+    if scale == 1 and inside and options.media_type == "image/jpeg" and stored.transfer_syntax_uid in JPEG_SYNTAXES:
+        return tag, functools.partial(stored.read_tile, col, row)
+    return tag, functools.partial(_composed, stored, scale, col, row, size, (width, height), options, tag)
+
+
+#: Stored tiles in these syntaxes are complete JPEG files a browser shows as they are.
+JPEG_SYNTAXES = {"1.2.840.10008.1.2.4.50"}
+
+
+def _composed(
+    stored: wsi.SlideLevel, scale: int, col: int, row: int, size: int, level_size: tuple[int, int],
+    options: RenderOptions, tag: str,
+) -> bytes:
+    cached = OUTPUT_CACHE.get(tag)
+    if cached is not None:
+        return cached
+    pixels = wsi.compose_tile(stored, scale, col, row, size, level_size)
+    return remember(tag, imaging.encode(pixels, options.media_type, options.quality))
