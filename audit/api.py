@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from audit import fhir
 from audit.models import Action, AuditEvent
 from audit.services import record
-from crossread.errors import BadRequest, DomainError
+from crossread.errors import BadRequest, DomainError, log_refusal
 from viewer.access import access_project
 from viewer.models import Role
 
@@ -129,6 +129,7 @@ def audit_page(request: HttpRequest, slug: str) -> HttpResponse:
         access = access_project(request.user, slug, minimum=Role.ORGANIZER)
         events = filtered(slug, request.GET)
     except DomainError as error:
+        log_refusal(request, error)
         return render(request, "audit/error.html", {"error": error}, status=error.status)
     return render(
         request,

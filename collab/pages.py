@@ -12,12 +12,13 @@ from django.views.decorators.http import require_http_methods
 from collab import services
 from collab.access import access_session
 from collab.models import Mode, SessionRole
-from crossread.errors import DomainError
+from crossread.errors import DomainError, log_refusal
 from viewer.access import access_project
 from viewer.models import Membership, Role, Study
 
 
 def _error(request: HttpRequest, error: DomainError) -> HttpResponse:
+    log_refusal(request, error)  # 403 and 404 may be someone guessing identifiers: audited
     return render(request, "collab/error.html", {"error": error}, status=error.status)
 
 

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from crossread.errors import DomainError, ErrorCode
+from crossread.errors import DomainError, ErrorCode, log_refusal
 from trials import services
 
 
@@ -20,6 +20,7 @@ def _access(request: HttpRequest, slug: str) -> services.TrialAccess:
     try:
         return services.access_trial(request.user, slug)
     except DomainError as error:
+        log_refusal(request, error)  # someone may be guessing identifiers: audited
         if error.code == ErrorCode.NOT_FOUND:
             raise Http404(error.detail) from None
         raise
@@ -31,10 +32,11 @@ def _context(access: services.TrialAccess) -> dict[str, object]:
             "sees_results": access.sees_results}
 
 
-def _or_404(call):  # type: ignore[no-untyped-def]
+def _or_404(request, call):  # type: ignore[no-untyped-def]
     try:
         return call()
     except DomainError as error:
+        log_refusal(request, error)
         if error.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
             raise Http404(error.detail) from None
         raise
@@ -51,7 +53,7 @@ def worklist(request: HttpRequest, slug: str) -> HttpResponse:
 @ensure_csrf_cookie
 def read(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     access = _access(request, slug)
-    found = _or_404(lambda: services.access_read(access, pk))
+    found = _or_404(request, lambda: services.access_read(access, pk))
     boot = {"project": slug, "read": found.pk, "api": f"/api/trials/{slug}/reads/{found.pk}/",
             "viewer": f"/projects/{slug}/studies/", "dicomweb": f"/projects/{slug}/dicomweb/",
             "user": request.user.get_username(), "organizer": access.is_organizer}
@@ -62,8 +64,8 @@ def read(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @ensure_csrf_cookie
 def adjudicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     access = _access(request, slug)
-    subject = _or_404(lambda: services.access_subject(access, pk))
-    error = None
+    subject = _or_404(request, lambda: services.access_subject(access, pk))
+    error, status = None, 200
     if request.method == "POST":
         try:
             chosen = request.POST.get("read", "")
@@ -71,16 +73,18 @@ def adjudicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
                                 reason=request.POST.get("reason", ""))
             return redirect("trial-adjudicate-page", slug=slug, pk=subject.pk)
         except DomainError as exc:
-            error = exc.detail
+            # the form shows the reason; the status is the error's (403 for a non-adjudicator, 409, ...)
+            log_refusal(request, exc)
+            error, status = exc.detail, exc.status
     view = services.adjudication_view(access, subject)
     return render(request, "trials/adjudicate.html", _context(access) | {"view": view, "error": error},
-                  status=400 if error else 200)
+                  status=status)
 
 
 @login_required
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
-    data = _or_404(lambda: services.dashboard(access))
+    data = _or_404(request, lambda: services.dashboard(access))
     return render(request, "trials/dashboard.html", _context(access) | {
         "data": data, "waterfall": mark_safe(data["waterfall_svg"]),  # built with every text escaped
         "spider": mark_safe(data["spider_svg"])})

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from crossread.errors import DomainError
+from crossread.errors import DomainError, log_refusal
 from viewer import projects
 from viewer.access import access_project
 from viewer.models import Role
@@ -30,6 +30,7 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
         if request.method == "POST" and error.status in (400, 404) and "access" in locals():
             messages.error(request, error.detail)
             return redirect("members-page", slug=slug)
+        log_refusal(request, error)
         return render(request, "audit/error.html", {"error": error}, status=error.status)
     rows = access.project.memberships.select_related("user").order_by("user__username")
     return render(request, "viewer/members.html", {"project": access.project, "members": rows, "roles": Role.values})

@@ -16,7 +16,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from crossread.errors import DomainError, ErrorCode
+from django.core.exceptions import PermissionDenied
+
+from crossread.errors import DomainError, ErrorCode, log_refusal
 from viewer import imaging
 from viewer.access import ProjectAccess, access_project, access_study
 from viewer.models import Instance, Project, Role, Series, Study
@@ -30,6 +32,7 @@ def _access(request: HttpRequest, slug: str, minimum: str = Role.VIEWER) -> Proj
     try:
         return access_project(request.user, slug, minimum=minimum)
     except DomainError as error:
+        log_refusal(request, error)  # someone may be guessing identifiers: audited
         if error.code == ErrorCode.NOT_FOUND:
             raise Http404(error.detail) from None
         raise
@@ -68,7 +71,10 @@ def worklist(request: HttpRequest, slug: str) -> HttpResponse:
 def upload(request: HttpRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
     if not access.can(Role.READER):
-        raise Http404("Uploading needs the reader role.")
+        # A member without the role knows the project exists: 403, as access_project answers.
+        error = DomainError("Uploading needs the reader role.", code=ErrorCode.FORBIDDEN)
+        log_refusal(request, error)
+        raise PermissionDenied(error.detail)
     return render(request, "viewer/upload.html", _page_context(access))
 
 
@@ -133,7 +139,8 @@ def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
     access = _access(request, slug)
     try:
         outline = study_outline(access, study_uid)
-    except DomainError:
+    except DomainError as error:
+        log_refusal(request, error)
         raise Http404("No such study.") from None
     related = [
         study_outline(access, uid)
