@@ -3,7 +3,10 @@
 The websocket fan-out (:mod:`collab.hub`), the session snapshot and the REST API all ask
 :func:`may_see`; nothing else decides visibility.
 
-Open mode: everyone sees everything. Blinded mode:
+In any mode, nobody sees an observer's drafts: observers watch and do not annotate, so a shape an
+observer draws is not shown as work in progress (the websocket refuses their annotations).
+
+Open mode: everyone sees everything else. Blinded mode:
 
 - the session's organizers (the session organizer, the project's organizers) and adjudicators see all;
 - everyone sees their own work;
@@ -55,6 +58,8 @@ def sees_all(viewer: Seat, mode: str) -> bool:
 
 def may_see(viewer: Seat, author: Seat, mode: str, what: What) -> bool:
     """May ``viewer`` see ``what`` by ``author`` in a session of ``mode``?"""
+    if what == What.DRAFT and author.role not in ANNOTATING_ROLES:
+        return False
     if sees_all(viewer, mode):
         return True
     if viewer.user == author.user:

@@ -40,6 +40,13 @@ def test_visibility(viewer: Seat, author: Seat, what: What, blinded_sees: bool) 
     assert may_see(viewer, author, "open", what) is True
 
 
+@pytest.mark.parametrize("mode", ["open", "blinded"])
+@pytest.mark.parametrize("viewer", [ORG, ADJ, R1, PRES])
+def test_nobody_sees_an_observers_drafts(viewer: Seat, mode: str) -> None:
+    assert may_see(viewer, OBS, mode, What.DRAFT) is False
+    assert may_see(viewer, OBS, mode, What.CURSOR) is (mode == "open" or viewer in (ORG, ADJ))
+
+
 def test_seat_round_trips_through_json() -> None:
     assert Seat.from_dict(json.loads(json.dumps(ORG.as_dict()))) == ORG
 
