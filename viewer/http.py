@@ -20,6 +20,7 @@ from rest_framework.request import Request
 
 from crossread.errors import DomainError, ErrorCode, NotAuthenticated, error_response, log_refusal
 from viewer.access import ProjectAccess, access_project
+from viewer.access_cache import RECENT_ACCESS
 from viewer.models import Role
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,14 @@ def authenticate(request: HttpRequest) -> Any:
         raise DomainError(str(exc.detail), code=ErrorCode.FORBIDDEN) from None
 
 
-def project_endpoint(methods: tuple[str, ...], minimum: dict[str, str] | None = None) -> Callable[[View], View]:
-    """Decorate ``view(request, access, **kwargs)``; ``minimum`` maps a method to the role it needs."""
+def project_endpoint(
+    methods: tuple[str, ...], minimum: dict[str, str] | None = None, *, remember_access: bool = False
+) -> Callable[[View], View]:
+    """Decorate ``view(request, access, **kwargs)``; ``minimum`` maps a method to the role it needs.
+
+    ``remember_access`` keeps a granted decision in :data:`viewer.access_cache.RECENT_ACCESS` for
+    the image views' in-memory path (only for GET views that need the viewer role).
+    """
     needed = {method: Role.VIEWER for method in methods} | (minimum or {})
 
     def decorator(view: View) -> View:
@@ -51,8 +58,11 @@ def project_endpoint(methods: tuple[str, ...], minimum: dict[str, str] | None = 
                     raise DomainError(
                         f"Method {request.method} is not allowed here.", code=ErrorCode.BAD_REQUEST
                     )
+                generation = RECENT_ACCESS.generation  # read before the check (see RecentAccess.remember)
                 request.user = authenticate(request)
                 access = access_project(request.user, slug, minimum=needed[request.method])
+                if remember_access:
+                    RECENT_ACCESS.remember(request, slug, access, generation)
                 return view(request, access, **kwargs)
             except DomainError as error:
                 log_refusal(request, error)

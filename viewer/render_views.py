@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.cache import patch_vary_headers
 
@@ -22,7 +23,8 @@ from crossread.conf import option
 from crossread.errors import DomainError, ErrorCode, NotFound, error_response
 from viewer import imaging, rendering, slides, wsi
 from viewer.access import ProjectAccess
-from viewer.fastpath import fast_path
+from viewer.access_cache import RECENT_ACCESS
+from viewer.fastpath import fast_path, run_sync
 from viewer.http import project_endpoint
 from viewer.models import Instance, Series
 from viewer.rendering import RenderOptions, StoredImage
@@ -58,11 +60,16 @@ class _Planned(HttpResponse):
 def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
     """Make an async view from ``resolve(request, access, **kwargs) -> Plan``.
 
-    Authentication, access and the database lookups run in Django's thread for synchronous code;
-    decoding and encoding run in the thread pool, so several frames render at once.
+    First from memory, on the event loop: if this process decided within the last second that these
+    credentials reach the project (:mod:`viewer.access_cache`) and ``resolve`` needs no query (the
+    instance is in the lookup cache), the plan is made without a thread hop, and a repeated output
+    is sent straight from the output cache. Otherwise authentication, access and the lookups run in
+    Django's thread for synchronous code, as for any view (and refusals are answered and audited
+    there, never from memory). Decoding and encoding run in the thread pool, so several frames
+    render at once.
     """
 
-    @project_endpoint(("GET",))
+    @project_endpoint(("GET",), remember_access=True)
     @functools.wraps(resolve)
     def planned(request: HttpRequest, access: ProjectAccess, **kwargs: Any) -> HttpResponse:
         try:
@@ -71,11 +78,31 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
         except imaging.RenderError as exc:
             raise DomainError(exc.detail, code=_code_for(exc.status)) from None
 
+    def from_memory(request: HttpRequest, slug: str, kwargs: dict[str, Any]) -> _Planned | None:
+        """The plan from in-process memory alone, or None when the full path must decide.
+
+        Safe because the access decision is one the full path made for the same credentials and
+        project less than a TTL ago and not revoked since, and ``resolve`` reads only immutable facts
+        (the lookup cache) under :func:`rendering.memory_only`. Any error is left to the full path,
+        so error answers (and their audit records) are exactly the full path's.
+        """
+        access = RECENT_ACCESS.get(request, slug)
+        if access is None or request.method not in ("GET", "HEAD"):
+            return None
+        try:
+            with rendering.memory_only():
+                plan = resolve(request, access, **kwargs)
+        except (rendering.NotInMemory, SynchronousOnlyOperation, DomainError, imaging.RenderError):
+            return None
+        return _Planned(plan, rendering.cached_render(plan.etag))
+
     @functools.wraps(resolve)
-    async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        answer = await sync_to_async(planned)(request, *args, **kwargs)
-        if not isinstance(answer, _Planned):
-            return answer
+    async def view(request: HttpRequest, slug: str, **kwargs: Any) -> HttpResponse:
+        answer = from_memory(request, slug, kwargs)
+        if answer is None:
+            answer = await run_sync(planned, request, slug, **kwargs)
+            if not isinstance(answer, _Planned):
+                return answer
         plan = answer.plan
         tag = plan.etag
         if tag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
@@ -145,6 +172,7 @@ def frame_rendered(
 
 def _representative(series_qs: Any) -> StoredImage:
     """The middle image of the first series (by SeriesNumber) that has images."""
+    rendering.needs_database()
     for series_row in series_qs.order_by("series_number", "pk"):
         images = list(
             Instance.objects.filter(series=series_row, rows__isnull=False, quarantined=False).order_by(

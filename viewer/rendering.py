@@ -8,9 +8,12 @@ The pixel work itself is :mod:`viewer.imaging` (no Django).
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.http import QueryDict
@@ -82,6 +85,7 @@ class _LookupCache:
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
         self._items: OrderedDict[tuple[int, str, str, str], StoredImage] = OrderedDict()
+        self._series: OrderedDict[tuple[int, str, str], None] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, str, str, str]) -> StoredImage | None:
@@ -97,12 +101,54 @@ class _LookupCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
+    def first_visit(self, series_key: tuple[int, str, str]) -> bool:
+        """True the first time a series is asked for (then it is indexed; see ``_index_series``)."""
+        with self._lock:
+            if series_key in self._series:
+                self._series.move_to_end(series_key)
+                return False
+            self._series[series_key] = None
+            while len(self._series) > self.size // 10:
+                self._series.popitem(last=False)
+            return True
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._series.clear()
 
 
 LOOKUP_CACHE = _LookupCache()
+
+#: At most this many instances of a series are indexed by one query (see :func:`find_image`).
+SERIES_LOOKUP_LIMIT = 5000
+
+
+class NotInMemory(Exception):
+    """Raised under :func:`memory_only` where an answer needs the database."""
+
+
+_MEMORY_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("rendering_memory_only", default=False)
+
+
+@contextmanager
+def memory_only() -> Iterator[None]:
+    """Within this block, lookups answer from the in-process caches or raise :class:`NotInMemory`.
+
+    The image views resolve a request on the event loop this way first, and go to a thread (and the
+    database) only when something is not cached.
+    """
+    token = _MEMORY_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _MEMORY_ONLY.reset(token)
+
+
+def needs_database() -> None:
+    """Call before a query that a :func:`memory_only` caller must not make."""
+    if _MEMORY_ONLY.get():
+        raise NotInMemory
 
 
 def find_image(
@@ -116,6 +162,12 @@ def find_image(
     key = (project_id, study, series, sop)
     found = LOOKUP_CACHE.get(key)
     if found is None:
+        needs_database()
+        if series and LOOKUP_CACHE.first_visit((project_id, study, series)):
+            _index_series(project_id, study, series)
+            found = LOOKUP_CACHE.get(key)
+            if found is not None:
+                return found
         qs = Instance.objects.filter(project_id=project_id, sop_instance_uid=sop)
         if not with_quarantine:
             qs = qs.filter(quarantined=False)
@@ -130,6 +182,24 @@ def find_image(
         if not instance.quarantined:
             LOOKUP_CACHE.put(key, found)
     return found
+
+
+def _index_series(project_id: int, study: str, series: str) -> None:
+    """Put every visible instance of the series in the lookup cache, with one query.
+
+    A reader who opens a series scrolls through it: one query at the first request saves one per
+    slice. Done once per series and process (instances stored later, quarantined ones and series
+    larger than :data:`SERIES_LOOKUP_LIMIT` are looked up one by one, as before), so requests for
+    unknown UIDs cannot make the server read a whole series again and again.
+    """
+    qs = Instance.objects.filter(project_id=project_id, series__series_instance_uid=series, quarantined=False)
+    if study:
+        qs = qs.filter(series__study__study_instance_uid=study)
+    instances = list(qs[: SERIES_LOOKUP_LIMIT + 1])
+    if len(instances) > SERIES_LOOKUP_LIMIT:
+        return
+    for instance in instances:
+        LOOKUP_CACHE.put((project_id, study, series, instance.sop_instance_uid), StoredImage.of(instance))
 
 
 @dataclass(frozen=True)

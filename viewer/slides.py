@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from viewer import imaging, wsi
 from viewer.models import Instance
-from viewer.rendering import OUTPUT_CACHE, RENDER_VERSION, RenderOptions, StoredImage, remember
+from viewer.rendering import OUTPUT_CACHE, RENDER_VERSION, RenderOptions, StoredImage, needs_database, remember
 from viewer.storage import object_store
 
 _PYRAMIDS: OrderedDict[tuple[str, ...], wsi.Pyramid] = OrderedDict()
@@ -24,6 +24,7 @@ _MAX_PYRAMIDS = 256
 
 def pyramid_for(image: StoredImage, *, with_quarantine: bool) -> wsi.Pyramid:
     """The pyramid of the slide ``image`` belongs to: every slide level stored in its series."""
+    needs_database()
     levels = Instance.objects.filter(series_id=image.series_id, sop_class_uid=wsi.WSI_SOP_CLASS)
     if not with_quarantine:
         levels = levels.filter(quarantined=False)

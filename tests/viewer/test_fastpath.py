@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
+from rest_framework.authtoken.models import Token
 
 from crossread.asgi import application
 from tests.factories.dicom import ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow
-from viewer import rendering
+from viewer import render_views, rendering
+from viewer.access_cache import RECENT_ACCESS, RecentAccess
+from viewer.models import Membership
 
 # Real transactions, as under a server: the request signals may close and reopen connections.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,3 +55,91 @@ def test_rendered_images_through_the_fast_path(client, team):
     # Conditional GET and errors keep their shape.
     assert asgi_get(path, "window=100,200&accept=image/png", auth + [(b"if-none-match", headers[b"ETag"])])["status"] == 304
     assert asgi_get(path, "window=100", auth)["status"] == 400
+
+
+# --------------------------------------------------------------------------- access from memory
+
+
+def _stowed_frame(client, team) -> tuple[str, list[tuple[bytes, bytes]]]:
+    ds = ct_dataset()
+    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
+    path = (
+        f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered"
+    )
+    return path, [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
+
+
+def test_repeats_are_answered_from_memory_without_the_database(client, team, monkeypatch):
+    path, auth = _stowed_frame(client, team)
+    first = asgi_get(path, "window=100,200", auth)
+    assert first["status"] == 200
+
+    async def no_database(*args, **kwargs):
+        raise AssertionError("went to the database")
+
+    monkeypatch.setattr(render_views, "run_sync", no_database)
+    again = asgi_get(path, "window=100,200", auth)
+    assert again["status"] == 200
+    assert again["body"] == first["body"]
+    assert dict(again["headers"])[b"ETag"] == dict(first["headers"])[b"ETag"]
+    assert asgi_get(path, "window=100,200", auth + [(b"if-none-match", dict(first["headers"])[b"ETag"])])["status"] == 304
+    assert asgi_get(path, "window=50,300", auth)["status"] == 200  # a new window: rendered, no query
+    with pytest.raises(AssertionError, match="database"):  # other credentials are decided in full
+        asgi_get(path, "window=100,200", [(b"authorization", f"Token {token_for(team['reader'])}".encode())])
+
+
+def test_revocations_in_this_process_take_effect_at_once(client, team):
+    path, auth = _stowed_frame(client, team)
+    assert asgi_get(path, "window=100,200", auth)["status"] == 200
+    Membership.objects.filter(project=team["project"], user=team["viewer"]).delete()
+    assert asgi_get(path, "window=100,200", auth)["status"] == 404
+
+    reader = [(b"authorization", f"Token {token_for(team['reader'])}".encode())]
+    assert asgi_get(path, "window=100,200", reader)["status"] == 200
+    Token.objects.filter(user=team["reader"]).delete()
+    assert asgi_get(path, "window=100,200", reader)["status"] == 401
+
+    organizer = [(b"authorization", f"Token {token_for(team['organizer'])}".encode())]
+    assert asgi_get(path, "window=100,200", organizer)["status"] == 200
+    team["organizer"].is_active = False
+    team["organizer"].save()
+    assert asgi_get(path, "window=100,200", organizer)["status"] == 401
+
+
+def test_a_revocation_no_signal_announces_is_bounded_by_the_ttl(client, team, monkeypatch):
+    monkeypatch.setattr(RECENT_ACCESS, "ttl", 0.3)
+    path, auth = _stowed_frame(client, team)
+    assert asgi_get(path, "window=100,200", auth)["status"] == 200
+    # A raw delete sends no signal (as another process's removal would not reach this one).
+    queryset = Membership.objects.filter(project=team["project"], user=team["viewer"])
+    queryset._raw_delete(queryset.db)
+    assert asgi_get(path, "window=100,200", auth)["status"] == 200  # within the TTL
+    time.sleep(0.35)
+    assert asgi_get(path, "window=100,200", auth)["status"] == 404
+
+
+def test_recent_access_keys_on_every_credential_and_drops_stale_decisions(rf):
+    memory = RecentAccess(ttl=60)
+    access = object()
+    request = rf.get("/", HTTP_AUTHORIZATION="Token abc")
+    memory.remember(request, "trial", access, memory.generation)
+    assert memory.get(rf.get("/", HTTP_AUTHORIZATION="Token abc"), "trial") is access
+    assert memory.get(rf.get("/", HTTP_AUTHORIZATION="Token abd"), "trial") is None
+    assert memory.get(rf.get("/", HTTP_AUTHORIZATION="Token abc"), "other") is None
+    with_cookie = rf.get("/", HTTP_AUTHORIZATION="Token abc", HTTP_COOKIE="sessionid=x")
+    assert memory.get(with_cookie, "trial") is None
+    # Nothing is remembered for a request without credentials.
+    memory.remember(rf.get("/"), "trial", access, memory.generation)
+    assert memory.get(rf.get("/"), "trial") is None
+    # A decision made before a clear() (a revocation) is not stored after it.
+    before = memory.generation
+    memory.clear()
+    memory.remember(request, "trial", access, before)
+    assert memory.get(request, "trial") is None
+    # Entries expire.
+    short = RecentAccess(ttl=0.05)
+    short.remember(request, "trial", access, short.generation)
+    assert short.get(request, "trial") is access
+    time.sleep(0.06)
+    assert short.get(request, "trial") is None
