@@ -37,7 +37,7 @@ from collab.models import (
 )
 from collab.protocol import PROTOCOL_LEVEL, AnnotationCreate, AnnotationDelete, AnnotationUpdate
 from collab.visibility import ANNOTATING_ROLES, Seat, What, may_see
-from audit.models import Action
+from audit.models import Action, Outcome
 from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from viewer.access import access_project, access_study
@@ -492,9 +492,19 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def seated_access(user: Any, session_id: Any) -> SessionAccess:
-    """``access_session`` for a websocket: a seat is needed (an organizer without one is refused)."""
-    access = access_session(user, session_id)
-    access.require_seat()
+    """``access_session`` for a websocket: a seat is needed (an organizer without one is refused).
+
+    A refusal (not found, forbidden) is audited as HTTP refusals are (``crossread.errors.log_refusal``):
+    a socket opened on a guessed session id leaves an ``access.denied`` entry.
+    """
+    try:
+        access = access_session(user, session_id)
+        access.require_seat()
+    except DomainError as error:
+        if error.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+            record(Action.ACCESS_DENIED, actor=user, outcome=Outcome.FAILURE, object_type="session",
+                   object_id=str(session_id)[:200], code=str(error.code), via="websocket")
+        raise
     return access
 
 
