@@ -5,6 +5,11 @@ Both servers get the same files: the 120-slice 512x512 phantom CT series and the
 cold and warm, a 256x256 tile of the CR, the whole CR scaled to a 1024 viewport, frames per second
 for one client scrolling the series in order, and bytes per frame for each media type.
 
+Scrolling is measured two ways: one request at a time in order (latency-bound: the per-request
+cost of server and client), and as the browser viewer loads a series (static/viewer/loader.js:
+up to 6 requests in flight, nearest slices first), on the follow-up study's series so that its
+"cold" pass decodes every slice as the in-order cold pass does.
+
 Usage: .venv/bin/python bench/render.py [--runs 60]
 Needs Debian's orthanc and orthanc-dicomweb for the baseline (skipped, with a note, if absent).
 """
@@ -15,6 +20,7 @@ import argparse
 import io
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,17 +56,27 @@ def get_ok(session: requests.Session, url: str, headers: dict[str, str] | None =
     return response
 
 
+#: The viewer's loader keeps at most this many requests in flight (MAX_IN_FLIGHT in loader.js).
+VIEWER_IN_FLIGHT = 6
+
+
 def scroll_fps(session: requests.Session, urls: list[str], window: str, parallel: int = 1) -> float:
+    """Frames per second fetching ``urls`` in order, ``parallel`` requests in flight (one connection each)."""
     start = time.perf_counter()
     if parallel == 1:
         for url in urls:
             get_ok(session, url, window=window)
     else:
-        sessions = [requests.Session() for _ in range(parallel)]
-        for extra in sessions:
-            extra.headers.update(session.headers)
+        local = threading.local()
+
+        def fetch(url: str) -> None:
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+                local.session.headers.update(session.headers)
+            get_ok(local.session, url, window=window)
+
         with ThreadPoolExecutor(parallel) as pool:
-            list(pool.map(lambda i: get_ok(sessions[i % parallel], urls[i], window=window), range(len(urls))))
+            list(pool.map(fetch, urls))
     return len(urls) / (time.perf_counter() - start)
 
 
@@ -72,9 +88,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        ct_files = [p.read_bytes() for p in write_phantom_studies(root / "phantom", slices=120)[:120]]
+        both = [p.read_bytes() for p in write_phantom_studies(root / "phantom", slices=120)]
+        ct_files, followup_files = both[:120], both[120:240]  # baseline and follow-up series
         cr_file = corpus.file("pydicom-data", "RG1_UNCI.dcm").read_bytes()
-        ct_paths, (cr_path,) = frame_paths(ct_files), frame_paths([cr_file])
+        ct_paths, followup_paths, (cr_path,) = frame_paths(ct_files), frame_paths(followup_files), frame_paths([cr_file])
         cr_sop = cr_path.rsplit("/", 1)[1]
 
         site = LiveSite.create(root / "crossread")
@@ -84,8 +101,8 @@ def main() -> None:
         ours = requests.Session()
         ours.headers["Authorization"] = f"Token {token}"
         base = f"{server}/projects/demo/dicomweb"
-        for i in range(0, 120, 20):
-            body, content_type = stow_body(ct_files[i : i + 20])
+        for i in range(0, 240, 20):
+            body, content_type = stow_body(both[i : i + 20])
             ours.post(f"{base}/studies", data=body, headers={"Content-Type": content_type}).raise_for_status()
         body, content_type = stow_body([cr_file])
         ours.post(f"{base}/studies", data=body, headers={"Content-Type": content_type}).raise_for_status()
@@ -94,7 +111,7 @@ def main() -> None:
         theirs = requests.Session()
         if orthanc:
             orthanc.start()
-            for data in ct_files + [cr_file]:
+            for data in both + [cr_file]:
                 theirs.post(f"{orthanc.url}/instances", data=data).raise_for_status()
 
         servers = {"crossread": (ours, base)}
@@ -116,6 +133,12 @@ def main() -> None:
                 warm = scroll_fps(session, urls, OTHER_WINDOW)
                 parallel = scroll_fps(session, urls, "50,350,linear", parallel=4)
                 print(f"  {name:<10} cold {cold:7.1f}   warm {warm:7.1f}   warm, 4 connections {parallel:7.1f}")
+            print(f"Loading the follow-up 120-slice series as the viewer prefetches ({VIEWER_IN_FLIGHT} in flight, frames/s):")
+            for name, (session, root_url) in servers.items():
+                urls = [f"{root_url}/{p}/frames/1/rendered" for p in followup_paths]
+                cold = scroll_fps(session, urls, CT_WINDOW, parallel=VIEWER_IN_FLIGHT)
+                warm = scroll_fps(session, urls, OTHER_WINDOW, parallel=VIEWER_IN_FLIGHT)
+                print(f"  {name:<10} cold {cold:7.1f}   warm {warm:7.1f}")
 
             for name, (session, root_url) in servers.items():
                 urls = [f"{root_url}/{p}/frames/1/rendered" for p in ct_paths]
