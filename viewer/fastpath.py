@@ -17,6 +17,7 @@ sends none (sending them from the event loop costs two thread hops, more than th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from importlib import import_module
 from io import BytesIO
@@ -28,7 +29,7 @@ from django.contrib import auth
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.http import HttpResponse
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.functional import SimpleLazyObject
 
 ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
@@ -48,11 +49,8 @@ class FastImageRoutes:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] in FAST_METHODS:
-            try:
-                match = resolve(scope["path"])
-            except Resolver404:
-                match = None
-            if match is not None and getattr(match.func, "fast_path", False):
+            match = _fast_match(settings.ROOT_URLCONF, scope["path"])
+            if match is not None:
                 await self.serve(match, scope, send)
                 return
         await self.django_app(scope, receive, send)
@@ -67,6 +65,22 @@ class FastImageRoutes:
         if scope["method"] == "HEAD":
             response.content = b""
         await self.django_app.send_response(response, send)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fast_match(urlconf: str, path: str) -> ResolverMatch | None:
+    """The URL match of ``path`` if its view is a fast-path view, else None.
+
+    Cached per (URLconf, path): URL patterns do not change while the process runs, a scrolling
+    reader asks for the same few hundred paths again (one per slice and window does not change the
+    path), and resolving walks every pattern of the site. The view reads only ``args``/``kwargs``
+    of the match, which it does not modify.
+    """
+    try:
+        match = resolve(path, urlconf)
+    except Resolver404:
+        return None
+    return match if getattr(match.func, "fast_path", False) else None
 
 
 def _between_request_signals(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -9,6 +9,7 @@ The pixel work itself is :mod:`viewer.imaging` (no Django).
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -214,8 +215,13 @@ class RenderOptions:
         return f"{window}|{self.viewport or '-'}|{self.media_type}|{self.quality}"
 
 
+@functools.lru_cache(maxsize=512)
 def choose_media_type(requested: str | None, accept_header: str) -> str:
-    """The output type from the ``accept`` parameter, else the Accept header; JPEG by default."""
+    """The output type from the ``accept`` parameter, else the Accept header; JPEG by default.
+
+    Cached: a pure function of two strings, and a browser sends the same Accept header with every
+    image (an unsupported type raises, and exceptions are not cached).
+    """
     candidates = [requested] if requested else [m.type for m in parse_accept(accept_header or "*/*")]
     for media in candidates:
         if media in EXTENSIONS:
@@ -270,6 +276,23 @@ def prepared_frame(instance: StoredImage | Instance, frame: int) -> PreparedFram
     found = imaging.prepare_frame(imaging.load_dataset(data), frame)
     FRAME_CACHE.put(key, found)
     return found
+
+
+#: A JPEG of at most this many grey pixels, rendered from a frame already decoded (one lookup-table
+#: pass and the encoder), takes about a millisecond: less than handing it to a thread and back.
+QUICK_MAX_PIXELS = 512 * 512
+
+
+def renders_quickly(instance: StoredImage, frame: int, options: RenderOptions) -> bool:
+    """True when :func:`render` needs no decoding, no scaling and little work (see QUICK_MAX_PIXELS).
+
+    The image views then render on the event loop instead of in the thread pool. If the frame is
+    evicted between this check and the render, that one render decodes on the event loop.
+    """
+    if options.media_type != "image/jpeg" or options.viewport is not None:
+        return False
+    prepared = FRAME_CACHE.get((instance.project_id, instance.sha256, frame))
+    return prepared is not None and prepared.pixels.size <= QUICK_MAX_PIXELS
 
 
 def cached_render(tag: str) -> bytes | None:
