@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,13 @@ from tests.live import LiveSite
 # redis-py 8 times reads out after 5 s unless told otherwise (see docs/collaboration.md).
 REDIS_URL = "redis://127.0.0.1:6379/15"
 CLIENT_PROCESSES = 2
+SETTLE = 2.0  # seconds between the last join and the load: the measurement is of a session in progress
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -41,7 +49,7 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def reader_loop(index: int, url: str, info: dict[str, Any], start: float, seconds: float, rate: float,
+async def reader_loop(index: int, url: str, info: dict[str, Any], start_at: Any, seconds: float, rate: float,
                       connected: Any, stats: dict[str, Any]) -> None:
     name = f"reader{index}"
     await asyncio.sleep(index * 0.05)  # connect in turn, not 50 handshakes at once
@@ -55,7 +63,7 @@ async def reader_loop(index: int, url: str, info: dict[str, Any], start: float, 
         raise RuntimeError(f"{name} could not connect")
     json.loads(await ws.recv())  # session.state
     connected.put(1)
-    end = start + seconds
+    start = end = float("inf")  # known once everyone is in and the joins have settled
     done = asyncio.Event()
 
     async def receive() -> None:
@@ -77,6 +85,12 @@ async def reader_loop(index: int, url: str, info: dict[str, Any], start: float, 
             elif kind == "annotation.created":
                 stats["annotation_ms"].append((now - start) * 1000 - float(frame["annotation"]["label"]))
 
+    receiver = asyncio.ensure_future(receive())
+    while not start_at.value:
+        await asyncio.sleep(0.05)
+    start = start_at.value
+    end = start + seconds
+
     async def send() -> None:
         await asyncio.sleep(max(0.0, start - time.time()) + (index % 10) / 10 / rate)
         period, sent, created = 1 / rate, 0, 0
@@ -93,7 +107,6 @@ async def reader_loop(index: int, url: str, info: dict[str, Any], start: float, 
             await asyncio.sleep(max(0.0, next_at - time.time()))
         stats["sent"] += sent
 
-    receiver = asyncio.ensure_future(receive())
     await send()
     await asyncio.sleep(max(0.0, end + 1.5 - time.time()))
     await ws.send(json.dumps({"type": "ping", "ref": "end"}))
@@ -106,13 +119,13 @@ async def reader_loop(index: int, url: str, info: dict[str, Any], start: float, 
         await ws.close()
 
 
-def client_process(indices: list[int], urls: list[str], info: dict[str, Any], start: float, seconds: float,
+def client_process(indices: list[int], urls: list[str], info: dict[str, Any], start_at: Any, seconds: float,
                    rate: float, connected: Any, results: Any) -> None:
     stats: dict[str, Any] = {"frames": 0, "sent": 0, "dropped": 0, "types": {}, "cursor_ms": [], "annotation_ms": []}
 
     async def main() -> None:
         await asyncio.gather(*(
-            reader_loop(i, urls[i % len(urls)], info, start, seconds, rate, connected, stats) for i in indices
+            reader_loop(i, urls[i % len(urls)], info, start_at, seconds, rate, connected, stats) for i in indices
         ))
 
     asyncio.run(main())
@@ -127,18 +140,25 @@ def run(readers: int, seconds: float, rate: float) -> None:
             urls = site.start(2)
             pids = [p.pid for p in site.processes]
             memory = {"idle": sum(rss_mib(p) for p in pids)}
-            connected, results = mp.Queue(), mp.Queue()
-            start = time.time() + 3 + readers * 0.05
+            connected, results, start_at = mp.Queue(), mp.Queue(), mp.Value("d", 0.0)
             groups = [list(range(1, readers + 1))[k::CLIENT_PROCESSES] for k in range(CLIENT_PROCESSES)]
-            workers = [mp.Process(target=client_process, args=(g, urls, info, start, seconds, rate, connected, results))
+            workers = [mp.Process(target=client_process, args=(g, urls, info, start_at, seconds, rate, connected, results))
                        for g in groups]
             for w in workers:
                 w.start()
+            joining = time.time()
             for _ in range(readers):
-                connected.get(timeout=60)
+                connected.get(timeout=120)
+            joined = time.time() - joining
+            start = start_at.value = time.time() + SETTLE
             time.sleep(max(0.0, start - time.time() - 0.5))
             memory["connected"] = sum(rss_mib(p) for p in pids)
+            time.sleep(max(0.0, start - time.time()))
+            cpu = {"servers": [cpu_seconds(p) for p in pids], "clients": [cpu_seconds(w.pid) for w in workers],
+                   "load": os.getloadavg()[0]}
             time.sleep(max(0.0, start + seconds - time.time()))
+            cpu["servers"] = [cpu_seconds(p) - c for p, c in zip(pids, cpu["servers"])]
+            cpu["clients"] = [cpu_seconds(w.pid) - c for w, c in zip(workers, cpu["clients"])]
             memory["after load"] = sum(rss_mib(p) for p in pids)
             merged: dict[str, Any] = {"frames": 0, "sent": 0, "dropped": 0, "types": {}, "cursor_ms": [], "annotation_ms": []}
             for _ in workers:
@@ -156,10 +176,11 @@ def run(readers: int, seconds: float, rate: float) -> None:
             memory["after leaving"] = sum(rss_mib(p) for p in pids)
         finally:
             site.stop()
-    report(readers, seconds, rate, merged, memory)
+    report(readers, seconds, rate, merged, memory, joined, cpu)
 
 
-def report(readers: int, seconds: float, rate: float, m: dict[str, Any], memory: dict[str, float]) -> None:
+def report(readers: int, seconds: float, rate: float, m: dict[str, Any], memory: dict[str, float],
+           joined: float, cpu: dict[str, Any]) -> None:
     def pcts(values: list[float]) -> str:
         if not values:
             return "no samples"
@@ -168,11 +189,15 @@ def report(readers: int, seconds: float, rate: float, m: dict[str, Any], memory:
 
     expected_annotations = int(seconds) * readers
     print(f"\n{readers} readers, {rate:g} cursors/s each for {seconds:g} s, 2 daphne processes + Redis")
+    print(f"  all joined in {joined:.1f} s (one every 50 ms); the load started {SETTLE:g} s later")
     print(f"  annotation delivery  {pcts(m['annotation_ms'])}; expected ~{expected_annotations}")
     print(f"  cursor delivery      {pcts(m['cursor_ms'])}")
     print(f"  cursors sent {m['sent']} ({m['sent'] / seconds:.0f}/s); frames delivered {m['types'].get('cursors', 0) + sum(v for k, v in m['types'].items() if k != 'cursors')} "
           f"({sum(m['types'].values()) / seconds:.0f}/s): " + ", ".join(f"{k} {v}" for k, v in sorted(m["types"].items())))
     print(f"  dropped by the rate limit: {m['dropped']}" + (f"; {m['no_pong']} connections still backlogged a minute after the load" if m.get("no_pong") else ""))
+    print("  CPU during the load (share of one core): daphne " + " + ".join(f"{c / seconds:.0%}" for c in cpu["servers"])
+          + ", bench clients " + " + ".join(f"{c / seconds:.0%}" for c in cpu["clients"])
+          + f"; load average before {cpu['load']:.1f} on {os.cpu_count()} cores")
     print("  daphne RSS (both) " + ", ".join(f"{k} {v:.1f} MiB" for k, v in memory.items()))
 
 

@@ -12,6 +12,7 @@ text with the ``ref`` in it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
@@ -74,9 +75,62 @@ def hub_message(kind: str, frame: dict[str, Any] | None = None, **fields: Any) -
     return message
 
 
-#: Where messages go; tests swap it to capture them (see tests/collab/conftest.py).
+class Outbox:
+    """Group sends of one process's event loop, made in order by one task, queued from any thread.
+
+    A write committed in a worker thread would otherwise wait there for the whole ``group_send`` (several
+    Redis round trips, each waiting its turn on a busy event loop) while the process's other database work
+    queues behind it. Queued here, the thread returns at once; one task sends in commit order.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.task = loop.create_task(self._drain())
+
+    def put(self, group: str, message: dict[str, Any]) -> None:
+        if _on_loop(self.loop):
+            self.queue.put_nowait((group, message))
+        else:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (group, message))
+
+    async def _drain(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            group, message = await self.queue.get()
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                log.exception("collab: sending to %s failed", group)
+
+
+_outbox: Outbox | None = None
+
+
+def start_outbox() -> None:
+    """Called on the event loop that serves websockets (by the first hub); sends from then on queue there."""
+    global _outbox
+    loop = asyncio.get_running_loop()
+    if _outbox is None or _outbox.loop is not loop or _outbox.task.done():
+        _outbox = Outbox(loop)
+
+
 def _send(session_id: int, message: dict[str, Any]) -> None:
-    async_to_sync(get_channel_layer().group_send)(group_name(session_id), message)
+    outbox = _outbox
+    if outbox is not None and outbox.loop.is_running():
+        outbox.put(group_name(session_id), message)
+    else:  # no websocket served by this process (a management command, a test without one)
+        async_to_sync(get_channel_layer().group_send)(group_name(session_id), message)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+#: Where messages go; tests swap it to capture them (see tests/collab/conftest.py).
 
 
 sender: Callable[[int, dict[str, Any]], None] = _send

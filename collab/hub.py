@@ -11,8 +11,13 @@ cursor went to every consumer. Instead each process's hub
 - forwards events (annotations, presence, session changes) to the local sockets allowed to see them,
   and tells sockets of a removed participant to close, and those whose role or mode changed to refresh.
 
-Nothing is queued without bound: entries are keyed by (kind, user) and overwritten. The hub never reads
-the database except to mark its connections as seen (presence survives a dead process this way).
+- checks, at most once per :data:`RECHECK_SECONDS` and for all its sockets in one go, that each local
+  participant still holds a seat (:meth:`SessionHub.verify`): a consumer awaits this before relaying a
+  message, so access lost in a way no signal announced (raw SQL, another deployment's script) still
+  ends within a second, at the cost of one query batch per process and second, not one per socket.
+
+Nothing is queued without bound: entries are keyed by (kind, user) and overwritten. The hub reads the
+database only for that check and to mark its connections as seen (presence survives a dead process).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from collab import events
 from collab.events import encode, group_name
 from collab.visibility import Seat, What, may_see
 
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.05  # 20 ephemeral frames a second at most, per socket and kind
 HEARTBEAT = 30.0
+#: The longest a participant who lost their seat can go on sending ephemeral messages, when no signal
+#: announced the loss (the ORM's signals close their connections at once: ``collab.services``).
+RECHECK_SECONDS = 1.0
 KINDS = {"cursors": What.CURSOR, "viewports": What.VIEWPORT, "drafts": What.DRAFT}
 
 
@@ -42,7 +51,7 @@ class Listener(Protocol):
 
     async def deliver(self, text: str) -> None: ...
     async def refresh(self) -> None: ...
-    async def revoke(self) -> None: ...
+    async def revoke(self, code: str) -> None: ...
 
 
 class SessionHub:
@@ -63,11 +72,14 @@ class SessionHub:
         self.publish_scheduled = self.flush_scheduled = False
         self.tasks: list[asyncio.Task[None]] = []
         self.ready: asyncio.Future[None] = asyncio.ensure_future(self._start())
-        self.stats = {"published": 0, "flushed_frames": 0, "events": 0}
+        self.stats = {"published": 0, "flushed_frames": 0, "events": 0, "seat_checks": 0}
+        self.verified_at = time.monotonic()  # the first listener was checked when it connected
+        self.verifying: asyncio.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def _start(self) -> None:
+        events.start_outbox()
         # The default prefix: channels-redis reads all of a process's specific channels in one loop.
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
@@ -134,6 +146,42 @@ class SessionHub:
                     self.stats["flushed_frames"] += 1
                     await self._deliver(listener, '{"type":"%s","%s":[%s]}' % (kind, kind, ",".join(fragments)))
 
+    # -- seats -------------------------------------------------------------------------------------
+
+    async def verify(self) -> None:
+        """Return once every local participant's seat was checked within :data:`RECHECK_SECONDS`.
+
+        One check at a time for the whole process (callers share it); sockets whose user lost the seat
+        are closed, those whose seat changed take a fresh snapshot. Callers look at their own state after.
+        """
+        if time.monotonic() - self.verified_at < RECHECK_SECONDS:
+            return
+        if self.verifying is None:
+            self.verifying = asyncio.ensure_future(self._verify())
+        await asyncio.shield(self.verifying)
+
+    async def _verify(self) -> None:
+        from collab.services import check_seats
+
+        try:
+            listeners = list(self.listeners.values())
+            checked = await database_sync_to_async(check_seats)(self.session_id, {l.seat.user for l in listeners})
+            self.verified_at = time.monotonic()
+            self.stats["seat_checks"] += 1
+            mode_changed = checked.mode is not None and checked.mode != self.mode
+            self.mode = checked.mode or self.mode
+            for listener in listeners:
+                seat = checked.seats.get(listener.seat.user)
+                if seat is None:
+                    self.forget(listener.seat.user)
+                    await listener.revoke(str(checked.refused.get(listener.seat.user, "forbidden")))
+                elif seat != listener.seat or mode_changed:
+                    await listener.refresh()
+        except Exception:
+            log.exception("collab hub: checking the seats of session %s failed", self.session_id)
+        finally:
+            self.verifying = None
+
     # -- the group ----------------------------------------------------------------------------------
 
     async def _receive(self) -> None:
@@ -185,7 +233,7 @@ class SessionHub:
             self.forget(message["user"])
             for listener in list(self.listeners.values()):
                 if listener.seat.user == message["user"]:
-                    await listener.revoke()
+                    await listener.revoke(message.get("code", "forbidden"))
 
     async def _deliver(self, listener: Listener, text: str) -> None:
         try:

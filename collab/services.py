@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
@@ -384,8 +387,7 @@ def remove_participant(access: SessionAccess, username: Any) -> None:
         deleted, _ = Participant.objects.filter(session=access.session, user=user).delete()
         if not deleted:
             raise NotFound("No such participant.")
-        events.broadcast(access.session.pk, events.hub_message("revoke", user=user.get_username()))
-        _presence(access.session)
+        _presence(access.session)  # (the connections are closed by _on_seat_deleted)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -506,6 +508,54 @@ def seated_access(user: Any, session_id: Any) -> SessionAccess:
                    object_id=str(session_id)[:200], code=str(error.code), via="websocket")
         raise
     return access
+
+
+@dataclass(frozen=True)
+class SeatCheck:
+    """Who of a process's connected participants still holds a seat, as :func:`access_session` decides.
+
+    ``mode`` is ``None`` when the session is gone. ``seats`` holds the current seat of each user who still
+    has one; ``refused`` the reason of each who lost it (``not_found``: no longer a member of the project,
+    or the session is gone; ``forbidden``: a member without a seat; ``not_authenticated``: deactivated).
+    """
+
+    mode: str | None
+    seats: dict[str, Seat]
+    refused: dict[str, ErrorCode]
+
+
+def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
+    """:func:`seated_access` for many users in three queries: what each process's hub asks every second.
+
+    The hub asks for all its local connections at once, so the cost does not grow with the readers.
+    """
+    wanted = set(usernames)
+    session = ReadingSession.objects.filter(pk=session_id).only("mode", "project_id", "organizer_id").first()
+    if session is None:
+        return SeatCheck(None, {}, dict.fromkeys(wanted, ErrorCode.NOT_FOUND))
+    User = get_user_model()
+    users = {
+        name: (pk, active)
+        for pk, name, active in User.objects.filter(**{f"{User.USERNAME_FIELD}__in": wanted})
+        .values_list("pk", User.USERNAME_FIELD, "is_active")
+    }
+    ids = [pk for pk, active in users.values() if active]
+    roles = dict(Membership.objects.filter(project_id=session.project_id, user_id__in=ids).values_list("user_id", "role"))
+    seated = dict(Participant.objects.filter(session=session, user_id__in=ids).values_list("user_id", "role"))
+    seats: dict[str, Seat] = {}
+    refused: dict[str, ErrorCode] = {}
+    for name in wanted:
+        pk, active = users.get(name, (None, False))
+        if pk is None or not active:
+            refused[name] = ErrorCode.NOT_AUTHENTICATED
+        elif pk not in roles:
+            refused[name] = ErrorCode.NOT_FOUND
+        elif pk not in seated:
+            refused[name] = ErrorCode.FORBIDDEN
+        else:
+            organizer = pk == session.organizer_id or roles[pk] == Role.ORGANIZER
+            seats[name] = Seat(name, seated[pk], organizer)
+    return SeatCheck(session.mode, seats, refused)
 
 
 def open_connection(user: Any, session_id: Any, connection_id: str) -> dict[str, Any]:
@@ -649,3 +699,52 @@ def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project:
     except Exception:
         log.exception("collab: broadcast to session %s failed", session_id)
 
+
+
+# ------------------------------------------------------------------------------------------------
+# Lost access reaches open connections at once
+# ------------------------------------------------------------------------------------------------
+#
+# However a seat, a membership or an account is taken away (these services, the admin, a script), the
+# ORM sends these signals and the session's hubs close the user's connections when the change commits.
+# The hubs also re-check every connected seat at least once a second (``SessionHub.verify``), which
+# covers changes made outside the ORM.
+
+
+def _revoke(session_ids: Iterable[int], user_id: int, code: ErrorCode) -> None:
+    username = get_user_model().objects.filter(pk=user_id).values_list(get_user_model().USERNAME_FIELD, flat=True).first()
+    if username is None:
+        return
+    for session_id in set(session_ids):
+        events.broadcast(session_id, events.hub_message("revoke", user=username, code=str(code)))
+
+
+def _seated_sessions(user_id: int, **where: Any) -> list[int]:
+    return list(Participant.objects.filter(user_id=user_id, **where).values_list("session_id", flat=True))
+
+
+@receiver(post_delete, sender=Participant, dispatch_uid="collab.seat_deleted")
+def _on_seat_deleted(sender: Any, instance: Participant, **kwargs: Any) -> None:
+    _revoke([instance.session_id], instance.user_id, ErrorCode.FORBIDDEN)
+
+
+@receiver(post_delete, sender=Membership, dispatch_uid="collab.membership_deleted")
+def _on_membership_deleted(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    _revoke(_seated_sessions(instance.user_id, session__project_id=instance.project_id), instance.user_id,
+            ErrorCode.NOT_FOUND)
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="collab.membership_saved")
+def _on_membership_saved(sender: Any, instance: Membership, created: bool, **kwargs: Any) -> None:
+    if created:
+        return
+    # The project role decides whether the seat organizes and may annotate: a fresh snapshot.
+    username = instance.user.get_username()
+    for session_id in set(_seated_sessions(instance.user_id, session__project_id=instance.project_id)):
+        events.broadcast(session_id, events.hub_message("seat", user=username))
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="collab.user_saved")
+def _on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    if not created and not instance.is_active:
+        _revoke(_seated_sessions(instance.pk), instance.pk, ErrorCode.NOT_AUTHENTICATED)

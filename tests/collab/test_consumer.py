@@ -5,19 +5,26 @@ Every broadcast goes through the ``sent`` fixture, which round-trips it through 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.db import connection
 
 from annotations.models import Annotation
 from collab import services
 from collab.consumers import EPHEMERAL_BURST, EPHEMERAL_RATE
 from collab.hub import TICK
 from tests.collab.conftest import communicator, run_async
+from collab.hub import RECHECK_SECONDS
+from collab.models import Participant
 from viewer.models import Membership
+
+User = get_user_model()
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,7 +40,7 @@ class Room:
         connected, code = await comm.connect()
         assert connected, code
         self.open[who] = comm
-        state = await self.next(who)
+        state = await self.next(who, 10)  # the first join of a process imports the URLconf
         assert state["type"] == "session.state"
         return state
 
@@ -365,13 +372,91 @@ async def test_a_removed_participant_is_disconnected_at_once(crew: dict[str, Any
         assert await room.closed("r2") == 4403
         presence = of_type(await room.all("r1"), "presence")[-1]
         assert "r2" not in {p["user"] for p in presence["participants"]}
-        # a member removed from the project (elsewhere) is caught by the check on the next message;
-        # no longer in the project, the session is "not found" to them
-        await database_sync_to_async(lambda: Membership.objects.filter(user=crew["r1"]).delete())()
-        await room.send("r1", length(crew["instance"], "after"))
-        assert await room.closed("r1") == 4404
     finally:
         await room.close()
+
+
+LOSSES = {
+    # however access is taken away (a service, the admin, a script using the ORM), the socket closes at
+    # once, without waiting for a message, with the code a new connection would get
+    "project membership deleted": (lambda crew, session: Membership.objects.filter(user=crew["r1"]).delete(), 4404),
+    "seat deleted": (lambda crew, session: Participant.objects.filter(user=crew["r1"], session=session).delete(), 4403),
+    "account deactivated": (lambda crew, session: saved(User.objects.get(pk=crew["r1"].pk), is_active=False), 4401),
+}
+
+
+def saved(instance: Any, **changes: Any) -> None:
+    for field, value in changes.items():
+        setattr(instance, field, value)
+    instance.save()
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@run_async
+async def test_access_lost_elsewhere_closes_the_socket_at_once(crew: dict[str, Any], session: Any, cookies: dict[str, bytes], loss: str) -> None:
+    take_away, code = LOSSES[loss]
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        await database_sync_to_async(take_away)(crew, session)
+        assert await room.closed("r1") == code
+        await room.send("r2", {"type": "ping", "ref": "r2-still-here"})
+        assert (await room.next_of("r2", "pong"))["ref"] == "r2-still-here"
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_access_lost_without_a_signal_ends_within_a_second(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    """Raw SQL sends no signal: the hub's once-a-second check catches it at the next message."""
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        await room.all("r1")
+
+        def raw_delete() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {Membership._meta.db_table} WHERE user_id = %s", [crew["r1"].pk])
+
+        await database_sync_to_async(raw_delete)()
+        await asyncio.sleep(RECHECK_SECONDS)
+        await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 1, "y": 1})
+        assert await room.closed("r1") == 4404
+        assert not of_type(await room.all("r2"), "cursors")  # the cursor was not relayed
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_a_role_change_elsewhere_refreshes_the_seat(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        assert (await room.join("r1"))["you"]["can_annotate"]
+        await database_sync_to_async(lambda: saved(Membership.objects.get(user=crew["r1"]), role="viewer"))()
+        state = await room.next_of("r1", "session.state")
+        assert not state["you"]["can_annotate"]
+        await room.send("r1", length(crew["instance"], "as-viewer"))
+        assert (await room.next_of("r1", "error"))["code"] == "forbidden"
+    finally:
+        await room.close()
+
+
+@pytest.mark.django_db
+def test_seats_are_checked_for_any_number_of_readers_in_three_queries(crew: dict[str, Any], session: Any,
+                                                                      django_assert_num_queries: Any) -> None:
+    everyone = ["org", "r1", "r2", "adj", "watcher", "nobody-by-that-name"]
+    with django_assert_num_queries(4):  # the session, the users, their memberships, their seats
+        checked = services.check_seats(session.pk, everyone)
+    assert checked.mode == "open"
+    assert {name: (seat.role, seat.organizer) for name, seat in checked.seats.items()} == {
+        "org": ("presenter", True), "r1": ("reader", False), "r2": ("reader", False),
+        "adj": ("adjudicator", False), "watcher": ("observer", False)}
+    assert checked.refused == {"nobody-by-that-name": "not_authenticated"}
+    checked = services.check_seats(session.pk, ["member", "outsider"])
+    assert checked.refused == {"member": "forbidden", "outsider": "not_found"}
+    with django_assert_num_queries(4):
+        services.check_seats(session.pk, ["r1"])
+    assert services.check_seats(10**9, ["r1"]).refused == {"r1": "not_found"}
 
 
 def apply(state: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
