@@ -8,7 +8,8 @@ cursor went to every consumer. Instead each process's hub
 - merges what other processes published with its own, and at most once per tick gives each local socket
   one ``cursors`` (``viewports``, ``drafts``) frame with the latest entry of every other participant that
   moved and that this socket may see (:func:`collab.visibility.may_see`), never its own;
-- forwards events (annotations, presence, session changes) to the local sockets allowed to see them,
+- forwards events (annotations, session changes) to the local sockets allowed to see them, and the latest
+  presence (who is online) once per tick,
   and tells sockets of a removed participant to close, and those whose role or mode changed to refresh.
 
 - checks, at most once per :data:`RECHECK_SECONDS` and for all its sockets in one go, that each local
@@ -68,6 +69,7 @@ class SessionHub:
         # (kind) → user → (author seat, entry): local moves to publish, everything to deliver.
         self.outbox: dict[str, dict[str, tuple[Seat, dict[str, Any]]]] = {k: {} for k in KINDS}
         self.inbox: dict[str, dict[str, tuple[Seat, str]]] = {k: {} for k in KINDS}
+        self.presence: str | None = None  # the latest presence frame not yet delivered
         self.last_publish = self.last_flush = 0.0
         self.publish_scheduled = self.flush_scheduled = False
         self.tasks: list[asyncio.Task[None]] = []
@@ -133,6 +135,10 @@ class SessionHub:
         batches = {kind: list(moved.values()) for kind, moved in self.inbox.items() if moved}
         for moved in self.inbox.values():
             moved.clear()
+        presence, self.presence = self.presence, None
+        if presence is not None:
+            for listener in list(self.listeners.values()):
+                await self._deliver(listener, presence)
         if not batches:
             return
         for listener in list(self.listeners.values()):
@@ -217,8 +223,9 @@ class SessionHub:
                     text = message["origin_text"] if listener.connection_id == origin else message["text"]
                     await self._deliver(listener, text)
         elif kind == "presence":
-            for listener in list(self.listeners.values()):
-                await self._deliver(listener, message["text"])
+            # Each frame lists everyone: when many join at once, only the latest is sent, once a tick.
+            self.presence = message["text"]
+            self._schedule("flush")
         elif kind == "session":
             self.mode = message["mode"]
             for listener in list(self.listeners.values()):

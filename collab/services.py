@@ -149,13 +149,14 @@ def visible_session_annotations(access: SessionAccess) -> list[dict[str, Any]]:
 def snapshot(access: SessionAccess) -> dict[str, Any]:
     """``session.state``: everything this participant may see now."""
     seat = access.require_seat()
-    you = next(p for p in participants_payload(access.session) if p["user"] == seat.user)
+    participants = participants_payload(access.session)
+    you = next(p for p in participants if p["user"] == seat.user)
     return {
         "type": "session.state",
         "protocol": PROTOCOL_LEVEL,
         "session": session_payload(access.session),
         "you": {**you, "organizer": seat.organizer, "can_annotate": _can_annotate(access)},
-        "participants": participants_payload(access.session),
+        "participants": participants,
         "annotations": visible_session_annotations(access),
     }
 
