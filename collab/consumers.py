@@ -47,6 +47,10 @@ WRITE_RATE, WRITE_BURST = 10.0, 30.0
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
+    #: A connection needs no channel of its own: the process's session hub is the group's only member
+    #: here and calls the connection directly (collab.hub). Channels makes none for an alias that names
+    #: no layer, which saves a subscription per connection and a second task awaited per frame.
+    channel_layer_alias = "collab.hub-only"
     seat: Seat
     hub: hubs.SessionHub | None = None
     closing = False

@@ -139,9 +139,13 @@ if os.environ.get("REDIS_URL"):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 gives up reading after 5 s by default, as long as channels-redis waits for a
-            # message: an idle consumer would die with TimeoutError (channels_redis issue 422).
+            # Redis pub/sub: a group send is one PUBLISH. The core layer's is four round trips and a
+            # Lua script per message, which dominated the daphne profiles of bench/collab.py. What the
+            # core layer adds (queues that outlive a process) buys nothing here: each process's session
+            # hub is the group's only subscriber, ephemeral frames are at-most-once anyway, and a client
+            # that reconnects takes a fresh snapshot (docs/collaboration.md).
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # redis-py 8 gives up reading after 5 s by default (channels_redis issue 422).
             "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 15}]},
         }
     }
