@@ -110,6 +110,7 @@ def test_guessed_identifiers_answer_404_and_are_audited(team: dict[str, Any], se
     assert not failures, "\n".join(failures)
 
 
+@pytest.mark.django_db(transaction=True)  # channels closes old connections around its database calls
 def test_a_guessed_session_over_the_websocket_is_refused_and_audited(team: dict[str, Any], secrets: dict[str, Any]) -> None:
     client = Client()
     client.force_login(team["outsider"])
