@@ -8,6 +8,7 @@ idle, with everyone connected, after the load, and after everyone left.
 
     .venv/bin/python bench/collab.py                 # 10 and 50 readers, 20 s each
     .venv/bin/python bench/collab.py --readers 50 --seconds 5
+    .venv/bin/python bench/collab.py --database postgres   # a fresh database on the local server
 
 Needs a Redis server on 127.0.0.1:6379 (it uses database 15).
 """
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from tests.live import LiveSite
 
 # redis-py 8 times reads out after 5 s unless told otherwise (see docs/collaboration.md).
 REDIS_URL = "redis://127.0.0.1:6379/15"
+POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 CLIENT_PROCESSES = 2
 SETTLE = 2.0  # seconds between the last join and the load: the measurement is of a session in progress
 
@@ -132,9 +136,28 @@ def client_process(indices: list[int], urls: list[str], info: dict[str, Any], st
     results.put(stats)
 
 
-def run(readers: int, seconds: float, rate: float) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-collab-") as tmp:
-        site = LiveSite.create(Path(tmp), REDIS_URL=REDIS_URL)
+@contextlib.contextmanager
+def database(kind: str) -> Iterator[str]:
+    """``sqlite`` (the site's own file) or ``postgres``: a fresh database on the local server, dropped after."""
+    if kind == "sqlite":
+        yield ""
+        return
+    import psycopg
+
+    name = f"bench_collab_{os.getpid()}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def run(readers: int, seconds: float, rate: float, db: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-collab-") as tmp, database(db) as database_url:
+        site = LiveSite.create(Path(tmp), database_url, REDIS_URL=REDIS_URL)
         try:
             info = prepare(site, readers=readers)
             urls = site.start(2)
@@ -176,11 +199,11 @@ def run(readers: int, seconds: float, rate: float) -> None:
             memory["after leaving"] = sum(rss_mib(p) for p in pids)
         finally:
             site.stop()
-    report(readers, seconds, rate, merged, memory, joined, cpu)
+    report(readers, seconds, rate, merged, memory, joined, cpu, db)
 
 
 def report(readers: int, seconds: float, rate: float, m: dict[str, Any], memory: dict[str, float],
-           joined: float, cpu: dict[str, Any]) -> None:
+           joined: float, cpu: dict[str, Any], db: str) -> None:
     def pcts(values: list[float]) -> str:
         if not values:
             return "no samples"
@@ -188,7 +211,7 @@ def report(readers: int, seconds: float, rate: float, m: dict[str, Any], memory:
                 f"p99 {percentile(values, 99):6.1f} ms  ({len(values)} deliveries)")
 
     expected_annotations = int(seconds) * readers
-    print(f"\n{readers} readers, {rate:g} cursors/s each for {seconds:g} s, 2 daphne processes + Redis")
+    print(f"\n{readers} readers, {rate:g} cursors/s each for {seconds:g} s, 2 daphne processes + Redis, {db}")
     print(f"  all joined in {joined:.1f} s (one every 50 ms); the load started {SETTLE:g} s later")
     print(f"  annotation delivery  {pcts(m['annotation_ms'])}; expected ~{expected_annotations}")
     print(f"  cursor delivery      {pcts(m['cursor_ms'])}")
@@ -206,9 +229,11 @@ def main() -> None:
     parser.add_argument("--readers", default="10,50")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=30)
+    parser.add_argument("--database", default="sqlite", choices=("sqlite", "postgres"),
+                        help=f"postgres: a fresh database on {POSTGRES_ADMIN.rsplit('/', 1)[0]}")
     args = parser.parse_args()
     for readers in (int(r) for r in args.readers.split(",")):
-        run(readers, args.seconds, args.rate)
+        run(readers, args.seconds, args.rate, args.database)
 
 
 if __name__ == "__main__":

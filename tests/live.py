@@ -32,12 +32,13 @@ class LiveSite:
     urls: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, root: Path, **extra_env: str) -> LiveSite:
+    def create(cls, root: Path, database_url: str = "", **extra_env: str) -> LiveSite:
+        """A site in ``root``: its own SQLite file unless ``database_url`` names an empty database."""
         root.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
         env.update(
             CROSSREAD_DATA_DIR=str(root / "data"),
-            DATABASE_URL=f"sqlite:///{root / 'db.sqlite3'}",
+            DATABASE_URL=database_url or f"sqlite:///{root / 'db.sqlite3'}",
             DJANGO_SETTINGS_MODULE="crossread.settings",
             PYTHONUNBUFFERED="1",
             **extra_env,

@@ -25,7 +25,8 @@ from channels.testing import WebsocketCommunicator
 
 from annotations import services as annotation_services
 from annotations.models import Annotation
-from collab import consumers, services
+from collab import services
+from collab.hub import RECHECK_SECONDS
 from collab.models import Participant
 from tests.collab.conftest import communicator, make_session, run_async
 from viewer.models import Membership
@@ -213,28 +214,16 @@ async def test_refused_at_connect_and_ignored_after(crew: dict[str, Any], cookie
 
 
 def remove(crew: dict[str, Any], session: Any, what: str) -> None:
-    """Take the reader (r1) out of the project, or out of the session without telling the websocket
-    (as an admin or another process would): only the next message can notice."""
+    """Take the reader (r1) out of the project, or out of the session, as an admin or a script would
+    (through the ORM, not the session services)."""
     if what == "project":
         Membership.objects.filter(user=crew["r1"], project=crew["project"]).delete()
     else:
         Participant.objects.filter(session=session, user=crew["r1"]).delete()
 
 
-# Both marks apply to the consumer committed so far, which re-checks on a 1 s window (RECHECK_SECONDS);
-# the rework in progress (a seat change closes the sockets at once) passes these: delete the marks with it.
-_WINDOWED = hasattr(consumers, "RECHECK_SECONDS")
-_NO_RECHECK = pytest.mark.xfail(_WINDOWED, strict=True, reason=(
-    "collab/consumers.py re-checks the seat for ephemeral messages only when the last check is older "
-    "than RECHECK_SECONDS (1 s), so a removed member's cursor, viewport or draft within that second is "
-    "still relayed (reported; consumers.py is being reworked elsewhere)"))
-_PING_UNCHECKED = pytest.mark.xfail(_WINDOWED, strict=True, reason=(
-    "collab/consumers.py answers ping (and unknown types) without checking the seat, so a removed member "
-    "still gets pong/error instead of being disconnected (reported; consumers.py is being reworked elsewhere)"))
 REMOVALS = [
-    pytest.param(what, message, code, marks=(
-        _NO_RECHECK if message in EPHEMERAL else _PING_UNCHECKED if message in ("ping", "telepathy") else ()),
-        id=f"{what}-{message}")
+    pytest.param(what, message, code, id=f"{what}-{message}")
     for what, code in (("project", 4404), ("session", 4403))
     for message in MESSAGES
 ]
@@ -243,12 +232,8 @@ REMOVALS = [
 @pytest.mark.parametrize("what, message, code", REMOVALS)
 @run_async
 async def test_removed_mid_connection_is_disconnected_at_the_next_message(
-    crew: dict[str, Any], cookies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, what: str, message: str, code: int,
+    crew: dict[str, Any], cookies: dict[str, bytes], what: str, message: str, code: int,
 ) -> None:
-    # A generous re-check window makes "the next message" deterministic on a slow machine: the message
-    # is sent well within it, as it would be by a client that keeps moving its cursor. (raising=False:
-    # a consumer without such a window must pass without it.)
-    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 60.0, raising=False)
     session = await database_sync_to_async(make_session)(crew)
     target = await database_sync_to_async(reader_annotation)(crew, session)
     comm, first = await connect(session.pk, cookies["r1"])
@@ -276,7 +261,7 @@ async def test_ephemeral_messages_recheck_within_a_second(crew: dict[str, Any], 
     assert first == "state"
     try:
         await database_sync_to_async(remove)(crew, session, "project")
-        await database_sync_to_async(time.sleep)(getattr(consumers, "RECHECK_SECONDS", 1.0) + 0.1)
+        await database_sync_to_async(time.sleep)(RECHECK_SECONDS + 0.1)
         frame, _ = frame_for(message, crew, None)
         await comm.send_to(text_data=json.dumps(frame))
         assert await wait_for(comm, lambda f: f["type"] == "closed", 1.0) == {"type": "closed", "code": 4404}
