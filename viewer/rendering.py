@@ -14,6 +14,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -77,6 +78,14 @@ class StoredImage:
         return self.sop_class_uid == WSI_SOP_CLASS
 
 
+@dataclass(frozen=True)
+class SeriesOrder:
+    """The visible instances of a series in display order (InstanceNumber), and each one's place."""
+
+    images: tuple[StoredImage, ...]
+    position: dict[str, int]
+
+
 class _LookupCache:
     """A bounded LRU of StoredImage by (project, study, series, instance) UIDs.
 
@@ -87,6 +96,7 @@ class _LookupCache:
         self.size = size
         self._items: OrderedDict[tuple[int, str, str, str], StoredImage] = OrderedDict()
         self._series: OrderedDict[tuple[int, str, str], None] = OrderedDict()
+        self._orders: OrderedDict[int, SeriesOrder] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple[int, str, str, str]) -> StoredImage | None:
@@ -113,10 +123,22 @@ class _LookupCache:
                 self._series.popitem(last=False)
             return True
 
+    def put_order(self, series_id: int, images: list[StoredImage]) -> None:
+        """Remember the instances of a series in display order (for :func:`read_ahead`)."""
+        order = SeriesOrder(tuple(images), {image.sop_instance_uid: i for i, image in enumerate(images)})
+        with self._lock:
+            self._orders[series_id] = order
+            while len(self._orders) > self.size // 10:
+                self._orders.popitem(last=False)
+
+    def order(self, series_id: int) -> SeriesOrder | None:
+        return self._orders.get(series_id)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
             self._series.clear()
+            self._orders.clear()
 
 
 LOOKUP_CACHE = _LookupCache()
@@ -196,11 +218,16 @@ def _index_series(project_id: int, study: str, series: str) -> None:
     qs = Instance.objects.filter(project_id=project_id, series__series_instance_uid=series, quarantined=False)
     if study:
         qs = qs.filter(series__study__study_instance_uid=study)
-    instances = list(qs[: SERIES_LOOKUP_LIMIT + 1])
+    instances = list(qs.order_by("series_id", "instance_number", "pk")[: SERIES_LOOKUP_LIMIT + 1])
     if len(instances) > SERIES_LOOKUP_LIMIT:
         return
+    by_series: dict[int, list[StoredImage]] = {}
     for instance in instances:
-        LOOKUP_CACHE.put((project_id, study, series, instance.sop_instance_uid), StoredImage.of(instance))
+        image = StoredImage.of(instance)
+        LOOKUP_CACHE.put((project_id, study, series, instance.sop_instance_uid), image)
+        by_series.setdefault(image.series_id, []).append(image)
+    for series_id, images in by_series.items():
+        LOOKUP_CACHE.put_order(series_id, images)
 
 
 @dataclass(frozen=True)
@@ -264,7 +291,10 @@ def etag(instance: StoredImage, frame: int, options: RenderOptions) -> str:
 
 
 def prepared_frame(instance: StoredImage | Instance, frame: int) -> PreparedFrame:
-    """The decoded frame from the cache, or decoded from the stored file (and cached)."""
+    """The decoded frame from the cache, or decoded from the stored file (and cached).
+
+    A frame that the read-ahead is decoding at this moment is waited for, not decoded twice.
+    """
     key = (instance.project_id, instance.sha256, frame)
     found = FRAME_CACHE.get(key)
     if found is not None:
@@ -272,10 +302,88 @@ def prepared_frame(instance: StoredImage | Instance, frame: int) -> PreparedFram
     frames = instance.number_of_frames or 1
     if not 1 <= frame <= frames:
         raise imaging.FrameNotFound(f"Frame {frame} does not exist; the instance has {frames} frame(s).")
+    pending = _READ_AHEAD.decoding.get(key)
+    if pending is not None:
+        try:
+            return pending.result()
+        except Exception:  # noqa: BLE001 - decode here, and raise this request's own error if any
+            pass
+    return _decode(instance, frame, key)
+
+
+def _decode(instance: StoredImage | Instance, frame: int, key: tuple[int, str, int]) -> PreparedFrame:
     data = object_store().read(instance.project_id, instance.sha256)
     found = imaging.prepare_frame(imaging.load_dataset(data), frame)
     FRAME_CACHE.put(key, found)
     return found
+
+
+class _ReadAhead:
+    """Decodes the next few slices of a series a reader is scrolling, before they are asked for.
+
+    A reader who scrolls a stack asks for the slices in order; decoding one (reading the file,
+    parsing it, decoding the pixels) is most of the cost of a first look. When a single-frame
+    instance of an indexed series (see ``_index_series``) is rendered, the next :data:`READ_AHEAD`
+    slices in the direction of scrolling are decoded by ONE background thread, so speculative
+    work never takes more than one core, and at most ``2 * READ_AHEAD`` decodes wait in its queue.
+    Only immutable stored objects are read (no database, no access decision: the frames go to the
+    decoded-frame cache, which is reached only through a request that passed the access check).
+    A request for a slice being decoded here waits for it; one for a slice still queued decodes it
+    itself (the queued job then finds it cached and does nothing).
+    """
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.decoding: dict[tuple[int, str, int], Future[PreparedFrame]] = {}
+        self._queued: set[tuple[int, str, int]] = set()
+        self._last: OrderedDict[int, int] = OrderedDict()  # series id -> last position asked for
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+
+    def after(self, instance: StoredImage | Instance, frame: int) -> None:
+        """Note that ``instance`` was shown; queue the decoding of the slices after it."""
+        if self.depth <= 0 or frame != 1 or (instance.number_of_frames or 1) != 1:
+            return
+        order = LOOKUP_CACHE.order(instance.series_id)
+        here = order.position.get(instance.sop_instance_uid) if order is not None else None
+        if order is None or here is None:
+            return
+        with self._lock:
+            last = self._last.pop(instance.series_id, None)
+            self._last[instance.series_id] = here
+            if len(self._last) > 1000:
+                self._last.popitem(last=False)
+            step = -1 if last is not None and here < last else 1
+            for distance in range(1, self.depth + 1):
+                place = here + distance * step
+                if not 0 <= place < len(order.images) or len(self._queued) >= 2 * self.depth:
+                    break
+                image = order.images[place]
+                key = (image.project_id, image.sha256, 1)
+                if key in self._queued or key in FRAME_CACHE:
+                    continue
+                self._queued.add(key)
+                self._pool.submit(self._decode, image, key)
+
+    def _decode(self, image: StoredImage, key: tuple[int, str, int]) -> None:
+        future: Future[PreparedFrame] = Future()
+        with self._lock:
+            self._queued.discard(key)
+            if key in FRAME_CACHE or key in self.decoding:
+                return
+            self.decoding[key] = future
+        try:
+            future.set_result(_decode(image, 1, key))
+        except Exception as exc:  # noqa: BLE001 - the request for this slice reports its own error
+            future.set_exception(exc)
+        finally:
+            with self._lock:
+                del self.decoding[key]
+
+
+#: Slices decoded ahead of a reader scrolling a series (0 turns the read-ahead off).
+READ_AHEAD = 8
+_READ_AHEAD = _ReadAhead(READ_AHEAD)
 
 
 #: A JPEG of at most this many grey pixels, rendered from a frame already decoded (one lookup-table
@@ -305,6 +413,7 @@ def render(instance: StoredImage, frame: int, options: RenderOptions, tag: str |
     if cached is not None:
         return cached
     prepared, viewport = prepared_frame(instance, frame), options.viewport
+    _READ_AHEAD.after(instance, frame)
     if viewport is not None:
         region = viewport.resolve(prepared.columns, prepared.rows)
         if region.downscales:  # average once per viewport, window the small image each time

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from pydicom.uid import generate_uid
 
 from tests.factories.dicom import ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow
 from viewer import corpus, rendering
+from viewer.models import Instance
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +190,28 @@ def test_health_lists_codecs_without_login(client):
     assert body["status"] == "ok" and body["database"] == "ok"
     available = {c["uid"] for c in body["codecs"] if c["available"]}
     assert {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.5"} <= available
+
+
+def test_scrolling_a_series_decodes_the_next_slices_ahead(client, team):
+    study, series = generate_uid(), generate_uid()
+    slices = [ct_dataset(StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=n) for n in range(1, 7)]
+    assert stow(client, "trial", [to_bytes(ds) for ds in slices], token_for(team["reader"])).status_code == 200
+    auth = {"HTTP_AUTHORIZATION": f"Token {token_for(team['viewer'])}"}
+
+    def url(ds) -> str:
+        return f"/projects/trial/dicomweb/studies/{study}/series/{series}/instances/{ds.SOPInstanceUID}/frames/1/rendered"
+
+    def decoded(ds) -> bool:
+        row = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+        return (row.project_id, row.sha256, 1) in rendering.FRAME_CACHE
+
+    assert client.get(url(slices[0]), **auth).status_code == 200
+    deadline = time.monotonic() + 10
+    while not all(decoded(ds) for ds in slices[1:]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(decoded(ds) for ds in slices[1:])
+    # The slices decoded ahead render as any other.
+    ahead = client.get(url(slices[3]), {"accept": "image/png"}, **auth)
+    rendering.FRAME_CACHE.clear()
+    rendering.OUTPUT_CACHE.clear()
+    assert ahead.content == client.get(url(slices[3]), {"accept": "image/png"}, **auth).content
