@@ -60,12 +60,20 @@ def get_ok(session: requests.Session, url: str, headers: dict[str, str] | None =
 VIEWER_IN_FLIGHT = 6
 
 
-def scroll_fps(session: requests.Session, urls: list[str], window: str, parallel: int = 1) -> float:
-    """Frames per second fetching ``urls`` in order, ``parallel`` requests in flight (one connection each)."""
+def scroll_fps(
+    session: requests.Session, urls: list[str], window: str, parallel: int = 1, timings: list[float] | None = None
+) -> float:
+    """Frames per second fetching ``urls`` in order, ``parallel`` requests in flight (one connection each).
+
+    With one in flight, each request's latency (ms) is appended to ``timings`` when given.
+    """
     start = time.perf_counter()
     if parallel == 1:
         for url in urls:
+            begun = time.perf_counter()
             get_ok(session, url, window=window)
+            if timings is not None:
+                timings.append((time.perf_counter() - begun) * 1000)
     else:
         local = threading.local()
 
@@ -129,7 +137,9 @@ def main() -> None:
             print("Scrolling the 120-slice CT in order, one client (frames/s):")
             for name, (session, root_url) in servers.items():
                 urls = [f"{root_url}/{p}/frames/1/rendered" for p in ct_paths]
-                cold = scroll_fps(session, urls, CT_WINDOW)
+                first_looks: list[float] = []
+                cold = scroll_fps(session, urls, CT_WINDOW, timings=first_looks)
+                record("CT 512x512 frame, first request of each slice (cold, scrolling in order)", name, first_looks)
                 warm = scroll_fps(session, urls, OTHER_WINDOW)
                 parallel = scroll_fps(session, urls, "50,350,linear", parallel=4)
                 print(f"  {name:<10} cold {cold:7.1f}   warm {warm:7.1f}   warm, 4 connections {parallel:7.1f}")
