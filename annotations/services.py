@@ -299,14 +299,15 @@ _AUDIT_ACTIONS = {"created": Action.ANNOTATION_CREATED, "updated": Action.ANNOTA
 
 
 def _announce(kind: str, annotation: Annotation, user: User) -> None:
+    """After commit: tell the live sessions first (others are waiting to see it), then audit."""
+    payload = {"type": kind, "annotation": serialize(annotation)}
+    project = annotation.project
+    transaction.on_commit(lambda: annotation_event.send(sender=Annotation, event=payload, user=user, project=project))
     record(
         _AUDIT_ACTIONS[kind], actor=user, project=annotation.project, object_type="annotation",
         object_id=str(annotation.pk), instance=annotation.instance.sop_instance_uid, kind=annotation.kind,
         version=annotation.version, session=annotation.session_id,
     )
-    payload = {"type": kind, "annotation": serialize(annotation)}
-    project = annotation.project
-    transaction.on_commit(lambda: annotation_event.send(sender=Annotation, event=payload, user=user, project=project))
 
 
 def create_annotation(
@@ -359,7 +360,7 @@ def create_annotation(
         if existing is None:
             raise
         return existing  # a concurrent retry with the same client_ref won
-    return _base_queryset().get(pk=annotation.pk)
+    return annotation  # (its instance, series, study and author are loaded: what serialize reads)
 
 
 def by_client_ref(user: User, client_ref: str, project: Project) -> Annotation | None:

@@ -89,4 +89,9 @@ def sqlite_database(path: Path) -> dict[str, object]:
             "timeout": 30,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
+        # Opening a connection (the pragmas, Django's SQL functions) costs more than most queries: the
+        # websocket consumers' thread keeps its connection, as PostgreSQL's does. (Each HTTP request
+        # runs in a thread of its own under ASGI, whose connection closes with it.)
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
     }
