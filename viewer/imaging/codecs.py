@@ -233,6 +233,44 @@ class DecodedFrame:
     photometric_interpretation: str
 
 
+_NATIVE_LITTLE_ENDIAN = {uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian}
+
+
+def _native_grey_frame(ds: Dataset, header: ImageHeader, frame: int) -> np.ndarray | None:
+    """Frame `frame` of complete, uncompressed little-endian 8/16-bit grey pixel data, or None.
+
+    The most common stored form (CT, MR, CR as sent by modalities and most archives), read straight
+    from the Pixel Data bytes: pydicom's decoder machinery costs several times the work itself, all
+    of it holding the GIL. Unused high bits are cleared (unsigned) or sign-extended from Bits Stored
+    (signed), as ``correct_unused_bits`` does (PS3.5 8.1.1). Anything else (other syntaxes, colour,
+    palette, 1/32/64-bit, float, or Pixel Data shorter than declared) returns None and goes through
+    pydicom, which also produces the errors.
+    """
+    if (
+        header.transfer_syntax not in _NATIVE_LITTLE_ENDIAN
+        or header.pixel_keyword != "PixelData"
+        or header.samples_per_pixel != 1
+        or header.bits_allocated not in (8, 16)
+        or header.photometric_interpretation not in ("MONOCHROME1", "MONOCHROME2")
+    ):
+        return None
+    data = ds.PixelData
+    if not isinstance(data, bytes) or len(data) < header.frame_bytes * header.number_of_frames:
+        return None
+    kind = "i" if header.pixel_representation else "u"
+    pixels = np.frombuffer(
+        data, f"<{kind}{header.bits_allocated // 8}", header.rows * header.columns, (frame - 1) * header.frame_bytes
+    ).reshape(header.rows, header.columns)
+    unused = header.bits_allocated - header.bits_stored
+    if unused == 0:
+        return pixels.astype(pixels.dtype.newbyteorder("="))  # a writeable array of native order
+    if header.pixel_representation:
+        extended = np.right_shift(np.left_shift(pixels, unused), unused)
+        return extended.astype(extended.dtype.newbyteorder("="), copy=False)
+    masked = np.bitwise_and(pixels, (1 << header.bits_stored) - 1)
+    return masked.astype(masked.dtype.newbyteorder("="), copy=False)
+
+
 def decode_frame(
     ds: Dataset, frame: int, *, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[ImageHeader, DecodedFrame]:
@@ -268,6 +306,9 @@ def decode_frame(
             f"No installed decoder for transfer syntax {header.transfer_syntax}."
         )
     check_limits(header, limits)
+    native = _native_grey_frame(ds, header, frame)
+    if native is not None:
+        return header, DecodedFrame(native, header.photometric_interpretation)
     try:
         pixels, meta = get_decoder(header.transfer_syntax).as_array(
             ds, index=frame - 1, as_rgb=True, correct_unused_bits=True
