@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.functional import SimpleLazyObject
 
@@ -57,6 +57,7 @@ class FastImageRoutes:
 
     async def serve(self, match: Any, scope: dict[str, Any], send: Any) -> None:
         request = ASGIRequest(scope, BytesIO())
+        request.served_fast = True  # type: ignore[attr-defined]  # (run_sync sends the request signals)
         request.session = self.session_engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
         request.user = SimpleLazyObject(lambda: auth.get_user(request))
         response: HttpResponse = await match.func(request, *match.args, **match.kwargs)
@@ -91,8 +92,12 @@ def _between_request_signals(func: Callable[..., Any], *args: Any, **kwargs: Any
         signals.request_finished.send(sender=FastImageRoutes)
 
 
-async def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``func`` (synchronous, may use the database) in Django's thread for synchronous code,
-    between ``request_started`` and ``request_finished`` as a synchronous handler would: one thread
-    hop for the signals and the work together."""
-    return await sync_to_async(_between_request_signals)(func, *args, **kwargs)
+async def run_sync(func: Callable[..., Any], request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+    """Call ``func(request, ...)`` (synchronous, may use the database) in Django's thread for
+    synchronous code. Served by :class:`FastImageRoutes`, between ``request_started`` and
+    ``request_finished`` as a synchronous handler would: one thread hop for the signals and the work
+    together. Served by Django's own handler (another deployment's routing, the test client), Django
+    sends them itself: sending them again here would close the connection under a test's transaction."""
+    if getattr(request, "served_fast", False):
+        return await sync_to_async(_between_request_signals)(func, request, *args, **kwargs)
+    return await sync_to_async(func)(request, *args, **kwargs)
