@@ -146,7 +146,12 @@ def access_annotation(access: ProjectAccess, annotation_id: Any, *, session_id: 
 # --------------------------------------------------------------------------------------------
 
 
-def check_can_create(user: User, project: Project) -> ProjectAccess:
+def check_can_create(user: User, project: Project, checked: ProjectAccess | None = None) -> ProjectAccess:
+    """Readers create annotations. ``checked``: this user's access to this project, already read."""
+    if checked is not None and checked.membership.user_id == user.pk and checked.project.pk == project.pk:
+        if not checked.can(Role.READER):
+            raise DomainError(f"This needs the {Role.READER} role in the project.", code=ErrorCode.FORBIDDEN)
+        return checked
     return access_project(user, project.slug, minimum=Role.READER)
 
 
@@ -162,14 +167,18 @@ def check_can_change(user: User, annotation: Annotation) -> ProjectAccess:
     return access
 
 
-def check_instance(project: Project, instance_uid: Any) -> Instance:
+def check_instance(project: Project, instance_uid: Any, found: Instance | None = None) -> Instance:
+    """The project's instance ``instance_uid`` (``found``: already fetched with its series and study)."""
     if not isinstance(instance_uid, str) or not instance_uid:
         raise BadRequest("instance must be a SOP Instance UID.")
-    instance = (
-        Instance.objects.select_related("series__study")
-        .filter(project=project, sop_instance_uid=instance_uid)
-        .first()
-    )
+    if found is not None and found.project_id == project.pk and found.sop_instance_uid == instance_uid:
+        instance: Instance | None = found
+    else:
+        instance = (
+            Instance.objects.select_related("series__study")
+            .filter(project=project, sop_instance_uid=instance_uid)
+            .first()
+        )
     if instance is None:
         raise BadRequest("No such instance in this project.")
     if not instance.rows or not instance.columns:
@@ -321,19 +330,23 @@ def create_annotation(
     label: str = "",
     client_ref: str = "",
     session_id: int | None = None,
+    checked: ProjectAccess | None = None,
+    instance: Instance | None = None,
 ) -> Annotation:
     """Validate, measure and store a new annotation.
 
     The same ``(user, client_ref)`` twice returns the annotation created the first time (the
-    second payload is ignored), so a client may retry a create safely.
+    second payload is ignored), so a client may retry a create safely. ``checked`` and ``instance``:
+    what a caller (a reading session) already read for this user, project and instance, so a live
+    write does not read them twice; they are verified to be for the same user, project and UID.
     """
-    check_can_create(user, project)
+    check_can_create(user, project, checked)
     client_ref = check_client_ref(client_ref)
     if client_ref:
         existing = by_client_ref(user, client_ref, project)
         if existing is not None:
             return existing
-    instance = check_instance(project, instance_uid)
+    instance = check_instance(project, instance_uid, instance)
     frame = check_frame(instance, frame)
     shape = check_kind(kind)
     xy = check_points(shape, points, instance)

@@ -626,12 +626,14 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate) -> 
     """
     access = _writer(user, session_id)
     shape = message.annotation
-    if not _instance_in_session(access.session, shape.instance):
+    instance = _instance_in_session(access.session, shape.instance)
+    if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
     annotation = annotation_services.create_annotation(
         user, access.session.project,
         instance_uid=shape.instance, frame=shape.frame, kind=shape.kind, points=shape.points,
         label=shape.label, client_ref=message.ref, session_id=access.session.pk,
+        checked=access.project, instance=instance,
     )
     here = events.ORIGIN.get()
     if here is not None and here.announced:
@@ -658,14 +660,15 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete) -> 
     annotation_services.delete_annotation(user, annotation, version=message.version)
 
 
-def _instance_in_session(session: ReadingSession, instance_uid: str) -> bool:
+def _instance_in_session(session: ReadingSession, instance_uid: str) -> Any:
+    """The instance ``instance_uid`` (with its series and study) if it is in one of the session's cases."""
     from viewer.models import Instance
 
-    return Instance.objects.filter(
+    return Instance.objects.select_related("series__study").filter(
         project=session.project,
         sop_instance_uid=instance_uid,
         series__study__in=SessionCase.objects.filter(session=session).values("study"),
-    ).exists()
+    ).first()
 
 
 @receiver(annotation_services.annotation_event, dispatch_uid="collab.annotation_event")

@@ -16,7 +16,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from annotations.models import Annotation
-from collab import services
+from collab import protocol, services
+from collab.events import origin
 from collab.consumers import EPHEMERAL_BURST, EPHEMERAL_RATE
 from collab.hub import TICK
 from tests.collab.conftest import communicator, run_async
@@ -439,6 +440,19 @@ async def test_a_role_change_elsewhere_refreshes_the_seat(crew: dict[str, Any], 
         assert (await room.next_of("r1", "error"))["code"] == "forbidden"
     finally:
         await room.close()
+
+
+@pytest.mark.django_db
+def test_a_live_annotation_reads_each_thing_once(crew: dict[str, Any], session: Any, sent: list[dict[str, Any]],
+                                                  django_assert_max_num_queries: Any,
+                                                  django_capture_on_commit_callbacks: Any) -> None:
+    """The seat (session, membership, participant), the instance in the session's cases, the ref, then the
+    write: nothing read twice before the broadcast (each query is a GIL hand-off under load)."""
+    message = protocol.parse(json.dumps(length(crew["instance"], "once")))
+    with django_capture_on_commit_callbacks(execute=True):  # (the broadcast, then the audit row)
+        with origin("connection", "once"), django_assert_max_num_queries(8):  # 5 reads, then the write
+            services.create_annotation(crew["r1"], session.pk, message)
+    assert [m["kind"] for m in sent] == ["annotation"]
 
 
 @pytest.mark.django_db
