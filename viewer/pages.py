@@ -43,6 +43,7 @@ def _page_context(access: ProjectAccess) -> dict[str, Any]:
         "project": access.project,
         "role": access.role,
         "can_write": access.can(Role.READER),
+        "can_organize": access.can(Role.ORGANIZER),
     }
 
 

@@ -16,3 +16,11 @@ def test_pages(crew):
     c2 = Client(); c2.force_login(crew["member"])
     assert c2.get(f"/sessions/{s.pk}/").status_code == 403
     assert c2.get("/sessions/new?project=trial").status_code == 403
+
+
+def test_the_worklist_leads_organizers_to_a_new_session_and_everyone_to_the_sessions(crew):
+    for who, organizes in (("org", True), ("r1", False), ("watcher", False)):
+        c = Client(); c.force_login(crew[who])
+        page = c.get("/projects/trial/").content.decode()
+        assert 'href="/sessions/"' in page, who
+        assert ('href="/sessions/new?project=trial"' in page) == organizes, who
