@@ -131,8 +131,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         try:
             await handler(self, message)
         except DomainError as error:
-            if error.code in (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND) and not await self._recheck():
-                return
+            if error.code in (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND):
+                await self.hub.verify(now=True)  # type: ignore[union-attr]  # (closes us if the seat is gone)
+                if self.closing:
+                    return
             await self._error(str(error.code), error.detail, message.reference, **error.data)
 
     async def on_cursor(self, message: Cursor) -> None:
@@ -217,16 +219,6 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.ready = True
         for text in protocol.resume(backlog, versions):
             await self.send(text_data=text)
-
-    async def _recheck(self) -> bool:
-        """Is the seat still there? If not, close (a removed member loses access at once)."""
-        try:
-            access = await database_sync_to_async(services.seated_access)(self.user, self.session_id)
-        except DomainError as error:
-            await self._close(CLOSE_CODES.get(error.code, 4403))
-            return False
-        self.seat = access.require_seat()
-        return True
 
     async def _notify_dropped(self) -> None:
         now = time.monotonic()

@@ -154,13 +154,14 @@ class SessionHub:
 
     # -- seats -------------------------------------------------------------------------------------
 
-    async def verify(self) -> None:
-        """Return once every local participant's seat was checked within :data:`RECHECK_SECONDS`.
+    async def verify(self, *, now: bool = False) -> None:
+        """Return once every local participant's seat was checked within :data:`RECHECK_SECONDS`
+        (``now``: check again at once, as after a write the services refused).
 
         One check at a time for the whole process (callers share it); sockets whose user lost the seat
         are closed, those whose seat changed take a fresh snapshot. Callers look at their own state after.
         """
-        if time.monotonic() - self.verified_at < RECHECK_SECONDS:
+        if not now and time.monotonic() - self.verified_at < RECHECK_SECONDS:
             return
         if self.verifying is None:
             self.verifying = asyncio.ensure_future(self._verify())
