@@ -336,16 +336,12 @@ def create_annotation(
     """Validate, measure and store a new annotation.
 
     The same ``(user, client_ref)`` twice returns the annotation created the first time (the
-    second payload is ignored), so a client may retry a create safely. ``checked`` and ``instance``:
+    second payload is validated, then ignored), so a client may retry a create safely. ``checked`` and ``instance``:
     what a caller (a reading session) already read for this user, project and instance, so a live
     write does not read them twice; they are verified to be for the same user, project and UID.
     """
     check_can_create(user, project, checked)
     client_ref = check_client_ref(client_ref)
-    if client_ref:
-        existing = by_client_ref(user, client_ref, project)
-        if existing is not None:
-            return existing
     instance = check_instance(project, instance_uid, instance)
     frame = check_frame(instance, frame)
     shape = check_kind(kind)
@@ -369,10 +365,12 @@ def create_annotation(
             )
             _announce("created", annotation, user)
     except IntegrityError:
+        # The insert comes first and the unique (author, client_ref) constraint finds a repeat: a
+        # repeat is rare, and asking before every insert cost a query on the live path.
         existing = by_client_ref(user, client_ref, project) if client_ref else None
-        if existing is None:
-            raise
-        return existing  # a concurrent retry with the same client_ref won
+        if existing is None:  # the instance went away meanwhile (its foreign key failed at commit)
+            raise BadRequest("No such instance in this project.") from None
+        return existing
     return annotation  # (its instance, series, study and author are loaded: what serialize reads)
 
 

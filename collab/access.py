@@ -29,6 +29,21 @@ class Forbidden(DomainError):
 
 
 @dataclass(frozen=True)
+class Grant:
+    """Everything a write's access check reads about one participant, as plain values.
+
+    The hub's once-a-second seat check (:func:`collab.services.check_seats`) reads the same values for
+    all its connections; where they equal those of the :class:`SessionAccess` a connection holds, that
+    access stands for a new one and a live write reads nothing to decide it (see ``SessionHub.confirms``).
+    """
+
+    seat: Seat
+    project_role: str
+    status: str
+    mode: str
+
+
+@dataclass(frozen=True)
 class SessionAccess:
     session: ReadingSession
     project: ProjectAccess
@@ -44,6 +59,13 @@ class SessionAccess:
         if self.participant is None:
             return None
         return Seat(user=self.user.get_username(), role=self.participant.role, organizer=self.manages)
+
+    @property
+    def grant(self) -> Grant | None:
+        seat = self.seat
+        if seat is None:
+            return None
+        return Grant(seat, self.project.role, self.session.status, self.session.mode)
 
     def require_manager(self) -> None:
         if not self.manages:

@@ -85,6 +85,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_CODES.get(error.code, 4400))
             return
         self.session_id = access.session.pk
+        self.access = access
         self.seat = access.require_seat()
         await self.accept()
         # On the hub before the snapshot, so nothing that happens meanwhile is missed (see _send_state).
@@ -147,7 +148,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.hub.move("drafts", self.seat, message.entry(self.seat.user))  # type: ignore[union-attr]
 
     async def on_create(self, message: AnnotationCreate) -> None:
-        reply = await self._write(services.create_annotation, message)
+        reply = await self._write(services.create_annotation, message, instances=self.hub.instances)  # type: ignore[union-attr]
         if reply is not None:  # a repeated ref: answered here, not broadcast again
             await self.send(text_data=encode(reply))
 
@@ -173,10 +174,15 @@ class SessionConsumer(AsyncWebsocketConsumer):
         Ping: on_ping,
     }
 
-    async def _write(self, service: Callable[..., Any], message: Any) -> Any:
+    async def _write(self, service: Callable[..., Any], message: Any, **memo: Any) -> Any:
+        """Call a write service in the database thread; the access this socket holds stands for a new
+        read when the hub's seat check (awaited in :meth:`receive`) confirms it, as it does unless
+        something changed in the last second."""
+        confirmed = self.access if self.hub is not None and self.hub.confirms(self.access) else None
+
         def call() -> Any:
             with origin(self.connection_id, message.ref):
-                return service(self.user, self.session_id, message)
+                return service(self.user, self.session_id, message, confirmed=confirmed, **memo)
 
         return await database_sync_to_async(call)()
 
@@ -193,11 +199,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def refresh(self) -> None:
         """Role or mode changed: a fresh seat and snapshot (what this participant may see changed)."""
         try:
-            seat, _mode, state = await database_sync_to_async(services.refreshed_state)(self.user, self.session_id)
+            access, state = await database_sync_to_async(services.refreshed_state)(self.user, self.session_id)
         except DomainError as error:
             await self._close(CLOSE_CODES.get(error.code, 4403))
             return
-        self.seat = seat
+        self.access = access
+        self.seat = access.require_seat()
         self.ready = False
         await self._send_state(state)
 

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -35,6 +35,9 @@ from channels.layers import get_channel_layer
 from collab import events
 from collab.events import encode, group_name
 from collab.visibility import Seat, What, may_see
+
+if TYPE_CHECKING:
+    from collab.access import Grant, SessionAccess
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,10 @@ class SessionHub:
         self.stats = {"published": 0, "flushed_frames": 0, "events": 0, "seat_checks": 0}
         self.verified_at = time.monotonic()  # the first listener was checked when it connected
         self.verifying: asyncio.Future[None] | None = None
+        # What the last seat check read for each local user (see confirms), and a memo of the session's
+        # instances for live writes; both are dropped whenever the session, a seat or a role changes.
+        self.grants: dict[str, Grant] = {}
+        self.instances: dict[str, Any] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -167,6 +174,24 @@ class SessionHub:
             self.verifying = asyncio.ensure_future(self._verify())
         await asyncio.shield(self.verifying)
 
+    def confirms(self, access: SessionAccess) -> bool:
+        """Did the last seat check (within :data:`RECHECK_SECONDS`) read exactly ``access``'s grant?
+
+        Then a write may use ``access`` without reading it again (``collab.services._writer``): its seat,
+        project role, the session's status and mode are what the database held a moment ago, and any
+        change since sent a signal that emptied :attr:`grants` in every process.
+        """
+        grant = access.grant
+        return (
+            grant is not None
+            and time.monotonic() - self.verified_at < RECHECK_SECONDS
+            and self.grants.get(grant.seat.user) == grant
+        )
+
+    def forget_grants(self) -> None:
+        self.grants = {}
+        self.instances = {}
+
     async def _verify(self) -> None:
         from collab.services import check_seats
 
@@ -174,6 +199,7 @@ class SessionHub:
             listeners = list(self.listeners.values())
             checked = await database_sync_to_async(check_seats)(self.session_id, {l.seat.user for l in listeners})
             self.verified_at = time.monotonic()
+            self.grants = checked.grants
             self.stats["seat_checks"] += 1
             mode_changed = checked.mode is not None and checked.mode != self.mode
             self.mode = checked.mode or self.mode
@@ -216,6 +242,8 @@ class SessionHub:
     async def _on_event(self, message: dict[str, Any]) -> None:
         self.stats["events"] += 1
         kind = message["kind"]
+        if kind in ("session", "seat", "revoke"):
+            self.forget_grants()  # the next write reads its access (and instances) afresh
         if kind == "annotation":
             author = Seat.from_dict(message["author"])
             origin = message.get("origin")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +26,7 @@ from django.utils import timezone
 from annotations import services as annotation_services
 from annotations.models import Annotation
 from collab import events
-from collab.access import Forbidden, SessionAccess, access_session
+from collab.access import Forbidden, Grant, SessionAccess, access_session
 from collab.models import (
     PALETTE,
     Connection,
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 MAX_TITLE = 200
 MAX_CASES = 500
+#: The most instances a session's hub remembers for live writes (see create_annotation).
+MAX_REMEMBERED_INSTANCES = 4096
 #: A connection not refreshed for this long no longer counts as online (its process died).
 ONLINE_WINDOW = dt.timedelta(seconds=90)
 INVITATION_SALT = "crossread.collab.invitation"
@@ -518,11 +520,13 @@ class SeatCheck:
     ``mode`` is ``None`` when the session is gone. ``seats`` holds the current seat of each user who still
     has one; ``refused`` the reason of each who lost it (``not_found``: no longer a member of the project,
     or the session is gone; ``forbidden``: a member without a seat; ``not_authenticated``: deactivated).
+    ``grants``: for each seated user, what a write's access check would read (:class:`collab.access.Grant`).
     """
 
     mode: str | None
     seats: dict[str, Seat]
     refused: dict[str, ErrorCode]
+    grants: dict[str, Grant] = field(default_factory=dict)
 
 
 def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
@@ -531,7 +535,7 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
     The hub asks for all its local connections at once, so the cost does not grow with the readers.
     """
     wanted = set(usernames)
-    session = ReadingSession.objects.filter(pk=session_id).only("mode", "project_id", "organizer_id").first()
+    session = ReadingSession.objects.filter(pk=session_id).only("mode", "status", "project_id", "organizer_id").first()
     if session is None:
         return SeatCheck(None, {}, dict.fromkeys(wanted, ErrorCode.NOT_FOUND))
     User = get_user_model()
@@ -544,6 +548,7 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
     roles = dict(Membership.objects.filter(project_id=session.project_id, user_id__in=ids).values_list("user_id", "role"))
     seated = dict(Participant.objects.filter(session=session, user_id__in=ids).values_list("user_id", "role"))
     seats: dict[str, Seat] = {}
+    grants: dict[str, Grant] = {}
     refused: dict[str, ErrorCode] = {}
     for name in wanted:
         pk, active = users.get(name, (None, False))
@@ -556,7 +561,8 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
         else:
             organizer = pk == session.organizer_id or roles[pk] == Role.ORGANIZER
             seats[name] = Seat(name, seated[pk], organizer)
-    return SeatCheck(session.mode, seats, refused)
+            grants[name] = Grant(seats[name], roles[pk], session.status, session.mode)
+    return SeatCheck(session.mode, seats, refused, grants)
 
 
 def open_connection(user: Any, session_id: Any, connection_id: str) -> dict[str, Any]:
@@ -585,11 +591,10 @@ def touch_connections(connection_ids: Sequence[str]) -> None:
     Connection.objects.filter(id__in=list(connection_ids)).update(seen_at=timezone.now())
 
 
-def refreshed_state(user: Any, session_id: Any) -> tuple[Seat, str, dict[str, Any]]:
-    """A fresh seat, mode and snapshot after a change of role or mode."""
+def refreshed_state(user: Any, session_id: Any) -> tuple[SessionAccess, dict[str, Any]]:
+    """A fresh access (with its seat) and snapshot after a change of role or mode."""
     access = seated_access(user, session_id)
-    seat = access.require_seat()
-    return seat, access.session.mode, snapshot(access)
+    return access, snapshot(access)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -607,9 +612,15 @@ def _session_annotation(access: SessionAccess, annotation_id: int) -> Annotation
     return annotation
 
 
-def _writer(user: Any, session_id: int) -> SessionAccess:
-    """Access for a write; the websocket origin gets the writer's fresh seat for the broadcast."""
-    access = access_session(user, session_id)
+def _writer(user: Any, session_id: int, confirmed: SessionAccess | None = None) -> SessionAccess:
+    """Access for a write; the websocket origin gets the writer's fresh seat for the broadcast.
+
+    ``confirmed``: an access the caller holds whose :attr:`~SessionAccess.grant` a seat check found
+    unchanged within the last second (a websocket's, see ``SessionHub.confirms``); it stands for a new
+    read. The rules of :meth:`SessionAccess.require_annotator` apply to it all the same.
+    """
+    usable = confirmed is not None and confirmed.session.pk == session_id and confirmed.user.pk == user.pk
+    access = confirmed if usable else access_session(user, session_id)
     seat = access.require_annotator()
     here = events.ORIGIN.get()
     if here is not None:
@@ -617,16 +628,26 @@ def _writer(user: Any, session_id: int) -> SessionAccess:
     return access
 
 
-def create_annotation(user: Any, session_id: int, message: AnnotationCreate) -> dict[str, Any] | None:
+def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
+                      confirmed: SessionAccess | None = None,
+                      instances: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Store ``message``'s annotation in the session; the broadcast answers the sender (with its ref).
 
     A ``ref`` used before returns the first annotation, as a reply frame for the sender alone: the
     others have had it already, and nothing is stored twice. (Called inside ``events.origin``, which
-    tells whether the write was announced.)
+    tells whether the write was announced.) ``confirmed``: see :func:`_writer`; ``instances``: a memo of
+    the session's instances by UID (the process's hub keeps one per session and empties it whenever the
+    session changes).
     """
-    access = _writer(user, session_id)
+    access = _writer(user, session_id, confirmed)
     shape = message.annotation
-    instance = _instance_in_session(access.session, shape.instance)
+    instance = instances.get(shape.instance) if instances is not None else None
+    if instance is None:
+        instance = _instance_in_session(access.session, shape.instance)
+        if instance is not None and instances is not None:
+            if len(instances) >= MAX_REMEMBERED_INSTANCES:
+                instances.clear()
+            instances[shape.instance] = instance
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
     annotation = annotation_services.create_annotation(
@@ -646,16 +667,18 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate) -> 
             "annotation": annotation_frame(annotation_services.serialize(annotation))}
 
 
-def update_annotation(user: Any, session_id: int, message: AnnotationUpdate) -> None:
-    access = _writer(user, session_id)
+def update_annotation(user: Any, session_id: int, message: AnnotationUpdate, *,
+                      confirmed: SessionAccess | None = None) -> None:
+    access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
     annotation_services.update_annotation(
         user, annotation, version=message.version, points=message.points, label=message.label
     )
 
 
-def delete_annotation(user: Any, session_id: int, message: AnnotationDelete) -> None:
-    access = _writer(user, session_id)
+def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
+                      confirmed: SessionAccess | None = None) -> None:
+    access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
     annotation_services.delete_annotation(user, annotation, version=message.version)
 

@@ -450,9 +450,32 @@ def test_a_live_annotation_reads_each_thing_once(crew: dict[str, Any], session: 
     write: nothing read twice before the broadcast (each query is a GIL hand-off under load)."""
     message = protocol.parse(json.dumps(length(crew["instance"], "once")))
     with django_capture_on_commit_callbacks(execute=True):  # (the broadcast, then the audit row)
-        with origin("connection", "once"), django_assert_max_num_queries(8):  # 5 reads, then the write
+        with origin("connection", "once"), django_assert_max_num_queries(8):  # 4 reads, then the write
             services.create_annotation(crew["r1"], session.pk, message)
     assert [m["kind"] for m in sent] == ["annotation"]
+
+
+@pytest.mark.django_db
+def test_a_write_whose_access_the_seat_check_confirmed_reads_nothing(
+        crew: dict[str, Any], session: Any, sent: list[dict[str, Any]], django_assert_num_queries: Any,
+        django_capture_on_commit_callbacks: Any) -> None:
+    """What a websocket's writes cost once the hub's check vouches for its access: the inserts only,
+    and the instance once per session (hub.SessionHub.confirms, services._writer)."""
+    access = services.seated_access(crew["r1"], session.pk)
+    assert services.check_seats(session.pk, ["r1"]).grants["r1"] == access.grant
+    instances: dict[str, Any] = {}
+    for ref, reads in (("first", 1), ("second", 0)):  # the instance in the session's cases, then nothing
+        message = protocol.parse(json.dumps(length(crew["instance"], ref)))
+        with django_capture_on_commit_callbacks(execute=True):
+            with origin("connection", ref), django_assert_num_queries(reads + 3):  # savepoint, insert, release
+                services.create_annotation(crew["r1"], session.pk, message, confirmed=access, instances=instances)
+    assert [m["kind"] for m in sent] == ["annotation", "annotation"]
+    stranger = services.seated_access(crew["r2"], session.pk)  # another user's access is not used
+    with origin("connection", "third"), pytest.raises(services.BadRequest):
+        services.create_annotation(crew["r1"], session.pk, protocol.parse(json.dumps(
+            {**length(crew["instance"], "third"), "annotation": {**length(crew["instance"], "x")["annotation"],
+                                                                  "instance": "1.2.3.4"}})),
+            confirmed=stranger, instances=instances)
 
 
 @pytest.mark.django_db
@@ -548,6 +571,34 @@ async def test_a_closed_session_refuses_writes(crew: dict[str, Any], session: An
         access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
         await database_sync_to_async(services.close_session)(access)
         assert (await room.next_of("r1", "session.updated"))["session"]["status"] == "closed"
+        await room.send("r1", length(crew["instance"], "late"))
+        error = await room.next_of("r1", "error")
+        assert (error["code"], error["ref"]) == ("forbidden", "late")
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_a_change_of_the_session_ends_the_confirmed_access_at_once(crew: dict[str, Any], session: Any,
+                                                                       cookies: dict[str, bytes]) -> None:
+    """Writes skip the access read while the hub's last check confirms it; closing the session (or any
+    change of seat or role) must end that at once, not at the next check a second later."""
+    from collab import hub as hubs
+
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+        hub = hubs._hubs[session.pk]
+        await hub.verify(now=True)
+        consumer = hub.listeners[next(iter(hub.listeners))]
+        assert hub.confirms(consumer.access)  # type: ignore[attr-defined]
+        await room.send("r1", length(crew["instance"], "early"))
+        assert (await room.next_of("r1", "annotation.created"))["ref"] == "early"
+        assert hub.instances  # remembered for the next write
+        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
+        await database_sync_to_async(services.close_session)(access)
+        assert (await room.next_of("r1", "session.updated"))["session"]["status"] == "closed"
+        assert not hub.confirms(consumer.access) and not hub.instances  # type: ignore[attr-defined]
         await room.send("r1", length(crew["instance"], "late"))
         error = await room.next_of("r1", "error")
         assert (error["code"], error["ref"]) == ("forbidden", "late")
