@@ -42,6 +42,7 @@ class Plan:
     media_type: str
     produce: Callable[[], bytes]
     quick: bool = False  # about a millisecond of work: done on the event loop
+    shown: Callable[[], None] | None = None  # called when the bytes come from the output cache
 
     @classmethod
     def frame(cls, instance: StoredImage, frame: int, options: RenderOptions) -> Plan:
@@ -51,6 +52,7 @@ class Plan:
             options.media_type,
             functools.partial(rendering.render, instance, frame, options, tag),
             quick=rendering.renders_quickly(instance, frame, options),
+            shown=functools.partial(rendering.read_ahead, instance, frame, options),
         )
 
 
@@ -114,8 +116,10 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
         tag = plan.etag
         if tag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             response: HttpResponse = HttpResponseNotModified()
-        elif answer.cached is not None:  # a repeat: no second thread hop
+        elif answer.cached is not None:  # a repeat, or rendered ahead: no second thread hop
             response = HttpResponse(answer.cached, content_type=plan.media_type)
+            if plan.shown is not None:
+                plan.shown()
         else:
             try:
                 if plan.quick:  # cheaper than the two thread switches of a hop (rendering.renders_quickly)

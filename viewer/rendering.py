@@ -319,29 +319,33 @@ def _decode(instance: StoredImage | Instance, frame: int, key: tuple[int, str, i
 
 
 class _ReadAhead:
-    """Decodes the next few slices of a series a reader is scrolling, before they are asked for.
+    """Decodes and renders the next few slices of a series a reader is scrolling, before they are
+    asked for.
 
-    A reader who scrolls a stack asks for the slices in order; decoding one (reading the file,
-    parsing it, decoding the pixels) is most of the cost of a first look. When a single-frame
-    instance of an indexed series (see ``_index_series``) is rendered, the next :data:`READ_AHEAD`
-    slices in the direction of scrolling are decoded by ONE background thread, so speculative
-    work never takes more than one core, and at most ``2 * READ_AHEAD`` decodes wait in its queue.
-    Only immutable stored objects are read (no database, no access decision: the frames go to the
-    decoded-frame cache, which is reached only through a request that passed the access check).
-    A request for a slice being decoded here waits for it; one for a slice still queued decodes it
-    itself (the queued job then finds it cached and does nothing).
+    A reader who scrolls a stack asks for the slices in order, with the same window and size. When
+    a single-frame instance of an indexed series (see ``_index_series``) is rendered, the next
+    :data:`READ_AHEAD` slices in the direction of scrolling are decoded and rendered with the same
+    options by ONE background thread, so the next requests are answered from the output cache.
+    The work is done while the reader's browser is busy with the last image, instead of while it
+    waits for the next; speculative work never takes more than one core, and at most
+    ``2 * READ_AHEAD`` slices wait in its queue. A change of window renders ahead with the new one.
+
+    Only immutable stored objects are read (no database, no access decision: the frames and images
+    go to the caches, which are reached only through a request that passed the access check for the
+    instance). A request for a slice being decoded here waits for the decode; one for a slice still
+    queued does the work itself (the queued job then finds it done and does nothing).
     """
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
         self.decoding: dict[tuple[int, str, int], Future[PreparedFrame]] = {}
-        self._queued: set[tuple[int, str, int]] = set()
+        self._queued: set[str] = set()  # ETags of the renders waiting for the thread
         self._last: OrderedDict[int, int] = OrderedDict()  # series id -> last position asked for
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
 
-    def after(self, instance: StoredImage | Instance, frame: int) -> None:
-        """Note that ``instance`` was shown; queue the decoding of the slices after it."""
+    def after(self, instance: StoredImage | Instance, frame: int, options: RenderOptions) -> None:
+        """Note that ``instance`` was shown with ``options``; queue the slices after it."""
         if self.depth <= 0 or frame != 1 or (instance.number_of_frames or 1) != 1:
             return
         order = LOOKUP_CACHE.order(instance.series_id)
@@ -359,16 +363,26 @@ class _ReadAhead:
                 if not 0 <= place < len(order.images) or len(self._queued) >= 2 * self.depth:
                     break
                 image = order.images[place]
-                key = (image.project_id, image.sha256, 1)
-                if key in self._queued or key in FRAME_CACHE:
+                tag = etag(image, 1, options)
+                if tag in self._queued or tag in OUTPUT_CACHE:
                     continue
-                self._queued.add(key)
-                self._pool.submit(self._decode, image, key)
+                self._queued.add(tag)
+                self._pool.submit(self._ahead, image, options, tag)
+
+    def _ahead(self, image: StoredImage, options: RenderOptions, tag: str) -> None:
+        try:
+            self._decode(image, (image.project_id, image.sha256, 1))
+            if tag not in OUTPUT_CACHE:
+                _render(image, 1, options, tag)
+        except Exception:  # noqa: BLE001 - the request for this slice reports its own error
+            pass
+        finally:
+            with self._lock:
+                self._queued.discard(tag)
 
     def _decode(self, image: StoredImage, key: tuple[int, str, int]) -> None:
         future: Future[PreparedFrame] = Future()
         with self._lock:
-            self._queued.discard(key)
             if key in FRAME_CACHE or key in self.decoding:
                 return
             self.decoding[key] = future
@@ -376,12 +390,13 @@ class _ReadAhead:
             future.set_result(_decode(image, 1, key))
         except Exception as exc:  # noqa: BLE001 - the request for this slice reports its own error
             future.set_exception(exc)
+            raise
         finally:
             with self._lock:
                 del self.decoding[key]
 
 
-#: Slices decoded ahead of a reader scrolling a series (0 turns the read-ahead off).
+#: Slices decoded and rendered ahead of a reader scrolling a series (0 turns the read-ahead off).
 READ_AHEAD = 8
 _READ_AHEAD = _ReadAhead(READ_AHEAD)
 
@@ -412,8 +427,21 @@ def render(instance: StoredImage, frame: int, options: RenderOptions, tag: str |
     cached = OUTPUT_CACHE.get(tag)
     if cached is not None:
         return cached
+    body = _render(instance, frame, options, tag)
+    read_ahead(instance, frame, options)
+    return body
+
+
+def read_ahead(instance: StoredImage, frame: int, options: RenderOptions) -> None:
+    """``frame`` of ``instance`` was shown with ``options``: prepare the next slices (see _ReadAhead).
+
+    :func:`render` calls it; so does a view answering from the output cache, so that a reader
+    scrolling through slices rendered ahead keeps the read-ahead going."""
+    _READ_AHEAD.after(instance, frame, options)
+
+
+def _render(instance: StoredImage, frame: int, options: RenderOptions, tag: str) -> bytes:
     prepared, viewport = prepared_frame(instance, frame), options.viewport
-    _READ_AHEAD.after(instance, frame)
     if viewport is not None:
         region = viewport.resolve(prepared.columns, prepared.rows)
         if region.downscales:  # average once per viewport, window the small image each time

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pydicom
 import pytest
+from django.http import QueryDict
 from PIL import Image
 from pydicom.uid import generate_uid
 
@@ -25,6 +26,7 @@ def _empty_caches():
     rendering.FRAME_CACHE.clear()
     rendering.OUTPUT_CACHE.clear()
     rendering.LOOKUP_CACHE.clear()
+    rendering._READ_AHEAD._last.clear()  # series ids come back after a test's rollback
 
 
 @pytest.fixture
@@ -215,3 +217,42 @@ def test_scrolling_a_series_decodes_the_next_slices_ahead(client, team):
     rendering.FRAME_CACHE.clear()
     rendering.OUTPUT_CACHE.clear()
     assert ahead.content == client.get(url(slices[3]), {"accept": "image/png"}, **auth).content
+
+
+def test_the_next_slices_are_rendered_ahead_with_the_window_in_use(client, team, monkeypatch):
+    """A reader scrolling with a window gets the next slices from the output cache, and a slice served
+    from there moves the read-ahead on; another window renders ahead with that one."""
+    monkeypatch.setattr(rendering._READ_AHEAD, "depth", 3)
+    study, series = generate_uid(), generate_uid()
+    slices = [ct_dataset(StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=n) for n in range(1, 11)]
+    assert stow(client, "trial", [to_bytes(ds) for ds in slices], token_for(team["reader"])).status_code == 200
+    auth = {"HTTP_AUTHORIZATION": f"Token {token_for(team['viewer'])}"}
+    rows = {row.sop_instance_uid: row for row in Instance.objects.filter(series__series_instance_uid=series)}
+
+    def url(n: int) -> str:
+        return (f"/projects/trial/dicomweb/studies/{study}/series/{series}/instances/"
+                f"{slices[n].SOPInstanceUID}/frames/1/rendered")
+
+    def rendered_ahead(n: int, window: str) -> bool:
+        image = rendering.StoredImage.of(rows[slices[n].SOPInstanceUID])
+        options = rendering.parse_options(QueryDict(f"window={window}"), "")
+        return rendering.etag(image, 1, options) in rendering.OUTPUT_CACHE
+
+    def wait_for(ns: range, window: str) -> None:
+        deadline = time.monotonic() + 10
+        while not all(rendered_ahead(n, window) for n in ns) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(rendered_ahead(n, window) for n in ns), [rendered_ahead(n, window) for n in ns]
+
+    first = client.get(url(0), {"window": "40,400"}, **auth)
+    assert first.status_code == 200
+    wait_for(range(1, 4), "40,400")
+    assert not rendered_ahead(4, "40,400")  # three ahead, no more
+    ahead = client.get(url(3), {"window": "40,400"}, **auth)  # from the output cache ...
+    wait_for(range(4, 7), "40,400")  # ... and the read-ahead goes on from there
+    client.get(url(6), {"window": "-600,1500"}, **auth)
+    wait_for(range(7, 10), "-600,1500")
+    rendering.FRAME_CACHE.clear()
+    rendering.OUTPUT_CACHE.clear()
+    fresh = client.get(url(3), {"window": "40,400"}, **auth)
+    assert ahead.content == fresh.content and ahead["ETag"] == fresh["ETag"]  # the same bytes as rendered on demand
