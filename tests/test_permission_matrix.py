@@ -372,8 +372,8 @@ def trial_cells(ids: dict[str, Any], state: str) -> list[Cell]:
         Cell("adjudication page", "get", f"{page}subjects/{ids['subject']}/adjudicate/", SUBJECT_PAGE, page=True),
         Cell("adjudication page: decide", "post", f"{page}subjects/{ids['subject']}/adjudicate/",
              (403, 404, 404, 302 if disagreed else 409, 404, 404, 302), adjudication, page=True, form=True),
-        # results are organizers' and adjudicators'; the page answers "not found" to the others
-        Cell("dashboard page", "get", f"{page}dashboard/", SUBJECT_PAGE, page=True),
+        # results are organizers' and adjudicators'; the page, like its API, answers 403 to other members
+        Cell("dashboard page", "get", f"{page}dashboard/", (200, 403, 403, 200, 403, 404, 302), page=True),
     ]
 
 

@@ -7,6 +7,7 @@ a plain form; the dashboard is server-rendered SVG.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
@@ -84,7 +85,13 @@ def adjudicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
-    data = _or_404(request, lambda: services.dashboard(access))
+    try:
+        data = services.dashboard(access)
+    except DomainError as error:  # a member without the role knows the trial exists: 403, as its API
+        log_refusal(request, error)
+        if error.code == ErrorCode.FORBIDDEN:
+            raise PermissionDenied(error.detail) from None
+        raise
     return render(request, "trials/dashboard.html", _context(access) | {
         "data": data, "waterfall": mark_safe(data["waterfall_svg"]),  # built with every text escaped
         "spider": mark_safe(data["spider_svg"])})
