@@ -13,10 +13,11 @@ import functools
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.http import QueryDict
 
@@ -33,6 +34,8 @@ RENDER_VERSION = "1"
 DEFAULT_QUALITY = 90
 RENDERED_PARAMETERS = {"accept", "quality", "viewport", "window", "preset"}
 EXTENSIONS = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
+
+T = TypeVar("T")
 
 FRAME_CACHE: FrameCache[PreparedFrame] = FrameCache(option("RENDER_FRAME_CACHE_BYTES"))
 
@@ -290,10 +293,49 @@ def etag(instance: StoredImage, frame: int, options: RenderOptions) -> str:
     return f'"{digest[:32]}"'
 
 
+class _SingleFlight:
+    """At most one computation per key at a time: a second caller for the same key waits for the
+    first one's result (or its error) instead of doing the work again.
+
+    Scrolling asks for the same slice from several places at once: the browser's requests in flight
+    and the read-ahead (a fifth of the renders of the viewer's loading pattern were done twice).
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[object, Future[object]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, key: object, work: Callable[[], T]) -> T:
+        with self._lock:
+            running = self._running.get(key)
+            if running is None:
+                mine: Future[object] = Future()
+                self._running[key] = mine
+        if running is not None:
+            return running.result()  # type: ignore[return-value]
+        try:
+            result = work()
+            mine.set_result(result)
+            return result
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                del self._running[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._running
+
+
+_IN_FLIGHT = _SingleFlight()
+
+
 def prepared_frame(instance: StoredImage | Instance, frame: int) -> PreparedFrame:
     """The decoded frame from the cache, or decoded from the stored file (and cached).
 
-    A frame that the read-ahead is decoding at this moment is waited for, not decoded twice.
+    A frame being decoded at this moment (for another request, or by the read-ahead) is waited
+    for, not decoded twice.
     """
     key = (instance.project_id, instance.sha256, frame)
     found = FRAME_CACHE.get(key)
@@ -302,13 +344,7 @@ def prepared_frame(instance: StoredImage | Instance, frame: int) -> PreparedFram
     frames = instance.number_of_frames or 1
     if not 1 <= frame <= frames:
         raise imaging.FrameNotFound(f"Frame {frame} does not exist; the instance has {frames} frame(s).")
-    pending = _READ_AHEAD.decoding.get(key)
-    if pending is not None:
-        try:
-            return pending.result()
-        except Exception:  # noqa: BLE001 - decode here, and raise this request's own error if any
-            pass
-    return _decode(instance, frame, key)
+    return _IN_FLIGHT.run(key, lambda: FRAME_CACHE.get(key) or _decode(instance, frame, key))
 
 
 def _decode(instance: StoredImage | Instance, frame: int, key: tuple[int, str, int]) -> PreparedFrame:
@@ -332,13 +368,12 @@ class _ReadAhead:
 
     Only immutable stored objects are read (no database, no access decision: the frames and images
     go to the caches, which are reached only through a request that passed the access check for the
-    instance). A request for a slice being decoded here waits for the decode; one for a slice still
-    queued does the work itself (the queued job then finds it done and does nothing).
+    instance). A request for a slice being decoded or rendered here waits for it (:class:`_SingleFlight`);
+    one for a slice still queued does the work itself (the queued job then finds it done).
     """
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
-        self.decoding: dict[tuple[int, str, int], Future[PreparedFrame]] = {}
         self._queued: set[str] = set()  # ETags of the renders waiting for the thread
         self._last: OrderedDict[int, int] = OrderedDict()  # series id -> last position asked for
         self._lock = threading.Lock()
@@ -371,29 +406,13 @@ class _ReadAhead:
 
     def _ahead(self, image: StoredImage, options: RenderOptions, tag: str) -> None:
         try:
-            self._decode(image, (image.project_id, image.sha256, 1))
-            if tag not in OUTPUT_CACHE:
-                _render(image, 1, options, tag)
+            if tag not in OUTPUT_CACHE and tag not in _IN_FLIGHT:  # (a request got there first)
+                _render_once(image, 1, options, tag)
         except Exception:  # noqa: BLE001 - the request for this slice reports its own error
             pass
         finally:
             with self._lock:
                 self._queued.discard(tag)
-
-    def _decode(self, image: StoredImage, key: tuple[int, str, int]) -> None:
-        future: Future[PreparedFrame] = Future()
-        with self._lock:
-            if key in FRAME_CACHE or key in self.decoding:
-                return
-            self.decoding[key] = future
-        try:
-            future.set_result(_decode(image, 1, key))
-        except Exception as exc:  # noqa: BLE001 - the request for this slice reports its own error
-            future.set_exception(exc)
-            raise
-        finally:
-            with self._lock:
-                del self.decoding[key]
 
 
 #: Slices decoded and rendered ahead of a reader scrolling a series (0 turns the read-ahead off).
@@ -427,9 +446,14 @@ def render(instance: StoredImage, frame: int, options: RenderOptions, tag: str |
     cached = OUTPUT_CACHE.get(tag)
     if cached is not None:
         return cached
-    body = _render(instance, frame, options, tag)
+    body = _render_once(instance, frame, options, tag)
     read_ahead(instance, frame, options)
     return body
+
+
+def _render_once(instance: StoredImage, frame: int, options: RenderOptions, tag: str) -> bytes:
+    """:func:`_render`, unless the same image is being rendered already (then its result)."""
+    return _IN_FLIGHT.run(tag, lambda: OUTPUT_CACHE.get(tag) or _render(instance, frame, options, tag))
 
 
 def read_ahead(instance: StoredImage, frame: int, options: RenderOptions) -> None:

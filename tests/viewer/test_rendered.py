@@ -256,3 +256,35 @@ def test_the_next_slices_are_rendered_ahead_with_the_window_in_use(client, team,
     rendering.OUTPUT_CACHE.clear()
     fresh = client.get(url(3), {"window": "40,400"}, **auth)
     assert ahead.content == fresh.content and ahead["ETag"] == fresh["ETag"]  # the same bytes as rendered on demand
+
+
+def test_one_decode_or_render_per_key_at_a_time():
+    """Callers asking for a key being computed wait for that result (or error) instead of redoing it."""
+    import threading
+
+    flights = rendering._SingleFlight()
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def work() -> str:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return "frame"
+
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(flights.run("k", work)))
+    first.start()
+    assert started.wait(5) and "k" in flights
+    second = threading.Thread(target=lambda: results.append(flights.run("k", work)))
+    second.start()
+    time.sleep(0.05)  # the second caller is waiting, not working
+    release.set()
+    first.join(5), second.join(5)
+    assert results == ["frame", "frame"] and len(calls) == 1 and "k" not in flights
+
+    def broken() -> str:
+        raise rendering.imaging.CorruptPixelData("bad pixels")
+
+    with pytest.raises(rendering.imaging.CorruptPixelData):
+        flights.run("k", broken)
+    assert flights.run("k", lambda: "again") == "again"  # an error is not remembered
