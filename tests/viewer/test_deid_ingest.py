@@ -7,6 +7,8 @@ import json
 
 import pydicom
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import parts, stow
@@ -79,7 +81,10 @@ def test_quarantined_images_are_shown_to_organizers_only(client, team, deid_proj
     base = f"/projects/trial/dicomweb/studies/{series.study.study_instance_uid}/series/{series.series_instance_uid}/instances/{instance.sop_instance_uid}"
     as_reader = {"HTTP_AUTHORIZATION": f"Token {token_for(team['reader'])}"}
     as_organizer = {"HTTP_AUTHORIZATION": f"Token {token_for(team['organizer'])}"}
-    assert json.loads(client.get("/projects/trial/dicomweb/studies", **as_reader).content) == []
+    with CaptureQueriesContext(connection) as queries:
+        assert json.loads(client.get("/projects/trial/dicomweb/studies", **as_reader).content) == []
+    asked = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT 1 AS "a"') and "quarantined" in q["sql"]]
+    assert len(asked) == 1  # whether the project holds quarantined images: once per search
     assert json.loads(client.get("/projects/trial/dicomweb/instances", **as_reader).content) == []
     assert client.get(base, **as_reader).status_code == 404
     assert client.get(f"{base}/rendered", **as_reader).status_code == 404

@@ -214,20 +214,26 @@ def hides_quarantine(project: Project, with_quarantine: bool) -> bool:
     return not with_quarantine and Instance.objects.filter(project=project, quarantined=True).exists()
 
 
-def visible_instances(project: Project, with_quarantine: bool) -> QuerySet[Instance]:
+def visible_instances(project: Project, with_quarantine: bool, *, hides: bool | None = None) -> QuerySet[Instance]:
+    """The project's instances this reader may see (``hides``: :func:`hides_quarantine`, if known)."""
     qs = Instance.objects.filter(project=project)
-    return qs.filter(quarantined=False) if hides_quarantine(project, with_quarantine) else qs
+    hidden = hides_quarantine(project, with_quarantine) if hides is None else hides
+    return qs.filter(quarantined=False) if hidden else qs
 
 
 def search(
-    project: Project, query: Query, scope: dict[str, str], *, with_quarantine: bool
+    project: Project, query: Query, scope: dict[str, str], *, with_quarantine: bool, hides: bool | None = None
 ) -> tuple[list[Any], int]:
-    """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) and the total count."""
+    """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) and the total count.
+
+    ``hides``: :func:`hides_quarantine` for this reader, when the caller asked it already."""
+    if hides is None:
+        hides = hides_quarantine(project, with_quarantine)
     if query.level == INSTANCE:
-        qs: QuerySet[Any] = visible_instances(project, with_quarantine)
+        qs: QuerySet[Any] = visible_instances(project, with_quarantine, hides=hides)
     else:
         qs = MODELS[query.level].objects.filter(project=project)
-        if hides_quarantine(project, with_quarantine):  # a study or series whose every instance is held
+        if hides:  # a study or series whose every instance is held
             parent = "series" if query.level == SERIES else "series__study"
             qs = qs.filter(Exists(Instance.objects.filter(quarantined=False, **{parent: OuterRef("pk")})))
     if "study" in scope:

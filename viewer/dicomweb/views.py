@@ -54,8 +54,9 @@ def dicom_json_response(data: Any, status: int = 200, warnings: list[str] | None
 
 def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: str) -> HttpResponse:
     query = qido.parse_query(request.GET, level)
-    rows, total = qido.search(access.project, query, scope, with_quarantine=access.sees_quarantine)
-    instances = qido.visible_instances(access.project, access.sees_quarantine)
+    hides = qido.hides_quarantine(access.project, access.sees_quarantine)  # asked once per search
+    rows, total = qido.search(access.project, query, scope, with_quarantine=access.sees_quarantine, hides=hides)
+    instances = qido.visible_instances(access.project, access.sees_quarantine, hides=hides)
     url = base_url(request, access)
     render = {qido.STUDY: qido.study_results, qido.SERIES: qido.series_results, qido.INSTANCE: qido.instance_results}
     warnings = list(query.warnings)
