@@ -214,23 +214,17 @@ def hides_quarantine(project: Project, with_quarantine: bool) -> bool:
     return not with_quarantine and Instance.objects.filter(project=project, quarantined=True).exists()
 
 
-def visible_instances(project: Project, with_quarantine: bool, *, hides: bool | None = None) -> QuerySet[Instance]:
-    """The project's instances this reader may see (``hides``: :func:`hides_quarantine`, if known)."""
+def visible_instances(project: Project, hides: bool) -> QuerySet[Instance]:
+    """The project's instances a reader may see; ``hides``: :func:`hides_quarantine` for that reader."""
     qs = Instance.objects.filter(project=project)
-    hidden = hides_quarantine(project, with_quarantine) if hides is None else hides
-    return qs.filter(quarantined=False) if hidden else qs
+    return qs.filter(quarantined=False) if hides else qs
 
 
-def search(
-    project: Project, query: Query, scope: dict[str, str], *, with_quarantine: bool, hides: bool | None = None
-) -> tuple[list[Any], int]:
-    """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) and the total count.
-
-    ``hides``: :func:`hides_quarantine` for this reader, when the caller asked it already."""
-    if hides is None:
-        hides = hides_quarantine(project, with_quarantine)
+def search(project: Project, query: Query, scope: dict[str, str], *, hides: bool) -> tuple[list[Any], int]:
+    """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) and the total count;
+    ``hides``: :func:`hides_quarantine` for this reader (asked once per search by the caller)."""
     if query.level == INSTANCE:
-        qs: QuerySet[Any] = visible_instances(project, with_quarantine, hides=hides)
+        qs: QuerySet[Any] = visible_instances(project, hides)
     else:
         qs = MODELS[query.level].objects.filter(project=project)
         if hides:  # a study or series whose every instance is held

@@ -55,8 +55,8 @@ def dicom_json_response(data: Any, status: int = 200, warnings: list[str] | None
 def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: str) -> HttpResponse:
     query = qido.parse_query(request.GET, level)
     hides = qido.hides_quarantine(access.project, access.sees_quarantine)  # asked once per search
-    rows, total = qido.search(access.project, query, scope, with_quarantine=access.sees_quarantine, hides=hides)
-    instances = qido.visible_instances(access.project, access.sees_quarantine, hides=hides)
+    rows, total = qido.search(access.project, query, scope, hides=hides)
+    instances = qido.visible_instances(access.project, hides)
     url = base_url(request, access)
     render = {qido.STUDY: qido.study_results, qido.SERIES: qido.series_results, qido.INSTANCE: qido.instance_results}
     warnings = list(query.warnings)
@@ -110,7 +110,8 @@ def _require_study(access: ProjectAccess, study: str) -> None:
 
 
 def _instances(access: ProjectAccess, study: str, series: str | None = None, instance: str | None = None) -> list[Instance]:
-    qs = qido.visible_instances(access.project, access.sees_quarantine).filter(series__study__study_instance_uid=study)
+    hides = qido.hides_quarantine(access.project, access.sees_quarantine)
+    qs = qido.visible_instances(access.project, hides).filter(series__study__study_instance_uid=study)
     if series is not None:
         qs = qs.filter(series__series_instance_uid=series)
     if instance is not None:
