@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 MAX_TITLE = 200
 MAX_CASES = 500
-#: The most instances a session's hub remembers for live writes (see create_annotation).
+#: The most instances a session's hub remembers for live writes (see _instance_in_session).
 MAX_REMEMBERED_INSTANCES = 4096
 #: A connection not refreshed for this long no longer counts as online (its process died).
 ONLINE_WINDOW = dt.timedelta(seconds=90)
@@ -641,13 +641,7 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
     """
     access = _writer(user, session_id, confirmed)
     shape = message.annotation
-    instance = instances.get(shape.instance) if instances is not None else None
-    if instance is None:
-        instance = _instance_in_session(access.session, shape.instance)
-        if instance is not None and instances is not None:
-            if len(instances) >= MAX_REMEMBERED_INSTANCES:
-                instances.clear()
-            instances[shape.instance] = instance
+    instance = _instance_in_session(access.session, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
     annotation = annotation_services.create_annotation(
@@ -683,15 +677,26 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
     annotation_services.delete_annotation(user, annotation, version=message.version)
 
 
-def _instance_in_session(session: ReadingSession, instance_uid: str) -> Any:
-    """The instance ``instance_uid`` (with its series and study) if it is in one of the session's cases."""
+def _instance_in_session(session: ReadingSession, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:
+    """The instance ``instance_uid`` (with its series and study) if it is in one of the session's cases.
+
+    ``memo``: instances found before, by UID (a hub's, emptied whenever the session changes); at most
+    :data:`MAX_REMEMBERED_INSTANCES` are kept."""
     from viewer.models import Instance
 
-    return Instance.objects.select_related("series__study").filter(
+    found = memo.get(instance_uid) if memo is not None else None
+    if found is not None:
+        return found
+    found = Instance.objects.select_related("series__study").filter(
         project=session.project,
         sop_instance_uid=instance_uid,
         series__study__in=SessionCase.objects.filter(session=session).values("study"),
     ).first()
+    if found is not None and memo is not None:
+        if len(memo) >= MAX_REMEMBERED_INSTANCES:
+            memo.clear()
+        memo[instance_uid] = found
+    return found
 
 
 @receiver(annotation_services.annotation_event, dispatch_uid="collab.annotation_event")
