@@ -33,11 +33,15 @@ def _context(access: services.TrialAccess) -> dict[str, object]:
             "sees_results": access.sees_results}
 
 
-def _or_404(request, call):  # type: ignore[no-untyped-def]
+def _or_404(request, call, *, hide_forbidden: bool = True):  # type: ignore[no-untyped-def]
+    """``call()``, its refusals audited and answered 404; a forbidden one 403 where the user may know
+    the thing exists (``hide_forbidden=False``, as for the trial's own dashboard)."""
     try:
         return call()
     except DomainError as error:
         log_refusal(request, error)
+        if error.code == ErrorCode.FORBIDDEN and not hide_forbidden:
+            raise PermissionDenied(error.detail) from None
         if error.code in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
             raise Http404(error.detail) from None
         raise
@@ -85,13 +89,8 @@ def adjudicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
-    try:
-        data = services.dashboard(access)
-    except DomainError as error:  # a member without the role knows the trial exists: 403, as its API
-        log_refusal(request, error)
-        if error.code == ErrorCode.FORBIDDEN:
-            raise PermissionDenied(error.detail) from None
-        raise
+    # a member without the role knows the trial exists: 403, as from its API
+    data = _or_404(request, lambda: services.dashboard(access), hide_forbidden=False)
     return render(request, "trials/dashboard.html", _context(access) | {
         "data": data, "waterfall": mark_safe(data["waterfall_svg"]),  # built with every text escaped
         "spider": mark_safe(data["spider_svg"])})
