@@ -429,7 +429,9 @@ def renders_quickly(instance: StoredImage, frame: int, options: RenderOptions) -
     """True when :func:`render` needs no decoding, no scaling and little work (see QUICK_MAX_PIXELS).
 
     The image views then render on the event loop instead of in the thread pool. If the frame is
-    evicted between this check and the render, that one render decodes on the event loop.
+    evicted between this check and the render, that one render decodes on the event loop; if the
+    read-ahead is rendering the same image at that moment, the loop waits for it (about the time the
+    render would take) rather than doing it twice (:class:`_SingleFlight`).
     """
     if options.media_type != "image/jpeg" or options.viewport is not None:
         return False
