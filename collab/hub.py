@@ -16,6 +16,9 @@ cursor went to every consumer. Instead each process's hub
   participant still holds a seat (:meth:`SessionHub.verify`): a consumer awaits this before relaying a
   message, so access lost in a way no signal announced (raw SQL, another deployment's script) still
   ends within a second, at the cost of one query batch per process and second, not one per socket.
+  While the session is in use (a message or a join within :data:`IN_USE_SECONDS`) the hub runs the
+  check ahead of time in the background (:meth:`SessionHub._keep_checked`), so no message waits for it;
+  only the first message after a quiet spell does.
 
 Nothing is queued without bound: entries are keyed by (kind, user) and overwritten. The hub reads the
 database only for that check and to mark its connections as seen (presence survives a dead process).
@@ -46,6 +49,12 @@ HEARTBEAT = 30.0
 #: The longest a participant who lost their seat can go on sending ephemeral messages, when no signal
 #: announced the loss (the ORM's signals close their connections at once: ``collab.services``).
 RECHECK_SECONDS = 1.0
+#: How old the last seat check may grow before the hub of a session in use starts the next one, so that
+#: it is done before :data:`RECHECK_SECONDS` and the messages never wait for it.
+CHECK_AHEAD_SECONDS = 0.7
+#: A session whose sockets sent nothing (and nobody joined) for this long is quiet: its hub stops checking
+#: ahead, and the next message waits for one check (a few milliseconds).
+IN_USE_SECONDS = 30.0
 KINDS = {"cursors": What.CURSOR, "viewports": What.VIEWPORT, "drafts": What.DRAFT}
 
 
@@ -77,8 +86,9 @@ class SessionHub:
         self.publish_scheduled = self.flush_scheduled = False
         self.tasks: list[asyncio.Task[None]] = []
         self.ready: asyncio.Future[None] = asyncio.ensure_future(self._start())
-        self.stats = {"published": 0, "flushed_frames": 0, "events": 0, "seat_checks": 0}
+        self.stats = {"published": 0, "flushed_frames": 0, "events": 0, "seat_checks": 0, "waits_for_seat_check": 0}
         self.verified_at = time.monotonic()  # the first listener was checked when it connected
+        self.used_at = time.monotonic()  # the last message or join (see _keep_checked)
         self.verifying: asyncio.Future[None] | None = None
         # What the last seat check read for each local user (see confirms), and a memo of the session's
         # instances for live writes; both are dropped whenever the session, a seat or a role changes.
@@ -92,7 +102,7 @@ class SessionHub:
         # The default prefix: channels-redis reads all of a process's specific channels in one loop.
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
-        self.tasks = [asyncio.ensure_future(self._receive()), asyncio.ensure_future(self._heartbeat())]
+        self.tasks = [asyncio.ensure_future(task) for task in (self._receive(), self._heartbeat(), self._keep_checked())]
 
     async def stop(self) -> None:
         self.closed = True
@@ -168,11 +178,28 @@ class SessionHub:
         One check at a time for the whole process (callers share it); sockets whose user lost the seat
         are closed, those whose seat changed take a fresh snapshot. Callers look at their own state after.
         """
-        if not now and time.monotonic() - self.verified_at < RECHECK_SECONDS:
+        self.used_at = time.monotonic()
+        if not now and self.used_at - self.verified_at < RECHECK_SECONDS:
             return
+        self.stats["waits_for_seat_check"] += 1
+        await asyncio.shield(self._check())
+
+    def _check(self) -> asyncio.Future[None]:
+        """The seat check under way, started if none is."""
         if self.verifying is None:
             self.verifying = asyncio.ensure_future(self._verify())
-        await asyncio.shield(self.verifying)
+        return self.verifying
+
+    async def _keep_checked(self) -> None:
+        """While the session is in use, start each seat check before the last one is a second old."""
+        while True:
+            now = time.monotonic()
+            wait = self.verified_at + CHECK_AHEAD_SECONDS - now
+            if wait <= 0 and self.listeners and now - self.used_at < IN_USE_SECONDS:
+                await asyncio.shield(self._check())
+                wait = self.verified_at + CHECK_AHEAD_SECONDS - time.monotonic()
+            # (quiet, or the check failed and was logged: look again shortly)
+            await asyncio.sleep(wait if wait > 0 else CHECK_AHEAD_SECONDS / 2)
 
     def confirms(self, access: SessionAccess) -> bool:
         """Did the last seat check (within :data:`RECHECK_SECONDS`) read exactly ``access``'s grant?
@@ -298,6 +325,7 @@ async def attach(session_id: int, mode: str, listener: Listener) -> SessionHub:
     if hub is None or hub.closed or hub.loop is not asyncio.get_running_loop():
         hub = _hubs[session_id] = SessionHub(session_id, mode)
     hub.listeners[listener.connection_id] = listener
+    hub.used_at = time.monotonic()
     await hub.ready
     return hub
 

@@ -429,6 +429,72 @@ async def test_access_lost_without_a_signal_ends_within_a_second(crew: dict[str,
 
 
 @run_async
+async def test_a_session_in_use_checks_its_seats_ahead_so_no_message_waits(crew: dict[str, Any], session: Any,
+                                                                          cookies: dict[str, bytes]) -> None:
+    """Messages keep coming for longer than a seat check lasts: the hub checked in the background each
+    time, so none of them waited for a check (hub.CHECK_AHEAD_SECONDS)."""
+    from collab import hub as hubs
+
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+        hub = hubs._hubs[session.pk]
+        checks_before = hub.stats["seat_checks"]
+        steady = time.monotonic() + 3 * RECHECK_SECONDS
+        while time.monotonic() < steady:
+            await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 1, "y": 1})
+            await asyncio.sleep(0.05)
+        await room.send("r1", {"type": "ping", "ref": "last"})
+        assert (await room.next_of("r1", "pong"))["ref"] == "last"
+        assert hub.stats["seat_checks"] - checks_before >= 3
+        assert hub.stats["waits_for_seat_check"] == 0
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_access_lost_without_a_signal_ends_within_a_second_even_without_a_message(
+        crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    """In a session in use, the background check closes a socket that lost access before it sends anything."""
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+
+        def raw_delete() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {Membership._meta.db_table} WHERE user_id = %s", [crew["r1"].pk])
+
+        await database_sync_to_async(raw_delete)()
+        lost = time.monotonic()
+        assert await room.closed("r1") == 4404
+        assert time.monotonic() - lost < RECHECK_SECONDS + 0.5
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_a_quiet_session_stops_checking_ahead(monkeypatch: pytest.MonkeyPatch, crew: dict[str, Any],
+                                                   session: Any, cookies: dict[str, bytes]) -> None:
+    """Open sockets that send nothing cost no queries; the first message after the quiet spell waits once."""
+    from collab import hub as hubs
+
+    monkeypatch.setattr(hubs, "IN_USE_SECONDS", 0.5)
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+        hub = hubs._hubs[session.pk]
+        await asyncio.sleep(0.5 + RECHECK_SECONDS)  # quiet from here on
+        checks = hub.stats["seat_checks"]
+        await asyncio.sleep(2 * RECHECK_SECONDS)
+        assert hub.stats["seat_checks"] == checks
+        await room.send("r1", {"type": "ping", "ref": "back"})
+        assert (await room.next_of("r1", "pong"))["ref"] == "back"
+        assert (hub.stats["seat_checks"], hub.stats["waits_for_seat_check"]) == (checks + 1, 1)
+    finally:
+        await room.close()
+
+
+@run_async
 async def test_a_role_change_elsewhere_refreshes_the_seat(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     room = Room(session, cookies)
     try:
