@@ -13,7 +13,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from collab.routing import websocket_urlpatterns  # noqa: E402
+from crossread.sqlite import checkpoint_in_background  # noqa: E402
 from viewer.fastpath import FastImageRoutes  # noqa: E402
+
+# A commit never pays for an SQLite checkpoint in a server process (see crossread.sqlite).
+checkpoint_in_background()
 
 application = ProtocolTypeRouter(
     {
