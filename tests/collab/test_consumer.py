@@ -20,9 +20,10 @@ from collab import protocol, services
 from collab.events import origin
 from collab.consumers import EPHEMERAL_BURST, EPHEMERAL_RATE
 from collab.hub import TICK
-from tests.collab.conftest import communicator, run_async
+from tests.collab.conftest import communicator, make_session, run_async
+from tests.factories.models import create_user
 from collab.hub import RECHECK_SECONDS
-from collab.models import Participant
+from collab.models import Participant, ReadingSession
 from viewer.models import Membership
 
 User = get_user_model()
@@ -545,10 +546,10 @@ def test_a_write_whose_access_the_seat_check_confirmed_reads_nothing(
 
 
 @pytest.mark.django_db
-def test_seats_are_checked_for_any_number_of_readers_in_three_queries(crew: dict[str, Any], session: Any,
+def test_seats_are_checked_for_any_number_of_readers_in_two_statements(crew: dict[str, Any], session: Any,
                                                                       django_assert_num_queries: Any) -> None:
     everyone = ["org", "r1", "r2", "adj", "watcher", "nobody-by-that-name"]
-    with django_assert_num_queries(4):  # the session, the users, their memberships, their seats
+    with django_assert_num_queries(2):  # the session; the users with their memberships and seats
         checked = services.check_seats(session.pk, everyone)
     assert checked.mode == "open"
     assert {name: (seat.role, seat.organizer) for name, seat in checked.seats.items()} == {
@@ -557,9 +558,41 @@ def test_seats_are_checked_for_any_number_of_readers_in_three_queries(crew: dict
     assert checked.refused == {"nobody-by-that-name": "not_authenticated"}
     checked = services.check_seats(session.pk, ["member", "outsider"])
     assert checked.refused == {"member": "forbidden", "outsider": "not_found"}
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(2):
         services.check_seats(session.pk, ["r1"])
     assert services.check_seats(10**9, ["r1"]).refused == {"r1": "not_found"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode,status", [("open", "active"), ("blinded", "closed")])
+def test_the_seat_check_decides_as_seated_access_does(crew: dict[str, Any], mode: str, status: str) -> None:
+    """For every kind of person, the hub's check gives the seat, grant or refusal a new connection would."""
+    session = make_session(crew, mode=mode)
+    ReadingSession.objects.filter(pk=session.pk).update(status=status)
+    second_organizer = create_user("second-organizer")
+    Membership.objects.create(project=crew["project"], user=second_organizer, role="organizer")
+    Participant.objects.create(session=session, user=second_organizer, role="reader", colour="#000000")
+    gone = create_user("gone")
+    Membership.objects.create(project=crew["project"], user=gone, role="reader")
+    Participant.objects.create(session=session, user=gone, role="reader", colour="#000001")
+    saved(gone, is_active=False)
+    people = ["org", "r1", "r2", "adj", "watcher", "member", "outsider", "second-organizer", "gone", "nobody"]
+    checked = services.check_seats(session.pk, people)
+    User = get_user_model()
+    for name in people:
+        user = User.objects.filter(username=name).first()
+        try:
+            access = services.seated_access(user, session.pk) if user is not None and user.is_active else None
+        except services.DomainError as error:
+            assert checked.refused[name] == error.code, name
+            continue
+        if access is None:
+            assert checked.refused[name] == "not_authenticated", name
+            continue
+        assert checked.seats[name] == access.seat, name
+        assert checked.grants[name] == access.grant, name
+    assert checked.seats["second-organizer"].organizer and not checked.seats["r1"].organizer
+    assert checked.mode == mode
 
 
 def apply(state: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
