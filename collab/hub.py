@@ -12,10 +12,11 @@ cursor went to every consumer. Instead each process's hub
   presence (who is online) once per tick,
   and tells sockets of a removed participant to close, and those whose role or mode changed to refresh.
 
-- checks, at most once per :data:`RECHECK_SECONDS` and for all its sockets in one go, that each local
-  participant still holds a seat (:meth:`SessionHub.verify`): a consumer awaits this before relaying a
-  message, so access lost in a way no signal announced (raw SQL, another deployment's script) still
-  ends within a second, at the cost of one query batch per process and second, not one per socket.
+- checks, about once a second and for all its sockets in one go, that each local participant still
+  holds a seat (:meth:`SessionHub.verify`): a consumer awaits a check younger than
+  :data:`RECHECK_SECONDS` before relaying a message, so access lost in a way no signal announced (raw
+  SQL, another deployment's script) still ends within a second, at the cost of one query batch per
+  process and second, not one per socket.
   While the session is in use (a message or a join within :data:`IN_USE_SECONDS`) the hub runs the
   check ahead of time in the background (:meth:`SessionHub._keep_checked`), so no message waits for it;
   only the first message after a quiet spell does.
