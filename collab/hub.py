@@ -104,6 +104,15 @@ class SessionHub:
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
         self.tasks = [asyncio.ensure_future(task) for task in (self._receive(), self._heartbeat(), self._keep_checked())]
+        self.tasks.append(asyncio.ensure_future(self._prepare_writes()))
+
+    async def _prepare_writes(self) -> None:
+        from collab.services import prepare_live_writes
+
+        try:
+            await database_sync_to_async(prepare_live_writes)(self.session_id)
+        except Exception:  # only an optimisation: the first write does the same itself
+            log.exception("collab hub: preparing the live writes of session %s failed", self.session_id)
 
     async def stop(self) -> None:
         self.closed = True

@@ -496,6 +496,30 @@ async def test_a_quiet_session_stops_checking_ahead(monkeypatch: pytest.MonkeyPa
 
 
 @run_async
+async def test_a_hub_prepares_the_live_writes_once_when_it_starts(monkeypatch: pytest.MonkeyPatch, crew: dict[str, Any],
+                                                                session: Any, cookies: dict[str, bytes]) -> None:
+    prepared: list[int] = []
+    monkeypatch.setattr(services, "prepare_live_writes", prepared.append)
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        await room.send("r1", {"type": "ping", "ref": "after"})
+        assert (await room.next_of("r1", "pong"))["ref"] == "after"
+        assert prepared == [session.pk]
+    finally:
+        await room.close()
+
+
+@pytest.mark.django_db
+def test_preparing_the_live_writes_costs_two_queries(session: Any,
+                                                     django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(2):  # the session, then a lookup that finds nothing
+        services.prepare_live_writes(session.pk)
+    with django_assert_num_queries(1):
+        services.prepare_live_writes(10**9)  # a session gone meanwhile: nothing to do
+
+
+@run_async
 async def test_a_role_change_elsewhere_refreshes_the_seat(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     room = Room(session, cookies)
     try:
