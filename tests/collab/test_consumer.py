@@ -19,6 +19,7 @@ from annotations.models import Annotation
 from collab import protocol, services
 from collab.events import origin
 from collab.consumers import EPHEMERAL_BURST, EPHEMERAL_RATE
+from collab import hub as hubs
 from collab.hub import TICK
 from tests.collab.conftest import communicator, make_session, run_async
 from tests.factories.models import create_user
@@ -408,6 +409,12 @@ async def test_access_lost_elsewhere_closes_the_socket_at_once(crew: dict[str, A
         await room.close()
 
 
+def delete_membership_without_a_signal(user: Any) -> None:
+    """Raw SQL: no ORM signal tells the hubs; only their seat check can notice."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Membership._meta.db_table} WHERE user_id = %s", [user.pk])
+
+
 @run_async
 async def test_access_lost_without_a_signal_ends_within_a_second(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     """Raw SQL sends no signal: the hub's once-a-second check catches it at the next message."""
@@ -415,12 +422,7 @@ async def test_access_lost_without_a_signal_ends_within_a_second(crew: dict[str,
     try:
         await room.join("r1"), await room.join("r2")
         await room.all("r1")
-
-        def raw_delete() -> None:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {Membership._meta.db_table} WHERE user_id = %s", [crew["r1"].pk])
-
-        await database_sync_to_async(raw_delete)()
+        await database_sync_to_async(delete_membership_without_a_signal)(crew["r1"])
         await asyncio.sleep(RECHECK_SECONDS)
         await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 1, "y": 1})
         assert await room.closed("r1") == 4404
@@ -434,8 +436,6 @@ async def test_a_session_in_use_checks_its_seats_ahead_so_no_message_waits(crew:
                                                                           cookies: dict[str, bytes]) -> None:
     """Messages keep coming for longer than a seat check lasts: the hub checked in the background each
     time, so none of them waited for a check (hub.CHECK_AHEAD_SECONDS)."""
-    from collab import hub as hubs
-
     room = Room(session, cookies)
     try:
         await room.join("r1")
@@ -460,12 +460,7 @@ async def test_access_lost_without_a_signal_ends_within_a_second_even_without_a_
     room = Room(session, cookies)
     try:
         await room.join("r1")
-
-        def raw_delete() -> None:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DELETE FROM {Membership._meta.db_table} WHERE user_id = %s", [crew["r1"].pk])
-
-        await database_sync_to_async(raw_delete)()
+        await database_sync_to_async(delete_membership_without_a_signal)(crew["r1"])
         lost = time.monotonic()
         assert await room.closed("r1") == 4404
         assert time.monotonic() - lost < RECHECK_SECONDS + 0.5
@@ -477,8 +472,6 @@ async def test_access_lost_without_a_signal_ends_within_a_second_even_without_a_
 async def test_a_quiet_session_stops_checking_ahead(monkeypatch: pytest.MonkeyPatch, crew: dict[str, Any],
                                                    session: Any, cookies: dict[str, bytes]) -> None:
     """Open sockets that send nothing cost no queries; the first message after the quiet spell waits once."""
-    from collab import hub as hubs
-
     monkeypatch.setattr(hubs, "IN_USE_SECONDS", 0.5)
     room = Room(session, cookies)
     try:
@@ -706,8 +699,6 @@ async def test_a_change_of_the_session_ends_the_confirmed_access_at_once(crew: d
                                                                        cookies: dict[str, bytes]) -> None:
     """Writes skip the access read while the hub's last check confirms it; closing the session (or any
     change of seat or role) must end that at once, not at the next check a second later."""
-    from collab import hub as hubs
-
     room = Room(session, cookies)
     try:
         await room.join("r1")
