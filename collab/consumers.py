@@ -48,22 +48,21 @@ WRITE_RATE, WRITE_BURST = 10.0, 30.0
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
-    #: A connection needs no channel of its own: the process's session hub is the group's only member
-    #: here and calls the connection directly (collab.hub). Channels makes none for an alias that names
-    #: no layer, which saves a subscription per connection and a second task awaited per frame.
-    channel_layer_alias = "collab.hub-only"
     seat: Seat
     hub: hubs.SessionHub | None = None
     closing = False
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
                        send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        """Channels' loop, for a consumer without a channel of its own: each message awaited in turn.
+        """Channels' loop, for a connection without a channel of its own: each message awaited in turn.
 
-        Channels 4.3 waits for its sources with ``asyncio.wait`` over a new task per message, even when
-        the connection is the only source: two tasks, a waiter and an extra turn of the event loop for
-        each of the 750 cursor frames a second one process receives from 25 readers. Awaiting the
-        connection's queue directly takes a message that is already there without leaving this task.
+        A connection needs no channel: the process's session hub is the group's only member here and
+        calls the connection directly (collab.hub), which saves a subscription per connection. With no
+        channel, the connection is the only source of messages, yet Channels 4.3 would still wait for it
+        with ``asyncio.wait`` over a new task per message: two tasks, a waiter and an extra turn of the
+        event loop for each of the 750 cursor frames a second one process receives from 25 readers.
+        Awaiting the connection's queue directly takes a message that is already there without leaving
+        this task.
         """
         self.scope = scope
         self.channel_layer = None

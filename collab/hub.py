@@ -103,8 +103,8 @@ class SessionHub:
         # The default prefix: channels-redis reads all of a process's specific channels in one loop.
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
-        self.tasks = [asyncio.ensure_future(task) for task in (self._receive(), self._heartbeat(), self._keep_checked())]
-        self.tasks.append(asyncio.ensure_future(self._prepare_writes()))
+        self.tasks = [asyncio.ensure_future(task) for task in
+                      (self._receive(), self._heartbeat(), self._keep_checked(), self._prepare_writes())]
 
     async def _prepare_writes(self) -> None:
         from collab.services import prepare_live_writes
