@@ -98,10 +98,9 @@ async def reader_loop(index: int, url: str, info: dict[str, Any], start_at: Any,
             frame = json.loads(text)
             kind = frame["type"]
             stats["types"][kind] = stats["types"].get(kind, 0) + 1
-            if kind == "annotation.created":
-                sent_ms = float(frame["annotation"]["label"])
-                stats["annotation_ms"].append((now - start) * 1000 - sent_ms)
-                stats["by_annotation"].setdefault(frame["annotation"]["label"], []).append((now - start) * 1000 - sent_ms)
+            if kind == "annotation.created":  # its label is the time it was sent, in ms after the start
+                label = frame["annotation"]["label"]
+                stats["by_annotation"].setdefault(label, []).append((now - start) * 1000 - float(label))
 
     receiver = asyncio.ensure_future(receive())
     while not start_at.value:
@@ -137,9 +136,18 @@ async def reader_loop(index: int, url: str, info: dict[str, Any], start_at: Any,
         await ws.close()
 
 
+def new_stats() -> dict[str, Any]:
+    """What a client process counts; ``by_annotation``: each annotation's delivery latencies (ms) by label."""
+    return {"frames": 0, "sent": 0, "dropped": 0, "types": {}, "cursor_ms": [], "by_annotation": {}}
+
+
+def annotation_ms(stats: dict[str, Any]) -> list[float]:
+    return [ms for deliveries in stats["by_annotation"].values() for ms in deliveries]
+
+
 def client_process(indices: list[int], urls: list[str], info: dict[str, Any], start_at: Any, seconds: float,
                    rate: float, connected: Any, results: Any) -> None:
-    stats: dict[str, Any] = {"frames": 0, "sent": 0, "dropped": 0, "types": {}, "cursor_ms": [], "annotation_ms": [], "by_annotation": {}}
+    stats = new_stats()
 
     async def main() -> None:
         await asyncio.gather(*(
@@ -190,7 +198,7 @@ def run(readers: int, seconds: float, rate: float, db: str, logs: Path | None = 
             start = start_at.value = time.time() + SETTLE
             if logs:  # the epoch the load starts at, to line the logs up with the latencies
                 logs.mkdir(parents=True, exist_ok=True)
-                (logs / f"{readers}-load-start").write_text(repr(start))
+                (logs / "load-start").write_text(repr(start))
             time.sleep(max(0.0, start - time.time() - 0.5))
             memory["connected"] = sum(rss_mib(p) for p in pids)
             time.sleep(max(0.0, start - time.time()))
@@ -200,14 +208,13 @@ def run(readers: int, seconds: float, rate: float, db: str, logs: Path | None = 
             cpu["servers"] = [cpu_seconds(p) - c for p, c in zip(pids, cpu["servers"])]
             cpu["clients"] = [cpu_seconds(w.pid) - c for w, c in zip(workers, cpu["clients"])]
             memory["after load"] = sum(rss_mib(p) for p in pids)
-            merged: dict[str, Any] = {"frames": 0, "sent": 0, "dropped": 0, "types": {}, "cursor_ms": [], "annotation_ms": [], "by_annotation": {}}
+            merged = new_stats()
             for _ in workers:
                 stats = results.get(timeout=300)
                 merged["no_pong"] = merged.get("no_pong", 0) + stats.get("no_pong", 0)
                 for key in ("frames", "sent", "dropped"):
                     merged[key] += stats[key]
                 merged["cursor_ms"] += stats["cursor_ms"]
-                merged["annotation_ms"] += stats["annotation_ms"]
                 for label, values in stats["by_annotation"].items():
                     merged["by_annotation"].setdefault(label, []).extend(values)
                 for kind, count in stats["types"].items():
@@ -221,7 +228,7 @@ def run(readers: int, seconds: float, rate: float, db: str, logs: Path | None = 
             if logs:
                 logs.mkdir(parents=True, exist_ok=True)
                 for log in Path(tmp).glob("daphne-*.log"):
-                    shutil.copy(log, logs / f"{readers}-{log.name}")
+                    shutil.copy(log, logs / log.name)
     report(readers, seconds, rate, merged, memory, joined, cpu, db)
     return merged
 
@@ -238,7 +245,7 @@ def report(readers: int, seconds: float, rate: float, m: dict[str, Any], memory:
     expected_annotations = int(seconds) * readers
     print(f"\n{readers} readers, {rate:g} cursors/s each for {seconds:g} s, 2 daphne processes + Redis, {db}")
     print(f"  all joined in {joined:.1f} s (one every 50 ms); the load started {SETTLE:g} s later")
-    print(f"  annotation delivery  {pcts(m['annotation_ms'])}; expected ~{expected_annotations}")
+    print(f"  annotation delivery  {pcts(annotation_ms(m))}; expected ~{expected_annotations}")
     slowest = sorted(m["by_annotation"].items(), key=lambda item: -max(item[1]))[:3]
     print("  slowest annotations (sent at: median / slowest delivery): " + "; ".join(
         f"{float(label) / 1000:.1f} s: {percentile(values, 50):.0f} / {max(values):.0f} ms" for label, values in slowest))
@@ -261,16 +268,18 @@ def main() -> None:
                         help=f"postgres: a fresh database on {POSTGRES_ADMIN.rsplit('/', 1)[0]}")
     parser.add_argument("--runs", type=int, default=1,
                         help="repeat each reader count this often (a fresh site each time) and pool the deliveries")
-    parser.add_argument("--logs", type=Path, help="copy the daphne processes' logs into this folder")
+    parser.add_argument("--logs", type=Path, help="copy the daphne processes' logs and the load's start time "
+                        "into a folder per run below this one")
     args = parser.parse_args()
     for readers in (int(r) for r in args.readers.split(",")):
-        runs = [run(readers, args.seconds, args.rate, args.database, args.logs) for _ in range(args.runs)]
+        runs = [run(readers, args.seconds, args.rate, args.database, args.logs and args.logs / f"{readers}-readers-run-{k + 1}")
+                for k in range(args.runs)]
         if len(runs) > 1:
-            pooled = [ms for m in runs for ms in m["annotation_ms"]]
+            pooled = [ms for m in runs for ms in annotation_ms(m)]
             print(f"\n{readers} readers, {len(runs)} runs pooled ({sum(len(m['by_annotation']) for m in runs)} annotations)")
             print(f"  annotation delivery  {pcts(pooled)}")
             print(f"  cursor delivery      {pcts([ms for m in runs for ms in m['cursor_ms']])}")
-            print("  annotation p99 of each run: " + ", ".join(f"{percentile(m['annotation_ms'], 99):.0f}" for m in runs)
+            print("  annotation p99 of each run: " + ", ".join(f"{percentile(annotation_ms(m), 99):.0f}" for m in runs)
                   + " ms")
 
 
