@@ -24,6 +24,7 @@ from django.http import QueryDict
 from crossread.conf import option
 from viewer import imaging
 from viewer.dicomweb.multipart import parse_accept
+from viewer.access import ProjectAccess
 from viewer.imaging import FrameCache, PreparedFrame, RenderError, Viewport, Window
 from viewer.models import Instance
 from viewer.storage import object_store
@@ -177,26 +178,25 @@ def needs_database() -> None:
         raise NotInMemory
 
 
-def find_image(
-    project_id: int, sop: str, study: str = "", series: str = "", *, with_quarantine: bool = False
-) -> StoredImage | None:
-    """The instance ``sop`` of the project (checked to be in ``study``/``series`` when given).
+def find_image(access: ProjectAccess, sop: str, study: str = "", series: str = "") -> StoredImage | None:
+    """The instance ``sop`` of the project, if the member behind ``access`` may reach it (checked to
+    be in ``study``/``series`` when given).
 
-    A quarantined instance is found only ``with_quarantine``; it is never cached, so releasing it
-    takes effect at once in every process (an instance is never put back into quarantine).
+    Rows come through the gate (:meth:`viewer.access.ProjectAccess.instances`). Only instances that
+    every member may reach are cached: a quarantined one is looked up each time (organizers only), so
+    releasing it takes effect at once in every process (an instance is never put back into quarantine).
     """
+    project_id = access.project.pk
     key = (project_id, study, series, sop)
     found = LOOKUP_CACHE.get(key)
     if found is None:
         needs_database()
         if series and LOOKUP_CACHE.first_visit((project_id, study, series)):
-            _index_series(project_id, study, series)
+            _index_series(access, study, series)
             found = LOOKUP_CACHE.get(key)
             if found is not None:
                 return found
-        qs = Instance.objects.filter(project_id=project_id, sop_instance_uid=sop)
-        if not with_quarantine:
-            qs = qs.filter(quarantined=False)
+        qs = access.instances().filter(sop_instance_uid=sop)
         if series:
             qs = qs.filter(series__series_instance_uid=series)
         if study:
@@ -210,15 +210,16 @@ def find_image(
     return found
 
 
-def _index_series(project_id: int, study: str, series: str) -> None:
-    """Put every visible instance of the series in the lookup cache, with one query.
+def _index_series(access: ProjectAccess, study: str, series: str) -> None:
+    """Put every instance of the series that every member may reach in the lookup cache, with one query.
 
     A reader who opens a series scrolls through it: one query at the first request saves one per
     slice. Done once per series and process (instances stored later, quarantined ones and series
     larger than :data:`SERIES_LOOKUP_LIMIT` are looked up one by one, as before), so requests for
     unknown UIDs cannot make the server read a whole series again and again.
     """
-    qs = Instance.objects.filter(project_id=project_id, series__series_instance_uid=series, quarantined=False)
+    project_id = access.project.pk
+    qs = access.instances().filter(series__series_instance_uid=series, quarantined=False)
     if study:
         qs = qs.filter(series__study__study_instance_uid=study)
     instances = list(qs.order_by("series_id", "instance_number", "pk")[: SERIES_LOOKUP_LIMIT + 1])

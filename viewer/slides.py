@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from viewer import imaging, wsi
-from viewer.models import Instance
+from viewer.access import ProjectAccess
 from viewer.rendering import OUTPUT_CACHE, RENDER_VERSION, RenderOptions, StoredImage, needs_database, remember
 from viewer.storage import object_store
 
@@ -22,12 +22,10 @@ _LOCK = threading.Lock()
 _MAX_PYRAMIDS = 256
 
 
-def pyramid_for(image: StoredImage, *, with_quarantine: bool) -> wsi.Pyramid:
-    """The pyramid of the slide ``image`` belongs to: every slide level stored in its series."""
+def pyramid_for(access: ProjectAccess, image: StoredImage) -> wsi.Pyramid:
+    """The pyramid of the slide ``image`` belongs to: every level of its series the member may reach."""
     needs_database()
-    levels = Instance.objects.filter(series_id=image.series_id, sop_class_uid=wsi.WSI_SOP_CLASS)
-    if not with_quarantine:
-        levels = levels.filter(quarantined=False)
+    levels = access.instances().filter(series_id=image.series_id, sop_class_uid=wsi.WSI_SOP_CLASS)
     digests = tuple(sorted(levels.values_list("sha256", flat=True)))
     if not digests:
         raise wsi.SlideError("The slide has no visible level.")
