@@ -3,7 +3,6 @@ and the page ``/projects/<slug>/audit/``. Read-only: there is no way to change a
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from typing import Any
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 from audit import fhir
 from audit.models import Action, AuditEvent
 from audit.services import record
+from crossread import csvsafe
 from crossread.errors import BadRequest, DomainError, log_refusal
 from viewer.access import access_project
 from viewer.models import Role
@@ -115,7 +115,7 @@ class ViewingReportView(APIView):
 
 def csv_response(data: list[dict[str, Any]], filename: str) -> HttpResponse:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS)
+    writer = csvsafe.DictWriter(buffer, fieldnames=FIELDS)  # names, reasons, paths: no formulas
     writer.writeheader()
     writer.writerows(data)
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")

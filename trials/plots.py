@@ -11,7 +11,6 @@ thresholds are drawn as dashed lines.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape

@@ -16,7 +16,6 @@ Who may do what
 
 from __future__ import annotations
 
-import csv
 import datetime
 import io
 import secrets
@@ -35,6 +34,7 @@ from annotations import recist, sr
 from annotations.models import Annotation
 from audit.models import Action
 from audit.services import record
+from crossread import csvsafe
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from trials import agreement as agreement_mod
 from trials import plots
@@ -798,12 +798,14 @@ CSV_COLUMNS = [
 ]
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any) -> Any:
+    """A cell: yes/no for booleans, empty for None; numbers stay numbers, so that the CSV writer
+    (:mod:`crossread.csvsafe`) neutralises formulas in text cells only and ``-27.7`` stays a number."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return value
 
 
 def export_csv(access: TrialAccess) -> str:
@@ -812,7 +814,7 @@ def export_csv(access: TrialAccess) -> str:
     record(Action.EXPORT, actor=access.user, project=access.trial.project, object_type="trial",
            object_id=str(access.trial.pk), format="csv")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out, lineterminator="\r\n")  # text cells cannot start a formula
     writer.writerow(CSV_COLUMNS)
     reads = Read.objects.filter(trial=access.trial).exclude(status=ReadStatus.DRAFT).select_related(
         "reader", "subject").order_by("subject__label", "reader__username")

@@ -63,7 +63,32 @@ def test_the_dashboard_page_draws_a_hostile_label_as_text(trial: Any) -> None:
     client.force_login(trial.organizer)
     page = client.get("/projects/trial/trial/dashboard/")
     assert page.status_code == 200
-    svgs = re.findall(r"<svg .*?</svg>", page.content.decode(), flags=re.S)
+    svgs = re.findall(r"<svg .*?</svg>", page.content.decode(), flags=re.DOTALL)
     assert len(svgs) == 2
     for svg in svgs:
         _labels_only_as_text(svg, label)
+
+
+# --------------------------------------------------------------------------------- CSV injection
+
+
+def test_the_csv_export_neutralises_formulas_in_text_and_keeps_numbers(trial: Any) -> None:
+    first, _ = _sign_both(trial, disagree=True)
+    trial_row = services.access_trial(trial.organizer, "trial").trial
+    type(trial_row).objects.filter(pk=trial_row.pk).update(name="=HYPERLINK(\"http://evil\",\"x\")")
+    Subject.objects.filter(trial=trial_row).update(label="@SUM(A1:A9)")
+    first.lesions.filter(identifier="T1").update(organ="+cmd|' /C calc'!A0")
+    services.adjudicate(trial.access(trial.adjudicator), first.subject, read=first.pk, reason="-2+3\tnew lesion")
+    response = trial.client(trial.organizer).get(f"{API}export.csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    t1 = next(r for r in rows if r["reader"] == "reader" and r["lesion"] == "T1" and r["timepoint"] == "follow-up 1")
+    assert t1["trial"] == "'=HYPERLINK(\"http://evil\",\"x\")"
+    assert t1["subject"] == "'@SUM(A1:A9)"
+    assert t1["organ"] == "'+cmd|' /C calc'!A0"
+    assert t1["adjudication_reason"] == "'-2+3\tnew lesion"
+    # numbers the server computed stay numbers, negative ones too
+    assert (t1["long_axis_mm"], t1["sum_mm"], t1["change_from_baseline_pct"], t1["day"]) == ("21.0", "47.0", "-27.7", "56")
+    for row in rows:
+        for column, value in row.items():
+            assert not value.startswith(("=", "+", "@", "\t", "\r")), (column, value)
+            assert not value.startswith("-") or re.fullmatch(r"-\d+(\.\d+)?", value), (column, value)
