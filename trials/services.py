@@ -180,6 +180,9 @@ def create_trial(user: User, slug: str, *, name: Any, double_read: Any = True,
         if double_read:  # blinded readers: neither sees the other's marks, in the viewer too
             project_access.project.private_annotations = True
             project_access.project.save(update_fields=["private_annotations"])
+        record(Action.TRIAL_CREATED, actor=user, project=project_access.project, object_type="trial",
+               object_id=str(trial.pk), name=trial.name, double_read=double_read,
+               confirmation_required=confirmation_required, adjudicators=usernames(people))
     return trial
 
 
@@ -227,6 +230,9 @@ def add_subject(access: TrialAccess, *, label: Any, patient_id: Any) -> Subject:
             TrialTimepoint.objects.create(
                 subject=subject, study=study, order=order, date=date, modality=modality,
                 slice_thickness_mm=thickness, label="baseline" if order == 0 else f"follow-up {order}")
+        # the label only: a PatientID never goes into the audit trail
+        record(Action.TRIAL_SUBJECT_ADDED, actor=access.user, project=access.trial.project, object_type="subject",
+               object_id=str(subject.pk), label=subject.label, timepoints=len(dated))
     return subject
 
 
@@ -249,6 +255,8 @@ def assign_readers(access: TrialAccess, *, readers: Any) -> list[Read]:
                     defaults={"order_key": secrets.randbits(62)})
                 if new:
                     created.append(read)
+        record(Action.TRIAL_READERS_ASSIGNED, actor=access.user, project=access.trial.project, object_type="trial",
+               object_id=str(access.trial.pk), readers=usernames(people), reads=[r.pk for r in created])
     return created
 
 
@@ -625,6 +633,10 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
         read.result = recist.evaluation_to_json(evaluation)
         read.save(update_fields=["status", "signed_at", "result"])
         _settle(read.subject)
+        record(Action.TRIAL_READ_SIGNED, actor=access.user, project=access.trial.project, object_type="read",
+               object_id=str(read.pk), subject=read.subject.label,
+               best_overall_response=read.result["best_overall_response"],
+               locked=Read.objects.filter(pk=read.pk, status=ReadStatus.LOCKED).exists())
     read.refresh_from_db()
     return read
 
@@ -691,6 +703,9 @@ def adjudicate(access: TrialAccess, subject: Subject, *, read: Any, reason: Any)
         adjudication = Adjudication.objects.create(subject=subject, chosen_read=chosen, reason=reason.strip(),
                                                    adjudicator=access.user)
         _settle(subject)
+        record(Action.TRIAL_ADJUDICATED, actor=access.user, project=access.trial.project, object_type="subject",
+               object_id=str(subject.pk), label=subject.label, chosen_read=chosen.pk,
+               reads=[r.pk for r in reads], reason=reason.strip()[:500])
     return adjudication
 
 

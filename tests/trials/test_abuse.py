@@ -92,3 +92,60 @@ def test_the_csv_export_neutralises_formulas_in_text_and_keeps_numbers(trial: An
         for column, value in row.items():
             assert not value.startswith(("=", "+", "@", "\t", "\r")), (column, value)
             assert not value.startswith("-") or re.fullmatch(r"-\d+(\.\d+)?", value), (column, value)
+
+
+# --------------------------------------------------------------------------------- the trial's acts, audited
+
+
+def _events(action: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action).order_by("id"))
+
+
+@pytest.mark.django_db(transaction=True)  # audit entries are written when the act's transaction commits
+def test_every_act_of_a_trial_leaves_exactly_one_audit_entry(trial: Any) -> None:
+    trial_row = trial.access(trial.organizer).trial
+    subject = Subject.objects.get(trial=trial_row)
+    # the fixture created the trial, added the subject and assigned the readers as the organizer
+    (created,) = _events("trial.created")
+    assert (created.actor_name, created.project, created.object_type, created.object_id) == \
+        ("org", "trial", "trial", str(trial_row.pk))
+    assert created.detail["adjudicators"] == ["adjudicator"] and created.detail["double_read"] is True
+    (added,) = _events("trial.subject_added")
+    assert (added.actor_name, added.project, added.object_type, added.object_id) == \
+        ("org", "trial", "subject", str(subject.pk))
+    assert added.detail == {"label": "S001", "timepoints": 2}  # the label, never the PatientID
+    (assigned,) = _events("trial.readers_assigned")
+    assert (assigned.actor_name, assigned.project, assigned.object_id) == ("org", "trial", str(trial_row.pk))
+    assert assigned.detail["readers"] == ["reader", "reader2"] and len(assigned.detail["reads"]) == 2
+
+    first, second = _sign_both(trial, disagree=True)
+    signed = _events("trial.read_signed")
+    assert [(e.actor_name, e.project, e.object_type, e.object_id) for e in signed] == [
+        ("reader", "trial", "read", str(first.pk)), ("reader2", "trial", "read", str(second.pk))]
+    assert [e.detail["locked"] for e in signed] == [False, False]  # they disagree: not final yet
+    assert all(e.source_ip == "127.0.0.1" for e in signed)
+    assert trial.client(trial.reader1).post(f"{API}reads/{first.pk}/sign/").status_code == 409  # refused: no entry
+    assert len(_events("trial.read_signed")) == 2
+
+    adjudicator = trial.client(trial.adjudicator)
+    url = f"{API}subjects/{subject.pk}/adjudication/"
+    assert adjudicator.post(url, {"read": first.pk, "reason": "N1 is a new lesion"}, format="json").status_code == 201
+    assert adjudicator.post(url, {"read": second.pk, "reason": "again"}, format="json").status_code == 409
+    (decided,) = _events("trial.adjudicated")
+    assert (decided.actor_name, decided.project, decided.object_type, decided.object_id) == \
+        ("adjudicator", "trial", "subject", str(subject.pk))
+    assert decided.detail["chosen_read"] == first.pk and decided.detail["reason"] == "N1 is a new lesion"
+    assert sorted(decided.detail["reads"]) == sorted([first.pk, second.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_creating_a_trial_over_rest_is_audited_once(client: Any, team: dict[str, Any]) -> None:
+    client.force_login(team["organizer"])
+    body = {"name": "Phase II", "double_read": False, "adjudicators": []}
+    assert client.post("/api/trials/trial/", body, content_type="application/json").status_code == 201
+    assert client.post("/api/trials/trial/", body, content_type="application/json").status_code == 409
+    client.force_login(team["reader"])
+    assert client.post("/api/trials/trial/", body, content_type="application/json").status_code == 403
+    (created,) = _events("trial.created")
+    assert (created.actor_name, created.project, created.detail["name"], created.detail["double_read"]) == \
+        ("org", "trial", "Phase II", False)
