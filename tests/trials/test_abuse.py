@@ -149,3 +149,33 @@ def test_creating_a_trial_over_rest_is_audited_once(client: Any, team: dict[str,
     (created,) = _events("trial.created")
     assert (created.actor_name, created.project, created.detail["name"], created.detail["double_read"]) == \
         ("org", "trial", "Phase II", False)
+
+
+# --------------------------------------------------------------------------------- the pages' words
+
+
+def _page_text(client: Any, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+
+
+def test_trial_pages_show_states_in_words_and_no_placeholder_units(trial: Any) -> None:
+    first, _ = _sign_both(trial, disagree=True)
+    client = trial.client(trial.organizer)
+    client.force_login(trial.organizer)
+    worklist = _page_text(client, "/projects/trial/trial/")
+    dashboard = _page_text(client, "/projects/trial/trial/dashboard/")
+    adjudication = _page_text(client, f"/projects/trial/trial/subjects/{first.subject_id}/adjudicate/")
+    for text in (worklist, dashboard, adjudication):
+        assert "needs adjudication" in text
+        assert "needsadjudication" not in text and "needs_adjudication" not in text
+        assert not re.search(r"\b(None|null)\b", text)
+    assert "– %" not in adjudication and "– mm" not in adjudication  # the baseline has no change from nadir
+
+
+def test_a_new_member_is_offered_the_lowest_role_first(client: Any, team: dict[str, Any]) -> None:
+    client.force_login(team["organizer"])
+    page = client.get("/projects/trial/members/").content.decode()
+    new_role = re.search(r'<select id="new-role".*?</select>', page, flags=re.DOTALL).group(0)
+    assert re.findall(r'<option value="(\w+)"[^>]*selected', new_role) == ["viewer"]
