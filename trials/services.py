@@ -150,6 +150,12 @@ def _require_results(access: TrialAccess) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _is_text(value: Any, longest: int) -> bool:
+    """A one-line name typed by a user: 1 to ``longest`` characters, none of them a control or
+    format character (no newline, tab, NUL, zero-width or direction override to garble a page or an export)."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= longest and value.isprintable()
+
+
 def _users(project_access: ProjectAccess, usernames: Any, what: str, minimum: str) -> list[Any]:
     if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):
         raise BadRequest(f"{what} must be a list of user names.")
@@ -166,8 +172,8 @@ def _users(project_access: ProjectAccess, usernames: Any, what: str, minimum: st
 def create_trial(user: User, slug: str, *, name: Any, double_read: Any = True,
                  confirmation_required: Any = True, adjudicators: Any = ()) -> Trial:
     project_access = access_project(user, slug, minimum=Role.ORGANIZER)
-    if not isinstance(name, str) or not name.strip() or len(name) > 64:
-        raise BadRequest("name must be 1-64 characters.")
+    if not _is_text(name, 64):
+        raise BadRequest("name must be 1-64 printable characters.")
     if not isinstance(double_read, bool) or not isinstance(confirmation_required, bool):
         raise BadRequest("double_read and confirmation_required must be true or false.")
     people = _users(project_access, list(adjudicators), "adjudicators", Role.READER)
@@ -209,8 +215,8 @@ def _measured_series_facts(study: Study) -> tuple[str, Decimal | None]:
 def add_subject(access: TrialAccess, *, label: Any, patient_id: Any) -> Subject:
     """Add a subject with every study of ``patient_id`` as a time point, oldest = baseline."""
     _require_organizer(access)
-    if not isinstance(label, str) or not label.strip() or len(label) > 32:
-        raise BadRequest("label must be 1-32 characters.")
+    if not _is_text(label, 32):
+        raise BadRequest("label must be 1-32 printable characters.")
     if not isinstance(patient_id, str) or not patient_id:
         raise BadRequest("patient_id must be the PatientID of the subject's studies.")
     studies = list(Study.objects.filter(project=access.trial.project, patient_id=patient_id))
@@ -301,9 +307,10 @@ def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal:
 
 
 def _check_organ(organ: Any) -> str:
-    if not isinstance(organ, str) or not organ.strip() or len(organ.strip()) > 64:
-        raise BadRequest("organ must be 1-64 characters.")
-    return " ".join(organ.split())
+    organ = " ".join(organ.split()) if isinstance(organ, str) else organ
+    if not _is_text(organ, 64):
+        raise BadRequest("organ must be 1-64 printable characters.")
+    return organ
 
 
 def access_lesion(read: Read, lesion_id: Any) -> Lesion:

@@ -69,6 +69,19 @@ def test_the_dashboard_page_draws_a_hostile_label_as_text(trial: Any) -> None:
         _labels_only_as_text(svg, label)
 
 
+def test_names_with_control_or_format_characters_are_refused(trial: Any, team: dict[str, Any]) -> None:
+    organizer, reader = trial.client(trial.organizer), trial.client(trial.reader1)
+    read = trial.read_of(trial.reader1)
+    for label in ("S\x01", "S002\u202egnp.exe", "S\u200b002", "S\n002"):
+        response = organizer.post(f"{API}subjects/", {"label": label, "patient_id": "PHANTOM-001"}, format="json")
+        assert response.status_code == 400 and "printable" in response.json()["detail"], label
+    response = reader.post(f"{API}reads/{read.pk}/lesions/", {"role": "target", "organ": "liv\x00er"}, format="json")
+    assert response.status_code == 400
+    assert reader.post(f"{API}reads/{read.pk}/lesions/", {"role": "target", "organ": "left\tlung"},
+                       format="json").status_code == 201  # whitespace is still folded to one space
+    assert read.lesions.get().organ == "left lung"
+
+
 # --------------------------------------------------------------------------------- CSV injection
 
 
