@@ -16,7 +16,6 @@ Who may do what
 
 from __future__ import annotations
 
-import csv
 import datetime
 import io
 import secrets
@@ -35,6 +34,7 @@ from annotations import recist, sr
 from annotations.models import Annotation
 from audit.models import Action
 from audit.services import record
+from crossread import csvsafe
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from trials import agreement as agreement_mod
 from trials import plots
@@ -150,6 +150,12 @@ def _require_results(access: TrialAccess) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _is_text(value: Any, longest: int) -> bool:
+    """A one-line name typed by a user: 1 to ``longest`` characters, none of them a control or
+    format character (no newline, tab, NUL, zero-width or direction override to garble a page or an export)."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= longest and value.isprintable()
+
+
 def _users(project_access: ProjectAccess, usernames: Any, what: str, minimum: str) -> list[Any]:
     if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):
         raise BadRequest(f"{what} must be a list of user names.")
@@ -166,8 +172,8 @@ def _users(project_access: ProjectAccess, usernames: Any, what: str, minimum: st
 def create_trial(user: User, slug: str, *, name: Any, double_read: Any = True,
                  confirmation_required: Any = True, adjudicators: Any = ()) -> Trial:
     project_access = access_project(user, slug, minimum=Role.ORGANIZER)
-    if not isinstance(name, str) or not name.strip() or len(name) > 64:
-        raise BadRequest("name must be 1-64 characters.")
+    if not _is_text(name, 64):
+        raise BadRequest("name must be 1-64 printable characters.")
     if not isinstance(double_read, bool) or not isinstance(confirmation_required, bool):
         raise BadRequest("double_read and confirmation_required must be true or false.")
     people = _users(project_access, list(adjudicators), "adjudicators", Role.READER)
@@ -180,6 +186,9 @@ def create_trial(user: User, slug: str, *, name: Any, double_read: Any = True,
         if double_read:  # blinded readers: neither sees the other's marks, in the viewer too
             project_access.project.private_annotations = True
             project_access.project.save(update_fields=["private_annotations"])
+        record(Action.TRIAL_CREATED, actor=user, project=project_access.project, object_type="trial",
+               object_id=str(trial.pk), name=trial.name, double_read=double_read,
+               confirmation_required=confirmation_required, adjudicators=usernames(people))
     return trial
 
 
@@ -206,8 +215,8 @@ def _measured_series_facts(study: Study) -> tuple[str, Decimal | None]:
 def add_subject(access: TrialAccess, *, label: Any, patient_id: Any) -> Subject:
     """Add a subject with every study of ``patient_id`` as a time point, oldest = baseline."""
     _require_organizer(access)
-    if not isinstance(label, str) or not label.strip() or len(label) > 32:
-        raise BadRequest("label must be 1-32 characters.")
+    if not _is_text(label, 32):
+        raise BadRequest("label must be 1-32 printable characters.")
     if not isinstance(patient_id, str) or not patient_id:
         raise BadRequest("patient_id must be the PatientID of the subject's studies.")
     studies = list(Study.objects.filter(project=access.trial.project, patient_id=patient_id))
@@ -227,6 +236,9 @@ def add_subject(access: TrialAccess, *, label: Any, patient_id: Any) -> Subject:
             TrialTimepoint.objects.create(
                 subject=subject, study=study, order=order, date=date, modality=modality,
                 slice_thickness_mm=thickness, label="baseline" if order == 0 else f"follow-up {order}")
+        # the label only: a PatientID never goes into the audit trail
+        record(Action.TRIAL_SUBJECT_ADDED, actor=access.user, project=access.trial.project, object_type="subject",
+               object_id=str(subject.pk), label=subject.label, timepoints=len(dated))
     return subject
 
 
@@ -249,6 +261,8 @@ def assign_readers(access: TrialAccess, *, readers: Any) -> list[Read]:
                     defaults={"order_key": secrets.randbits(62)})
                 if new:
                     created.append(read)
+        record(Action.TRIAL_READERS_ASSIGNED, actor=access.user, project=access.trial.project, object_type="trial",
+               object_id=str(access.trial.pk), readers=usernames(people), reads=[r.pk for r in created])
     return created
 
 
@@ -293,9 +307,10 @@ def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal:
 
 
 def _check_organ(organ: Any) -> str:
-    if not isinstance(organ, str) or not organ.strip() or len(organ.strip()) > 64:
-        raise BadRequest("organ must be 1-64 characters.")
-    return " ".join(organ.split())
+    organ = " ".join(organ.split()) if isinstance(organ, str) else organ
+    if not _is_text(organ, 64):
+        raise BadRequest("organ must be 1-64 printable characters.")
+    return organ
 
 
 def access_lesion(read: Read, lesion_id: Any) -> Lesion:
@@ -625,6 +640,10 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
         read.result = recist.evaluation_to_json(evaluation)
         read.save(update_fields=["status", "signed_at", "result"])
         _settle(read.subject)
+        record(Action.TRIAL_READ_SIGNED, actor=access.user, project=access.trial.project, object_type="read",
+               object_id=str(read.pk), subject=read.subject.label,
+               best_overall_response=read.result["best_overall_response"],
+               locked=Read.objects.filter(pk=read.pk, status=ReadStatus.LOCKED).exists())
     read.refresh_from_db()
     return read
 
@@ -691,6 +710,9 @@ def adjudicate(access: TrialAccess, subject: Subject, *, read: Any, reason: Any)
         adjudication = Adjudication.objects.create(subject=subject, chosen_read=chosen, reason=reason.strip(),
                                                    adjudicator=access.user)
         _settle(subject)
+        record(Action.TRIAL_ADJUDICATED, actor=access.user, project=access.trial.project, object_type="subject",
+               object_id=str(subject.pk), label=subject.label, chosen_read=chosen.pk,
+               reads=[r.pk for r in reads], reason=reason.strip()[:500])
     return adjudication
 
 
@@ -798,12 +820,14 @@ CSV_COLUMNS = [
 ]
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any) -> Any:
+    """A cell: yes/no for booleans, empty for None; numbers stay numbers, so that the CSV writer
+    (:mod:`crossread.csvsafe`) neutralises formulas in text cells only and ``-27.7`` stays a number."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return value
 
 
 def export_csv(access: TrialAccess) -> str:
@@ -812,7 +836,7 @@ def export_csv(access: TrialAccess) -> str:
     record(Action.EXPORT, actor=access.user, project=access.trial.project, object_type="trial",
            object_id=str(access.trial.pk), format="csv")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out, lineterminator="\r\n")  # text cells cannot start a formula
     writer.writerow(CSV_COLUMNS)
     reads = Read.objects.filter(trial=access.trial).exclude(status=ReadStatus.DRAFT).select_related(
         "reader", "subject").order_by("subject__label", "reader__username")
