@@ -23,7 +23,7 @@ from audit.services import record
 from crossread import csvsafe
 from crossread.errors import BadRequest, DomainError, ErrorCode, NotFound, log_refusal
 from viewer.access import ProjectAccess, access_project
-from viewer.models import Instance, Role
+from viewer.models import Role
 
 FIELDS = ["id", "at", "actor_name", "action", "outcome", "project", "object_type", "object_id", "source_ip", "detail"]
 PAGE_SIZE = 200
@@ -101,9 +101,7 @@ class ViewingReportSerializer(serializers.Serializer):
 def unseen(access: ProjectAccess, views: list[dict[str, Any]]) -> list[str]:
     """The studies and series of ``views`` that this user cannot see in the project (none exist, a
     series of another study, or only quarantined images for someone who is not an organizer)."""
-    instances = Instance.objects.filter(project=access.project)
-    if not access.sees_quarantine:
-        instances = instances.filter(quarantined=False)
+    instances = access.instances()
     studies = set(instances.filter(series__study__study_instance_uid__in={v["study"] for v in views})
                   .values_list("series__study__study_instance_uid", flat=True).distinct())
     series = set(instances.filter(series__series_instance_uid__in={v["series"] for v in views if v["series"]})

@@ -51,7 +51,7 @@ from trials.models import (
 )
 from viewer.access import ProjectAccess, access_project
 from viewer.ingest import ingest_bytes
-from viewer.models import Instance, Membership, Role, Study
+from viewer.models import Membership, Role, Study
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -199,9 +199,9 @@ def _study_date(study: Study) -> datetime.date:
         raise BadRequest(f"Study {study.study_instance_uid} has no valid StudyDate.") from None
 
 
-def _measured_series_facts(study: Study) -> tuple[str, Decimal | None]:
+def _measured_series_facts(access: ProjectAccess, study: Study) -> tuple[str, Decimal | None]:
     """Modality and slice thickness of the study's first CT/MR (else radiograph) image series."""
-    for instance in Instance.objects.filter(series__study=study).select_related("series").order_by(
+    for instance in access.instances().filter(series__study=study).select_related("series").order_by(
             "series__series_number", "series__pk", "instance_number"):
         modality = instance.series.modality
         if modality in ("CT", "MR"):
@@ -219,14 +219,14 @@ def add_subject(access: TrialAccess, *, label: Any, patient_id: Any) -> Subject:
         raise BadRequest("label must be 1-32 printable characters.")
     if not isinstance(patient_id, str) or not patient_id:
         raise BadRequest("patient_id must be the PatientID of the subject's studies.")
-    studies = list(Study.objects.filter(project=access.trial.project, patient_id=patient_id))
+    studies = list(access.project_access.studies().filter(patient_id=patient_id))
     if not studies:
         raise BadRequest("No study of this patient in the project.")
     dated = sorted(((_study_date(s), s) for s in studies), key=lambda pair: (pair[0], pair[1].study_time))
     days = [date for date, _ in dated]
     if len(set(days)) != len(days):
         raise BadRequest("Two studies of this patient share a date; time points need distinct dates.")
-    facts = [_measured_series_facts(study) for _, study in dated]
+    facts = [_measured_series_facts(access.project_access, study) for _, study in dated]
     with transaction.atomic():
         if Subject.objects.filter(trial=access.trial, label=label.strip()).exists() or \
                 Subject.objects.filter(trial=access.trial, patient_id=patient_id).exists():
@@ -432,11 +432,11 @@ class Axes:
     rows: int
 
 
-def _axes(assessment: Assessment) -> Axes | None:
+def _axes(access: TrialAccess, assessment: Assessment) -> Axes | None:
     """The measurement of an assessment: frozen values once signed, the annotation's before."""
     if assessment.long_axis_mm is not None:
-        series_uid, columns, rows = Instance.objects.filter(
-            project_id=assessment.timepoint.study.project_id, sop_instance_uid=assessment.sop_instance_uid
+        series_uid, columns, rows = access.project_access.instances().filter(
+            sop_instance_uid=assessment.sop_instance_uid
         ).values_list("series__series_instance_uid", "columns", "rows").first() or ("", 0, 0)
         return Axes(assessment.long_axis_mm, assessment.short_axis_mm or Decimal(0), assessment.points or [],
                     assessment.sop_instance_uid, assessment.sop_class_uid, assessment.frame or 1,
@@ -476,7 +476,7 @@ def _non_target_response(statuses: list[str | None]) -> recist.NonTarget:
     return recist.NonTarget.NON_CR_NON_PD
 
 
-def recist_timepoints(read: Read) -> tuple[list[recist.Timepoint], list[str]]:
+def recist_timepoints(access: TrialAccess, read: Read) -> tuple[list[recist.Timepoint], list[str]]:
     """The read as :class:`recist.Timepoint` values, and what is still missing (one line each).
 
     A target without a usable measurement counts as ``not_evaluable`` so the table can show the
@@ -492,7 +492,7 @@ def recist_timepoints(read: Read) -> tuple[list[recist.Timepoint], list[str]]:
             status = assessment.status if assessment else None
             diameter = None
             if status == "measured":
-                axes = _axes(assessment)  # type: ignore[arg-type]
+                axes = _axes(access, assessment)  # type: ignore[arg-type]
                 if axes is None:
                     missing.append(f"{tp.label}: {lesion.identifier} has no usable measurement")
                     status = None
@@ -527,11 +527,11 @@ def _settings(trial: Trial) -> recist.TrialSettings:
     return recist.TrialSettings(confirmation_required=trial.confirmation_required)
 
 
-def recist_table(read: Read) -> dict[str, Any]:
+def recist_table(access: TrialAccess, read: Read) -> dict[str, Any]:
     """``{"evaluation": evaluation_to_json | None, "errors": [...], "missing": [...]}``."""
     if read.is_signed and read.result is not None:
         return {"evaluation": read.result, "errors": [], "missing": []}
-    timepoints, missing = recist_timepoints(read)
+    timepoints, missing = recist_timepoints(access, read)
     try:
         evaluation = recist.evaluation_to_json(recist.evaluate(timepoints, _settings(read.trial)))
         errors: list[str] = []
@@ -544,7 +544,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
     """The read as its reader (or an organizer/adjudicator) sees it; dates only for the latter."""
     timepoints, lesions, assessments = _read_rows(read)
     baseline = timepoints[0].date if timepoints else None
-    table = recist_table(read)
+    table = recist_table(access, read)
     data: dict[str, Any] = {
         "id": read.pk,
         "subject": read.subject.label,
@@ -566,7 +566,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
         cells = []
         for tp in timepoints:
             assessment = assessments.get((lesion.pk, tp.pk))
-            axes = _axes(assessment) if assessment else None
+            axes = _axes(access, assessment) if assessment else None
             cells.append(None if assessment is None else {
                 "timepoint": tp.pk,
                 "status": assessment.status,
@@ -615,7 +615,7 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
     _check_draft_owner(access, read)
     with transaction.atomic():
         read = _lock_draft(read)
-        timepoints, missing = recist_timepoints(read)
+        timepoints, missing = recist_timepoints(access, read)
         reasons = list(missing)
         evaluation = None
         if not missing:
@@ -630,7 +630,7 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
         assert evaluation is not None
         for assessment in Assessment.objects.filter(lesion__read=read).select_related(
                 "annotation__instance__series__study", "timepoint__study"):
-            axes = _axes(assessment)
+            axes = _axes(access, assessment)
             if axes is not None:
                 Assessment.objects.filter(pk=assessment.pk).update(
                     long_axis_mm=axes.long_mm, short_axis_mm=axes.short_mm, points=axes.points,
@@ -872,11 +872,11 @@ def export_csv(access: TrialAccess) -> str:
     return out.getvalue()
 
 
-def _evidence(project_id: int, sop_uids: Iterable[str], study: Study) -> list[pydicom.Dataset]:
+def _evidence(access: ProjectAccess, sop_uids: Iterable[str], study: Study) -> list[pydicom.Dataset]:
     """Headers of the referenced images (from the index's DICOM JSON; no pixels needed)."""
-    instances = list(Instance.objects.filter(project_id=project_id, sop_instance_uid__in=set(sop_uids)))
+    instances = list(access.instances().filter(sop_instance_uid__in=set(sop_uids)))
     if not instances:  # nothing measured at this time point: the study's first image stands as evidence
-        first = Instance.objects.filter(series__study=study, rows__isnull=False).order_by("instance_number").first()
+        first = access.instances().filter(series__study=study, rows__isnull=False).order_by("instance_number").first()
         instances = [first] if first else []
     headers = []
     for instance in instances:
@@ -923,7 +923,7 @@ def export_sr(access: TrialAccess, read: Read) -> list[dict[str, str]]:
                                    overall=result["overall_response"],
                                    best_overall=read.result["best_overall_response"] if last and tp.order else None),  # type: ignore[index]
         )
-        evidence = _evidence(read.trial.project_id, [f.image.sop_instance_uid for f in findings if f.image], tp.study)
+        evidence = _evidence(access.project_access, [f.image.sop_instance_uid for f in findings if f.image], tp.study)
         try:
             report = sr.build_measurement_report(
                 report_read, evidence=evidence, series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(),
