@@ -90,17 +90,21 @@ class ProjectAccess:
             raise NotFound("No such study.")
         return found
 
-    def instance(self, sop_instance_uid: object, *, study: str = "", series: str = "") -> Instance:
-        """The instance ``sop_instance_uid`` with its series and study (checked to be in ``study`` and
-        ``series`` when given), or "not found": unknown and hidden instances answer alike."""
-        queryset = self.instances().select_related("series__study").filter(
-            sop_instance_uid=_uid(sop_instance_uid, "instance")
-        )
+    def instances_in(self, *, study: str = "", series: str = "") -> QuerySet[Instance]:
+        """:meth:`instances`, narrowed to the study and series with these UIDs when given."""
+        queryset = self.instances()
         if series:
             queryset = queryset.filter(series__series_instance_uid=series)
         if study:
             queryset = queryset.filter(series__study__study_instance_uid=study)
-        found = queryset.first()
+        return queryset
+
+    def instance(self, sop_instance_uid: object, *, study: str = "", series: str = "") -> Instance:
+        """The instance ``sop_instance_uid`` with its series and study (checked to be in ``study`` and
+        ``series`` when given), or "not found": unknown and hidden instances answer alike."""
+        uid = _uid(sop_instance_uid, "instance")
+        found = self.instances_in(study=study, series=series).select_related("series__study").filter(
+            sop_instance_uid=uid).first()
         if found is None:
             raise NotFound("No such instance.")
         return found

@@ -165,12 +165,7 @@ def find_image(access: ProjectAccess, sop: str, study: str = "", series: str = "
             found = LOOKUP_CACHE.get(key)
             if found is not None:
                 return found
-        qs = access.instances().filter(sop_instance_uid=sop)
-        if series:
-            qs = qs.filter(series__series_instance_uid=series)
-        if study:
-            qs = qs.filter(series__study__study_instance_uid=study)
-        instance = qs.first()
+        instance = access.instances_in(study=study, series=series).filter(sop_instance_uid=sop).first()
         if instance is None:
             return None
         found = StoredImage.of(instance)
@@ -188,9 +183,7 @@ def _index_series(access: ProjectAccess, study: str, series: str) -> None:
     unknown UIDs cannot make the server read a whole series again and again.
     """
     project_id = access.project.pk
-    qs = access.instances().filter(series__series_instance_uid=series, quarantined=False)
-    if study:
-        qs = qs.filter(series__study__study_instance_uid=study)
+    qs = access.instances_in(study=study, series=series).filter(quarantined=False)
     instances = list(qs.order_by("series_id", "instance_number", "pk")[: SERIES_LOOKUP_LIMIT + 1])
     if len(instances) > SERIES_LOOKUP_LIMIT:
         return
