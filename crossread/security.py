@@ -1,4 +1,5 @@
-"""Hardening that every page shares: a Content Security Policy and rate-limited logins."""
+"""Hardening that every page shares: a Content Security Policy, and rate-limited logins (the
+limits themselves are in :mod:`crossread.logins`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import views as auth_views
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
-from crossread.conf import option
+from crossread.errors import error_headers, error_response
+from crossread.logins import LoginThrottled, in_words
 
 #: Scripts only from this origin (ES modules, no inline script); websockets and fetch to this origin.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -37,26 +39,36 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-def _attempt_keys(request: HttpRequest) -> list[str]:
-    address = request.META.get("REMOTE_ADDR", "")
-    username = str(request.POST.get("username", ""))[:150].lower()
-    return [f"login-attempts:ip:{address}", f"login-attempts:user:{username}"]
+class LoginThrottledMiddleware:
+    """Answers a login refused by :mod:`crossread.logins` in any view that does not itself: a page
+    saying when to try again (the admin's login), or ``{"code", "detail"}`` for a non-browser client."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, LoginThrottled):
+            return None
+        if "text/html" not in request.headers.get("Accept", ""):
+            return error_response(exception)
+        context = {"again": in_words(exception.retry_after), "back": request.get_full_path()}
+        return TemplateResponse(
+            request, "registration/throttled.html", context, status=429, headers=error_headers(exception)
+        ).render()
 
 
 class RateLimitedLoginView(auth_views.LoginView):
-    """Django's login view, refusing with 429 after too many failed attempts per address or username."""
+    """Django's login view; a login refused by the limits of :mod:`crossread.logins` shows the form
+    again with a 429 and says in words when to try again."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        limit, window = option("LOGIN_ATTEMPTS"), option("LOGIN_WINDOW_SECONDS")
-        keys = _attempt_keys(request)
-        if any((cache.get(key) or 0) >= limit for key in keys):
-            response = self.render_to_response(self.get_context_data(rate_limited=True, form=self.get_form()))
-            response.status_code = 429
-            response["Retry-After"] = str(window)
-            return response
-        response = super().post(request, *args, **kwargs)
-        if response.status_code != 302:  # a failed attempt
-            for key in keys:
-                cache.add(key, 0, timeout=window)
-                cache.incr(key)
-        return response
+        try:
+            return super().post(request, *args, **kwargs)
+        except LoginThrottled as refused:
+            again = in_words(refused.retry_after)
+            context = self.get_context_data(rate_limited=True, again=again, form=self.get_form())
+            return self.render_to_response(context, status=429, headers=error_headers(refused))
+

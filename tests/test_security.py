@@ -27,7 +27,7 @@ def test_login_attempts_are_rate_limited(client, team, settings):
     for _ in range(3):
         assert client.post("/accounts/login/", {"username": "reader", "password": "nope"}).status_code == 200
     refused = client.post("/accounts/login/", {"username": "reader", "password": "pw-reader-123!"})
-    assert refused.status_code == 429 and b"Too many failed attempts" in refused.content
-    assert refused["Retry-After"] == "60"
+    assert refused.status_code == 429 and b"Too many failed attempts. Try again in" in refused.content
+    assert 1 <= int(refused["Retry-After"]) <= 60  # the rest of the window
     cache.clear()
     assert client.post("/accounts/login/", {"username": "reader", "password": "pw-reader-123!"}).status_code == 302
