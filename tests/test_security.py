@@ -1,8 +1,14 @@
-"""Hardening shared by every page: CSP, cookies, login rate limit, no patient data in errors."""
+"""Hardening shared by every page: CSP, cookies, login rate limit, no patient data in errors, websocket
+origins and paths, the same security headers on the image fast route."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 
 pytestmark = pytest.mark.django_db
@@ -31,3 +37,59 @@ def test_login_attempts_are_rate_limited(client, team, settings):
     assert 1 <= int(refused["Retry-After"]) <= 60  # the rest of the window
     cache.clear()
     assert client.post("/accounts/login/", {"username": "reader", "password": "pw-reader-123!"}).status_code == 302
+
+
+# --------------------------------------------------------------------------------- websocket edges
+
+
+def websocket(path: str, origin: bytes | None, host: bytes = b"testserver", *extra: tuple[bytes, bytes]) -> Any:
+    from crossread.asgi import application
+
+    headers = [(b"host", host), *extra] + ([(b"origin", origin)] if origin is not None else [])
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def handshake(path: str, origin: bytes | None, host: bytes = b"testserver", *extra: tuple[bytes, bytes]) -> Any:
+    """The handshake's outcome: False if refused, else the close the server sent at once."""
+    comm = websocket(path, origin, host, *extra)
+    connected, _ = await comm.connect()
+    outcome = (await comm.receive_output(1)) if connected else False
+    await comm.disconnect()
+    return outcome
+
+
+def test_an_unknown_websocket_path_is_closed_cleanly(caplog):
+    outcome = async_to_sync(handshake)("/ws/nope/", b"http://testserver")
+    assert outcome == {"type": "websocket.close", "code": 4404}
+    assert async_to_sync(handshake)("/ws/sessions/1/extra/", b"http://testserver") == outcome
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_websockets_refuse_any_other_origin():
+    foreign = [
+        b"http://evil:8000", b"http://evil.example", b"http://testserver.evil.example",
+        b"http://evil.example/http://testserver", b"null", b"", None,
+        # The right host is not enough: another port or scheme is another origin.
+        b"http://testserver:8000", b"https://testserver", b"ws://testserver",
+    ]
+    assert [origin for origin in foreign if async_to_sync(handshake)("/ws/nope/", origin) is not False] == []
+
+
+def test_websockets_accept_the_sites_own_origin_scheme_host_and_port(settings):
+    closed = {"type": "websocket.close", "code": 4404}  # accepted, then the unknown path is closed
+    assert async_to_sync(handshake)("/ws/nope/", b"http://testserver") == closed
+    assert async_to_sync(handshake)("/ws/nope/", b"http://testserver:80") == closed
+    assert async_to_sync(handshake)("/ws/nope/", b"http://testserver:8000", b"testserver:8000") == closed
+    assert async_to_sync(handshake)("/ws/nope/", b"http://testserver", b"testserver:8000") is False
+    # A Host that is not one of ALLOWED_HOSTS is not this site, whatever the Origin says.
+    assert async_to_sync(handshake)("/ws/nope/", b"http://evil.example", b"evil.example") is False
+    # Behind a TLS proxy the page is https.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proto = (b"x-forwarded-proto", b"https")
+    assert async_to_sync(handshake)("/ws/nope/", b"https://testserver", b"testserver", proto) == closed
+    assert async_to_sync(handshake)("/ws/nope/", b"http://testserver", b"testserver", proto) is False
+    # The public URL, for a proxy that sends Host without the port.
+    settings.CROSSREAD = {"PUBLIC_URL": "https://crossread.example.org:8443"}
+    assert async_to_sync(handshake)("/ws/nope/", b"https://crossread.example.org:8443") == closed
+    assert async_to_sync(handshake)("/ws/nope/", b"https://crossread.example.org") is False
+
