@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
+from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.core.cache import cache
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +93,67 @@ def test_websockets_accept_the_sites_own_origin_scheme_host_and_port(settings):
     assert async_to_sync(handshake)("/ws/nope/", b"https://crossread.example.org:8443") == closed
     assert async_to_sync(handshake)("/ws/nope/", b"https://crossread.example.org") is False
 
+
+# ------------------------------------------------------------------------- the image fast route
+
+SECURITY_HEADERS = {
+    "content-security-policy", "x-content-type-options", "referrer-policy", "cross-origin-opener-policy",
+    "x-frame-options", "strict-transport-security", "vary",
+}
+
+
+def _asgi_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, str]]:
+    communicator = HttpCommunicator(app, "GET", path, headers=[(b"host", b"testserver"), *headers])
+    response = async_to_sync(communicator.get_response)(timeout=30)
+    return response["status"], {name.decode().lower(): value.decode() for name, value in response["headers"]}
+
+
+@pytest.mark.django_db(transaction=True)  # real transactions, as the fast route's request signals expect
+def test_the_image_fast_route_sends_the_security_headers_of_djangos_path(client, team, settings):
+    from django.core.asgi import get_asgi_application
+
+    from crossread.asgi import application, django_asgi_app
+    from tests.factories.dicom import ct_dataset, to_bytes
+    from tests.factories.models import token_for
+    from tests.viewer.dicomweb_helpers import stow
+    from viewer.fastpath import FastImageRoutes
+
+    ds = ct_dataset()
+    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
+    path = (
+        f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered"
+    )
+    token = [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
+    client.force_login(team["viewer"])
+    cookie = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+    def both(headers: list[tuple[bytes, bytes]], django: Any = django_asgi_app) -> tuple[dict, dict]:
+        fast_status, fast = _asgi_get(application, path, headers)
+        django_status, plain = _asgi_get(django, path, headers)
+        assert fast_status == django_status
+        return fast, plain
+
+    for credentials in (token, cookie):
+        fast, plain = both(credentials)
+        assert {k: v for k, v in fast.items() if k in SECURITY_HEADERS} == {
+            k: v for k, v in plain.items() if k in SECURITY_HEADERS
+        }
+        assert "content-security-policy" in fast and fast["x-frame-options"] == "DENY"
+    assert "Cookie" in fast["vary"]
+    # A Host that is not this site's is refused by both, as Django's middleware refuses it.
+    communicator = HttpCommunicator(application, "GET", path, headers=[(b"host", b"evil.example"), *token])
+    assert async_to_sync(communicator.get_response)(timeout=30)["status"] == 400
+
+    # Behind TLS: HSTS on secure requests, and a plain-HTTP request is redirected, as Django does.
+    # (Django's middlewares read the settings when its handler is made: a new one reads these.)
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 31536000
+    fast, plain = both(token + [(b"x-forwarded-proto", b"https")], get_asgi_application())
+    assert fast["strict-transport-security"] == plain["strict-transport-security"] == "max-age=31536000"
+    assert {k: v for k, v in fast.items() if k in SECURITY_HEADERS} == {
+        k: v for k, v in plain.items() if k in SECURITY_HEADERS
+    }
+    settings.SECURE_SSL_REDIRECT = True
+    status, redirected = _asgi_get(FastImageRoutes(get_asgi_application()), path, token)
+    assert status == 301 and redirected["location"].startswith("https://")
