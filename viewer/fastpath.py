@@ -77,15 +77,22 @@ class SecurityHeaders:
             self.hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
             self.hsts += "; preload" if settings.SECURE_HSTS_PRELOAD else ""
         self.ssl_redirect = bool(settings.SECURE_SSL_REDIRECT)
+        self.hosts: dict[str, bool] = {}
 
     def lets_through(self, request: HttpRequest) -> bool:
         """False for a request Django's middlewares would not let reach the view: a Host not in
         ALLOWED_HOSTS (CommonMiddleware's 400), plain HTTP under SECURE_SSL_REDIRECT."""
-        try:
-            request.get_host()
-        except DisallowedHost:
-            return False
-        return not (self.ssl_redirect and not request.is_secure())
+        host = request.META.get("HTTP_HOST", "")
+        allowed = self.hosts.get(host)
+        if allowed is None:  # Django's own check, remembered per Host header (a few per site)
+            try:
+                request.get_host()
+                allowed = True
+            except DisallowedHost:
+                allowed = False
+            if len(self.hosts) < 64 and not settings.USE_X_FORWARDED_HOST:
+                self.hosts[host] = allowed
+        return allowed and not (self.ssl_redirect and not request.is_secure())
 
     def _changed(self, **kwargs: Any) -> None:
         self.load()
