@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.http import HttpRequest
@@ -137,7 +139,9 @@ class RateLimitedModelBackend(ModelBackend):
     ) -> Any:
         if request is None or password is None:
             return super().authenticate(request, username, password, **kwargs)
-        name = str(username if username is not None else kwargs.get("email", ""))[:150]
+        if username is None:
+            username = kwargs.get(get_user_model().USERNAME_FIELD)
+        name = str(username or "")[:150]
         address = client_address(request)
         LIMITER.claim_address(address)
         try:
@@ -152,6 +156,12 @@ class RateLimitedModelBackend(ModelBackend):
             LIMITER.release_address(address)
             LIMITER.succeeded(name)
         return user
+
+    async def aauthenticate(
+        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
+        """The same limits for ``aauthenticate`` (Django's own would check the password without them)."""
+        return await sync_to_async(self.authenticate)(request, username, password, **kwargs)
 
 
 def _incr(key: str, timeout: int) -> int:

@@ -89,6 +89,20 @@ def test_every_route_that_checks_a_password_goes_through_the_limited_backend(set
     assert [type(backend) for backend in get_backends()] == [logins.RateLimitedModelBackend]
 
 
+@pytest.mark.django_db(transaction=True)  # aauthenticate reads the database from another thread
+def test_async_authentication_is_limited_too(team, settings, rf, fresh):
+    from asgiref.sync import async_to_sync
+    from django.contrib.auth import aauthenticate
+
+    settings.CROSSREAD = {"LOGIN_ATTEMPTS": 2, "LOGIN_WINDOW_SECONDS": WINDOW}
+    request = rf.post("/", REMOTE_ADDR="198.51.100.4")
+    for _ in range(2):
+        assert async_to_sync(aauthenticate)(request, username="reader", password="nope") is None
+    with pytest.raises(Exception) as refused:
+        async_to_sync(aauthenticate)(request, username="reader", password="pw-reader-123!")
+    assert type(refused.value).__name__ == "LoginThrottled"
+
+
 # ----------------------------------------------------------------------------- the client's address
 
 
