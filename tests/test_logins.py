@@ -227,3 +227,61 @@ def test_waits_are_said_in_words():
     assert [logins.in_words(s) for s in (1, 8, 59, 60, 61, 890)] == [
         "in 1 second", "in 8 seconds", "in 59 seconds", "in 1 minute", "in 2 minutes", "in 15 minutes",
     ]
+
+
+# ------------------------------------------------------------------------- a real server behind a proxy
+
+
+@pytest.mark.live
+def test_a_production_server_behind_a_proxy(tmp_path):
+    """daphne with DJANGO_DEBUG=0 and CROSSREAD_TRUSTED_PROXIES, as docs/deployment.md says: one client's
+    failures lock out that client only; websockets close unknown paths and refuse other origins cleanly."""
+    import asyncio
+    import re
+
+    import requests
+
+    from tests.collab.wsclient import Closed, WebSocket
+    from tests.live import LiveSite
+
+    site = LiveSite.create(
+        tmp_path, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="live-test-" + "x" * 40,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1", CROSSREAD_TRUSTED_PROXIES="127.0.0.1",
+    )
+    create = "from django.contrib.auth.models import User; User.objects.create_user('reader', password='pw-reader-123!')"
+    site.manage("shell", "-c", create)
+    (url,) = site.start()
+    try:
+        def attempt(client_address: str, password: str, username: str = "reader") -> requests.Response:
+            session = requests.Session()
+            page = session.get(f"{url}/accounts/login/", timeout=30)
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+            form = {"username": username, "password": password, "csrfmiddlewaretoken": token}
+            return session.post(
+                f"{url}/accounts/login/", data=form,
+                headers={"X-Forwarded-For": f"6.6.6.6, {client_address}"}, allow_redirects=False, timeout=60,
+            )
+
+        for n in range(10):  # ten usernames: the per-username backoff stays out of this
+            assert attempt("203.0.113.7", "nope", f"guess{n}").status_code == 200
+        refused = attempt("203.0.113.7", "pw-reader-123!")
+        assert refused.status_code == 429 and "Try again in" in refused.text and int(refused.headers["Retry-After"]) > 0
+        assert attempt("198.51.100.1", "pw-reader-123!").status_code == 302  # another client behind the proxy
+
+        async def websocket_outcome(path: str, origin: str) -> int | None:
+            try:
+                ws = await WebSocket.connect(url.replace("http://", "ws://") + path, origin=origin)
+            except Closed as refused:
+                return refused.code  # the handshake's HTTP status
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except Closed as closed:
+                return closed.code
+            return None
+
+        assert asyncio.run(websocket_outcome("/ws/nope/", url)) == 4404
+        assert asyncio.run(websocket_outcome("/ws/nope/", url.rsplit(":", 1)[0] + ":1")) == 403
+    finally:
+        site.stop()
+    log = b"".join(path.read_bytes() for path in tmp_path.glob("daphne-*.log")).decode()
+    assert "Traceback" not in log, log
