@@ -4,10 +4,10 @@ It sits in the authentication backend (:class:`RateLimitedModelBackend`, Django'
 with the limit around it), so no login form can forget it. Two limits, in the shared cache:
 
 - Per client address (:func:`crossread.proxies.client_address`), strict: ``LOGIN_ATTEMPTS`` failed
-  logins in a window of ``LOGIN_WINDOW_SECONDS``, then every attempt from that address is refused
-  until the window ends. Windows are fixed (counted per window number), and an attempt is counted
-  before its password is checked, so parallel requests cannot slip past the limit. IPv6 clients are
-  counted per /64 (one host usually holds a whole /64).
+  logins in a window of ``LOGIN_WINDOW_SECONDS`` that starts with the address's first attempt, then
+  every attempt from that address is refused until the window ends. An attempt is counted before its
+  password is checked (and uncounted if it succeeds), so parallel requests cannot slip past the
+  limit. IPv6 clients are counted per /64 (one host usually holds a whole /64).
 - Per username, a backoff rather than a lock-out (a lock-out would let anyone lock a user out): after
   ``LOGIN_BACKOFF_AFTER`` failures, each attempt for that username must come at least 1, 2, 4 ... s
   (at most ``LOGIN_BACKOFF_MAX_SECONDS``) after the last failure, and only one attempt is let through
@@ -69,23 +69,25 @@ class LoginLimiter:
 
     # ----------------------------------------------------------------------------------- per address
 
-    def _address_key(self, address: str, now: float) -> tuple[str, float]:
-        window = option("LOGIN_WINDOW_SECONDS")
-        number = int(now // window)
-        return f"login:address:{_digest(_address_group(address))}:{number}", (number + 1) * window - now
+    def _address_keys(self, address: str) -> tuple[str, str]:
+        base = f"login:address:{_digest(_address_group(address))}"
+        return f"{base}:since", f"{base}:count"
 
     def claim_address(self, address: str) -> None:
         """Count an attempt from ``address``; raise if it is over the limit."""
-        key, left = self._address_key(address, self.clock())
-        count = _incr(key, timeout=math.ceil(left) + 1)
-        if count > option("LOGIN_ATTEMPTS"):
-            raise LoginThrottled(left)
+        window, now = option("LOGIN_WINDOW_SECONDS"), self.clock()
+        since_key, count_key = self._address_keys(address)
+        since = cache.get(since_key)
+        if since is None or now - since >= window:  # the first attempt of a window starts it
+            since = now
+            cache.set_many({since_key: now, count_key: 0}, timeout=window)
+        if _incr(count_key, timeout=window) > option("LOGIN_ATTEMPTS"):
+            raise LoginThrottled(since + window - now)
 
     def release_address(self, address: str) -> None:
         """An attempt that succeeded does not count."""
-        key, _ = self._address_key(address, self.clock())
         try:
-            cache.decr(key)
+            cache.decr(self._address_keys(address)[1])
         except ValueError:  # the window ended meanwhile
             pass
 
@@ -140,7 +142,7 @@ class RateLimitedModelBackend(ModelBackend):
         if request is None or password is None:
             return super().authenticate(request, username, password, **kwargs)
         if username is None:
-            username = kwargs.get(get_user_model().USERNAME_FIELD)
+            username = kwargs.get(getattr(get_user_model(), "USERNAME_FIELD", "username"))
         name = str(username or "")[:150]
         address = client_address(request)
         LIMITER.claim_address(address)

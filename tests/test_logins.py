@@ -15,7 +15,7 @@ from tests.factories.models import create_user
 pytestmark = pytest.mark.django_db
 
 WINDOW = 900
-START = 1_000 * WINDOW  # the start of a rate-limit window, for the clock below
+START = 1_000_000.0  # the clock below starts here
 
 
 class Clock:
@@ -31,7 +31,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     from crossread import logins
 
     cache.clear()
-    clock = Clock(START + 10)
+    clock = Clock(START)
     monkeypatch.setattr(logins.LIMITER, "clock", clock)
     return clock
 
@@ -70,14 +70,18 @@ def test_the_limit_ends_with_its_window_and_says_when(client, settings, clock):
     create_user("boss", is_staff=True, is_superuser=True)
     settings.CROSSREAD = {"LOGIN_ATTEMPTS": 3, "LOGIN_WINDOW_SECONDS": WINDOW}
     form = {"username": "boss", "password": "nope", "next": "/admin/"}
+    first = clock.now  # the window starts with the first attempt
     for _ in range(3):
         assert client.post("/admin/login/", form).status_code == 200
+        clock.now += 100
     refused = client.post("/admin/login/", {**form, "password": "pw-boss-123!"}, HTTP_ACCEPT="application/json")
-    assert refused["Retry-After"] == str(WINDOW - 10)
+    assert refused["Retry-After"] == str(WINDOW - 300)
     assert refused.json() == {
-        "code": "rate_limited", "detail": "Too many failed attempts. Try again in 15 minutes.", "retry_after": 890,
+        "code": "rate_limited", "detail": "Too many failed attempts. Try again in 10 minutes.", "retry_after": 600,
     }
-    clock.now = START + WINDOW  # the next window
+    clock.now = first + WINDOW - 1
+    assert client.post("/admin/login/", {**form, "password": "pw-boss-123!"}).status_code == 429
+    clock.now = first + WINDOW  # the window is over
     assert client.post("/admin/login/", {**form, "password": "pw-boss-123!"}).status_code == 302
 
 
