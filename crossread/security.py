@@ -112,7 +112,7 @@ def same_origin(scope: dict[str, Any]) -> bool:
     if public is not None and origin == public:
         return True
     domain, port = split_domain_port(headers.get(b"host", ""))
-    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])  # as Django
     if not domain or not validate_host(domain, allowed):
         return False
     proxy_ssl = settings.SECURE_PROXY_SSL_HEADER
