@@ -96,11 +96,17 @@ def log_refusal(request: Any, error: DomainError) -> None:
     )
 
 
-def error_response(error: DomainError) -> JsonResponse:
-    response = JsonResponse(error.as_dict(), status=error.status)
+def error_headers(error: DomainError) -> dict[str, str]:
+    """Headers a response carrying ``error`` needs: how to authenticate, when to try again."""
     if error.code == ErrorCode.NOT_AUTHENTICATED:
-        response["WWW-Authenticate"] = 'Token realm="crossread"'
-    return response
+        return {"WWW-Authenticate": 'Token realm="crossread"'}
+    if error.code == ErrorCode.RATE_LIMITED and "retry_after" in error.data:
+        return {"Retry-After": str(error.data["retry_after"])}
+    return {}
+
+
+def error_response(error: DomainError) -> JsonResponse:
+    return JsonResponse(error.as_dict(), status=error.status, headers=error_headers(error))
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -113,10 +119,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]):  # type: ign
         exc = NotFound(str(exc.detail))
     if isinstance(exc, DomainError):
         log_refusal(context.get("request"), exc)
-        response = Response(exc.as_dict(), status=exc.status)
-        if exc.code == ErrorCode.NOT_AUTHENTICATED:
-            response["WWW-Authenticate"] = 'Token realm="crossread"'
-        return response
+        return Response(exc.as_dict(), status=exc.status, headers=error_headers(exc))
     response = exception_handler(exc, context)
     if response is None:
         return None
