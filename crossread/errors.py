@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from django.dispatch import Signal
 from django.http import JsonResponse
 
 
@@ -77,23 +78,16 @@ class NotAuthenticated(DomainError):
     code = ErrorCode.NOT_AUTHENTICATED
 
 
+#: Sent with ``request`` and ``error`` for a refusal that may be someone guessing identifiers (404,
+#: 403). The audit trail records it (``audit.signals``); the foundation imports no app.
+refused = Signal()
+
+
 def log_refusal(request: Any, error: DomainError) -> None:
     """Refusals that may be someone guessing identifiers (404, 403) go to the audit trail."""
     if error.code not in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN) or request is None:
         return
-    from audit.models import Action, Outcome
-    from audit.services import record
-
-    user = getattr(request, "user", None)
-    record(
-        Action.ACCESS_DENIED,
-        actor=user,
-        request=request,
-        outcome=Outcome.FAILURE,
-        object_type="path",
-        object_id=request.path,
-        code=str(error.code),
-    )
+    refused.send(sender=DomainError, request=request, error=error)
 
 
 def error_headers(error: DomainError) -> dict[str, str]:
