@@ -5,7 +5,9 @@
 //
 // The Viewport owns the state and composes the parts in viewport/: the view transform (view.js),
 // frame requests and prefetch (frames.js), Deep Zoom tiles (tiles.js), corner text (text.js), cine
-// (cine.js) and window helpers (windowing.js); the pointer input is handled here.
+// (cine.js), window helpers (windowing.js) and the interaction modes (modes/), each with enter()
+// and exit(). Wheel, hover, double-click, right-drag (window/level) and middle-drag (pan) are
+// always on; the primary button belongs to the mode of the current tool, switched exit -> enter.
 //
 // View geometry: `scale` is CSS pixels per image pixel and `centre` the image point at the middle
 // of the viewport; zoom (reported) is device pixels per image pixel, so 1 means 1:1.
@@ -13,16 +15,31 @@ import * as annotations from "./annotations.js";
 import { emit } from "./bus.js";
 import * as loader from "./loader.js";
 import { drawOverlay } from "./overlay.js";
-import { fallbackWindow } from "./stack.js";
-import { TOOLS, clampPoint, translate } from "./tools.js";
+import { TOOLS } from "./tools.js";
 import { Cine } from "./viewport/cine.js";
 import { Frames } from "./viewport/frames.js";
+import { hoverMode } from "./viewport/modes/hover.js";
+import { labelMode } from "./viewport/modes/label.js";
+import { measureMode } from "./viewport/modes/measure.js";
+import { panMode } from "./viewport/modes/pan.js";
+import { scrollMode } from "./viewport/modes/scroll.js";
+import { selectMode } from "./viewport/modes/select.js";
+import { windowLevelMode } from "./viewport/modes/windowlevel.js";
+import { zoomMode } from "./viewport/modes/zoom.js";
 import { writeText } from "./viewport/text.js";
 import { Tiles, isLarge } from "./viewport/tiles.js";
 import { canvasTransform, fitView, panView, toImage, toScreen, zoomView } from "./viewport/view.js";
 import { effectiveWindow, previewTransfer } from "./viewport/windowing.js";
 
 const WINDOW_REQUEST_INTERVAL = 120; // ms between server renders while the window is dragged
+
+/** The mode of the primary button for each tool of the toolbar. */
+const TOOL_MODES = { pointer: selectMode, wl: windowLevelMode, pan: panMode, zoom: zoomMode };
+
+function toolMode(viewport, tool) {
+  if (TOOLS[tool]) return measureMode(viewport, TOOLS[tool], { button: 0 });
+  return (TOOL_MODES[tool] || selectMode)(viewport, { button: 0 });
+}
 
 let counter = 0;
 
@@ -44,6 +61,8 @@ export class Viewport {
     this.editing = null; // {id, points} while a handle or shape is dragged
     this.frames = new Frames(this);
     this.tiles = new Tiles(this);
+    this.tool = null;
+    this.mode = null; // the mode of the primary button
     this.build();
   }
 
@@ -82,7 +101,27 @@ export class Viewport {
     this.cine = new Cine(this, root.querySelector(".cine"), root.querySelector(".fps"));
     this.slider.addEventListener("input", () => { this.takeOver(); this.setIndex(Number(this.slider.value) - 1); });
     new ResizeObserver(() => this.resize()).observe(root);
-    this.bindPointer();
+    this.overlay.addEventListener("contextmenu", (event) => event.preventDefault());
+    this.overlay.addEventListener("pointerdown", () => this.takeOver()); // before any mode's
+    root.addEventListener("pointerdown", () => this.app.activate(this), true);
+    root.addEventListener("dragover", (event) => { if (event.dataTransfer.types.includes("text/x-series")) event.preventDefault(); });
+    root.addEventListener("drop", (event) => {
+      const uid = event.dataTransfer.getData("text/x-series");
+      if (uid) { event.preventDefault(); this.app.activate(this); this.app.loadSeries(uid, this); }
+    });
+    // Always on, whatever the tool: the right button sets the window, the middle one pans.
+    this.modes = [scrollMode(this), hoverMode(this), labelMode(this), windowLevelMode(this, { button: 2 }), panMode(this, { button: 1 })];
+    for (const mode of this.modes) mode.enter();
+    this.setTool(this.app.tool);
+  }
+
+  /** Give the primary button to the mode of `tool` (the toolbar's: pointer, wl, pan, zoom, or a measurement tool). */
+  setTool(tool) {
+    if (tool === this.tool && this.mode) return;
+    if (this.mode) this.mode.exit();
+    this.tool = tool;
+    this.mode = toolMode(this, tool);
+    this.mode.enter();
   }
 
   get size() { return [this.root.clientWidth, this.root.clientHeight]; }
@@ -349,144 +388,4 @@ export class Viewport {
     else this.setIndex(this.target, { force: true });
     this.announce(true);
   }
-
-  // ------------------------------------------------------------------ pointer
-
-  bindPointer() {
-    const svg = this.overlay;
-    svg.addEventListener("contextmenu", (event) => event.preventDefault());
-    svg.addEventListener("pointerdown", (event) => this.pointerDown(event));
-    svg.addEventListener("pointermove", (event) => this.hover(event));
-    svg.addEventListener("pointerleave", () => this.app.cursor(this, null));
-    svg.addEventListener("dblclick", (event) => {
-      const group = event.target.closest("[data-id]");
-      if (group) this.app.editLabel(annotations.get(idOf(group.dataset.id)), event.clientX, event.clientY);
-    });
-    svg.addEventListener("wheel", (event) => this.wheel(event), { passive: false });
-    this.root.addEventListener("pointerdown", () => this.app.activate(this), true);
-    this.root.addEventListener("dragover", (event) => { if (event.dataTransfer.types.includes("text/x-series")) event.preventDefault(); });
-    this.root.addEventListener("drop", (event) => {
-      const uid = event.dataTransfer.getData("text/x-series");
-      if (uid) { event.preventDefault(); this.app.activate(this); this.app.loadSeries(uid, this); }
-    });
-  }
-
-  wheel(event) {
-    event.preventDefault();
-    this.takeOver();
-    if (!this.stack) return;
-    if (event.ctrlKey || event.metaKey) { this.zoomAt(Math.exp(-event.deltaY / 300), event.clientX, event.clientY); return; }
-    const delta = event.deltaMode === 1 ? event.deltaY * 33 : event.deltaY;
-    if (Math.abs(delta) >= 50) { this.wheelRest = 0; this.step(Math.sign(delta)); return; }
-    this.wheelRest = (this.wheelRest || 0) + delta;
-    if (Math.abs(this.wheelRest) >= 50) { this.step(Math.sign(this.wheelRest)); this.wheelRest = 0; }
-  }
-
-  hover(event) {
-    if (!this.stack || event.buttons) return;
-    const item = this.item;
-    const [x, y] = this.toImage(event.clientX, event.clientY);
-    const inside = item && x >= 0 && y >= 0 && x <= item.columns && y <= item.rows;
-    this.app.cursor(this, inside ? { instance: item.sop, frame: item.frame, x, y } : null);
-  }
-
-  pointerDown(event) {
-    this.takeOver();
-    if (!this.stack || !this.shown) return;
-    const svg = this.overlay;
-    const start = [event.clientX, event.clientY];
-    let last = start;
-    let onMove = null;
-    let onUp = null;
-    const tool = this.app.tool;
-    const item = this.item;
-    const [columns, rows] = [item.columns, item.rows];
-    const here = (e) => clampPoint(this.toImage(e.clientX, e.clientY), columns, rows);
-    if (event.button === 2 || (event.button === 0 && tool === "wl")) {
-      if (this.meta && this.meta.color) return;
-      const begin = this.effectiveWindow() || fallbackWindow(this.meta);
-      onMove = (e) => {
-        const k = Math.max(begin.width, 20) / 300;
-        this.setWindow({ center: begin.center + (e.clientY - start[1]) * k, width: Math.max(1, begin.width + (e.clientX - start[0]) * k) }, { final: false });
-      };
-      onUp = (e) => { if (e.clientX !== start[0] || e.clientY !== start[1]) onMove(e); if (this.window) this.setWindow(this.window, { final: true }); };
-    } else if (event.button === 1 || (event.button === 0 && tool === "pan")) {
-      onMove = (e) => { this.panBy(e.clientX - last[0], e.clientY - last[1]); last = [e.clientX, e.clientY]; };
-    } else if (event.button === 0 && tool === "zoom") {
-      const factor0 = this.scale;
-      onMove = (e) => { this.zoomAt(factor0 * Math.exp(-(e.clientY - start[1]) / 150) / this.scale, start[0], start[1]); };
-    } else if (event.button === 0 && TOOLS[tool]) {
-      if (!this.app.canWrite) { this.app.toast("Your role in this project can view but not annotate."); return; }
-      if (this.stack.modality === "SM") { this.app.toast("Measurements on whole-slide images are not supported yet."); return; }
-      const adapter = TOOLS[tool];
-      const p = here(event);
-      const instance = item.sop;
-      const frame = item.frame;
-      this.draft = { kind: adapter.kind, points: adapter.begin(p), instance, frame };
-      this.app.draft(this.draft);
-      const minimum = 3 / this.scale;
-      onMove = (e) => {
-        this.draft.points = adapter.move(this.draft.points, here(e), minimum);
-        this.app.draft(this.draft);
-        this.drawOverlay();
-      };
-      onUp = () => {
-        const draft = this.draft;
-        this.draft = null;
-        this.app.draft(null);
-        if (draft && adapter.valid(draft.points, minimum)) {
-          const points = adapter.finish ? adapter.finish(draft.points) : draft.points;
-          this.app.createAnnotation({ instance, frame, kind: adapter.kind, points, label: "" }, adapter.asksLabel);
-        }
-        this.drawOverlay();
-      };
-      this.drawOverlay();
-    } else if (event.button === 0) {
-      // Pointer tool: handles, then shapes, then pan.
-      const handle = event.target.closest(".handle");
-      const group = event.target.closest("[data-id]");
-      const annotation = group && annotations.get(idOf(group.dataset.id));
-      if (annotation && !annotation.pending) {
-        this.app.select(annotation.id);
-        const editable = this.app.mayEdit(annotation);
-        const adapter = TOOLS[annotation.kind];
-        const origin = this.toImage(event.clientX, event.clientY);
-        if (editable) {
-          onMove = (e) => {
-            const points = handle && adapter.moveHandle
-              ? adapter.moveHandle(annotation.points, Number(handle.dataset.handle), here(e))
-              : translate(annotation.points, [this.toImage(e.clientX, e.clientY)[0] - origin[0], this.toImage(e.clientX, e.clientY)[1] - origin[1]], columns, rows);
-            this.editing = { id: annotation.id, points: points.map((q) => clampPoint(q, columns, rows)) };
-            this.drawOverlay();
-          };
-          onUp = () => {
-            const editing = this.editing;
-            this.editing = null;
-            if (editing && JSON.stringify(editing.points) !== JSON.stringify(annotation.points)) {
-              this.app.updateAnnotation(annotation, { points: editing.points });
-            }
-            this.drawOverlay();
-          };
-        }
-      } else {
-        this.app.select(null);
-        onMove = (e) => { this.panBy(e.clientX - last[0], e.clientY - last[1]); last = [e.clientX, e.clientY]; };
-      }
-    }
-    if (!onMove && !onUp) return;
-    event.preventDefault();
-    svg.setPointerCapture(event.pointerId);
-    const move = (e) => onMove && onMove(e);
-    const up = (e) => {
-      svg.removeEventListener("pointermove", move);
-      svg.removeEventListener("pointerup", up);
-      svg.removeEventListener("pointercancel", up);
-      if (onUp) onUp(e);
-    };
-    svg.addEventListener("pointermove", move);
-    svg.addEventListener("pointerup", up);
-    svg.addEventListener("pointercancel", up);
-  }
 }
-
-function idOf(text) { return /^\d+$/.test(text) ? Number(text) : text; }
