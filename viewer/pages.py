@@ -168,7 +168,7 @@ def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
     )
 
 
-#: The viewer draws larger images from Deep Zoom tiles (static/viewer/viewport.js TILE_THRESHOLD).
+#: The viewer draws larger images from Deep Zoom tiles (static/viewer/viewport/tiles.js TILE_THRESHOLD).
 TILE_THRESHOLD = 1024
 
 
