@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+import time
+import tracemalloc
 
+import numpy as np
+import pydicom
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
 
 from tests.factories.dicom import ct_bytes
 from tests.factories.models import token_for
-from tests.viewer.dicomweb_helpers import stow_body
+from tests.viewer.dicomweb_helpers import parts, stow, stow_body
+from viewer import corpus
+from viewer.dicomweb.multipart import parse_multipart_related
 
 pytestmark = pytest.mark.django_db
 
@@ -32,3 +40,107 @@ def test_stow_with_a_session_and_its_csrf_token_is_stored(team):
     stored = browser.post(url, body, content_type=content_type, HTTP_X_CSRFTOKEN=token)
     assert stored.status_code == 200, stored.content
     assert len(json.loads(stored.content)["00081199"]["Value"]) == 1
+
+
+# ------------------------------------------------------------------------------ WADO-RS frame lists
+
+
+def store_corpus_file(client, team, source: str, name: str) -> tuple[pydicom.Dataset, str]:
+    data = corpus.file(source, name).read_bytes()
+    assert stow(client, "trial", [data], token_for(team["reader"])).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(data))
+    url = (
+        f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    return ds, url
+
+
+def viewer_auth(team) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Token {token_for(team['viewer'])}"}
+
+
+def measured(call):
+    """``call()``'s result, its peak of traced memory in bytes, and its duration in seconds."""
+    tracemalloc.start()
+    try:
+        started = time.perf_counter()
+        result = call()
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak, elapsed
+
+
+def test_a_repeated_frame_number_is_refused_before_any_frame_is_made(client, team):
+    ds, url = store_corpus_file(client, team, "pydicom-data", "emri_small.dcm")  # 10 frames of 8 KiB
+    frame_list = ",".join(["1"] * 2000)  # 4 KB of URL; as many frames, 16 MB, were built in memory
+    response, peak, elapsed = measured(lambda: client.get(f"{url}/frames/{frame_list}", **viewer_auth(team)))
+    assert response.status_code == 400
+    assert json.loads(response.content)["code"] == "bad_request"
+    assert peak < 2 * 2**20, peak
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize(
+    "frame_list, status, says",
+    [
+        ("1,2,1", 400, "more than once"),
+        (",".join(str(n) for n in range(1, 12)), 400, "the instance has 10"),
+        ("+1", 400, "positive integers"),
+        ("1_0", 400, "positive integers"),
+    ],
+    ids=["duplicate", "more-than-the-frames", "signed", "underscore"],
+)
+def test_frame_lists_are_checked_with_a_json_reason(client, team, frame_list, status, says):
+    _, url = store_corpus_file(client, team, "pydicom-data", "emri_small.dcm")
+    response = client.get(f"{url}/frames/{frame_list}", **viewer_auth(team))
+    assert response.status_code == status
+    assert says in json.loads(response.content)["detail"]
+
+
+def expected_frames(ds: pydicom.Dataset, numbers: list[int]) -> list[bytes]:
+    array = ds.pixel_array
+    return [np.ascontiguousarray(array[n - 1]).astype(array.dtype.newbyteorder("<")).tobytes() for n in numbers]
+
+
+def test_several_frames_are_streamed_one_at_a_time_and_byte_identical(client, team):
+    ds, url = store_corpus_file(client, team, "pydicom", "examples_ybr_color.dcm")  # 30 JPEG frames, 225 KiB decoded
+    numbers = list(range(30, 0, -1))
+
+    def read(frame_list: str) -> tuple[object, int]:
+        response = client.get(f"{url}/frames/{frame_list}", **viewer_auth(team))
+        if not response.streaming:
+            return response, len(response.content)
+        size = 0
+        for chunk in response.streaming_content:
+            size += len(chunk)  # read and dropped, as a server sends it
+        return response, size
+
+    read("1")  # the first decode's one-time imports and caches
+    _, one_frame_peak, _ = measured(lambda: read("1"))  # mostly the JPEG decoder's own buffers
+    (response, size), peak, _ = measured(lambda: read(",".join(map(str, numbers))))
+    assert response.status_code == 200 and response.streaming  # made as it is sent, not built first
+    assert size > 30 * int(ds.Rows) * int(ds.Columns) * 3
+    assert peak < 1.5 * one_frame_peak, (peak, one_frame_peak)  # 30 frames need about what one does
+    got = parts(client.get(f"{url}/frames/{','.join(map(str, numbers))}", **viewer_auth(team)))
+    assert got == expected_frames(ds, numbers)
+    one = client.get(f"{url}/frames/7", **viewer_auth(team))
+    assert not one.streaming and parts(one) == expected_frames(ds, [7])  # one frame: answered whole, as before
+
+
+def test_frames_stream_under_asgi_too(client, team):
+    """Under ASGI the parts come from an asynchronous iterator (a synchronous one is read whole first)."""
+    ds, url = store_corpus_file(client, team, "pydicom-data", "emri_small.dcm")
+    numbers = [10, 2, 5]
+    headers = {"Authorization": f"Token {token_for(team['viewer'])}"}
+
+    async def fetch() -> tuple[object, bytes]:
+        response = await AsyncClient().get(f"{url}/frames/{','.join(map(str, numbers))}", headers=headers)
+        assert response.streaming and response.is_async
+        return response, b"".join([chunk async for chunk in response.streaming_content])
+
+    response, content = async_to_sync(fetch)()
+    got = [p.body for p in parse_multipart_related(content, response["Content-Type"])]
+    assert got == expected_frames(ds, numbers)

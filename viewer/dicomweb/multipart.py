@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 
@@ -126,14 +126,25 @@ def new_boundary() -> str:
 
 def encode_multipart_related(
     parts: Iterable[tuple[bytes, str] | tuple[bytes, str, dict[str, str]]], boundary: str
-) -> Iterable[bytes]:
-    """Yield the body of a multipart/related message, part by part (for streaming responses)."""
-    delimiter = b"--" + boundary.encode("ascii")
+) -> Iterator[bytes]:
+    """Yield the body of a multipart/related message, part by part (for streaming responses).
+
+    ``parts`` is read lazily: a generator of parts is asked for each one only when the previous
+    one has been yielded, so a streamed response holds one part at a time.
+    """
     for item in parts:
-        data, part_type = item[0], item[1]
         extra = item[2] if len(item) > 2 else {}  # type: ignore[misc]
-        head = [f"Content-Type: {part_type}"] + [f"{k}: {v}" for k, v in extra.items()]
-        yield delimiter + b"\r\n" + "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
-        yield data
-        yield b"\r\n"
-    yield delimiter + b"--\r\n"
+        yield from encode_part(item[0], item[1], boundary, extra)
+    yield close_delimiter(boundary)
+
+
+def encode_part(data: bytes, part_type: str, boundary: str, extra: dict[str, str] | None = None) -> Iterator[bytes]:
+    """One part: its delimiter and headers, its content, and the line break that ends it."""
+    head = [f"Content-Type: {part_type}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
+    yield b"--" + boundary.encode("ascii") + b"\r\n" + "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
+    yield data
+    yield b"\r\n"
+
+
+def close_delimiter(boundary: str) -> bytes:
+    return b"--" + boundary.encode("ascii") + b"--\r\n"

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pydicom
-from django.http import HttpRequest, HttpResponse
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
 from audit.models import Action
@@ -34,6 +37,7 @@ from viewer.models import Instance, Role
 from viewer.storage import object_store
 
 DICOM_JSON = "application/dicom+json"
+OCTET_STREAM = "application/octet-stream"
 
 
 def base_url(request: HttpRequest, access: ProjectAccess) -> str:
@@ -47,6 +51,45 @@ def dicom_json_response(data: Any, status: int = 200, warnings: list[str] | None
     if warnings:
         response["Warning"] = ", ".join(f'299 crossread "{w.replace(chr(34), chr(39))}"' for w in warnings)
     return response
+
+
+# --------------------------------------------------------------------------- streamed multipart responses
+
+#: Under ASGI, each step of a streamed response makes about this much of the body in a worker thread.
+STREAM_STEP_BYTES = 256 * 1024
+
+
+def multipart_stream(request: HttpRequest, parts: Iterator[tuple[bytes, str]], part_type: str) -> StreamingHttpResponse:
+    """A multipart/related response whose ``parts`` are made one at a time, as the body is sent.
+
+    Django consumes a synchronous iterator whole before sending it under ASGI (and an asynchronous
+    one whole under WSGI), so each server gets the kind it streams. Under ASGI the parts are made
+    in worker threads (they decode pixels), off the event loop and off the thread of sync views.
+    A part that fails once the answer has started cuts the body short (no closing delimiter), which
+    a client sees as an incomplete response: callers make the first part before calling this.
+    """
+    boundary = new_boundary()
+    chunks = encode_multipart_related(parts, boundary)
+    body = _in_worker_threads(chunks) if isinstance(request, ASGIRequest) else chunks
+    return StreamingHttpResponse(body, content_type=f'multipart/related; type="{part_type}"; boundary={boundary}')
+
+
+def _next_chunks(chunks: Iterator[bytes]) -> list[bytes]:
+    taken: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        taken.append(chunk)
+        size += len(chunk)
+        if size >= STREAM_STEP_BYTES:
+            break
+    return taken
+
+
+async def _in_worker_threads(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    step = sync_to_async(_next_chunks, thread_sensitive=False)  # no database here: files and pixels
+    while taken := await step(chunks):
+        for chunk in taken:
+            yield chunk
 
 
 # --------------------------------------------------------------------------- QIDO-RS
@@ -168,11 +211,7 @@ def _encode_for(instance: Instance, data: bytes, choices: list[str]) -> tuple[by
 
 def _retrieve(request: HttpRequest, access: ProjectAccess, found: list[Instance], level: str) -> HttpResponse:
     choices = _dicom_syntax_choice(request)
-    parts = []
-    for instance in found:
-        data, syntax = _encode_for(instance, _read(instance), choices)
-        parts.append((data, f"application/dicom; transfer-syntax={syntax}"))
-    boundary = new_boundary()
+    first = _encode_for(found[0], _read(found[0]), choices)  # here: a refusal is a 406, not a cut-off stream
     uid = {"study": found[0].series.study.study_instance_uid, "series": found[0].series.series_instance_uid}.get(
         level, found[0].sop_instance_uid
     )
@@ -180,10 +219,25 @@ def _retrieve(request: HttpRequest, access: ProjectAccess, found: list[Instance]
         Action.DOWNLOAD, actor=request.user, request=request, project=access.project,
         object_type=level, object_id=uid, instances=len(found),
     )
-    return HttpResponse(
-        b"".join(encode_multipart_related(parts, boundary)),
-        content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
-    )
+    if len(found) == 1:
+        boundary = new_boundary()
+        return HttpResponse(
+            b"".join(encode_multipart_related([_dicom_part(*first)], boundary)),
+            content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+        )
+    return multipart_stream(request, _dicom_parts(found, choices, first), "application/dicom")
+
+
+def _dicom_part(data: bytes, syntax: str) -> tuple[bytes, str]:
+    return data, f"application/dicom; transfer-syntax={syntax}"
+
+
+def _dicom_parts(found: list[Instance], choices: list[str], first: tuple[bytes, str]) -> Iterator[tuple[bytes, str]]:
+    """The instances of a study or series, read and transcoded one at a time as they are sent."""
+    yield _dicom_part(*first)
+    del first
+    for instance in found[1:]:
+        yield _dicom_part(*_encode_for(instance, _read(instance), choices))
 
 
 @project_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
@@ -247,7 +301,7 @@ def instance_metadata(request: HttpRequest, access: ProjectAccess, study: str, s
 
 def _octet_stream_response(chunks: list[bytes]) -> HttpResponse:
     boundary = new_boundary()
-    body = b"".join(encode_multipart_related(((c, "application/octet-stream") for c in chunks), boundary))
+    body = b"".join(encode_multipart_related(((c, OCTET_STREAM) for c in chunks), boundary))
     return HttpResponse(body, content_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')
 
 
@@ -283,9 +337,24 @@ def frames(request: HttpRequest, access: ProjectAccess, study: str, series: str,
     ds = _load(found)
     try:
         numbers = pixels.parse_frame_list(frames, pixels.number_of_frames(ds))
-        return _octet_stream_response([pixels.frame_bytes(ds, n) for n in numbers])
+        first = pixels.frame_bytes(ds, numbers[0])  # here: an undecodable image is a 422, not a cut-off stream
     except pixels.FrameError as exc:
         raise _frame_error(exc) from None
+    if len(numbers) == 1:
+        return _octet_stream_response([first])
+    return multipart_stream(request, _frame_parts(ds, numbers, first), OCTET_STREAM)
+
+
+def _frame_parts(ds: Any, numbers: list[int], first: bytes) -> Iterator[tuple[bytes, str]]:
+    """The frames of a frame list, made one at a time as they are sent."""
+    yield first, OCTET_STREAM
+    del first
+    for number in numbers[1:]:
+        try:
+            data = pixels.frame_bytes(ds, number)
+        except pixels.FrameError as exc:  # the answer has started: all that is left is to stop it short
+            raise RuntimeError(f"Frame {number} of a streamed answer failed: {exc}") from None
+        yield data, OCTET_STREAM
 
 
 @project_endpoint(("GET",))
