@@ -18,6 +18,7 @@ from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import parts, stow, stow_body
 from viewer import corpus
 from viewer.dicomweb.multipart import parse_multipart_related
+from viewer.models import Instance
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +145,32 @@ def test_frames_stream_under_asgi_too(client, team):
     response, content = async_to_sync(fetch)()
     got = [p.body for p in parse_multipart_related(content, response["Content-Type"])]
     assert got == expected_frames(ds, numbers)
+
+
+# ------------------------------------------------------------------------------ STOW-RS: Warning header and parts
+
+
+def test_the_warning_header_of_a_stow_stays_short_however_many_parts_fail(client, team):
+    token = token_for(team["reader"])
+    headers = {}
+    for count in (10, 400):
+        junk = [b"not DICOM, part %d " % n * 8 for n in range(count)]
+        response = stow(client, "trial", [ct_bytes(), *junk], token)
+        assert response.status_code == 202
+        failed = json.loads(response.content)["00081198"]["Value"]
+        assert len(failed) == count and all(item["00081197"]["Value"] == [0xC000] for item in failed)
+        headers[count] = response["Warning"]
+    assert "400 of 401 instances were refused" in headers[400]
+    assert "part 2: " in headers[400]  # the first refused part, with its reason
+    assert len(headers[400]) < 1024
+    assert len(headers[400]) - len(headers[10]) <= 4  # the counts' digits, nothing per part
+
+
+def test_a_stow_carries_at_most_as_many_parts_as_an_upload_form(client, team, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    token = token_for(team["reader"])
+    response = stow(client, "trial", [ct_bytes() for _ in range(4)], token)
+    assert response.status_code == 413
+    assert json.loads(response.content)["code"] == "too_large"
+    assert not Instance.objects.exists()
+    assert stow(client, "trial", [ct_bytes() for _ in range(3)], token).status_code == 200

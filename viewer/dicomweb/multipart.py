@@ -12,6 +12,10 @@ class MultipartError(ValueError):
     pass
 
 
+class TooManyParts(MultipartError):
+    """The body holds more parts than the caller accepts."""
+
+
 @dataclass(frozen=True)
 class MediaType:
     """A parsed media type such as ``multipart/related; type="application/dicom"``."""
@@ -74,8 +78,9 @@ class Part:
         return self.headers.get("content-type", "")
 
 
-def parse_multipart_related(body: bytes, content_type: str) -> list[Part]:
-    """Split a multipart/related body into parts. Raises :class:`MultipartError` when malformed."""
+def parse_multipart_related(body: bytes, content_type: str, *, max_parts: int | None = None) -> list[Part]:
+    """Split a multipart/related body into parts. Raises :class:`MultipartError` when malformed,
+    :class:`TooManyParts` as soon as a part beyond ``max_parts`` starts."""
     media = MediaType.parse(content_type)
     if media.type != "multipart/related":
         raise MultipartError(f"Expected multipart/related, got {media.type}.")
@@ -104,6 +109,8 @@ def parse_multipart_related(body: bytes, content_type: str) -> list[Part]:
         next_delim = body.find(b"\r\n" + delimiter, content_start)
         if next_delim < 0:
             raise MultipartError("The multipart body ends before its closing boundary.")
+        if max_parts is not None and len(parts) >= max_parts:
+            raise TooManyParts(f"The body holds more than {max_parts} parts.")
         parts.append(Part(headers, body[content_start:next_delim]))
         pos = next_delim + 2 + len(delimiter)
 

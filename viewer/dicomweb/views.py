@@ -13,6 +13,7 @@ from typing import Any
 
 import pydicom
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from pydicom.uid import ExplicitVRLittleEndian
@@ -27,6 +28,7 @@ from viewer.dicomweb import pixels, qido
 from viewer.dicomweb.multipart import (
     MediaType,
     MultipartError,
+    TooManyParts,
     encode_multipart_related,
     new_boundary,
     parse_accept,
@@ -46,11 +48,27 @@ def base_url(request: HttpRequest, access: ProjectAccess) -> str:
     return f"{public}{path}" if public else request.build_absolute_uri(path)
 
 
+#: A ``Warning`` header says at most this many things, each at most this long: details that can
+#: grow with a request (one per refused instance) belong in the body.
+MAX_WARNINGS = 4
+MAX_WARNING_CHARS = 200
+
+
 def dicom_json_response(data: Any, status: int = 200, warnings: list[str] | None = None) -> HttpResponse:
     response = HttpResponse(json.dumps(data, separators=(",", ":")), content_type=DICOM_JSON, status=status)
     if warnings:
-        response["Warning"] = ", ".join(f'299 crossread "{w.replace(chr(34), chr(39))}"' for w in warnings)
+        response["Warning"] = warning_header(warnings)
     return response
+
+
+def warning_header(warnings: list[str]) -> str:
+    """``299 crossread "..."`` for each of the first :data:`MAX_WARNINGS` texts, each cut short."""
+    texts = [_shorten(w.replace('"', "'")) for w in warnings[:MAX_WARNINGS]]
+    return ", ".join(f'299 crossread "{text}"' for text in texts)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
 
 
 # --------------------------------------------------------------------------- streamed multipart responses
@@ -393,7 +411,9 @@ def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -
             f"Only application/dicom parts are accepted (not {part_type[:64]}).", code=ErrorCode.UNSUPPORTED_MEDIA_TYPE
         )
     try:
-        parts = parse_multipart_related(request.body, content_type)
+        parts = parse_multipart_related(request.body, content_type, max_parts=_max_parts())
+    except TooManyParts as exc:
+        raise DomainError(f"{exc} Send the instances in several requests.", code=ErrorCode.TOO_LARGE) from None
     except MultipartError as exc:
         raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
     if not parts:
@@ -409,6 +429,12 @@ def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -
         results.append(ingest.ingest_bytes(access.project, part.body, name=name, expected_study_uid=study_uid))
     ingest.record_upload(request, access.project, results, via="STOW-RS")
     return _stow_response(request, access, results, study_uid)
+
+
+def _max_parts() -> int | None:
+    """Instances one STOW-RS request may carry: Django's bound on the files of one form upload
+    (``DATA_UPLOAD_MAX_NUMBER_FILES``), so that both ways of uploading take as many."""
+    return settings.DATA_UPLOAD_MAX_NUMBER_FILES
 
 
 def _stow_response(
@@ -447,5 +473,14 @@ def _stow_response(
     if referenced:
         body["00081199"] = {"vr": "SQ", "Value": referenced}
     status = 200 if not failed else 202 if referenced else 409
-    warnings = [f"{r.name}: {r.reason}" for r in results if not r.ok]
-    return dicom_json_response(body, status=status, warnings=warnings)
+    return dicom_json_response(body, status=status, warnings=_stow_warnings(results))
+
+
+def _stow_warnings(results: list[ingest.IngestResult]) -> list[str]:
+    """How many instances were refused, and why the first few were: the header stays short however
+    many parts fail, and each refused instance is in the body's FailedSOPSequence."""
+    refused = [r for r in results if not r.ok]
+    if not refused:
+        return []
+    summary = f"{len(refused)} of {len(results)} instances were refused; see FailedSOPSequence."
+    return [summary] + [f"{r.name}: {r.reason}" for r in refused[: MAX_WARNINGS - 1]]
