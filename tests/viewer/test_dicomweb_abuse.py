@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import json
+import random
+import re
 import time
 import tracemalloc
 
@@ -17,6 +20,7 @@ from tests.factories.dicom import ct_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import parts, stow, stow_body
 from viewer import corpus
+from viewer.dicomweb import qido
 from viewer.dicomweb.multipart import parse_multipart_related
 from viewer.models import Instance
 
@@ -174,3 +178,45 @@ def test_a_stow_carries_at_most_as_many_parts_as_an_upload_form(client, team, se
     assert json.loads(response.content)["code"] == "too_large"
     assert not Instance.objects.exists()
     assert stow(client, "trial", [ct_bytes() for _ in range(3)], token).status_code == 200
+
+
+# ------------------------------------------------------------------------------ QIDO-RS and Accept bounds
+
+
+def search(client, team, path: str, params: dict[str, str]):
+    return client.get(f"/projects/trial/dicomweb/{path}", params, **viewer_auth(team))
+
+
+@pytest.mark.parametrize(
+    "path, params, says",
+    [
+        ("studies", {"offset": str(10**20)}, "offset must be at most"),
+        ("studies", {"StudyInstanceUID": ",".join(f"1.2.{n}" for n in range(1001))}, "more than 1000 values"),
+        ("series", {"Modality": "CT", "ModalitiesInStudy": "\\".join(["CT"] * 1001)}, "more than 1000 values"),
+        ("studies", {"includefield": ",".join(["PatientID"] * 257)}, "more than 256 attributes"),
+        ("studies", {"PatientID": "x" * 257}, "longer than 256 characters"),
+    ],
+    ids=["offset", "uid-list", "modality-list", "includefield", "long-value"],
+)
+def test_qido_sizes_are_bounded_with_a_json_reason(client, team, path, params, says):
+    assert stow(client, "trial", [ct_bytes()], token_for(team["reader"])).status_code == 200
+    response = search(client, team, path, params)
+    assert response.status_code == 400
+    assert says in json.loads(response.content)["detail"]
+
+
+def test_wildcards_match_in_linear_time(client, team):
+    """``*a*a*...*b`` made the regular expression try every split of the value (43 s for 7 stars
+    against one 64-character description stored by any reader)."""
+    assert stow(client, "trial", [ct_bytes(StudyDescription="a" * 64)], token_for(team["reader"])).status_code == 200
+    started = time.perf_counter()
+    response = search(client, team, "studies", {"StudyDescription": "*a" * 7 + "*b"})
+    assert time.perf_counter() - started < 1.0
+    assert json.loads(response.content) == []
+    assert len(json.loads(search(client, team, "studies", {"StudyDescription": "*a" * 7 + "*"}).content)) == 1
+    # The same answers as a glob, for every short pattern over a small alphabet.
+    rng = random.Random(13)
+    for _ in range(5000):
+        pattern = "".join(rng.choice("ab?*") for _ in range(rng.randint(0, 7)))
+        value = "".join(rng.choice("ab") for _ in range(rng.randint(0, 8)))
+        assert (re.search(qido._wildcard_regex(pattern), value) is not None) == fnmatch.fnmatchcase(value, pattern)
