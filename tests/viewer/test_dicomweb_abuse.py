@@ -220,3 +220,16 @@ def test_wildcards_match_in_linear_time(client, team):
         pattern = "".join(rng.choice("ab?*") for _ in range(rng.randint(0, 7)))
         value = "".join(rng.choice("ab") for _ in range(rng.randint(0, 8)))
         assert (re.search(qido._wildcard_regex(pattern), value) is not None) == fnmatch.fnmatchcase(value, pattern)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["application/octet-stream;q=0.5, " * 40 + "*/*", "multipart/related; type=" + '"' + "x" * 5000 + '"'],
+    ids=["many-ranges", "long"],
+)
+def test_long_accept_headers_are_refused(client, team, accept):
+    ds, url = store_corpus_file(client, team, "pydicom-data", "emri_small.dcm")
+    for resource in (url, f"{url}/frames/1", f"{url}/bulkdata/7FE00010"):
+        response = client.get(resource, HTTP_ACCEPT=accept, **viewer_auth(team))
+        assert response.status_code == 400, resource
+        assert "Accept header" in json.loads(response.content)["detail"]

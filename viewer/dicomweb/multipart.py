@@ -16,6 +16,16 @@ class TooManyParts(MultipartError):
     """The body holds more parts than the caller accepts."""
 
 
+class AcceptTooLong(MultipartError):
+    """An Accept header longer, or with more media ranges, than any client needs."""
+
+
+#: Bounds on an Accept header: real clients send a handful of media ranges in a few hundred bytes;
+#: each range costs a header parse, so a long list is work chosen by the client.
+MAX_ACCEPT_CHARS = 4096
+MAX_ACCEPT_RANGES = 32
+
+
 @dataclass(frozen=True)
 class MediaType:
     """A parsed media type such as ``multipart/related; type="application/dicom"``."""
@@ -35,7 +45,10 @@ class MediaType:
 
 
 def parse_accept(header: str) -> list[MediaType]:
-    """The media ranges of an Accept header, in the client's order of preference (q-values honoured)."""
+    """The media ranges of an Accept header, in the client's order of preference (q-values honoured).
+
+    Not bounded here: the DICOMweb views check a client's header first (:func:`check_accept`).
+    """
     ranges: list[tuple[float, int, MediaType]] = []
     for index, part in enumerate(_split_top_level(header)):
         part = part.strip()
@@ -51,6 +64,14 @@ def parse_accept(header: str) -> list[MediaType]:
             quality = 1.0
         ranges.append((-quality, index, media))
     return [media for _, _, media in sorted(ranges, key=lambda item: (item[0], item[1]))]
+
+
+def check_accept(header: str) -> None:
+    """Raise :class:`AcceptTooLong` beyond :data:`MAX_ACCEPT_CHARS` or :data:`MAX_ACCEPT_RANGES`."""
+    if len(header) > MAX_ACCEPT_CHARS:
+        raise AcceptTooLong(f"The Accept header is longer than {MAX_ACCEPT_CHARS} characters.")
+    if header.count(",") >= MAX_ACCEPT_RANGES and len(_split_top_level(header)) > MAX_ACCEPT_RANGES:
+        raise AcceptTooLong(f"The Accept header lists more than {MAX_ACCEPT_RANGES} media ranges.")
 
 
 def _split_top_level(header: str) -> list[str]:

@@ -29,6 +29,7 @@ from viewer.dicomweb.multipart import (
     MediaType,
     MultipartError,
     TooManyParts,
+    check_accept,
     encode_multipart_related,
     new_boundary,
     parse_accept,
@@ -69,6 +70,16 @@ def warning_header(warnings: list[str]) -> str:
 
 def _shorten(text: str) -> str:
     return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
+
+
+def _accept(request: HttpRequest) -> list[MediaType]:
+    """The Accept header's media ranges (``*/*`` when absent); 400 when longer than clients send."""
+    accept = request.headers.get("Accept", "") or "*/*"
+    try:
+        check_accept(accept)
+    except MultipartError as exc:
+        raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
+    return parse_accept(accept)
 
 
 # --------------------------------------------------------------------------- streamed multipart responses
@@ -193,9 +204,8 @@ def _dicom_syntax_choice(request: HttpRequest) -> list[str]:
 
     Without a transfer-syntax parameter the default is Explicit VR Little Endian (PS3.18 8.7.3.5.2).
     """
-    accept = request.headers.get("Accept", "") or "*/*"
     choices: list[str] = []
-    for media in parse_accept(accept):
+    for media in _accept(request):
         is_dicom = media.type == "application/dicom" or (
             media.type == "multipart/related" and media.params.get("type", "application/dicom") == "application/dicom"
         )
@@ -324,8 +334,7 @@ def _octet_stream_response(chunks: list[bytes]) -> HttpResponse:
 
 
 def _accepts_octet_stream(request: HttpRequest) -> None:
-    accept = request.headers.get("Accept", "") or "*/*"
-    for media in parse_accept(accept):
+    for media in _accept(request):
         if media.type in ("*/*", "multipart/*", "application/octet-stream", "application/*"):
             return
         if media.type == "multipart/related" and media.params.get("type", "application/octet-stream") in (
