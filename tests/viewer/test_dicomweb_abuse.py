@@ -16,7 +16,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient, Client
 
-from tests.factories.dicom import ct_bytes
+from tests.factories.dicom import ct_bytes, ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import parts, stow, stow_body
 from viewer import corpus
@@ -149,6 +149,19 @@ def test_frames_stream_under_asgi_too(client, team):
     response, content = async_to_sync(fetch)()
     got = [p.body for p in parse_multipart_related(content, response["Content-Type"])]
     assert got == expected_frames(ds, numbers)
+
+
+def test_a_series_is_streamed_one_instance_at_a_time(client, team):
+    first = ct_dataset(InstanceNumber=1)
+    files = [to_bytes(first)] + [
+        ct_bytes(StudyInstanceUID=first.StudyInstanceUID, SeriesInstanceUID=first.SeriesInstanceUID, InstanceNumber=n)
+        for n in (2, 3)
+    ]
+    assert stow(client, "trial", files, token_for(team["reader"])).status_code == 200
+    url = f"/projects/trial/dicomweb/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
+    response = client.get(url, HTTP_ACCEPT='multipart/related; type="application/dicom"; transfer-syntax=*', **viewer_auth(team))
+    assert response.status_code == 200 and response.streaming
+    assert parts(response) == files
 
 
 # ------------------------------------------------------------------------------ STOW-RS: Warning header and parts
