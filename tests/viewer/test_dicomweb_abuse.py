@@ -135,6 +135,24 @@ def test_several_frames_are_streamed_one_at_a_time_and_byte_identical(client, te
     assert not one.streaming and parts(one) == expected_frames(ds, [7])  # one frame: answered whole, as before
 
 
+def test_the_pixel_data_of_many_frames_is_streamed_frame_by_frame(client, team):
+    ds, url = store_corpus_file(client, team, "pydicom", "examples_ybr_color.dcm")  # 6.9 MB once decoded
+
+    def read(resource: str) -> tuple[object, int]:
+        response = client.get(resource, **viewer_auth(team))
+        if not response.streaming:
+            return response, len(response.content)
+        return response, sum(len(chunk) for chunk in response.streaming_content)
+
+    read(f"{url}/frames/1")
+    _, one_frame_peak, _ = measured(lambda: read(f"{url}/frames/1"))
+    (response, size), peak, _ = measured(lambda: read(f"{url}/bulkdata/7FE00010"))
+    assert response.status_code == 200 and response.streaming
+    assert peak < 1.5 * one_frame_peak, (peak, one_frame_peak)
+    (pixel_data,) = parts(client.get(f"{url}/bulkdata/7FE00010", **viewer_auth(team)))
+    assert pixel_data == b"".join(expected_frames(ds, list(range(1, 31))))
+
+
 def test_frames_stream_under_asgi_too(client, team):
     """Under ASGI the parts come from an asynchronous iterator (a synchronous one is read whole first)."""
     ds, url = store_corpus_file(client, team, "pydicom-data", "emri_small.dcm")

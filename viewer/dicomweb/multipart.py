@@ -153,7 +153,8 @@ def new_boundary() -> str:
 
 
 def encode_multipart_related(
-    parts: Iterable[tuple[bytes, str] | tuple[bytes, str, dict[str, str]]], boundary: str
+    parts: Iterable[tuple[bytes | Iterable[bytes], str] | tuple[bytes | Iterable[bytes], str, dict[str, str]]],
+    boundary: str,
 ) -> Iterator[bytes]:
     """Yield the body of a multipart/related message, part by part (for streaming responses).
 
@@ -166,11 +167,18 @@ def encode_multipart_related(
     yield close_delimiter(boundary)
 
 
-def encode_part(data: bytes, part_type: str, boundary: str, extra: dict[str, str] | None = None) -> Iterator[bytes]:
-    """One part: its delimiter and headers, its content, and the line break that ends it."""
+def encode_part(
+    data: bytes | Iterable[bytes], part_type: str, boundary: str, extra: dict[str, str] | None = None
+) -> Iterator[bytes]:
+    """One part: its delimiter and headers, its content, and the line break that ends it.
+
+    ``data`` may be an iterable of chunks (one part's content made piece by piece, read lazily)."""
     head = [f"Content-Type: {part_type}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
     yield b"--" + boundary.encode("ascii") + b"\r\n" + "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
-    yield data
+    if isinstance(data, bytes | bytearray | memoryview):
+        yield data
+    else:
+        yield from data
     yield b"\r\n"
 
 

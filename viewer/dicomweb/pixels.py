@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
+PIXEL_DATA = 0x7FE00010
 NATIVE_LITTLE_ENDIAN = {UID("1.2.840.10008.1.2"), UID("1.2.840.10008.1.2.1")}
 _DECIMAL = re.compile(r"[0-9]{1,10}")  # (int() also takes "+1", "1_0" and thousands of digits)
 
@@ -86,10 +88,16 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def pixel_data_frames(ds: Dataset) -> Iterator[bytes]:
+    """Pixel Data as bulk data, one uncompressed frame after another, each made when asked for."""
+    for number in range(1, number_of_frames(ds) + 1):
+        yield frame_bytes(ds, number)
+
+
 def element_bytes(ds: Dataset, tag: int) -> bytes | None:
     """The value of a binary element, found at the top level or else in nested sequences."""
-    if tag == 0x7FE00010:
-        return b"".join(frame_bytes(ds, n) for n in range(1, number_of_frames(ds) + 1))
+    if tag == PIXEL_DATA:
+        return b"".join(pixel_data_frames(ds))
     found: list[bytes] = []
 
     def visit(_ds: Dataset, elem: pydicom.DataElement) -> None:

@@ -7,6 +7,7 @@ project access come from :func:`viewer.http.project_endpoint`.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -88,8 +89,11 @@ def _accept(request: HttpRequest) -> list[MediaType]:
 STREAM_STEP_BYTES = 256 * 1024
 
 
-def multipart_stream(request: HttpRequest, parts: Iterator[tuple[bytes, str]], part_type: str) -> StreamingHttpResponse:
-    """A multipart/related response whose ``parts`` are made one at a time, as the body is sent.
+def multipart_stream(
+    request: HttpRequest, parts: Iterator[tuple[bytes | Iterator[bytes], str]], part_type: str
+) -> StreamingHttpResponse:
+    """A multipart/related response whose ``parts`` (or a part's chunks) are made one at a time, as
+    the body is sent.
 
     Django consumes a synchronous iterator whole before sending it under ASGI (and an asynchronous
     one whole under WSGI), so each server gets the kind it streams. Under ASGI the parts are made
@@ -392,8 +396,13 @@ def bulkdata(request: HttpRequest, access: ProjectAccess, study: str, series: st
         tag_number = int(tag, 16)
     except ValueError:
         raise NotFound("No such bulk data.") from None
+    ds = _load(found)
     try:
-        value = pixels.element_bytes(_load(found), tag_number)
+        if tag_number == pixels.PIXEL_DATA and pixels.number_of_frames(ds) > 1:
+            frames = pixels.pixel_data_frames(ds)
+            first = next(frames)  # here: an undecodable image is a 422, not a cut-off stream
+            return multipart_stream(request, iter([(itertools.chain([first], frames), OCTET_STREAM)]), OCTET_STREAM)
+        value = pixels.element_bytes(ds, tag_number)
     except pixels.FrameError as exc:
         raise _frame_error(exc) from None
     if value is None:
