@@ -9,14 +9,12 @@ from __future__ import annotations
 import io
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pydicom
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
 from audit.models import Action
@@ -36,6 +34,7 @@ from viewer.dicomweb.multipart import (
     parse_accept,
     parse_multipart_related,
 )
+from viewer.dicomweb.streaming import multipart_stream
 from viewer.http import project_endpoint
 from viewer.models import Instance, Role
 from viewer.storage import object_store
@@ -81,48 +80,6 @@ def _accept(request: HttpRequest) -> list[MediaType]:
     except MultipartError as exc:
         raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
     return parse_accept(accept)
-
-
-# --------------------------------------------------------------------------- streamed multipart responses
-
-#: Under ASGI, each step of a streamed response makes about this much of the body in a worker thread.
-STREAM_STEP_BYTES = 256 * 1024
-
-
-def multipart_stream(
-    request: HttpRequest, parts: Iterator[tuple[bytes | Iterator[bytes], str]], part_type: str
-) -> StreamingHttpResponse:
-    """A multipart/related response whose ``parts`` (or a part's chunks) are made one at a time, as
-    the body is sent.
-
-    Django consumes a synchronous iterator whole before sending it under ASGI (and an asynchronous
-    one whole under WSGI), so each server gets the kind it streams. Under ASGI the parts are made
-    in worker threads (they decode pixels), off the event loop and off the thread of sync views.
-    A part that fails once the answer has started cuts the body short (no closing delimiter), which
-    a client sees as an incomplete response: callers make the first part before calling this.
-    """
-    boundary = new_boundary()
-    chunks = encode_multipart_related(parts, boundary)
-    body = _in_worker_threads(chunks) if isinstance(request, ASGIRequest) else chunks
-    return StreamingHttpResponse(body, content_type=f'multipart/related; type="{part_type}"; boundary={boundary}')
-
-
-def _next_chunks(chunks: Iterator[bytes]) -> list[bytes]:
-    taken: list[bytes] = []
-    size = 0
-    for chunk in chunks:
-        taken.append(chunk)
-        size += len(chunk)
-        if size >= STREAM_STEP_BYTES:
-            break
-    return taken
-
-
-async def _in_worker_threads(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    step = sync_to_async(_next_chunks, thread_sensitive=False)  # no database here: files and pixels
-    while taken := await step(chunks):
-        for chunk in taken:
-            yield chunk
 
 
 # --------------------------------------------------------------------------- QIDO-RS
@@ -381,11 +338,7 @@ def _frame_parts(ds: Any, numbers: list[int], first: bytes) -> Iterator[tuple[by
     yield first, OCTET_STREAM
     del first
     for number in numbers[1:]:
-        try:
-            data = pixels.frame_bytes(ds, number)
-        except pixels.FrameError as exc:  # the answer has started: all that is left is to stop it short
-            raise RuntimeError(f"Frame {number} of a streamed answer failed: {exc}") from None
-        yield data, OCTET_STREAM
+        yield pixels.frame_bytes(ds, number), OCTET_STREAM
 
 
 @project_endpoint(("GET",))
