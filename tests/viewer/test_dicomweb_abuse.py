@@ -265,3 +265,11 @@ def test_long_accept_headers_are_refused(client, team, accept):
         response = client.get(resource, HTTP_ACCEPT=accept, **viewer_auth(team))
         assert response.status_code == 400, resource
         assert "Accept header" in json.loads(response.content)["detail"]
+
+
+def test_a_stow_body_beyond_the_request_bound_is_a_413_with_a_json_reason(client, team, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = stow(client, "trial", [ct_bytes(), ct_bytes()], token_for(team["reader"]))
+    assert response.status_code == 413
+    assert json.loads(response.content)["code"] == "too_large"
+    assert not Instance.objects.exists()

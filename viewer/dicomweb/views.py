@@ -14,6 +14,7 @@ from typing import Any
 
 import pydicom
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -382,7 +383,15 @@ def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -
             f"Only application/dicom parts are accepted (not {part_type[:64]}).", code=ErrorCode.UNSUPPORTED_MEDIA_TYPE
         )
     try:
-        parts = parse_multipart_related(request.body, content_type, max_parts=_max_parts())
+        body = request.body
+    except RequestDataTooBig:
+        raise DomainError(
+            f"The request is larger than this server takes ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes); "
+            "send the instances in several requests.",
+            code=ErrorCode.TOO_LARGE,
+        ) from None
+    try:
+        parts = parse_multipart_related(body, content_type, max_parts=_max_parts())
     except TooManyParts as exc:
         raise DomainError(f"{exc} Send the instances in several requests.", code=ErrorCode.TOO_LARGE) from None
     except MultipartError as exc:
