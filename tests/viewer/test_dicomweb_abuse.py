@@ -273,3 +273,10 @@ def test_a_stow_body_beyond_the_request_bound_is_a_413_with_a_json_reason(client
     assert response.status_code == 413
     assert json.loads(response.content)["code"] == "too_large"
     assert not Instance.objects.exists()
+
+
+def test_a_search_with_more_parameters_than_django_reads_is_a_400_with_a_json_reason(client, team):
+    query = "&".join(["includefield=PatientID"] * 1001)
+    response = client.get(f"/projects/trial/dicomweb/studies?{query}", **viewer_auth(team))
+    assert response.status_code == 400
+    assert "parameters" in json.loads(response.content)["detail"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pydicom
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -87,7 +87,13 @@ def _accept(request: HttpRequest) -> list[MediaType]:
 
 
 def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: str) -> HttpResponse:
-    query = qido.parse_query(request.GET, level)
+    try:
+        params = request.GET
+    except TooManyFieldsSent:
+        raise DomainError(
+            f"A search takes at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters.", code=ErrorCode.BAD_REQUEST
+        ) from None
+    query = qido.parse_query(params, level)
     hides = qido.hides_quarantine(access.project, access.sees_quarantine)  # asked once per search
     rows, total = qido.search(access.project, query, scope, hides=hides)
     instances = qido.visible_instances(access.project, hides)
