@@ -17,8 +17,9 @@ from django.http import QueryDict
 
 from crossread.conf import option
 from crossread.errors import BadRequest
+from viewer.access import ProjectAccess
 from viewer.dicomfile import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS
-from viewer.models import Instance, Project, Series, Study
+from viewer.models import Instance, Series, Study
 
 STUDY, SERIES, INSTANCE = "study", "series", "instance"
 LEVEL_DEPTH = {STUDY: 0, SERIES: 1, INSTANCE: 2}
@@ -197,8 +198,9 @@ def _split_list(value: str) -> list[str]:
 
 
 
-def condition(key: MatchKey, value: str, prefix: str) -> Q:
-    """The filter for one matching key, on a model reached through ``prefix``."""
+def condition(key: MatchKey, value: str, prefix: str, series: QuerySet[Series]) -> Q:
+    """The filter for one matching key, on a model reached through ``prefix``; ``series``: the series
+    the caller may see (ModalitiesInStudy matches on those only)."""
     field = prefix + key.field
     if value == "":
         return Q()  # universal matching
@@ -207,7 +209,7 @@ def condition(key: MatchKey, value: str, prefix: str) -> Q:
     if key.kind == "modalities":
         modalities = _split_list(value)
         study_ref = OuterRef(prefix + "pk" if prefix else "pk")
-        return Q(Exists(Series.objects.filter(study=study_ref, modality__in=modalities)))
+        return Q(Exists(series.filter(study=study_ref, modality__in=modalities)))
     if key.kind == "date":
         return _date_condition(field, value)
     if key.kind == "int":
@@ -247,36 +249,20 @@ def _check_date(value: str) -> None:
 
 # --------------------------------------------------------------------------- searching
 
-MODELS = {STUDY: Study, SERIES: Series, INSTANCE: Instance}
 
 
-def hides_quarantine(project: Project, with_quarantine: bool) -> bool:
-    """Whether results must leave out quarantined instances (only when the project holds any)."""
-    return not with_quarantine and Instance.objects.filter(project=project, quarantined=True).exists()
-
-
-def visible_instances(project: Project, hides: bool) -> QuerySet[Instance]:
-    """The project's instances a reader may see; ``hides``: :func:`hides_quarantine` for that reader."""
-    qs = Instance.objects.filter(project=project)
-    return qs.filter(quarantined=False) if hides else qs
-
-
-def search(project: Project, query: Query, scope: dict[str, str], *, hides: bool) -> tuple[list[Any], int]:
-    """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) and the total count;
-    ``hides``: :func:`hides_quarantine` for this reader (asked once per search by the caller)."""
-    if query.level == INSTANCE:
-        qs: QuerySet[Any] = visible_instances(project, hides)
-    else:
-        qs = MODELS[query.level].objects.filter(project=project)
-        if hides:  # a study or series whose every instance is held
-            parent = "series" if query.level == SERIES else "series__study"
-            qs = qs.filter(Exists(Instance.objects.filter(quarantined=False, **{parent: OuterRef("pk")})))
+def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> tuple[list[Any], int]:
+    """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) that the member behind
+    ``access`` may see, and their total count. The rows come from the gate: a study or series whose
+    every instance is held in quarantine is not found by a reader."""
+    bases = {STUDY: access.studies, SERIES: access.series, INSTANCE: access.instances}
+    qs: QuerySet[Any] = bases[query.level]()
     if "study" in scope:
         qs = qs.filter(**{PATH[(query.level, STUDY)] + "study_instance_uid": scope["study"]})
     if "series" in scope:
         qs = qs.filter(**{PATH[(query.level, SERIES)] + "series_instance_uid": scope["series"]})
     for key, value in query.filters:
-        qs = qs.filter(condition(key, value, PATH[(query.level, key.level)]))
+        qs = qs.filter(condition(key, value, PATH[(query.level, key.level)], access.series()))
     if query.level == SERIES:
         qs = qs.select_related("study")
     elif query.level == INSTANCE:
@@ -298,11 +284,12 @@ def _pn(value: str) -> dict[str, Any]:
     return {"vr": "PN", "Value": [{"Alphabetic": value}]} if value else {"vr": "PN"}
 
 
-def study_results(rows: list[Study], query: Query, base_url: str, instances: QuerySet[Instance]) -> list[dict[str, Any]]:
+def study_results(rows: list[Study], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
     ids = [study.pk for study in rows]
     modalities: dict[int, set[str]] = defaultdict(set)
     series_counts: dict[int, int] = defaultdict(int)
-    visible_series = Series.objects.filter(study_id__in=ids, pk__in=instances.values("series_id"))
+    instances = access.instances()
+    visible_series = access.series().filter(study_id__in=ids)
     for study_id, modality in visible_series.values_list("study_id", "modality"):
         series_counts[study_id] += 1
         if modality:
@@ -345,7 +332,8 @@ def study_json(study: Study, base_url: str) -> dict[str, Any]:
     }
 
 
-def series_results(rows: list[Series], query: Query, base_url: str, instances: QuerySet[Instance]) -> list[dict[str, Any]]:
+def series_results(rows: list[Series], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
+    instances = access.instances()
     counts = dict(
         instances.filter(series_id__in=[s.pk for s in rows])
         .values("series_id")
@@ -374,7 +362,7 @@ def series_results(rows: list[Series], query: Query, base_url: str, instances: Q
     return results
 
 
-def instance_results(rows: list[Instance], query: Query, base_url: str, instances: QuerySet[Instance]) -> list[dict[str, Any]]:
+def instance_results(rows: list[Instance], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
     results = []
     for instance in rows:
         series = instance.series

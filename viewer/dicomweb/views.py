@@ -94,16 +94,14 @@ def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: st
             f"A search takes at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters.", code=ErrorCode.BAD_REQUEST
         ) from None
     query = qido.parse_query(params, level)
-    hides = qido.hides_quarantine(access.project, access.sees_quarantine)  # asked once per search
-    rows, total = qido.search(access.project, query, scope, hides=hides)
-    instances = qido.visible_instances(access.project, hides)
+    rows, total = qido.search(access, query, scope)
     url = base_url(request, access)
     render = {qido.STUDY: qido.study_results, qido.SERIES: qido.series_results, qido.INSTANCE: qido.instance_results}
     warnings = list(query.warnings)
     remaining = total - query.offset - len(rows)
     if remaining > 0:
         warnings.append(f"There are {remaining} additional results that can be requested.")
-    return dicom_json_response(render[level](rows, query, url, instances), warnings=warnings)
+    return dicom_json_response(render[level](rows, query, url, access), warnings=warnings)
 
 
 @project_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
@@ -142,18 +140,14 @@ def series_instances(request: HttpRequest, access: ProjectAccess, study: str, se
 
 
 def _require_study(access: ProjectAccess, study: str) -> None:
-    if not access.project.studies.filter(study_instance_uid=study).exists():
-        raise NotFound("No such study.")
+    access.study(study)  # "No such study." for one this member may not see
 
 
 # --------------------------------------------------------------------------- WADO-RS
 
 
 def _instances(access: ProjectAccess, study: str, series: str | None = None, instance: str | None = None) -> list[Instance]:
-    hides = qido.hides_quarantine(access.project, access.sees_quarantine)
-    qs = qido.visible_instances(access.project, hides).filter(series__study__study_instance_uid=study)
-    if series is not None:
-        qs = qs.filter(series__series_instance_uid=series)
+    qs = access.instances_in(study=study, series=series or "")
     if instance is not None:
         qs = qs.filter(sop_instance_uid=instance)
     found = list(qs.select_related("series", "series__study").order_by("series__series_number", "series_id", "instance_number", "pk"))
