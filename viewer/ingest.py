@@ -88,7 +88,7 @@ def ingest_bytes(
     UIDs by which it references those instances.
     """
     if len(data) > option("MAX_INSTANCE_BYTES"):
-        return failed(name, "The file is larger than this archive accepts.", dicomfile.FAILURE_OUT_OF_RESOURCES)
+        return too_large(name)
     try:
         ds = dicomfile.read_part10(data)
     except InvalidDicom as exc:
@@ -312,20 +312,57 @@ def safe_member_name(name: str) -> bool:
     return ".." not in PurePosixPath(name).parts
 
 
+#: Compression methods read from zip archives. Bzip2 and LZMA members are refused: Python's zipfile
+#: inflates each of their blocks whole (no output bound), so a few kilobytes could expand to gigabytes
+#: before a size check runs. Deflate is inflated a bounded chunk at a time.
+ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+
+#: How much of a zip member is inflated at a time.
+ZIP_CHUNK_BYTES = 1024 * 1024
+
+
+class _TooLarge(Exception):
+    """A zip member inflated to more than it may; ``size`` bytes were inflated before stopping."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """The member's bytes, inflated a chunk at a time; :class:`_TooLarge` past ``limit`` real bytes.
+
+    The header's declared size is not trusted: a member that declares a few bytes and inflates to
+    gigabytes stops one chunk past ``limit``, so no more than about ``limit`` bytes are ever held.
+    """
+    buffer = io.BytesIO()
+    size = 0
+    with archive.open(info) as member:
+        while chunk := member.read(min(ZIP_CHUNK_BYTES, limit - size + 1)):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(size)
+            buffer.write(chunk)
+    return buffer.getvalue()
+
+
 def iter_zip_members(data: bytes, container: str) -> Iterator[tuple[str, bytes | IngestResult]]:
     """Yield ``(name, bytes)`` for each file of a zip, or ``(name, failed result)`` for a refused member.
 
     Members are read into memory, never extracted to disk; unsafe names are refused all the same,
-    because such an archive is malformed or hostile. The total uncompressed size is bounded.
+    because such an archive is malformed or hostile. Sizes are counted as members inflate, whatever
+    their headers declare: a member larger than ``MAX_INSTANCE_BYTES`` is refused on its own, and
+    the archive stops once its members have inflated to more than ``MAX_ZIP_BYTES`` in all.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError):
         yield container, failed(container, "The zip archive is damaged.")
         return
     with archive:
-        total = 0
-        limit = option("MAX_ZIP_BYTES")
+        inflated = 0
+        archive_limit = option("MAX_ZIP_BYTES")
+        member_limit = option("MAX_INSTANCE_BYTES")
         for info in archive.infolist():
             member = f"{container}/{info.filename}" if container else info.filename
             if info.is_dir():
@@ -333,16 +370,35 @@ def iter_zip_members(data: bytes, container: str) -> Iterator[tuple[str, bytes |
             if not safe_member_name(info.filename):
                 yield member, failed(member, "Unsafe path in zip archive (absolute or with '..'); not read.")
                 continue
-            total += info.file_size
-            if total > limit or info.file_size > option("MAX_INSTANCE_BYTES"):
-                yield member, failed(member, "The zip archive expands beyond the size this archive accepts.")
-                return
             if PurePosixPath(info.filename).name.upper() == "DICOMDIR":
                 continue  # the directory record itself is not an image; its files are members too
+            if info.compress_type not in ZIP_METHODS:
+                yield member, failed(member, "The zip member is compressed with a method this archive does not read.")
+                continue
+            if info.file_size > member_limit:  # honest and too large: refused without inflating it
+                yield member, too_large(member)
+                continue
+            limit = min(member_limit, archive_limit - inflated)
             try:
-                yield member, archive.read(info)
-            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError) as exc:
+                content = read_zip_member(archive, info, max(limit, 0))
+            except _TooLarge as exc:
+                inflated += exc.size
+                if limit < member_limit:
+                    yield member, failed(member, "The zip archive expands beyond the size this archive accepts.",
+                                         dicomfile.FAILURE_OUT_OF_RESOURCES)
+                    return
+                yield member, too_large(member)
+                continue
+            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError, ValueError) as exc:
+                # Also a member whose header declares fewer bytes than it holds: its checksum fails.
                 yield member, failed(member, f"The zip member cannot be read ({type(exc).__name__}).")
+                continue
+            inflated += len(content)
+            yield member, content
+
+
+def too_large(name: str) -> IngestResult:
+    return failed(name, "The file is larger than this archive accepts.", dicomfile.FAILURE_OUT_OF_RESOURCES)
 
 
 def ingest_files(project: Project, files: Iterable[tuple[str, bytes]]) -> BatchReport:
