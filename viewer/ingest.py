@@ -401,11 +401,16 @@ def too_large(name: str) -> IngestResult:
     return failed(name, "The file is larger than this archive accepts.", dicomfile.FAILURE_OUT_OF_RESOURCES)
 
 
-def ingest_files(project: Project, files: Iterable[tuple[str, bytes]]) -> BatchReport:
-    """Ingest named files, opening zip archives; each file succeeds or fails on its own."""
+def ingest_files(project: Project, files: Iterable[tuple[str, bytes | IngestResult]]) -> BatchReport:
+    """Ingest named files, opening zip archives; each file succeeds or fails on its own.
+
+    A file its reader refused already (:mod:`viewer.importing`) comes as its failed result.
+    """
     report = BatchReport()
     for name, data in files:
-        if is_zip(data):
+        if isinstance(data, IngestResult):
+            report.add(data)
+        elif is_zip(data):
             for member, content in iter_zip_members(data, name):
                 if isinstance(content, IngestResult):
                     report.add(content)
