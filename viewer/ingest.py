@@ -4,6 +4,11 @@ For each instance: parse and validate (:mod:`viewer.dicomfile`), store the file 
 with an atomic write, then index Study/Series/Instance rows in one transaction. Re-sending the same
 bytes is a success that stores nothing new; the same SOP Instance UID with other bytes is a
 conflict and the stored instance is untouched. A refused file leaves no row and no file behind.
+
+Crash safety: the object is written first, then its rows and its audit event commit together, so a
+process killed at any point leaves either nothing visible or a complete instance. What it can leave
+is invisible: a temporary file (killed while writing) or an object no row references (killed before
+the commit); :func:`clean_storage` (``manage.py clean_storage``, run at start) removes both.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import enum
 import io
 import logging
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -25,7 +31,7 @@ from crossread.conf import option
 from viewer import deid, dicomfile
 from viewer.dicomfile import InvalidDicom
 from viewer.models import Instance, Project, PseudonymLink, Series, Study
-from viewer.storage import object_store, sha256_hex
+from viewer.storage import age_seconds, is_key, object_store, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +137,10 @@ def ingest_bytes(
     except Exception as exc:  # pydicom cannot express some damaged values as JSON
         return failed(name, f"The file cannot be described as DICOM JSON ({type(exc).__name__}).", **uids)
 
+    # The object first, then its rows: a crash in between leaves an unreferenced object, never a row
+    # without its file.
     store = object_store()
-    store.put(project.pk, data, digest)
+    target = store.put(project.pk, data, digest)
     try:
         with transaction.atomic():
             study = _study_for(project, attrs, metadata)
@@ -152,10 +160,10 @@ def ingest_bytes(
                     project=project, original_patient_id=protection.link[0], defaults={"pseudonym": protection.link[1]}
                 )
             if protection:
-                record(
+                record(  # with the rows, not after the commit: no crash can keep one without the other
                     Action.DEIDENTIFIED, project=project, object_type="instance",
                     object_id=attrs.instance["sop_instance_uid"], profile=project.deidentification,
-                    quarantined=protection.result.burned_in_text_risk,
+                    quarantined=protection.result.burned_in_text_risk, in_transaction=True,
                 )
     except _Refused as refused:
         discard_unreferenced(project, digest)
@@ -171,6 +179,8 @@ def ingest_bytes(
     except BaseException:
         discard_unreferenced(project, digest)
         raise
+    if not target.exists():  # clean_storage took it for an orphan just before the commit: write it again
+        store.put(project.pk, data, digest)
     return IngestResult(Outcome.STORED, name=name, **_result_uids(uids))
 
 
@@ -205,6 +215,89 @@ def discard_unreferenced(project: Project, digest: str) -> None:
     """
     if not Instance.objects.filter(project=project, sha256=digest).exists():
         object_store().delete(project.pk, digest)
+
+
+# --------------------------------------------------------------------------- what a crash leaves
+
+
+@dataclass
+class CleanReport:
+    """What :func:`clean_storage` removed (or would remove) and what it kept for being too recent."""
+
+    orphans: int = 0
+    orphan_bytes: int = 0
+    temporary: int = 0
+    temporary_bytes: int = 0
+    recent: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.orphans} unreferenced objects ({self.orphan_bytes:,} bytes), "
+            f"{self.temporary} temporary files ({self.temporary_bytes:,} bytes); "
+            f"{self.recent} recent files left for now"
+        )
+
+
+def clean_storage(min_age_seconds: float = 15 * 60, *, dry_run: bool = False) -> CleanReport:
+    """Remove what interrupted ingests left in the object store: temporary files, and objects that no
+    Instance row references (the process died after writing the object, before its rows committed).
+
+    Only files untouched for ``min_age_seconds`` go: another process may be writing a temporary file
+    or about to commit the rows of an object now (an ingest refreshes the time of an object it finds
+    already written). With every server stopped, 0 is safe. A file is checked again just before it
+    is removed; after its rows commit, an ingest writes its object again if it is gone.
+    """
+    store = object_store()
+    report = CleanReport()
+    now = time.time()
+    for tmp in store.temporary_files():
+        age = age_seconds(tmp, now)
+        if age is None:
+            continue
+        if age < min_age_seconds:
+            report.recent += 1
+            continue
+        report.temporary += 1
+        report.temporary_bytes += _size(tmp)
+        if not dry_run:
+            tmp.unlink(missing_ok=True)
+    for project_id, folder in store.iter_folders():
+        candidates = {}
+        for path in folder.iterdir():
+            if not is_key(path.name) or path.is_symlink() or not path.is_file():
+                continue
+            age = age_seconds(path, now)
+            if age is None:
+                continue
+            if age < min_age_seconds:
+                report.recent += 1
+            else:
+                candidates[path.name] = path
+        names = sorted(candidates)
+        for start in range(0, len(names), 500):
+            batch = names[start:start + 500]
+            referenced = set(
+                Instance.objects.filter(project_id=project_id, sha256__in=batch).values_list("sha256", flat=True)
+            )
+            for name in batch:
+                path = candidates[name]
+                if name in referenced:
+                    continue
+                age = age_seconds(path)  # an ingest may have refreshed it since
+                if age is None or age < min_age_seconds:
+                    continue
+                report.orphans += 1
+                report.orphan_bytes += _size(path)
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+    return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat(follow_symlinks=False).st_size
+    except FileNotFoundError:
+        return 0
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,14 @@ a real process killed with SIGKILL, symlinks and DICOMDIR media are real files i
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
+import sqlite3
 import struct
+import subprocess
+import sys
+import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -18,10 +24,12 @@ import pytest
 from django.core.management import call_command
 from pydicom.data import get_testdata_file
 
+from audit.models import Action, AuditEvent
 from tests.factories.dicom import ct_bytes
+from tests.live import REPO, LiveSite
 from viewer.ingest import Outcome, ingest_files
 from viewer.models import Instance, Series, Study
-from viewer.storage import object_store
+from viewer.storage import object_store, sha256_hex
 
 pytestmark = pytest.mark.django_db
 
@@ -145,3 +153,101 @@ def test_dicomdir_records_outside_the_media_or_missing_are_refused_one_by_one(te
     stored = Instance.objects.filter(project=team["project"])
     assert stored.count() > 20  # the other records' files
     assert not stored.filter(sop_instance_uid=pydicom.dcmread(io.BytesIO(outside)).SOPInstanceUID).exists()
+
+
+# --------------------------------------------------------------------------- crashes
+
+
+def test_an_import_killed_between_its_object_and_its_rows_leaves_nothing_visible(tmp_path):
+    """A real ``manage.py import_dicom`` process, SIGKILLed after writing the object, before its commit.
+
+    The test holds the database's write lock, so the process writes the object and then waits to
+    commit its rows; it is killed while it waits.
+    """
+    site = LiveSite.create(tmp_path)
+    site.manage("shell", "-c", "from viewer.models import Project; Project.objects.create(slug='p', name='P')")
+    source = tmp_path / "big.dcm"
+    source.write_bytes(ct_bytes(Rows=512, Columns=512, PixelData=bytes(512 * 512 * 2)))
+    objects = tmp_path / "data" / "objects"
+    lock = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "import_dicom", str(source), "--project", "p"],
+        env=site.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not [p for p in objects.glob("*/??/*") if not p.name.startswith(".")]:
+            assert process.poll() is None, "the import ended before it was killed"
+            assert time.monotonic() < deadline, "no object was written"
+            time.sleep(0.01)
+        time.sleep(0.2)  # it is waiting for the lock now
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        lock.execute("ROLLBACK")
+        lock.close()
+    (orphan,) = [p for p in objects.glob("*/??/*") if not p.name.startswith(".")]
+    # And what a process killed while writing an object leaves: a temporary file, old and new.
+    stale, fresh = orphan.parent / ".stale.tmp", orphan.parent / ".fresh.tmp"
+    stale.write_bytes(b"half a file")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+
+    assert rows(tmp_path / "db.sqlite3") == (0, 0, 0, 0)
+    assert "0 unreferenced objects (0 bytes), 1 temporary files (11 bytes); 2 recent" in site.manage("clean_storage")
+    assert orphan.exists() and fresh.exists() and not stale.exists()
+    out = site.manage("clean_storage", "--minutes", "0")
+    assert f"removed 1 unreferenced objects ({source.stat().st_size:,} bytes), 1 temporary files (13 bytes)" in out
+    assert [p for p in objects.rglob("*") if p.is_file()] == []
+
+
+def rows(database: Path) -> tuple[int, ...]:
+    """Study, Series, Instance rows and audit events, read from the site's database file."""
+    with sqlite3.connect(database) as connection:
+        return tuple(
+            connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("viewer_study", "viewer_series", "viewer_instance", "audit_auditevent")
+        )
+
+
+def test_the_deidentification_event_commits_with_the_instance_rows(make_project):
+    """Inside the test's transaction nothing has committed yet: the event must already be written,
+    as part of the same transaction as the rows (not in a hook that runs after the commit)."""
+    project = make_project(deidentification={"profile": "basic", "options": []})
+    assert ingest_files(project, [("a.dcm", ct_bytes())]).stored
+    instance = Instance.objects.get(project=project)
+    assert AuditEvent.objects.filter(action=Action.DEIDENTIFIED, object_id=instance.sop_instance_uid).count() == 1
+
+
+def test_clean_storage_removes_only_old_unreferenced_objects_and_old_temporary_files(make_project, capsys):
+    project, other = make_project(), make_project()
+    assert ingest_files(project, [("kept.dcm", ct_bytes())]).stored
+    kept = object_store().path(project.pk, Instance.objects.get().sha256)
+    store = object_store()
+    orphan = store.put(project.pk, b"orphan", sha256_hex(b"orphan"))
+    of_a_removed_project = store.put(other.pk + 1000, b"gone", sha256_hex(b"gone"))
+    recent = store.put(project.pk, b"recent", sha256_hex(b"recent"))
+    stale_tmp = orphan.parent / ".x.tmp"
+    stale_tmp.write_bytes(b"half")
+    old = time.time() - 3600
+    for path in (kept, orphan, of_a_removed_project, stale_tmp):
+        os.utime(path, (old, old))
+
+    call_command("clean_storage", "--dry-run")
+    assert all(p.exists() for p in (kept, orphan, of_a_removed_project, recent, stale_tmp))
+    call_command("clean_storage")
+    out = capsys.readouterr().out
+    assert "would remove 2 unreferenced objects (10 bytes), 1 temporary files (4 bytes); 1 recent" in out
+    assert "removed 2 unreferenced objects (10 bytes), 1 temporary files (4 bytes); 1 recent" in out
+    assert kept.exists() and recent.exists()
+    assert not orphan.exists() and not of_a_removed_project.exists() and not stale_tmp.exists()
+
+    # Sending the orphan's bytes again refreshes the object: it is not old enough to be removed.
+    store.put(project.pk, b"recent", sha256_hex(b"recent"))
+    os.utime(recent, (old, old))
+    store.put(project.pk, b"recent", sha256_hex(b"recent"))
+    call_command("clean_storage")
+    assert recent.exists()
