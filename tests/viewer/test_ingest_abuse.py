@@ -27,6 +27,7 @@ from pydicom.data import get_testdata_file
 from audit.models import Action, AuditEvent
 from tests.factories.dicom import ct_bytes
 from tests.live import REPO, LiveSite
+from viewer import ingest
 from viewer.ingest import Outcome, ingest_files
 from viewer.models import Instance, Series, Study
 from viewer.storage import object_store, sha256_hex
@@ -81,6 +82,22 @@ def test_zip_member_that_lies_about_its_size_is_refused_without_inflating_it(mak
     assert report.failed[0].reason
     assert Instance.objects.count() == 1
     assert len(object_store().iter_keys(project.pk)) == 1
+
+
+def test_zip_with_too_many_members_is_refused_before_its_directory_is_read(make_project, monkeypatch):
+    monkeypatch.setattr(ingest, "ZIP_MAX_MEMBERS", 10_000, raising=False)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for number in range(10_001):
+            archive.writestr(f"{number:05d}.dcm", b"")
+    many = buffer.getvalue()
+
+    report, peak = peak_memory_of(ingest_files, make_project(), [("many.zip", many)])
+
+    assert [(r.name, r.outcome) for r in report.results] == [("many.zip", Outcome.FAILED)]
+    assert "more than 10,000 files" in report.results[0].reason
+    assert peak < MiB, f"reading the archive took {peak / MiB:.1f} MiB"
+    assert Instance.objects.count() == 0
 
 
 # --------------------------------------------------------------------------- import_dicom: links, the data folder
