@@ -91,10 +91,14 @@ def _walk(top: Path, protected: tuple[Path, ...]) -> Iterator[Path | Refusal]:
                     yield Refusal(entry.path, PROTECTED)
                 else:
                     folders.append(Path(entry.path))
-            elif entry.is_file(follow_symlinks=False):
-                if not entry.name.startswith(".") and entry.name.upper() != "DICOMDIR":
-                    yield Path(entry.path)
+            elif entry.is_file(follow_symlinks=False) and not _skipped(entry.name):
+                yield Path(entry.path)
         stack.extend(reversed(folders))
+
+
+def _skipped(name: str) -> bool:
+    """Hidden files, and DICOMDIR files (a folder's files are all read anyway)."""
+    return name.startswith(".") or name.upper() == "DICOMDIR"
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -114,7 +118,7 @@ def dicomdir_files(dicomdir: Path, protected: tuple[Path, ...] = ()) -> Iterator
     try:
         ds = pydicom.dcmread(dicomdir, stop_before_pixels=True)
         records = list(ds.get("DirectoryRecordSequence", []))
-    except Exception as exc:  # pydicom raises many kinds for damaged files
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for a damaged file
         yield Refusal(str(dicomdir), f"The DICOMDIR cannot be read ({type(exc).__name__}).")
         return
     for record in records:
@@ -125,7 +129,7 @@ def dicomdir_files(dicomdir: Path, protected: tuple[Path, ...] = ()) -> Iterator
         parts = [part.strip() for part in parts]
         name = f"{dicomdir} → {'/'.join(parts)}"
         if any(part in ("", ".", "..") or "/" in part or "\\" in part or "\0" in part or ":" in part for part in parts):
-            yield Refusal(name, "The DICOMDIR record points outside its media (a '..', absolute or empty path).")
+            yield Refusal(name, "The DICOMDIR record points outside its media ('..' or an absolute path).")
             continue
         path = root.joinpath(*parts)
         if path.resolve() != path:

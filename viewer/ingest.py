@@ -31,7 +31,7 @@ from crossread.conf import option
 from viewer import deid, dicomfile
 from viewer.dicomfile import InvalidDicom
 from viewer.models import Instance, Project, PseudonymLink, Series, Study
-from viewer.storage import age_seconds, is_key, object_store, sha256_hex
+from viewer.storage import object_store, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -244,60 +244,54 @@ def clean_storage(min_age_seconds: float = 15 * 60, *, dry_run: bool = False) ->
 
     Only files untouched for ``min_age_seconds`` go: another process may be writing a temporary file
     or about to commit the rows of an object now (an ingest refreshes the time of an object it finds
-    already written). With every server stopped, 0 is safe. A file is checked again just before it
-    is removed; after its rows commit, an ingest writes its object again if it is gone.
+    already written, before its commit). With every server stopped, 0 is safe. Should a file still go
+    just before its rows commit, the ingest writes it again after the commit.
+
+    Each project's stored digests are read once, in key order, alongside its sorted files.
     """
     store = object_store()
     report = CleanReport()
-    now = time.time()
     for tmp in store.temporary_files():
-        age = age_seconds(tmp, now)
-        if age is None:
-            continue
-        if age < min_age_seconds:
-            report.recent += 1
-            continue
-        report.temporary += 1
-        report.temporary_bytes += _size(tmp)
-        if not dry_run:
-            tmp.unlink(missing_ok=True)
-    for project_id, folder in store.iter_folders():
-        candidates = {}
-        for path in folder.iterdir():
-            if not is_key(path.name) or path.is_symlink() or not path.is_file():
-                continue
-            age = age_seconds(path, now)
-            if age is None:
-                continue
-            if age < min_age_seconds:
-                report.recent += 1
-            else:
-                candidates[path.name] = path
-        names = sorted(candidates)
-        for start in range(0, len(names), 500):
-            batch = names[start:start + 500]
-            referenced = set(
-                Instance.objects.filter(project_id=project_id, sha256__in=batch).values_list("sha256", flat=True)
-            )
-            for name in batch:
-                path = candidates[name]
-                if name in referenced:
-                    continue
-                age = age_seconds(path)  # an ingest may have refreshed it since
-                if age is None or age < min_age_seconds:
-                    continue
-                report.orphans += 1
-                report.orphan_bytes += _size(path)
-                if not dry_run:
-                    path.unlink(missing_ok=True)
+        _clean(tmp, min_age_seconds, dry_run, report, orphan=False)
+    for project_id, objects in store.iter_projects():
+        referenced = (
+            Instance.objects.filter(project_id=project_id).order_by("sha256")
+            .values_list("sha256", flat=True).iterator(chunk_size=2000)
+        )
+        digest = next(referenced, None)
+        for path in objects:
+            while digest is not None and digest < path.name:
+                digest = _next_in_order(referenced, digest)
+            if digest != path.name:
+                _clean(path, min_age_seconds, dry_run, report, orphan=True)
     return report
 
 
-def _size(path: Path) -> int:
+def _next_in_order(digests: Iterator[str], previous: str) -> str | None:
+    """The next digest, checked to follow ``previous`` in Python's order (a database collation that
+    sorted otherwise would make referenced objects look unreferenced)."""
+    digest = next(digests, None)
+    if digest is not None and digest < previous:
+        raise RuntimeError("The database sorts digests in another order than Python; nothing more removed.")
+    return digest
+
+
+def _clean(path: Path, min_age_seconds: float, dry_run: bool, report: CleanReport, *, orphan: bool) -> None:
     try:
-        return path.stat(follow_symlinks=False).st_size
+        info = path.stat(follow_symlinks=False)
     except FileNotFoundError:
-        return 0
+        return
+    if time.time() - info.st_mtime < min_age_seconds:
+        report.recent += 1
+        return
+    if orphan:
+        report.orphans += 1
+        report.orphan_bytes += info.st_size
+    else:
+        report.temporary += 1
+        report.temporary_bytes += info.st_size
+    if not dry_run:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +44,9 @@ class ObjectStore:
             return target
         except FileNotFoundError:
             pass
+        except OSError:  # not ours to touch (a read-only mount, another user's file): there all the same
+            if target.exists():
+                return target
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
         try:
@@ -70,31 +72,29 @@ class ObjectStore:
             return []
         return sorted(p.name for p in folder.glob("??/*") if not p.name.startswith("."))
 
-    def iter_folders(self) -> Iterator[tuple[int, Path]]:
-        """``(project id, folder)`` for each folder of objects, one per two-letter prefix."""
+    def iter_projects(self) -> Iterator[tuple[int, Iterator[Path]]]:
+        """``(project id, its objects)`` for each project folder; objects come sorted by key."""
         if not self.root.is_dir():
             return
         for project in sorted(self.root.iterdir()):
             if project.name.isdigit() and project.is_dir() and not project.is_symlink():
-                for folder in sorted(project.glob("??")):
-                    if folder.is_dir() and not folder.is_symlink():
-                        yield int(project.name), folder
+                yield int(project.name), _objects(project)
 
     def temporary_files(self) -> list[Path]:
         """Files an interrupted :meth:`put` left (or one that is writing now)."""
         return sorted(self.root.glob("*/??/.*.tmp"))
 
 
+def _objects(project: Path) -> Iterator[Path]:
+    for folder in sorted(project.glob("??")):
+        if folder.is_dir() and not folder.is_symlink():
+            for path in sorted(folder.iterdir()):
+                if is_key(path.name) and not path.is_symlink() and path.is_file():
+                    yield path
+
+
 def is_key(name: str) -> bool:
     return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
-
-
-def age_seconds(path: Path, now: float | None = None) -> float | None:
-    """Seconds since the file last changed, or None if it is gone."""
-    try:
-        return (time.time() if now is None else now) - path.stat(follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return None
 
 
 def object_store() -> ObjectStore:
