@@ -15,6 +15,7 @@ batch report lists them with the rest.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Iterator
@@ -115,8 +116,12 @@ def dicomdir_files(dicomdir: Path, protected: tuple[Path, ...] = ()) -> Iterator
     that folder (no ``..``, no absolute path, no link on the way) and name an existing file.
     """
     root = dicomdir.parent.resolve()
+    content = read_file(dicomdir)
+    if isinstance(content, Refusal):
+        yield content
+        return
     try:
-        ds = pydicom.dcmread(dicomdir, stop_before_pixels=True)
+        ds = pydicom.dcmread(io.BytesIO(content), stop_before_pixels=True)
         records = list(ds.get("DirectoryRecordSequence", []))
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for a damaged file
         yield Refusal(str(dicomdir), f"The DICOMDIR cannot be read ({type(exc).__name__}).")
