@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from audit.models import Action
@@ -239,8 +240,9 @@ class CleanReport:
 
 
 def clean_storage(min_age_seconds: float = 15 * 60, *, dry_run: bool = False) -> CleanReport:
-    """Remove what interrupted ingests left in the object store: temporary files, and objects that no
-    Instance row references (the process died after writing the object, before its rows committed).
+    """Remove what interrupted ingests left: temporary files (of the object store, and uploads Django
+    spooled to ``FILE_UPLOAD_TEMP_DIR``), and objects that no Instance row references (the process
+    died after writing the object, before its rows committed).
 
     Only files untouched for ``min_age_seconds`` go: another process may be writing a temporary file
     or about to commit the rows of an object now (an ingest refreshes the time of an object it finds
@@ -251,7 +253,7 @@ def clean_storage(min_age_seconds: float = 15 * 60, *, dry_run: bool = False) ->
     """
     store = object_store()
     report = CleanReport()
-    for tmp in store.temporary_files():
+    for tmp in [*store.temporary_files(), *_upload_spool_files()]:
         _clean(tmp, min_age_seconds, dry_run, report, orphan=False)
     for project_id, objects in store.iter_projects():
         referenced = (
@@ -265,6 +267,15 @@ def clean_storage(min_age_seconds: float = 15 * 60, *, dry_run: bool = False) ->
             if digest != path.name:
                 _clean(path, min_age_seconds, dry_run, report, orphan=True)
     return report
+
+
+def _upload_spool_files() -> list[Path]:
+    """Files Django spooled large uploads to (``tmpXXXXXXXX.upload.dcm``), when they go to a folder of
+    their own (``FILE_UPLOAD_TEMP_DIR``; the system's temporary folder is not swept)."""
+    folder = getattr(settings, "FILE_UPLOAD_TEMP_DIR", None)
+    if not folder:
+        return []
+    return sorted(p for p in Path(folder).glob("tmp*.upload*") if p.is_file() and not p.is_symlink())
 
 
 def _next_in_order(digests: Iterator[str], previous: str) -> str | None:

@@ -230,6 +230,14 @@ def rows(database: Path) -> tuple[int, ...]:
         )
 
 
+def test_large_uploads_are_spooled_inside_the_data_folder():
+    """Not in the system's temporary folder, where a killed process's spooled upload would stay."""
+    from crossread import settings as configured
+
+    assert Path(configured.FILE_UPLOAD_TEMP_DIR).is_relative_to(configured.DATA_DIR)
+    assert Path(configured.FILE_UPLOAD_TEMP_DIR).is_dir()
+
+
 def test_the_deidentification_event_commits_with_the_instance_rows(make_project):
     """Inside the test's transaction nothing has committed yet: the event must already be written,
     as part of the same transaction as the rows (not in a hook that runs after the commit)."""
@@ -239,7 +247,14 @@ def test_the_deidentification_event_commits_with_the_instance_rows(make_project)
     assert AuditEvent.objects.filter(action=Action.DEIDENTIFIED, object_id=instance.sop_instance_uid).count() == 1
 
 
-def test_clean_storage_removes_only_old_unreferenced_objects_and_old_temporary_files(make_project, capsys):
+def test_clean_storage_removes_only_old_unreferenced_objects_and_old_temporary_files(
+    make_project, capsys, settings, tmp_path
+):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "spool")
+    (tmp_path / "spool").mkdir()
+    stale_upload, fresh_upload = tmp_path / "spool" / "tmpab_12cd.upload.zip", tmp_path / "spool" / "tmpx.upload.dcm"
+    stale_upload.write_bytes(b"part of an upload")
+    fresh_upload.write_bytes(b"arriving")
     project, other = make_project(), make_project()
     assert len(ingest_files(project, [(f"{n}.dcm", ct_bytes()) for n in range(6)]).stored) == 6
     store = object_store()
@@ -250,17 +265,17 @@ def test_clean_storage_removes_only_old_unreferenced_objects_and_old_temporary_f
     stale_tmp = orphans[0].parent / ".x.tmp"
     stale_tmp.write_bytes(b"half")
     old = time.time() - 3600
-    for path in (*kept, *orphans, of_a_removed_project, stale_tmp):
+    for path in (*kept, *orphans, of_a_removed_project, stale_tmp, stale_upload):
         os.utime(path, (old, old))
 
     call_command("clean_storage", "--dry-run")
-    assert all(p.exists() for p in (*kept, *orphans, of_a_removed_project, recent, stale_tmp))
+    assert all(p.exists() for p in (*kept, *orphans, of_a_removed_project, recent, stale_tmp, stale_upload))
     call_command("clean_storage")
     out = capsys.readouterr().out
-    assert "would remove 4 unreferenced objects (24 bytes), 1 temporary files (4 bytes); 1 recent" in out
-    assert "removed 4 unreferenced objects (24 bytes), 1 temporary files (4 bytes); 1 recent" in out
-    assert all(p.exists() for p in kept) and recent.exists()
-    assert not any(p.exists() for p in (*orphans, of_a_removed_project, stale_tmp))
+    assert "would remove 4 unreferenced objects (24 bytes), 2 temporary files (21 bytes); 2 recent" in out
+    assert "removed 4 unreferenced objects (24 bytes), 2 temporary files (21 bytes); 2 recent" in out
+    assert all(p.exists() for p in kept) and recent.exists() and fresh_upload.exists()
+    assert not any(p.exists() for p in (*orphans, of_a_removed_project, stale_tmp, stale_upload))
 
     # Sending the orphan's bytes again refreshes the object: it is not old enough to be removed.
     store.put(project.pk, b"recent", sha256_hex(b"recent"))
