@@ -116,7 +116,7 @@ def dicomdir_files(dicomdir: Path, protected: tuple[Path, ...] = ()) -> Iterator
     that folder (no ``..``, no absolute path, no link on the way) and name an existing file.
     """
     root = dicomdir.parent.resolve()
-    content = read_file(dicomdir)
+    content = read_file(dicomdir, protected)
     if isinstance(content, Refusal):
         yield content
         return
@@ -147,14 +147,20 @@ def dicomdir_files(dicomdir: Path, protected: tuple[Path, ...] = ()) -> Iterator
             yield path
 
 
-def read_file(path: Path) -> bytes | Refusal:
-    """The file's bytes, opened without following a link; a refusal if it cannot or must not be read."""
+def read_file(path: Path, protected: tuple[Path, ...] = ()) -> bytes | Refusal:
+    """The file's bytes, opened without following a link; a refusal if it cannot or must not be read.
+
+    Where the system says which file an open descriptor is (Linux), that file is checked too: a
+    folder on the way swapped for a link since the walk cannot lead into the data folder.
+    """
     try:
         # O_NONBLOCK: a named pipe put in the file's place must not hang the import.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         return Refusal(str(path), f"The file cannot be read ({exc.strerror or type(exc).__name__}).")
     with os.fdopen(fd, "rb") as fh:
+        if protected and _inside(_opened_path(fh.fileno()) or path.resolve(), protected):
+            return Refusal(str(path), PROTECTED)
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode):
             return Refusal(str(path), "Not a regular file; not read.")
@@ -163,12 +169,19 @@ def read_file(path: Path) -> bytes | Refusal:
         return fh.read()
 
 
+def _opened_path(fd: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
+
+
 def iter_named_files(paths: list[Path]) -> Iterator[tuple[str, bytes | IngestResult]]:
     """``(name, bytes)`` for each file to ingest below ``paths``; ``(name, failed result)`` for a refusal."""
     protected = protected_folders()
     for root in paths:
         for found in iter_paths(root, protected):
-            content = found if isinstance(found, Refusal) else read_file(found)
+            content = found if isinstance(found, Refusal) else read_file(found, protected)
             if isinstance(content, Refusal):
                 yield content.name, failed(content.name, content.reason)
             else:

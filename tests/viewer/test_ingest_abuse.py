@@ -27,7 +27,7 @@ from pydicom.data import get_testdata_file
 from audit.models import Action, AuditEvent
 from tests.factories.dicom import ct_bytes
 from tests.live import REPO, LiveSite
-from viewer import ingest
+from viewer import importing, ingest
 from viewer.ingest import Outcome, ingest_files
 from viewer.models import Instance
 from viewer.storage import object_store, sha256_hex
@@ -127,6 +127,16 @@ def test_import_dicom_follows_no_link_and_reads_nothing_in_the_data_folder(team,
     assert out.err.count("Inside Crossread's data folder") == 2
     assert Instance.objects.filter(project=team["project"]).count() == 1
     assert not Instance.objects.filter(project=team["project"], sop_instance_uid=theirs.sop_instance_uid).exists()
+
+
+def test_reading_a_file_through_a_folder_swapped_for_a_link_is_refused(team, tmp_path):
+    """What a walk would meet if a folder it listed became a link into the data folder before the read:
+    O_NOFOLLOW guards only the last part of a path, so the opened file itself is checked."""
+    assert ingest_files(team["project"], [("a.dcm", ct_bytes())]).stored
+    stored = object_store().path(team["project"].pk, Instance.objects.get().sha256)
+    (tmp_path / "swapped").symlink_to(stored.parent)
+    refused = importing.read_file(tmp_path / "swapped" / stored.name, importing.protected_folders())
+    assert refused == importing.Refusal(str(tmp_path / "swapped" / stored.name), importing.PROTECTED)
 
 
 def test_a_walk_prunes_the_data_folder_inside_it(team, tmp_path, capsys, settings):
