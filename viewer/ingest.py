@@ -24,7 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Collate
 
 from audit.models import Action
 from audit.services import record
@@ -257,7 +259,7 @@ def clean_storage(min_age_seconds: float = 15 * 60, *, dry_run: bool = False) ->
         _clean(tmp, min_age_seconds, dry_run, report, orphan=False)
     for project_id, objects in store.iter_projects():
         referenced = (
-            Instance.objects.filter(project_id=project_id).order_by("sha256")
+            Instance.objects.filter(project_id=project_id).order_by(_in_byte_order("sha256"))
             .values_list("sha256", flat=True).iterator(chunk_size=2000)
         )
         digest = next(referenced, None)
@@ -276,6 +278,12 @@ def _upload_spool_files() -> list[Path]:
     if not folder:
         return []
     return sorted(p for p in Path(folder).glob("tmp*.upload*") if p.is_file() and not p.is_symlink())
+
+
+def _in_byte_order(field: str) -> Any:
+    """Order by ``field`` as Python compares strings: SQLite's default; PostgreSQL's "C" collation (a
+    database's own collation may sort otherwise)."""
+    return Collate(F(field), "C") if connection.vendor == "postgresql" else F(field).asc()
 
 
 def _next_in_order(digests: Iterator[str], previous: str) -> str | None:
