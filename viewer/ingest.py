@@ -506,8 +506,12 @@ def iter_zip_members(data: bytes, container: str) -> Iterator[tuple[str, bytes |
                     return
                 yield member, too_large(member)
                 continue
-            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError, ValueError) as exc:
-                # Also a member whose header declares fewer bytes than it holds: its checksum fails.
+            except zipfile.BadZipFile:
+                # Also a member whose header declares fewer bytes than it holds: zipfile stops at the
+                # declared size, and the checksum of what it read fails.
+                yield member, failed(member, "The zip member is damaged or does not match its header.")
+                continue
+            except (RuntimeError, OSError, EOFError, NotImplementedError, ValueError) as exc:
                 yield member, failed(member, f"The zip member cannot be read ({type(exc).__name__}).")
                 continue
             inflated += len(content)
