@@ -28,11 +28,14 @@ def record(
     object_type: str = "",
     object_id: str = "",
     outcome: Outcome | str = Outcome.SUCCESS,
+    in_transaction: bool = False,
     **detail: Any,
 ) -> None:
     """Append one event, after the surrounding transaction commits (a rolled-back action is not logged).
 
     A failed or refused action is recorded at once: it must be logged although nothing committed.
+    ``in_transaction`` writes the event now, inside the surrounding transaction: it commits or rolls
+    back with the rows it describes, and no crash between the commit and its hooks can lose it.
     """
     request = request if request is not None else current_request.get()
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
@@ -48,7 +51,7 @@ def record(
         source_ip=client_address(request),
         user_agent=(request.headers.get("User-Agent", "") if request is not None else "")[:300],
     )
-    if outcome == Outcome.FAILURE or not transaction.get_connection().in_atomic_block:
+    if in_transaction or outcome == Outcome.FAILURE or not transaction.get_connection().in_atomic_block:
         event.save()
     else:
         transaction.on_commit(event.save)

@@ -12,6 +12,7 @@ laptop demo work with no configuration. The environment switches each piece for 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -135,6 +136,11 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = get_int("CROSSREAD_MAX_REQUEST_BYTES", 1024 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 10_000
+# Larger uploads are spooled to files here while they arrive, not in the system's temporary folder:
+# `manage.py clean_storage` removes those a killed process left (see viewer.ingest.clean_storage).
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+with contextlib.suppress(OSError):  # a read-only checkout can still run checks and tests
+    Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes unauthenticated API calls a 401, not a 403.

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 .venv/bin/python manage.py migrate --noinput
+.venv/bin/python manage.py clean_storage  # what an interrupted ingest left in the object store
 .venv/bin/python manage.py load_demo
 .venv/bin/python manage.py load_demo_trial
 echo "Open http://127.0.0.1:8000/ and log in with a demo user above."

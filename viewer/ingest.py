@@ -4,6 +4,11 @@ For each instance: parse and validate (:mod:`viewer.dicomfile`), store the file 
 with an atomic write, then index Study/Series/Instance rows in one transaction. Re-sending the same
 bytes is a success that stores nothing new; the same SOP Instance UID with other bytes is a
 conflict and the stored instance is untouched. A refused file leaves no row and no file behind.
+
+Crash safety: the object is written first, then its rows and its audit event commit together, so a
+process killed at any point leaves either nothing visible or a complete instance. What it can leave
+is invisible: a temporary file (killed while writing) or an object no row references (killed before
+the commit); :func:`clean_storage` (``manage.py clean_storage``, run at start) removes both.
 """
 
 from __future__ import annotations
@@ -11,13 +16,17 @@ from __future__ import annotations
 import enum
 import io
 import logging
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Collate
 
 from audit.models import Action
 from audit.services import record
@@ -88,7 +97,7 @@ def ingest_bytes(
     UIDs by which it references those instances.
     """
     if len(data) > option("MAX_INSTANCE_BYTES"):
-        return failed(name, "The file is larger than this archive accepts.", dicomfile.FAILURE_OUT_OF_RESOURCES)
+        return too_large(name)
     try:
         ds = dicomfile.read_part10(data)
     except InvalidDicom as exc:
@@ -131,8 +140,10 @@ def ingest_bytes(
     except Exception as exc:  # pydicom cannot express some damaged values as JSON
         return failed(name, f"The file cannot be described as DICOM JSON ({type(exc).__name__}).", **uids)
 
+    # The object first, then its rows: a crash in between leaves an unreferenced object, never a row
+    # without its file.
     store = object_store()
-    store.put(project.pk, data, digest)
+    target = store.put(project.pk, data, digest)
     try:
         with transaction.atomic():
             study = _study_for(project, attrs, metadata)
@@ -152,10 +163,10 @@ def ingest_bytes(
                     project=project, original_patient_id=protection.link[0], defaults={"pseudonym": protection.link[1]}
                 )
             if protection:
-                record(
+                record(  # with the rows, not after the commit: no crash can keep one without the other
                     Action.DEIDENTIFIED, project=project, object_type="instance",
                     object_id=attrs.instance["sop_instance_uid"], profile=project.deidentification,
-                    quarantined=protection.result.burned_in_text_risk,
+                    quarantined=protection.result.burned_in_text_risk, in_transaction=True,
                 )
     except _Refused as refused:
         discard_unreferenced(project, digest)
@@ -171,6 +182,8 @@ def ingest_bytes(
     except BaseException:
         discard_unreferenced(project, digest)
         raise
+    if not target.exists():  # clean_storage took it for an orphan just before the commit: write it again
+        store.put(project.pk, data, digest)
     return IngestResult(Outcome.STORED, name=name, **_result_uids(uids))
 
 
@@ -205,6 +218,99 @@ def discard_unreferenced(project: Project, digest: str) -> None:
     """
     if not Instance.objects.filter(project=project, sha256=digest).exists():
         object_store().delete(project.pk, digest)
+
+
+# --------------------------------------------------------------------------- what a crash leaves
+
+
+@dataclass
+class CleanReport:
+    """What :func:`clean_storage` removed (or would remove) and what it kept for being too recent."""
+
+    orphans: int = 0
+    orphan_bytes: int = 0
+    temporary: int = 0
+    temporary_bytes: int = 0
+    recent: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.orphans} unreferenced objects ({self.orphan_bytes:,} bytes), "
+            f"{self.temporary} temporary files ({self.temporary_bytes:,} bytes); "
+            f"{self.recent} recent files left for now"
+        )
+
+
+def clean_storage(min_age_seconds: float = 15 * 60, *, dry_run: bool = False) -> CleanReport:
+    """Remove what interrupted ingests left: temporary files (of the object store, and uploads Django
+    spooled to ``FILE_UPLOAD_TEMP_DIR``), and objects that no Instance row references (the process
+    died after writing the object, before its rows committed).
+
+    Only files untouched for ``min_age_seconds`` go: another process may be writing a temporary file
+    or about to commit the rows of an object now (an ingest refreshes the time of an object it finds
+    already written, before its commit). With every server stopped, 0 is safe. Should a file still go
+    just before its rows commit, the ingest writes it again after the commit.
+
+    Each project's stored digests are read once, in key order, alongside its sorted files.
+    """
+    store = object_store()
+    report = CleanReport()
+    for tmp in [*store.temporary_files(), *_upload_spool_files()]:
+        _clean(tmp, min_age_seconds, dry_run, report, orphan=False)
+    for project_id, objects in store.iter_projects():
+        referenced = (
+            Instance.objects.filter(project_id=project_id).order_by(_in_byte_order("sha256"))
+            .values_list("sha256", flat=True).iterator(chunk_size=2000)
+        )
+        digest = next(referenced, None)
+        for path in objects:
+            while digest is not None and digest < path.name:
+                digest = _next_in_order(referenced, digest)
+            if digest != path.name:
+                _clean(path, min_age_seconds, dry_run, report, orphan=True)
+    return report
+
+
+def _upload_spool_files() -> list[Path]:
+    """Files Django spooled large uploads to (``tmpXXXXXXXX.upload.dcm``), when they go to a folder of
+    their own (``FILE_UPLOAD_TEMP_DIR``; the system's temporary folder is not swept)."""
+    folder = getattr(settings, "FILE_UPLOAD_TEMP_DIR", None)
+    if not folder:
+        return []
+    return sorted(p for p in Path(folder).glob("tmp*.upload*") if p.is_file() and not p.is_symlink())
+
+
+def _in_byte_order(field: str) -> Any:
+    """Order by ``field`` as Python compares strings: SQLite's default; PostgreSQL's "C" collation (a
+    database's own collation may sort otherwise)."""
+    return Collate(F(field), "C") if connection.vendor == "postgresql" else F(field).asc()
+
+
+def _next_in_order(digests: Iterator[str], previous: str) -> str | None:
+    """The next digest, checked to follow ``previous`` in Python's order (a database collation that
+    sorted otherwise would make referenced objects look unreferenced)."""
+    digest = next(digests, None)
+    if digest is not None and digest < previous:
+        raise RuntimeError("The database sorts digests in another order than Python; nothing more removed.")
+    return digest
+
+
+def _clean(path: Path, min_age_seconds: float, dry_run: bool, report: CleanReport, *, orphan: bool) -> None:
+    try:
+        info = path.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if time.time() - info.st_mtime < min_age_seconds:
+        report.recent += 1
+        return
+    if orphan:
+        report.orphans += 1
+        report.orphan_bytes += info.st_size
+    else:
+        report.temporary += 1
+        report.temporary_bytes += info.st_size
+    if not dry_run:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -312,20 +418,68 @@ def safe_member_name(name: str) -> bool:
     return ".." not in PurePosixPath(name).parts
 
 
+#: Compression methods read from zip archives. Bzip2 and LZMA members are refused: Python's zipfile
+#: inflates each of their blocks whole (no output bound), so a few kilobytes could expand to gigabytes
+#: before a size check runs. Deflate is inflated a bounded chunk at a time.
+ZIP_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+
+#: How much of a zip member is inflated at a time.
+ZIP_CHUNK_BYTES = 1024 * 1024
+
+#: At most this many members in a zip. Opening an archive reads its whole central directory into
+#: objects of about 500 bytes per member: 17 MiB of empty members took 106 MiB.
+ZIP_MAX_MEMBERS = 100_000
+_CENTRAL_DIRECTORY_ENTRY = b"PK\x01\x02"
+
+
+class _TooLarge(Exception):
+    """A zip member inflated to more than it may; ``size`` bytes were inflated before stopping."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """The member's bytes, inflated a chunk at a time; :class:`_TooLarge` past ``limit`` real bytes.
+
+    The header's declared size is not trusted: a member that declares a few bytes and inflates to
+    gigabytes stops one chunk past ``limit``, so no more than about ``limit`` bytes are ever held.
+    """
+    buffer = io.BytesIO()
+    size = 0
+    with archive.open(info) as member:
+        while chunk := member.read(min(ZIP_CHUNK_BYTES, limit - size + 1)):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(size)
+            buffer.write(chunk)
+    return buffer.getvalue()
+
+
 def iter_zip_members(data: bytes, container: str) -> Iterator[tuple[str, bytes | IngestResult]]:
     """Yield ``(name, bytes)`` for each file of a zip, or ``(name, failed result)`` for a refused member.
 
     Members are read into memory, never extracted to disk; unsafe names are refused all the same,
-    because such an archive is malformed or hostile. The total uncompressed size is bounded.
+    because such an archive is malformed or hostile. Sizes are counted as members inflate, whatever
+    their headers declare: a member larger than ``MAX_INSTANCE_BYTES`` is refused on its own, and
+    the archive stops once its members have inflated to more than ``MAX_ZIP_BYTES`` in all.
     """
+    # Every entry zipfile would read begins with this signature: the count is never too low (a member's
+    # content may hold the four bytes too, which only makes it higher), and it costs one scan in C.
+    if data.count(_CENTRAL_DIRECTORY_ENTRY) > ZIP_MAX_MEMBERS:
+        yield container, failed(container, f"The zip archive holds more than {ZIP_MAX_MEMBERS:,} files; not read.",
+                                dicomfile.FAILURE_OUT_OF_RESOURCES)
+        return
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError):
         yield container, failed(container, "The zip archive is damaged.")
         return
     with archive:
-        total = 0
-        limit = option("MAX_ZIP_BYTES")
+        inflated = 0
+        archive_limit = option("MAX_ZIP_BYTES")
+        member_limit = option("MAX_INSTANCE_BYTES")
         for info in archive.infolist():
             member = f"{container}/{info.filename}" if container else info.filename
             if info.is_dir():
@@ -333,23 +487,51 @@ def iter_zip_members(data: bytes, container: str) -> Iterator[tuple[str, bytes |
             if not safe_member_name(info.filename):
                 yield member, failed(member, "Unsafe path in zip archive (absolute or with '..'); not read.")
                 continue
-            total += info.file_size
-            if total > limit or info.file_size > option("MAX_INSTANCE_BYTES"):
-                yield member, failed(member, "The zip archive expands beyond the size this archive accepts.")
-                return
             if PurePosixPath(info.filename).name.upper() == "DICOMDIR":
                 continue  # the directory record itself is not an image; its files are members too
+            if info.compress_type not in ZIP_METHODS:
+                yield member, failed(member, "The zip member is compressed with a method this archive does not read.")
+                continue
+            if info.file_size > member_limit:  # honest and too large: refused without inflating it
+                yield member, too_large(member)
+                continue
+            limit = min(member_limit, archive_limit - inflated)
             try:
-                yield member, archive.read(info)
-            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError) as exc:
+                content = read_zip_member(archive, info, max(limit, 0))
+            except _TooLarge as exc:
+                inflated += exc.size
+                if limit < member_limit:
+                    yield member, failed(member, "The zip archive expands beyond the size this archive accepts.",
+                                         dicomfile.FAILURE_OUT_OF_RESOURCES)
+                    return
+                yield member, too_large(member)
+                continue
+            except zipfile.BadZipFile:
+                # Also a member whose header declares fewer bytes than it holds: zipfile stops at the
+                # declared size, and the checksum of what it read fails.
+                yield member, failed(member, "The zip member is damaged or does not match its header.")
+                continue
+            except (RuntimeError, OSError, EOFError, NotImplementedError, ValueError) as exc:
                 yield member, failed(member, f"The zip member cannot be read ({type(exc).__name__}).")
+                continue
+            inflated += len(content)
+            yield member, content
 
 
-def ingest_files(project: Project, files: Iterable[tuple[str, bytes]]) -> BatchReport:
-    """Ingest named files, opening zip archives; each file succeeds or fails on its own."""
+def too_large(name: str) -> IngestResult:
+    return failed(name, "The file is larger than this archive accepts.", dicomfile.FAILURE_OUT_OF_RESOURCES)
+
+
+def ingest_files(project: Project, files: Iterable[tuple[str, bytes | IngestResult]]) -> BatchReport:
+    """Ingest named files, opening zip archives; each file succeeds or fails on its own.
+
+    A file its reader refused already (:mod:`viewer.importing`) comes as its failed result.
+    """
     report = BatchReport()
     for name, data in files:
-        if is_zip(data):
+        if isinstance(data, IngestResult):
+            report.add(data)
+        elif is_zip(data):
             for member, content in iter_zip_members(data, name):
                 if isinstance(content, IngestResult):
                     report.add(content)

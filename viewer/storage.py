@@ -3,8 +3,13 @@
 An object's key is the SHA-256 of its bytes, kept under the project's own folder so that a
 project's pixels can live in their own place (data locality) and be removed together:
 ``<DATA_DIR>/objects/<project id>/<sha[:2]>/<sha>``. Writes are atomic: a temporary file in
-the same folder, fsync, then ``os.replace``, so a reader never sees half a file and a crash
-leaves at most a ``.tmp`` file that :meth:`ObjectStore.sweep_temporary` removes.
+the same folder, fsync, then ``os.replace``, so a reader never sees half a file.
+
+A process killed while ingesting leaves at most a ``.tmp`` file (killed while writing) or an object
+no Instance row references (killed before its rows committed). ``manage.py clean_storage`` removes
+both once they are older than a few minutes (:func:`viewer.ingest.clean_storage`); :meth:`ObjectStore.put`
+refreshes the time of an object it finds already written, so an object about to be referenced again
+is never old enough to be removed.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -26,15 +32,21 @@ class ObjectStore:
         self.root = root
 
     def path(self, project_id: int, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        if not is_key(sha256):
             raise ValueError("object keys are lowercase SHA-256 hex digests")
         return self.root / str(int(project_id)) / sha256[:2] / sha256
 
     def put(self, project_id: int, data: bytes, sha256: str) -> Path:
-        """Store ``data`` under its digest; a no-op when the object already exists."""
+        """Store ``data`` under its digest; when the object already exists, only refresh its time."""
         target = self.path(project_id, sha256)
-        if target.exists():
+        try:
+            os.utime(target)
             return target
+        except FileNotFoundError:
+            pass
+        except OSError:  # not ours to touch (a read-only mount, another user's file): there all the same
+            if target.exists():
+                return target
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
         try:
@@ -60,12 +72,29 @@ class ObjectStore:
             return []
         return sorted(p.name for p in folder.glob("??/*") if not p.name.startswith("."))
 
-    def sweep_temporary(self) -> int:
-        removed = 0
-        for tmp in self.root.glob("*/??/.*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
-        return removed
+    def iter_projects(self) -> Iterator[tuple[int, Iterator[Path]]]:
+        """``(project id, its objects)`` for each project folder; objects come sorted by key."""
+        if not self.root.is_dir():
+            return
+        for project in sorted(self.root.iterdir()):
+            if project.name.isdigit() and project.is_dir() and not project.is_symlink():
+                yield int(project.name), _objects(project)
+
+    def temporary_files(self) -> list[Path]:
+        """Files an interrupted :meth:`put` left (or one that is writing now)."""
+        return sorted(self.root.glob("*/??/.*.tmp"))
+
+
+def _objects(project: Path) -> Iterator[Path]:
+    for folder in sorted(project.glob("??")):
+        if folder.is_dir() and not folder.is_symlink():
+            for path in sorted(folder.iterdir()):
+                if is_key(path.name) and not path.is_symlink() and path.is_file():
+                    yield path
+
+
+def is_key(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
 def object_store() -> ObjectStore:

@@ -1,4 +1,8 @@
-"""``manage.py import_dicom PATH [PATH ...] --project SLUG``: the command-line ingest path."""
+"""``manage.py import_dicom PATH [PATH ...] --project SLUG``: the command-line ingest path.
+
+Symbolic links are not followed and nothing inside the data folder is read (see
+:mod:`viewer.importing`); what is not read is listed as refused, with the files that failed.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ class Command(BaseCommand):
             project = Project.objects.get(slug=options["project"])
         except Project.DoesNotExist:
             raise CommandError(f"No project with slug {options['project']!r}.") from None
-        missing = [str(p) for p in options["paths"] if not p.exists()]
+        missing = [str(p) for p in options["paths"] if not p.exists() and not p.is_symlink()]
         if missing:
             raise CommandError(f"No such file or folder: {', '.join(missing)}")
         report = ingest_files(project, iter_named_files(options["paths"]))
