@@ -40,7 +40,8 @@ class MediaType:
         main = msg.get_content_type()  # lowercased; text/plain when unparseable
         if "/" not in value.split(";", 1)[0]:
             raise MultipartError(f"Not a media type: {value[:100]!r}")
-        params = {k.lower(): v for k, v in msg.get_params()[1:]} if msg.get_params() else {}
+        found = msg.get_params() or []
+        params = {k.lower(): v for k, v in found[1:]}
         return cls(main, params)
 
 
@@ -76,7 +77,9 @@ def check_accept(header: str) -> None:
 
 def _split_top_level(header: str) -> list[str]:
     """Split on commas that are not inside quotes."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in header:
         if char == '"':
             quoted = not quoted
@@ -162,7 +165,7 @@ def encode_multipart_related(
     one has been yielded, so a streamed response holds one part at a time.
     """
     for item in parts:
-        extra = item[2] if len(item) > 2 else {}  # type: ignore[misc]
+        extra = item[2] if len(item) > 2 else {}
         yield from encode_part(item[0], item[1], boundary, extra)
     yield close_delimiter(boundary)
 
@@ -175,7 +178,7 @@ def encode_part(
     ``data`` may be an iterable of chunks (one part's content made piece by piece, read lazily)."""
     head = [f"Content-Type: {part_type}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
     yield b"--" + boundary.encode("ascii") + b"\r\n" + "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
-    if isinstance(data, bytes | bytearray | memoryview):
+    if isinstance(data, bytes):
         yield data
     else:
         yield from data
