@@ -27,7 +27,7 @@ from common import Orthanc, percentile  # noqa: E402
 from tests.factories.dicom import ct_bytes  # noqa: E402
 from tests.live import LiveSite  # noqa: E402
 from tests.viewer.dicomweb_helpers import stow_body  # noqa: E402
-from viewer.phantom import write_phantom_studies  # noqa: E402
+from demo.phantom import write_phantom_studies  # noqa: E402
 
 
 def synthetic_batches(count: int, size: int = 200) -> list[list[bytes]]:

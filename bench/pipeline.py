@@ -26,7 +26,8 @@ import simplejpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from viewer import corpus, imaging  # noqa: E402
+from demo import corpus  # noqa: E402
+from viewer import imaging  # noqa: E402
 
 
 def _timings(action: Callable[[], object], repeat: int) -> tuple[float, float]:

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Orthanc, percentile, summary, timed_ms  # noqa: E402
 from tests.live import LiveSite  # noqa: E402
 from tests.viewer.dicomweb_helpers import stow_body  # noqa: E402
-from viewer import corpus  # noqa: E402
-from viewer.phantom import write_phantom_studies  # noqa: E402
+from demo import corpus  # noqa: E402
+from demo.phantom import write_phantom_studies  # noqa: E402
 
 CT_WINDOW, OTHER_WINDOW = "40,400,linear", "-600,1500,linear"
 

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "annotations",
     "collab",
     "trials",
+    "demo",  # demo and test data: the phantom, the public corpora, load_demo (no production code imports it)
 ]
 
 MIDDLEWARE = [

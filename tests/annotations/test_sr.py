@@ -1,6 +1,6 @@
 """The TID 1500 builder (annotations.sr): round trip through highdicom, dciodvfy, refusals.
 
-No database: the phantom's files and truth (viewer.phantom) stand in for the archive.
+No database: the phantom's files and truth (demo.phantom) stand in for the archive.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from pydicom.sr.codedict import codes
 
 from annotations import sr
-from viewer import phantom
+from demo import phantom
 
 TRACKING = {"T1": sr.new_uid(), "T2": sr.new_uid(), "T3": sr.new_uid(), "NT1": sr.new_uid(),
             "N1": sr.new_uid()}

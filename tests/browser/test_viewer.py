@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import login, screenshot
 from tests.factories.dicom import ct_bytes
-from viewer.phantom import phantom_lesions, uniform_regions
+from demo.phantom import phantom_lesions, uniform_regions
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

@@ -14,7 +14,7 @@ import pytest
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
-from viewer import corpus
+from demo import corpus
 from viewer.deid import DeidResult, Profile, deidentify
 
 SECRET = b"crossread-test-secret"

@@ -7,7 +7,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage, UltrasoundImageStorage
 
 from tests.deid.conftest import case
-from viewer import corpus
+from demo import corpus
 from viewer.deid.burned_in import burned_in_text_reasons
 
 

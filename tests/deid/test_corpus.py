@@ -21,7 +21,7 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import validate_value
 
 from tests.deid.conftest import CORPUS_FILES, SECRET, case, corpus_id, read, walk
-from viewer import corpus
+from demo import corpus
 from viewer.deid import Option, Profile, new_uid
 from viewer.deid.table import load_table
 from viewer.deid.uids import is_well_known

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.deid.conftest import case
-from viewer import corpus
+from demo import corpus
 from viewer.deid import Option
 
 DCIODVFY = shutil.which("dciodvfy")

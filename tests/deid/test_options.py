@@ -12,7 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from tests.deid.conftest import SECRET, case, read
-from viewer import corpus
+from demo import corpus
 from viewer.deid import Option, Profile, default_pseudonym, deidentify
 from viewer.deid.core import IMPLEMENTATION_CLASS_UID
 from viewer.deid.table import load_safe_private

@@ -13,7 +13,8 @@ from PIL import Image
 from pydicom.pixels import get_decoder
 
 from tests.imaging import reference
-from viewer import corpus, imaging
+from demo import corpus
+from viewer import imaging
 from viewer.imaging import codecs
 
 

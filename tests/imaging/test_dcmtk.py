@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from pydicom import uid
 
-from viewer import corpus, imaging
+from demo import corpus
+from viewer import imaging
 
 DCM2PNM = shutil.which("dcm2pnm")
 pytestmark = pytest.mark.skipif(

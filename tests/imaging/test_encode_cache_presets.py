@@ -11,7 +11,8 @@ import pydicom
 import pytest
 from PIL import Image
 
-from viewer import corpus, imaging
+from demo import corpus
+from viewer import imaging
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from viewer import corpus, imaging
+from demo import corpus
+from viewer import imaging
 
 
 def _synthetic(rows: int, columns: int, frames: int = 1, bits: int = 16, data: bytes = b"") -> Dataset:

@@ -9,7 +9,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from viewer import corpus, imaging
+from demo import corpus
+from viewer import imaging
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from annotations import services as annotation_services
 from tests.factories.models import create_user, token_for
 from trials import services
-from viewer import phantom
+from demo import phantom
 from viewer.ingest import ingest_bytes
 from viewer.models import Membership, Role
 

@@ -1,7 +1,7 @@
 """The whole real corpus through the archive into de-identifying projects (issue 8, acceptance).
 
 Every PS3.10 file of the corpus (pydicom's test files, pydicom-data's ``data_store``, deid-data; see
-:mod:`viewer.corpus`) is ingested with :func:`viewer.ingest.ingest_bytes` into projects with the basic
+:mod:`demo.corpus`) is ingested with :func:`viewer.ingest.ingest_bytes` into projects with the basic
 profile. Then no original value of a protected attribute appears in the stored files' bytes, in DICOMweb
 metadata, in QIDO results or in the pages; study, series and frame-of-reference grouping and the
 references between instances are kept; Pixel Data is byte-identical.
@@ -40,7 +40,7 @@ from pydicom.dataset import Dataset
 
 from tests.deid.conftest import corpus_id, walk
 from tests.deid.test_corpus import _DUMMIES, MIN_LENGTH, MIN_NUMBER_LENGTH, _encodings, _leaks, _protected, _strings
-from viewer import corpus
+from demo import corpus
 from viewer.deid.uids import is_well_known
 from viewer.ingest import ingest_bytes
 from viewer.models import Instance, Membership, Project, Role

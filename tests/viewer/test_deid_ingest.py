@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import parts, stow
-from viewer import corpus
+from demo import corpus
 from viewer.models import Instance, PseudonymLink
 from viewer.storage import object_store
 

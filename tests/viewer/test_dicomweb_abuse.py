@@ -19,7 +19,7 @@ from django.test import AsyncClient, Client
 from tests.factories.dicom import ct_bytes, ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import parts, stow, stow_body
-from viewer import corpus
+from demo import corpus
 from viewer.dicomweb import qido
 from viewer.dicomweb.multipart import parse_multipart_related
 from viewer.models import Instance

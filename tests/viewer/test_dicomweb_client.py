@@ -13,7 +13,7 @@ from dicomweb_client.api import DICOMwebClient
 
 from tests.live import LiveSite
 from tests.viewer.dicomweb_helpers import stow_body
-from viewer import corpus
+from demo import corpus
 from viewer.dicomweb.multipart import parse_multipart_related
 
 pytestmark = pytest.mark.live

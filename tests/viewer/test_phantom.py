@@ -1,4 +1,4 @@
-"""The synthetic CT phantom (viewer.phantom): DICOM validity, geometry, HU and lesion truth.
+"""The synthetic CT phantom (demo.phantom): DICOM validity, geometry, HU and lesion truth.
 
 Pure pytest, no database. A small variant (24 slices of 128x128) covers most
 properties; one module fixture writes the full default size (2 x 120 x 512^2)
@@ -21,7 +21,7 @@ import pydicom
 import pytest
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from viewer import phantom
+from demo import phantom
 
 SMALL = {"slices": 24, "size": 128}
 REPO = Path(__file__).resolve().parents[2]
@@ -398,7 +398,7 @@ def test_lesions_disappear_and_appear(full_series):
 
 
 def test_module_does_not_import_django():
-    code = "import sys, viewer.phantom; sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
+    code = "import sys, demo.phantom; sys.exit(any(m == 'django' or m.startswith('django.') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 

@@ -11,7 +11,7 @@ import pytest
 from tests.factories.dicom import ct_bytes, ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import parts, stow
-from viewer import corpus
+from demo import corpus
 
 pytestmark = pytest.mark.django_db
 

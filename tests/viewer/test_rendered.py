@@ -15,7 +15,8 @@ from pydicom.uid import generate_uid
 from tests.factories.dicom import ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow
-from viewer import corpus, imaging, rendering
+from demo import corpus
+from viewer import imaging, rendering
 from viewer.models import Instance
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,9 @@ from PIL import Image
 
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow
-from viewer import corpus, rendering, wsi
+from demo import corpus
+from demo.slide import write_synthetic_slide
+from viewer import rendering, wsi
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(scope="module")
 def slide_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("slide")
-    return wsi.write_synthetic_slide(folder, texture=corpus.source_dirs()["wsidicom-data"] / "test_tile.png")
+    return write_synthetic_slide(folder, texture=corpus.source_dirs()["wsidicom-data"] / "test_tile.png")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from tests.factories.dicom import ct_bytes, ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow, stow_body
-from viewer import corpus
+from demo import corpus
 from viewer.ingest import Outcome, ingest_files
 from viewer.models import Instance, Study
 from viewer.storage import object_store

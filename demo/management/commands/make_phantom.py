@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from viewer import phantom
+from demo import phantom
 
 
 class Command(BaseCommand):

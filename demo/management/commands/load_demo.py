@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from viewer import corpus
+from demo import corpus
 from viewer.ingest import ingest_files
 from viewer.importing import iter_named_files
 from viewer.models import Membership, Project, Role
@@ -82,14 +82,14 @@ class Command(BaseCommand):
 
     def _slide(self, folder: Path) -> list[Path]:
         """A synthetic whole-slide pyramid built from wsidicom-data's real encoded test tile."""
-        from viewer.wsi import write_synthetic_slide
+        from demo.slide import write_synthetic_slide
 
         if not (folder / "slide_level0.dcm").exists():
             write_synthetic_slide(folder, texture=corpus.source_dirs()["wsidicom-data"] / "test_tile.png")
         return sorted(folder.glob("*.dcm"))
 
     def _phantom(self, folder: Path, slices: int) -> list[Path]:
-        from viewer.phantom import write_phantom_studies
+        from demo.phantom import write_phantom_studies
 
         if not (folder / "phantom.json").exists():
             self.stdout.write(f"Writing the synthetic phantom CT ({slices} slices per study) to {folder} ...")
