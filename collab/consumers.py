@@ -9,6 +9,7 @@ only forwards.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -63,6 +64,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         event loop for each of the 750 cursor frames a second one process receives from 25 readers.
         Awaiting the connection's queue directly takes a message that is already there without leaving
         this task.
+
+        However the loop ends (the client left, the server closed, an exception, the task cancelled),
+        :meth:`_leave` takes the connection off the hub and out of presence: a consumer that died of an
+        exception used to stay on the hub, whose heartbeat kept it "online" for good.
         """
         self.scope = scope
         self.channel_layer = None
@@ -72,6 +77,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            await asyncio.shield(self._leave())
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its thread hop per message to close stale database connections.
@@ -116,11 +123,19 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self._send_state(state)
 
     async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Off the hub and out of presence, once (the others see the user leave)."""
         if self.hub is None:
             return
         hub, self.hub = self.hub, None
+        self.closing = True
         await hubs.detach(hub, self)
-        await database_sync_to_async(services.close_connection)(self.session_id, self.connection_id)
+        try:
+            await database_sync_to_async(services.close_connection)(self.session_id, self.connection_id)
+        except Exception:
+            log.exception("collab: closing connection %s failed", self.connection_id)
         if self.ephemeral.dropped or self.writes.dropped:
             log.info("collab: connection %s of %s closed; %d frames received, %d ephemeral and %d writes dropped",
                      self.connection_id, self.seat.user, self.received, self.ephemeral.dropped, self.writes.dropped)
@@ -155,6 +170,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 if self.closing:
                     return
             await self._error(str(error.code), error.detail, message.reference, **error.data)
+        except Exception:  # a bug must not end the connection (nor leave it online): answered, logged
+            log.exception("collab: %s from %s failed", message.type, self.seat.user)
+            await self._error("internal", "The server could not handle this message.", message.reference)
 
     async def on_cursor(self, message: Cursor) -> None:
         self.hub.move("cursors", self.seat, message.entry(self.seat.user))  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,6 +17,9 @@ from typing import Any, ClassVar
 PROTOCOL_LEVEL = 1
 
 MAX_FRAME_CHARS = 256 * 1024
+#: The deepest nesting of arrays and objects a client frame may have (the deepest message, a draft's
+#: or an annotation's points, has 4: the frame, the annotation, the list of points, a point).
+MAX_DEPTH = 8
 MAX_POINTS = 4096
 MAX_REF = 64
 MAX_UID = 64
@@ -283,22 +287,56 @@ MESSAGES: dict[str, Any] = {
 }
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Does the JSON ``text`` nest arrays and objects deeper than ``limit``? Decided without recursion.
+
+    Strings are removed (brackets inside them do not count), then everything but brackets; each pass
+    removes the innermost empty pairs, so what is left after ``limit`` passes was nested deeper (or is
+    not balanced, which is not JSON either). All in C-speed string operations: ``limit`` passes over
+    the frame (about 1 ms for a draft of 4,096 points, whose decoding and checks take ten times that).
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(limit):
+        shorter = brackets.replace("[]", "").replace("{}", "")
+        if not shorter:
+            return False
+        if len(shorter) == len(brackets):
+            return True  # unbalanced
+        brackets = shorter
+    return True
+
+
 def parse(text: str | None) -> Message:
-    """One client frame → one message. Raises :class:`ProtocolError` with the frame's ``ref`` if it had one."""
+    """One client frame → one message. Raises :class:`ProtocolError` with the frame's ``ref`` if it had one.
+
+    The nesting is bounded before the JSON is decoded (:func:`too_deep`), so no frame can make the
+    decoder, or anything that walks what it returns, recurse without bound.
+    """
     if text is None:
         raise ProtocolError("malformed", "Frames are JSON text, not binary.")
     if len(text) > MAX_FRAME_CHARS:
         raise ProtocolError("too_large", f"A frame has at most {MAX_FRAME_CHARS} characters.")
+    if too_deep(text):
+        raise ProtocolError("malformed", f"A frame nests arrays and objects at most {MAX_DEPTH} deep.")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError("malformed", "The frame is not JSON.") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed", "A frame is a JSON object with a type.")
     ref = data.get("ref") if isinstance(data.get("ref"), str) else None
-    kind = MESSAGES.get(data.get("type"))  # type: ignore[arg-type]
+    kind_name = data.get("type")
+    if not isinstance(kind_name, str):
+        raise ProtocolError("malformed", "A frame's type is text.", ref)
+    kind = MESSAGES.get(kind_name)
     if kind is None:
-        raise ProtocolError("unknown_type", f"Unknown message type {str(data.get('type'))[:40]!r}.", ref)
+        raise ProtocolError("unknown_type", f"Unknown message type {kind_name[:40]!r}.", ref)
     try:
         return kind.parse(data)  # type: ignore[no-any-return]
     except ProtocolError as error:
