@@ -35,7 +35,7 @@ from collab.protocol import (
     ProtocolError,
     Viewport,
 )
-from collab.ratelimit import TokenBucket
+from collab.ratelimit import Buckets, TokenBucket
 from collab.visibility import Seat
 from crossread.errors import DomainError, ErrorCode
 
@@ -46,6 +46,13 @@ CLOSE_CODES = {ErrorCode.NOT_AUTHENTICATED: 4401, ErrorCode.FORBIDDEN: 4403, Err
 EPHEMERAL_RATE, EPHEMERAL_BURST = 60.0, 120.0
 #: Writes (annotation.*, ping) a connection may send; over it they are answered ``rate_limited``.
 WRITE_RATE, WRITE_BURST = 10.0, 30.0
+#: Points of written shapes (annotation.create, annotation.update with points) a participant may send,
+#: from all their connections to this process: a second's worth and a burst (four maximum-size shapes).
+#: A shape's measurement costs time in proportion to its points; beyond this, writes are answered
+#: ``rate_limited`` with ``retry_after`` (seconds).
+POINT_RATE, POINT_BURST = 2048.0, 16384.0
+#: (session, user) → the participant's point bucket; kept across reconnects.
+point_buckets = Buckets(POINT_RATE, POINT_BURST)
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
@@ -161,6 +168,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
         elif not self.writes.take():
             await self._error("rate_limited", "Too many messages; slow down.", message.reference)
             return
+        elif message.point_count:
+            bucket = point_buckets[(self.session_id, self.seat.user)]
+            if not bucket.take(message.point_count):
+                await self._error("rate_limited", "Too many points drawn; slow down.", message.reference,
+                                  retry_after=round(bucket.wait(message.point_count), 2))
+                return
         handler = self.handlers[type(message)]
         try:
             await handler(self, message)

@@ -132,6 +132,11 @@ class Message:
     def reference(self) -> str | None:
         return getattr(self, "ref", None)
 
+    @property
+    def point_count(self) -> int:
+        """How many points this message writes (what a participant's point budgets count)."""
+        return 0
+
 
 @dataclass(frozen=True)
 class Cursor(Message):
@@ -237,6 +242,11 @@ class AnnotationCreate(Message):
                               _kind(shape), _points(shape), _text(shape, "label", MAX_LABEL, "")))
 
 
+    @property
+    def point_count(self) -> int:
+        return len(self.annotation.points)
+
+
 @dataclass(frozen=True)
 class AnnotationUpdate(Message):
     type = "annotation.update"
@@ -255,6 +265,10 @@ class AnnotationUpdate(Message):
         if points is None and label is None:
             raise _bad("annotation must change points or label.")
         return cls(ref, _int(data, "id", minimum=1) or 0, _int(data, "version", minimum=1) or 0, points, label)
+
+    @property
+    def point_count(self) -> int:
+        return len(self.points or ())
 
 
 @dataclass(frozen=True)

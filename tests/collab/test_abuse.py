@@ -4,16 +4,30 @@ private marks streamed live, the cost of maximum-size shapes, and the audit of t
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 
+from annotations import geometry
+from collab.consumers import POINT_BURST
 from collab.models import Connection
+from collab.protocol import MAX_POINTS
 from tests.collab.conftest import run_async
 from tests.collab.test_consumer import Room
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def answer(room: Room, who: str, timeout: float = 1.0) -> dict[str, Any]:
+    """The next answer to a write (an annotation frame or an error), skipping presence and the like."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await room.next(who, max(0.01, deadline - time.monotonic()))
+        if frame["type"].startswith("annotation.") or frame["type"] == "error":
+            return frame
 
 
 def nested(depth: int) -> str:
@@ -62,5 +76,48 @@ async def test_a_consumer_ended_by_an_exception_leaves_presence(crew: dict[str, 
             await dying.wait(1)
         await presence_until(room, "r2", "r1", False)
         assert not await database_sync_to_async(Connection.objects.filter(user=crew["r1"]).exists)()
+    finally:
+        await room.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# The cost of maximum-size shapes
+# ------------------------------------------------------------------------------------------------
+
+
+def outline(n: int = MAX_POINTS, centre: float = 8.0, radius: float = 6.0, wobble: float = 0.0) -> list[list[float]]:
+    """A closed outline of ``n`` points inside the crew's 16x16 images (hand-drawn-like with ``wobble``)."""
+    return [[round(centre + (radius + wobble * math.sin(37 * t)) * math.cos(t), 4),
+             round(centre + (radius + wobble * math.sin(37 * t)) * math.sin(t), 4)]
+            for t in (2 * math.pi * i / n for i in range(n))]
+
+
+def freehand(instance: str, ref: str, **shape: Any) -> dict[str, Any]:
+    return {"type": "annotation.create", "ref": ref,
+            "annotation": {"instance": instance, "frame": 1, "kind": "freehand", "points": outline(**shape)}}
+
+
+def test_measuring_a_maximum_size_freehand_takes_milliseconds() -> None:
+    points = outline(wobble=0.5)
+    started = time.perf_counter()
+    result = geometry.measure("freehand", points, None)
+    assert time.perf_counter() - started < 0.1  # 0.4-0.9 s before (every pair of its 4,096 edges tested)
+    assert result["area"] > 0
+
+
+@run_async
+async def test_points_are_rate_limited_per_participant(crew: dict[str, Any], session: Any,
+                                                       cookies: dict[str, bytes]) -> None:
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+        await room.all("r1")
+        for n in range(30):
+            await room.send("r1", freehand(crew["instance"], f"f{n}"))
+        answers = [await answer(room, "r1", 20) for _ in range(30)]
+        created = [a for a in answers if a["type"] == "annotation.created"]
+        refused = [a for a in answers if a["type"] == "error"]
+        assert len(created) <= POINT_BURST // MAX_POINTS + 1
+        assert refused and all(a["code"] == "rate_limited" and a["retry_after"] > 0 for a in refused)
     finally:
         await room.close()
