@@ -268,8 +268,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
     # -- helpers ----------------------------------------------------------------------------------
 
     async def _send_state(self, state: dict[str, Any]) -> None:
-        """Send the snapshot, then what arrived while it was taken, minus what it already contains."""
-        await self.send(text_data=encode(state))
+        """Send the snapshot (in frames under the websocket's limit), then what arrived while it was
+        taken, minus what it already contains."""
+        for text in protocol.snapshot_frames(state):
+            await self.send(text_data=text)
         versions = {a["id"]: a["version"] for a in state["annotations"]}
         backlog, self.backlog = self.backlog, []
         self.ready = True

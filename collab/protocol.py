@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 #: Raised whenever the protocol changes incompatibly; sent in the first frame (``session.state``).
-PROTOCOL_LEVEL = 1
+#: 2: the snapshot's annotations may continue in ``annotations.page`` frames (``more``).
+PROTOCOL_LEVEL = 2
 
 MAX_FRAME_CHARS = 256 * 1024
+#: The longest frame the server sends: daphne refuses websocket frames and messages over 1 MiB (its
+#: ``websocket_max_frame_size``; Channels' and browsers' clients are no more generous), less a margin.
+#: Every frame but the snapshot holds at most one annotation (< :data:`MAX_FRAME_CHARS`, the frame
+#: that wrote it); the snapshot is split by :func:`snapshot_frames`.
+MAX_SERVER_FRAME_CHARS = 1024 * 1024 - 64 * 1024
 #: The deepest nesting of arrays and objects a client frame may have (the deepest message, a draft's
 #: or an annotation's points, has 4: the frame, the annotation, the list of points, a point).
 MAX_DEPTH = 8
@@ -347,7 +353,7 @@ def parse(text: str | None) -> Message:
     ref = data.get("ref") if isinstance(data.get("ref"), str) else None
     kind_name = data.get("type")
     if not isinstance(kind_name, str):
-        raise ProtocolError("malformed", "A frame's type is text.", ref)
+        raise ProtocolError("unknown_type", "A frame's type is the text name of a message.", ref)
     kind = MESSAGES.get(kind_name)
     if kind is None:
         raise ProtocolError("unknown_type", f"Unknown message type {kind_name[:40]!r}.", ref)
@@ -356,6 +362,35 @@ def parse(text: str | None) -> Message:
     except ProtocolError as error:
         error.ref = ref
         raise
+
+
+def snapshot_frames(state: dict[str, Any], limit: int = MAX_SERVER_FRAME_CHARS) -> list[str]:
+    """The ``session.state`` snapshot as frames of at most ``limit`` characters each.
+
+    The state with as many of its annotations as fit, ``"more": true`` if others follow; then
+    ``annotations.page`` frames ``{"type", "annotations", "more"}`` with the rest, the last with
+    ``"more": false``. A client replaces its annotations once it has the last. Each annotation is
+    encoded once; one annotation alone always fits (its points came in a frame of at most
+    :data:`MAX_FRAME_CHARS`).
+    """
+    rest = {key: value for key, value in state.items() if key != "annotations"}
+    head = json.dumps({**rest, "annotations": []}, separators=(",", ":"), allow_nan=False)[: -len("[]}")]
+    items = [json.dumps(a, separators=(",", ":"), allow_nan=False) for a in state["annotations"]]
+    tail = len('],"more":false}')
+    pages: list[list[str]] = [[]]
+    room = limit - len(head) - tail
+    for item in items:
+        if len(item) + 1 > room and (pages[-1] or len(pages) == 1):
+            pages.append([])
+            room = limit - len('{"type":"annotations.page","annotations":[') - tail
+        pages[-1].append(item)
+        room -= len(item) + 1
+    frames = []
+    for index, page in enumerate(pages):
+        more = "true" if index < len(pages) - 1 else "false"
+        start = head if index == 0 else '{"type":"annotations.page","annotations":'
+        frames.append(f'{start}[{",".join(page)}],"more":{more}}}')
+    return frames
 
 
 def resume(backlog: list[str], versions: dict[int, int]) -> list[str]:
