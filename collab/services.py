@@ -58,6 +58,13 @@ ONLINE_WINDOW = dt.timedelta(seconds=90)
 INVITATION_SALT = "crossread.collab.invitation"
 DEFAULT_INVITATION_HOURS = 72
 MAX_INVITATION_HOURS = 24 * 30
+#: The points of a session's live annotations, per participant and in all: eight and thirty-two
+#: maximum-size freehands. They bound the snapshot a joining participant is sent (a few MiB, in frames
+#: under the websocket's limit: ``protocol.snapshot_frames``) and the work of sending it. A write that
+#: would pass one is refused ``too_large`` with ``budget`` (``participant`` or ``session``), ``limit``
+#: and ``used``; deleting annotations frees points.
+PARTICIPANT_POINT_BUDGET = 32_768
+SESSION_POINT_BUDGET = 131_072
 
 
 # ------------------------------------------------------------------------------------------------
@@ -677,6 +684,7 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
     """
     access = _writer(user, session_id, confirmed)
     shape = message.annotation
+    check_point_budget(access, len(shape.points))
     instance = _instance_in_session(access.session, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
@@ -701,6 +709,8 @@ def update_annotation(user: Any, session_id: int, message: AnnotationUpdate, *,
                       confirmed: SessionAccess | None = None) -> None:
     access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
+    if message.points is not None:
+        check_point_budget(access, len(message.points) - len(annotation.points), author_id=annotation.author_id)
     annotation_services.update_annotation(
         user, annotation, version=message.version, points=message.points, label=message.label
     )
@@ -711,6 +721,54 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
     access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
     annotation_services.delete_annotation(user, annotation, version=message.version)
+
+
+def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:
+    """REST: the session's organizer or a project organizer deletes any annotation of the session (a
+    participant their own, as over the websocket), open or closed; audited as ``annotation.deleted`` by
+    whoever deleted it, and sent to the session like a live delete."""
+    if access.manages:
+        annotation = annotation_services.access_annotation(access.project, annotation_id, session_id=access.session.pk)
+    else:
+        annotation = _session_annotation(access, annotation_id)
+    annotation_services.delete_annotation(access.user, annotation, version=version)
+
+
+def check_point_budget(access: SessionAccess, added: int, *, author_id: int | None = None) -> None:
+    """Refuse a write that adds ``added`` points past :data:`PARTICIPANT_POINT_BUDGET` (the author's
+    points in the session) or :data:`SESSION_POINT_BUDGET`. Checked before the write: two writes at the
+    same moment may pass it together, by at most a shape each."""
+    if added <= 0:
+        return
+    author = access.user.pk if author_id is None else author_id
+    in_session, by_author = points_used(access.session.pk, author)
+    for budget, used, limit in (("participant", by_author, PARTICIPANT_POINT_BUDGET),
+                                ("session", in_session, SESSION_POINT_BUDGET)):
+        if used + added > limit:
+            raise DomainError(
+                f"The {budget}'s annotations in this session may hold at most {limit} points ({used} used); "
+                "delete some first.", code=ErrorCode.TOO_LARGE, budget=budget, limit=limit, used=used,
+            )
+
+
+def points_used(session_id: int, author_id: int) -> tuple[int, int]:
+    """The points of the session's live annotations, in all and by ``author_id``: one statement that
+    reads each annotation's points once (SQLite's ``json_array_length``, PostgreSQL's ``jsonb_...``)."""
+    quote = connection.ops.quote_name
+    length = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
+
+    def column(name: str) -> str:
+        return quote(Annotation._meta.get_field(name).column)
+
+    sql = (
+        f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN author = %s THEN n ELSE 0 END), 0) FROM "
+        f"(SELECT {column('author')} AS author, {length}({column('points')}) AS n "
+        f"FROM {quote(Annotation._meta.db_table)} WHERE {column('session_id')} = %s AND {column('deleted')} = %s) AS shapes"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [author_id, session_id, False])
+        in_session, by_author = cursor.fetchone()
+    return int(in_session), int(by_author)
 
 
 def _instance_in_session(session: ReadingSession, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:

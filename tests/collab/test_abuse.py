@@ -12,21 +12,24 @@ import pytest
 from channels.db import database_sync_to_async
 
 from annotations import geometry
+from annotations.models import Annotation
+from collab import consumers, protocol, services
 from collab.consumers import POINT_BURST
 from collab.models import Connection
-from collab.protocol import MAX_POINTS
-from tests.collab.conftest import run_async
+from collab.protocol import MAX_POINTS, AnnotationCreate, Shape
+from tests.collab.conftest import communicator, run_async
+from tests.collab.test_api import api
 from tests.collab.test_consumer import Room
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def answer(room: Room, who: str, timeout: float = 1.0) -> dict[str, Any]:
-    """The next answer to a write (an annotation frame or an error), skipping presence and the like."""
+    """The next answer to one of ``who``'s writes (a frame with a ``ref``), skipping everything else."""
     deadline = time.monotonic() + timeout
     while True:
         frame = await room.next(who, max(0.01, deadline - time.monotonic()))
-        if frame["type"].startswith("annotation.") or frame["type"] == "error":
+        if frame.get("ref") is not None and frame["type"] != "pong":
             return frame
 
 
@@ -41,11 +44,12 @@ async def test_a_non_text_type_and_deep_nesting_are_answered_and_the_socket_stay
     try:
         await room.join("r1")
         await room.all("r1")
-        for frame in ('{"type": {"a": 1}, "ref": "t"}', '{"type": ["ping"]}', nested(1000),
-                      '{"type": "ping", "ref": "deep", "x": %s}' % nested(1000), nested(100_000)):
+        for frame, code in (('{"type": {"a": 1}, "ref": "t"}', "unknown_type"), ('{"type": ["ping"]}', "unknown_type"),
+                            (nested(1000), "malformed"), ('{"type": "ping", "ref": "deep", "x": %s}' % nested(1000), "malformed"),
+                            (nested(100_000), "malformed")):
             await room.send("r1", frame)
             error = await room.next_of("r1", "error")
-            assert error["code"] == "malformed", (frame[:40], error)
+            assert error["code"] == code, (frame[:40], error)
         await room.send("r1", {"type": "ping", "ref": "still-there"})
         assert (await room.next_of("r1", "pong"))["ref"] == "still-there"
     finally:
@@ -119,5 +123,119 @@ async def test_points_are_rate_limited_per_participant(crew: dict[str, Any], ses
         refused = [a for a in answers if a["type"] == "error"]
         assert len(created) <= POINT_BURST // MAX_POINTS + 1
         assert refused and all(a["code"] == "rate_limited" and a["retry_after"] > 0 for a in refused)
+    finally:
+        await room.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# A session's snapshot stays sendable; budgets; the organizer deletes any mark
+# ------------------------------------------------------------------------------------------------
+
+#: daphne's limit on websocket frames and messages (its default ``websocket_max_frame_size``).
+DAPHNE_FRAME_LIMIT = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _fresh_point_buckets() -> Any:
+    yield
+    consumers.point_buckets.buckets.clear()  # (session ids repeat from one test to the next)
+
+
+def precise_outline(n: int = MAX_POINTS, turn: float = 0.0) -> list[list[float]]:
+    """A maximum-size outline whose coordinates have every digit (the longest JSON)."""
+    return [[8 + 6.000000001 * math.cos(t + turn), 8 + 6.000000001 * math.sin(t + turn)]
+            for t in (2 * math.pi * i / n for i in range(n))]
+
+
+def draw(user: Any, session: Any, instance: str, ref: str, points: list[list[float]]) -> dict[str, Any] | None:
+    message = AnnotationCreate(ref, Shape(instance, 1, "freehand", points, ""))
+    return services.create_annotation(user, session.pk, message)
+
+
+async def snapshot_texts(room: Room, who: str) -> list[str]:
+    """Join; the snapshot's frames as sent (``session.state`` and any ``annotations.page``)."""
+    comm = communicator(room.session.pk, room.cookies[who])
+    connected, code = await comm.connect()
+    assert connected, code
+    room.open[who] = comm
+    texts = [await comm.receive_from(10)]
+    while json.loads(texts[-1]).get("more"):
+        texts.append(await comm.receive_from(5))
+    return texts
+
+
+@run_async
+async def test_a_snapshot_of_many_maximum_size_freehands_is_sent_in_frames_under_the_limit(
+        crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    for who in ("r1", "r2"):
+        for n in range(7):
+            await database_sync_to_async(draw)(crew[who], session, crew["instance"], f"{who}-{n}", precise_outline(turn=n / 10))
+    room = Room(session, cookies)
+    try:
+        texts = await snapshot_texts(room, "org")
+        frames = [json.loads(t) for t in texts]
+        assert sum(map(len, texts)) > 2 * DAPHNE_FRAME_LIMIT  # one frame would have been refused
+        assert max(len(t.encode()) for t in texts) < DAPHNE_FRAME_LIMIT
+        assert all(len(t.encode()) <= protocol.MAX_SERVER_FRAME_CHARS < DAPHNE_FRAME_LIMIT for t in texts)
+        assert frames[0]["type"] == "session.state" and frames[0]["protocol"] == protocol.PROTOCOL_LEVEL >= 2
+        assert {f["type"] for f in frames[1:]} == {"annotations.page"}
+        assert [f["more"] for f in frames] == [True] * (len(frames) - 1) + [False]
+        assert len([a for f in frames for a in f["annotations"]]) == 14
+        await room.send("org", {"type": "ping", "ref": "joined"})
+        assert (await room.next_of("org", "pong"))["ref"] == "joined"
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_the_points_of_a_participant_and_of_a_session_are_budgeted(
+        crew: dict[str, Any], session: Any, cookies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(services.PARTICIPANT_POINT_BUDGET // MAX_POINTS - 1):
+        await database_sync_to_async(draw)(crew["r1"], session, crew["instance"], f"r1-{n}", precise_outline(turn=n / 10))
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2")
+        await room.send("r1", freehand(crew["instance"], "last-that-fits"))
+        assert (await answer(room, "r1", 5))["type"] == "annotation.created"
+        await room.send("r1", freehand(crew["instance"], "one-too-many"))
+        refused = await answer(room, "r1", 5)
+        assert (refused["type"], refused["code"], refused["ref"], refused["budget"]) == (
+            "error", "too_large", "one-too-many", "participant")
+        assert (refused["limit"], refused["used"]) == (services.PARTICIPANT_POINT_BUDGET, services.PARTICIPANT_POINT_BUDGET)
+        monkeypatch.setattr(services, "SESSION_POINT_BUDGET", services.PARTICIPANT_POINT_BUDGET + 100)
+        await room.send("r2", freehand(crew["instance"], "r2-first"))
+        refused = await answer(room, "r2", 5)
+        assert (refused["code"], refused["budget"]) == ("too_large", "session")
+        await room.send("r2", {"type": "annotation.create", "ref": "small", "annotation": {
+            "instance": crew["instance"], "kind": "length", "points": [[1, 1], [5, 5]]}})
+        assert (await answer(room, "r2", 5))["type"] == "annotation.created"  # 2 points still fit
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_an_organizer_deletes_any_session_annotation_over_rest_and_a_reader_cannot(
+        crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    from audit.models import AuditEvent
+
+    mark = (await database_sync_to_async(draw)(crew["r1"], session, crew["instance"], "r1-mark", precise_outline()))["annotation"]["id"]
+    room = Room(session, cookies)
+    try:
+        await room.join("r2")
+        url = f"/api/sessions/{session.pk}/annotations/{mark}/"
+        reader = await database_sync_to_async(lambda: api(crew["r2"]).delete(url))()
+        assert (reader.status_code, reader.json().get("code")) == (403, "forbidden"), reader.json()
+        assert not await database_sync_to_async(lambda: Annotation.objects.get(pk=mark).deleted)()
+        organizer = await database_sync_to_async(lambda: api(crew["org"]).delete(url))()
+        assert organizer.status_code == 204
+        assert (await room.next_of("r2", "annotation.deleted"))["id"] == mark  # live, as any delete
+        assert await database_sync_to_async(lambda: Annotation.objects.get(pk=mark).deleted)()
+        again = await database_sync_to_async(lambda: api(crew["org"]).delete(url))()
+        assert again.status_code == 404
+
+        def audited() -> list[tuple[str, str]]:
+            return [(e.actor_name, e.action) for e in AuditEvent.objects.filter(object_type="annotation", object_id=str(mark))]
+
+        assert ("org", "annotation.deleted") in await database_sync_to_async(audited)()
     finally:
         await room.close()
