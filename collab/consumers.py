@@ -121,7 +121,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.seat = access.require_seat()
         await self.accept()
         # On the hub before the snapshot, so nothing that happens meanwhile is missed (see _send_state).
-        self.hub = await hubs.attach(self.session_id, access.session.mode, self)
+        self.hub = await hubs.attach(self.session_id, access.session.mode, self,
+                                     access.session.project.private_annotations)
         try:
             state = await database_sync_to_async(services.open_connection)(self.user, self.session_id, self.connection_id)
         except DomainError as error:

@@ -45,7 +45,7 @@ from audit.models import Action, Outcome
 from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from viewer.access import access_project, access_study
-from viewer.models import Membership, Role, Study
+from viewer.models import Membership, Project, Role, Study
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +124,12 @@ def participants_payload(session: ReadingSession) -> list[dict[str, Any]]:
 
 def seats_by_username(session: ReadingSession) -> dict[str, Seat]:
     """Every participant's :class:`Seat`, for the visibility rules."""
-    organizers = set(
+    project_organizers = set(
         Membership.objects.filter(project=session.project, role=Role.ORGANIZER).values_list("user_id", flat=True)
     )
-    organizers.add(session.organizer_id)
+    organizers = project_organizers | {session.organizer_id}
     return {
-        p.user.get_username(): Seat(p.user.get_username(), p.role, p.user_id in organizers)
+        p.user.get_username(): Seat(p.user.get_username(), p.role, p.user_id in organizers, p.user_id in project_organizers)
         for p in Participant.objects.filter(session=session).select_related("user")
     }
 
@@ -146,13 +146,16 @@ def annotation_frame(data: dict[str, Any]) -> dict[str, Any]:
 
 def visible_session_annotations(access: SessionAccess) -> list[dict[str, Any]]:
     """The session's annotations this user may see: the one rule for REST and websocket alike."""
-    viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages)
+    viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages,
+                                 access.project.role == Role.ORGANIZER)
     seats = seats_by_username(access.session)
     found = annotation_services.visible_annotations(access.user, access.session.project, session_id=access.session.pk)
+    private = access.session.project.private_annotations
     return [
         annotation_frame(annotation_services.serialize(a))
         for a in found
-        if may_see(viewer, author_seat(seats, a.author.get_username()), access.session.mode, What.ANNOTATION)
+        if may_see(viewer, author_seat(seats, a.author.get_username()), access.session.mode, What.ANNOTATION,
+                   private=private)
     ]
 
 
@@ -525,7 +528,7 @@ def seated_access(user: Any, session_id: Any) -> SessionAccess:
 class SeatCheck:
     """Who of a process's connected participants still holds a seat, as :func:`access_session` decides.
 
-    ``mode`` is ``None`` when the session is gone. ``seats`` holds the current seat of each user who still
+    ``mode`` is ``None`` when the session is gone; ``private`` is its project's ``private_annotations``. ``seats`` holds the current seat of each user who still
     has one; ``refused`` the reason of each who lost it (``not_found``: no longer a member of the project,
     or the session is gone; ``forbidden``: a member without a seat; ``not_authenticated``: deactivated).
     ``grants``: for each seated user, what a write's access check would read (:class:`collab.access.Grant`).
@@ -535,6 +538,7 @@ class SeatCheck:
     seats: dict[str, Seat]
     refused: dict[str, ErrorCode]
     grants: dict[str, Grant] = field(default_factory=dict)
+    private: bool = False
 
 
 def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
@@ -552,7 +556,7 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
         session = cursor.fetchone()
         if session is None:
             return SeatCheck(None, {}, dict.fromkeys(wanted, ErrorCode.NOT_FOUND))
-        mode, status, project_id, organizer_id = session
+        mode, status, project_id, organizer_id, private = session
         rows = []
         if wanted:
             cursor.execute(seats_sql, [project_id, session_id, *wanted])
@@ -571,15 +575,16 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
             refused[name] = ErrorCode.FORBIDDEN
         else:
             organizer = pk == organizer_id or role == Role.ORGANIZER
-            seats[name] = Seat(name, seated, organizer)
+            seats[name] = Seat(name, seated, organizer, role == Role.ORGANIZER)
             grants[name] = Grant(seats[name], role, status, mode)
-    return SeatCheck(mode, seats, refused, grants)
+    return SeatCheck(mode, seats, refused, grants, bool(private))
 
 
 @functools.lru_cache(maxsize=64)
 def _seat_check_sql(users: int) -> tuple[str, str]:
     """The two statements of :func:`check_seats` for ``users`` usernames, with the models' own table and
-    column names: the session's mode, status, project and organizer; then, for each of those users who
+    column names: the session's mode, status, project, organizer and whether its project's annotations
+    are private; then, for each of those users who
     exists, its id, username, whether it is active, its project role and its seat's role (``NULL`` when it
     has none)."""
     quote = connection.ops.quote_name
@@ -591,10 +596,13 @@ def _seat_check_sql(users: int) -> tuple[str, str]:
     session, user = quote(ReadingSession._meta.db_table), quote(User._meta.db_table)
     membership, participant = quote(Membership._meta.db_table), quote(Participant._meta.db_table)
     user_pk, username = quote(User._meta.pk.column), column(User, User.USERNAME_FIELD)
+    project = quote(Project._meta.db_table)
     session_sql = (
-        f"SELECT {column(ReadingSession, 'mode')}, {column(ReadingSession, 'status')}, "
-        f"{column(ReadingSession, 'project')}, {column(ReadingSession, 'organizer')} "
-        f"FROM {session} WHERE {quote(ReadingSession._meta.pk.column)} = %s"
+        f"SELECT s.{column(ReadingSession, 'mode')}, s.{column(ReadingSession, 'status')}, "
+        f"s.{column(ReadingSession, 'project')}, s.{column(ReadingSession, 'organizer')}, "
+        f"p.{column(Project, 'private_annotations')} FROM {session} s "
+        f"JOIN {project} p ON p.{quote(Project._meta.pk.column)} = s.{column(ReadingSession, 'project')} "
+        f"WHERE s.{quote(ReadingSession._meta.pk.column)} = %s"
     )
     seats_sql = (
         f"SELECT u.{user_pk}, u.{username}, u.{column(User, 'is_active')}, m.{column(Membership, 'role')}, "
@@ -650,7 +658,7 @@ def _session_annotation(access: SessionAccess, annotation_id: int) -> Annotation
     annotation = annotation_services.access_annotation(access.project, annotation_id, session_id=access.session.pk)
     seat = access.require_seat()
     author = author_seat(seats_by_username(access.session), annotation.author.get_username())
-    if not may_see(seat, author, access.session.mode, What.ANNOTATION):
+    if not may_see(seat, author, access.session.mode, What.ANNOTATION, private=access.session.project.private_annotations):
         raise NotFound("No such annotation.")
     return annotation
 

@@ -19,7 +19,7 @@ from collab.models import Connection
 from collab.protocol import MAX_POINTS, AnnotationCreate, Shape
 from tests.collab.conftest import communicator, run_async
 from tests.collab.test_api import api
-from tests.collab.test_consumer import Room
+from tests.collab.test_consumer import Room, of_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -239,3 +239,45 @@ async def test_an_organizer_deletes_any_session_annotation_over_rest_and_a_reade
         assert ("org", "annotation.deleted") in await database_sync_to_async(audited)()
     finally:
         await room.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Private annotations stay private live
+# ------------------------------------------------------------------------------------------------
+
+
+@run_async
+async def test_private_annotations_are_not_streamed_to_those_rest_and_the_snapshot_hide_them_from(
+        crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    def make_private() -> None:
+        crew["project"].private_annotations = True
+        crew["project"].save(update_fields=["private_annotations"])
+
+    await database_sync_to_async(make_private)()
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("r2"), await room.join("org")
+        for who in ("r1", "r2", "org"):
+            await room.all(who)
+        await room.send("r1", {"type": "annotation.draft", "instance": crew["instance"], "frame": 1, "kind": "length",
+                               "points": [[1, 1], [4, 4]]})
+        await room.send("r1", {"type": "annotation.create", "ref": "private", "annotation": {
+            "instance": crew["instance"], "kind": "length", "points": [[1, 1], [5, 5]]}})
+        mark = (await answer(room, "r1", 5))["annotation"]["id"]
+        seen_by_org = await room.all("org", 0.5)
+        assert [f["annotation"]["id"] for f in of_type(seen_by_org, "annotation.created")] == [mark]
+        assert of_type(seen_by_org, "drafts")
+        seen_by_r2 = await room.all("r2", 0.5)
+        assert not [f for f in seen_by_r2 if f["type"].startswith("annotation") or f["type"] == "drafts"], seen_by_r2
+
+        def rest(who: str) -> list[int]:
+            response = api(crew[who]).get(f"/api/sessions/{session.pk}/annotations/")
+            return [a["id"] for a in response.json()["annotations"]]
+
+        assert await database_sync_to_async(rest)("r2") == []
+        assert await database_sync_to_async(rest)("org") == [mark]
+        await room.leave("r2")
+        assert (await room.join("r2"))["annotations"] == []  # the snapshot agrees
+    finally:
+        await room.close()
+
