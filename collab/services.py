@@ -182,6 +182,12 @@ def _can_annotate(access: SessionAccess) -> bool:
     return True
 
 
+def _audit(action: Action, actor: Any, session: ReadingSession, **detail: Any) -> None:
+    """An act on a session in the audit trail (after the surrounding transaction commits): identifiers
+    and choices only, never titles or descriptions (free text)."""
+    record(action, actor=actor, project=session.project, object_type="session", object_id=str(session.pk), **detail)
+
+
 def _presence(session: ReadingSession) -> None:
     events.broadcast(session.pk, events.hub_message("presence", {"type": "presence", "participants": participants_payload(session)}))
 
@@ -303,6 +309,9 @@ def create_session(
             Participant.objects.update_or_create(
                 session=session, user=seat_user, defaults={"role": role, "colour": _next_colour(session)}
             )
+        _audit(Action.SESSION_CREATED, user, session, mode=mode, status=status, cases=len(cases))
+        for seat_user, role in [(user, SessionRole.PRESENTER), *seats]:
+            _audit(Action.SESSION_SEATED, user, session, user=seat_user.get_username(), role=str(role))
     log.info("collab: session %s created by %s in %s", session.pk, user, project)
     return session
 
@@ -356,6 +365,9 @@ def update_session(access: SessionAccess, **changes: Any) -> ReadingSession:
         session.save()
         if studies is not None:
             _set_cases(session, studies)
+        closed = fields.get("status") == Status.CLOSED
+        _audit(Action.SESSION_CLOSED if closed else Action.SESSION_CHANGED, access.user, session,
+               fields=sorted(changes), mode=session.mode, status=session.status)
         # A change of mode changes what everyone sees: every connection gets a fresh snapshot.
         _session_changed(session, refresh=mode_changed)
     return session
@@ -373,16 +385,18 @@ def seat_participant(access: SessionAccess, username: Any, role: Any) -> Partici
     access.require_manager()
     if access.session.status == Status.CLOSED:
         raise Conflict("The session is closed.")
-    return _seat(access.session, access.project, check_user(username), role)
+    return _seat(access.session, access.project, check_user(username), role, access.user)
 
 
-def _seat(session: ReadingSession, project_access: Any, user: Any, role: Any) -> Participant:
+def _seat(session: ReadingSession, project_access: Any, user: Any, role: Any, actor: Any) -> Participant:
     _, role = check_seat_role(project_access, user, role)
     with transaction.atomic():
         seat = Participant.objects.select_for_update().filter(session=session, user=user).first()
         if seat is None:
             seat = Participant.objects.create(session=session, user=user, role=role, colour=_next_colour(session))
+            _audit(Action.SESSION_SEATED, actor, session, user=user.get_username(), role=role)
         elif seat.role != role:
+            _audit(Action.SESSION_SEATED, actor, session, user=user.get_username(), role=role, previous=seat.role)
             seat.role = role
             seat.save(update_fields=["role"])
             # What this user may see changed: their connections take a fresh snapshot.
@@ -401,6 +415,7 @@ def remove_participant(access: SessionAccess, username: Any) -> None:
         deleted, _ = Participant.objects.filter(session=access.session, user=user).delete()
         if not deleted:
             raise NotFound("No such participant.")
+        _audit(Action.SESSION_UNSEATED, access.user, access.session, user=user.get_username())
         _presence(access.session)  # (the connections are closed by _on_seat_deleted)
 
 
@@ -434,10 +449,14 @@ def create_invitation(access: SessionAccess, *, role: Any = SessionRole.READER, 
         check_seat_role(access.project, check_user(username), role)
     if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_INVITATION_HOURS:
         raise BadRequest(f"hours must be an integer from 1 to {MAX_INVITATION_HOURS}.")
-    return Invitation.objects.create(
-        session=access.session, role=role, username=username or "", created_by=access.user,
-        expires_at=timezone.now() + dt.timedelta(hours=hours),
-    )
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            session=access.session, role=role, username=username or "", created_by=access.user,
+            expires_at=timezone.now() + dt.timedelta(hours=hours),
+        )
+        _audit(Action.INVITATION_CREATED, access.user, access.session, invitation=invitation.pk, role=role,
+               username=invitation.username, hours=hours)
+    return invitation
 
 
 def invitations_of(access: SessionAccess) -> list[Invitation]:
@@ -451,8 +470,10 @@ def revoke_invitation(access: SessionAccess, invitation_id: Any) -> Invitation:
     if invitation is None:
         raise NotFound("No such invitation.")
     if invitation.revoked_at is None:
-        invitation.revoked_at = timezone.now()
-        invitation.save(update_fields=["revoked_at"])
+        with transaction.atomic():
+            invitation.revoked_at = timezone.now()
+            invitation.save(update_fields=["revoked_at"])
+            _audit(Action.INVITATION_REVOKED, access.user, access.session, invitation=invitation.pk)
     return invitation
 
 
@@ -490,8 +511,9 @@ def accept_invitation(user: Any, token: Any) -> ReadingSession:
     project_access = access_project(user, session.project.slug)
     with transaction.atomic():
         if not Participant.objects.filter(session=session, user=user).exists():
-            _seat(session, project_access, user, invitation.role)
+            _seat(session, project_access, user, invitation.role, user)
         Invitation.objects.filter(pk=invitation.pk).update(uses=invitation.uses + 1)
+        _audit(Action.INVITATION_ACCEPTED, user, session, invitation=invitation.pk, role=invitation.role)
     return session
 
 

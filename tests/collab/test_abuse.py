@@ -281,3 +281,50 @@ async def test_private_annotations_are_not_streamed_to_those_rest_and_the_snapsh
     finally:
         await room.close()
 
+
+# ------------------------------------------------------------------------------------------------
+# The session's legally meaningful acts are audited
+# ------------------------------------------------------------------------------------------------
+
+
+def test_every_act_on_a_session_leaves_an_audit_event(crew: dict[str, Any]) -> None:
+    from audit.fhir import audit_event
+    from audit.models import AuditEvent
+    from collab.models import Invitation
+
+    org = api(crew["org"])
+    created = org.post("/api/sessions/", {"project": "trial", "title": "Board", "studies": [crew["study"]],
+                                          "participants": [{"username": "r1", "role": "reader"}]},
+                       content_type="application/json").json()
+    base = f"/api/sessions/{created['id']}"
+    assert org.patch(base + "/", {"mode": "blinded", "status": "active"}, content_type="application/json").status_code == 200
+    assert org.post(base + "/participants/", {"username": "r2", "role": "reader"}, content_type="application/json").status_code == 201
+    assert org.post(base + "/participants/", {"username": "r2", "role": "adjudicator"}, content_type="application/json").status_code == 201
+    assert org.delete(base + "/participants/r2/").status_code == 204
+    invitation = org.post(base + "/invitations/", {"role": "reader", "hours": 2}, content_type="application/json").json()
+    revoked = org.post(base + "/invitations/", {"role": "observer"}, content_type="application/json").json()
+    assert org.delete(f"{base}/invitations/{revoked['id']}/").status_code == 204
+    services.accept_invitation(crew["member"], invitation["url"].rsplit("/", 1)[1])
+    assert org.post(base + "/close/").status_code == 200
+
+    session = str(created["id"])
+    trail = [(e.actor_name, e.action, e.detail) for e in AuditEvent.objects.filter(object_id=session).order_by("id")]
+    acts = [(who, action) for who, action, _ in trail]
+    assert acts == [
+        ("org", "session.created"), ("org", "session.seated"), ("org", "session.seated"),
+        ("org", "session.changed"),
+        ("org", "session.seated"), ("org", "session.seated"), ("org", "session.unseated"),
+        ("org", "session.invitation.created"), ("org", "session.invitation.created"),
+        ("org", "session.invitation.revoked"),
+        ("member", "session.seated"), ("member", "session.invitation.accepted"),
+        ("org", "session.closed"),
+    ], acts
+    details = [detail for _, _, detail in trail]
+    assert details[1:3] == [{"user": "org", "role": "presenter"}, {"user": "r1", "role": "reader"}]
+    assert details[5] == {"user": "r2", "role": "adjudicator", "previous": "reader"}
+    assert details[6] == {"user": "r2"}
+    assert details[-1]["status"] == "closed"
+    assert "Board" not in json.dumps(details)  # free text stays out of the trail
+    assert Invitation.objects.get(pk=revoked["id"]).revoked_at is not None
+    for event in AuditEvent.objects.filter(object_id=session).values():  # every new action maps to FHIR
+        assert audit_event(event)["resourceType"] == "AuditEvent"
