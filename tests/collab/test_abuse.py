@@ -328,3 +328,61 @@ def test_every_act_on_a_session_leaves_an_audit_event(crew: dict[str, Any]) -> N
     assert Invitation.objects.get(pk=revoked["id"]).revoked_at is not None
     for event in AuditEvent.objects.filter(object_id=session).values():  # every new action maps to FHIR
         assert audit_event(event)["resourceType"] == "AuditEvent"
+
+
+# ------------------------------------------------------------------------------------------------
+# The same through a real daphne, whose frame limit is 1 MiB
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.live
+def test_a_session_of_many_maximum_size_freehands_stays_joinable_on_daphne(tmp_path: Any) -> None:
+    import asyncio
+
+    from tests.collab.livesetup import prepare, ws_url
+    from tests.collab.test_live import redis_running, until
+    from tests.collab.wsclient import WebSocket
+    from tests.live import LiveSite
+
+    if not redis_running():
+        pytest.skip("needs a Redis server on 127.0.0.1:6379")
+    site = LiveSite.create(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0")
+    try:
+        info = prepare(site, readers=2)
+        (url,) = site.start(1)
+
+        async def scenario() -> None:
+            readers = [await WebSocket.connect(ws_url(url, info["session"]), cookie=info["cookies"][name], origin=url)
+                       for name in ("reader1", "reader2")]
+            try:
+                for ws in readers:
+                    assert json.loads(await ws.recv())["type"] == "session.state"
+                for n in range(8):  # 16 shapes, about 2.6 MB of JSON: within both budgets
+                    for index, ws in enumerate(readers):
+                        await ws.send(json.dumps({"type": "annotation.create", "ref": f"{index}-{n}", "annotation": {
+                            "instance": info["instance"], "kind": "freehand", "points": precise_outline(turn=n / 10)}}))
+                    for index, ws in enumerate(readers):
+                        reply = await until(ws, lambda f, ref=f"{index}-{n}": f.get("ref") == ref, timeout=30)
+                        if reply["type"] == "error":  # the points rate: wait as told, once
+                            assert reply["code"] == "rate_limited", reply
+                            await asyncio.sleep(reply["retry_after"] + 0.1)
+                            await ws.send(json.dumps({"type": "annotation.create", "ref": f"{index}-{n}", "annotation": {
+                                "instance": info["instance"], "kind": "freehand", "points": precise_outline(turn=n / 10)}}))
+                            reply = await until(ws, lambda f, ref=f"{index}-{n}": f.get("ref") == ref, timeout=30)
+                        assert reply["type"] == "annotation.created", reply
+                for _ in range(2):  # joins, again and again (a join used to close with 1011 for good)
+                    late = await WebSocket.connect(ws_url(url, info["session"]), cookie=info["cookies"]["organizer"], origin=url)
+                    frames = [json.loads(await late.recv())]
+                    while frames[-1].get("more"):
+                        frames.append(json.loads(await late.recv()))
+                    assert len([a for f in frames for a in f["annotations"]]) == 16 and len(frames) >= 3
+                    await late.send(json.dumps({"type": "ping", "ref": "here"}))
+                    assert (await until(late, lambda f: f["type"] == "pong"))["ref"] == "here"
+                    await late.close()
+            finally:
+                for ws in readers:
+                    await ws.close()
+
+        asyncio.run(scenario())
+    finally:
+        site.stop()
