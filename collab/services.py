@@ -754,12 +754,14 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
 
 
 def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:
-    """REST: the session's organizer or a project organizer deletes any annotation of the session (a
-    participant their own, as over the websocket), open or closed; audited as ``annotation.deleted`` by
-    whoever deleted it, and sent to the session like a live delete."""
+    """REST: the session's organizer or a project organizer deletes any annotation of the session, in any
+    status (a participant deletes their own under the websocket's rules: an annotating seat, an active
+    session); audited as ``annotation.deleted`` by whoever deleted it, and sent to the session like a
+    live delete."""
     if access.manages:
         annotation = annotation_services.access_annotation(access.project, annotation_id, session_id=access.session.pk)
     else:
+        access.require_annotator()
         annotation = _session_annotation(access, annotation_id)
     annotation_services.delete_annotation(access.user, annotation, version=version)
 

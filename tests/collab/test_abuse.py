@@ -241,6 +241,15 @@ async def test_an_organizer_deletes_any_session_annotation_over_rest_and_a_reade
         await room.close()
 
 
+
+def test_after_a_session_closes_only_an_organizer_deletes_its_marks(crew: dict[str, Any], session: Any) -> None:
+    mark = draw(crew["r1"], session, crew["instance"], "r1-mark", precise_outline(n=8))["annotation"]["id"]  # type: ignore[index]
+    services.close_session(services.access_session(crew["org"], session.pk))
+    url = f"/api/sessions/{session.pk}/annotations/{mark}/"
+    assert api(crew["r1"]).delete(url).status_code == 403  # the author: the session is closed
+    assert api(crew["org"]).delete(url + "?version=1").status_code == 204
+    assert Annotation.objects.get(pk=mark).deleted
+
 # ------------------------------------------------------------------------------------------------
 # Private annotations stay private live
 # ------------------------------------------------------------------------------------------------
