@@ -713,8 +713,8 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
     session changes).
     """
     access = _writer(user, session_id, confirmed)
+    check_point_budget(access, len(message.annotation.points))
     shape = message.annotation
-    check_point_budget(access, len(shape.points))
     instance = _instance_in_session(access.session, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
@@ -751,6 +751,41 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
     access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
     annotation_services.delete_annotation(user, annotation, version=message.version)
+
+
+def _instance_in_session(session: ReadingSession, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:
+    """The instance ``instance_uid`` (with its series and study) if it is in one of the session's cases.
+
+    ``memo``: instances found before, by UID (a hub's, emptied whenever the session changes); at most
+    :data:`MAX_REMEMBERED_INSTANCES` are kept."""
+    from viewer.models import Instance
+
+    found = memo.get(instance_uid) if memo is not None else None
+    if found is not None:
+        return found
+    found = Instance.objects.select_related("series__study").filter(
+        project=session.project,
+        sop_instance_uid=instance_uid,
+        series__study__in=SessionCase.objects.filter(session=session).values("study"),
+    ).first()
+    if found is not None and memo is not None:
+        if len(memo) >= MAX_REMEMBERED_INSTANCES:
+            memo.clear()
+        memo[instance_uid] = found
+    return found
+
+
+def prepare_live_writes(session_id: int) -> None:
+    """Look up an instance that does not exist, once, when a process's hub of the session starts.
+
+    The first lookup of :func:`_instance_in_session` in a process costs about 10 ms more than the next
+    ones, nearly all of it Django computing, once, what it caches about the columns of an instance with
+    its series and study; under load the first live annotation took 30-38 ms in its thread. Done here,
+    while the first reader joins, no annotation pays it. Nothing is remembered.
+    """
+    session = ReadingSession.objects.filter(pk=session_id).select_related("project").first()
+    if session is not None:
+        _instance_in_session(session, "", None)
 
 
 def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:
@@ -801,41 +836,6 @@ def points_used(session_id: int, author_id: int) -> tuple[int, int]:
         cursor.execute(sql, [author_id, session_id, False])
         in_session, by_author = cursor.fetchone()
     return int(in_session), int(by_author)
-
-
-def _instance_in_session(session: ReadingSession, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:
-    """The instance ``instance_uid`` (with its series and study) if it is in one of the session's cases.
-
-    ``memo``: instances found before, by UID (a hub's, emptied whenever the session changes); at most
-    :data:`MAX_REMEMBERED_INSTANCES` are kept."""
-    from viewer.models import Instance
-
-    found = memo.get(instance_uid) if memo is not None else None
-    if found is not None:
-        return found
-    found = Instance.objects.select_related("series__study").filter(
-        project=session.project,
-        sop_instance_uid=instance_uid,
-        series__study__in=SessionCase.objects.filter(session=session).values("study"),
-    ).first()
-    if found is not None and memo is not None:
-        if len(memo) >= MAX_REMEMBERED_INSTANCES:
-            memo.clear()
-        memo[instance_uid] = found
-    return found
-
-
-def prepare_live_writes(session_id: int) -> None:
-    """Look up an instance that does not exist, once, when a process's hub of the session starts.
-
-    The first lookup of :func:`_instance_in_session` in a process costs about 10 ms more than the next
-    ones, nearly all of it Django computing, once, what it caches about the columns of an instance with
-    its series and study; under load the first live annotation took 30-38 ms in its thread. Done here,
-    while the first reader joins, no annotation pays it. Nothing is remembered.
-    """
-    session = ReadingSession.objects.filter(pk=session_id).select_related("project").first()
-    if session is not None:
-        _instance_in_session(session, "", None)
 
 
 @receiver(annotation_services.annotation_event, dispatch_uid="collab.annotation_event")

@@ -395,3 +395,29 @@ def test_a_session_of_many_maximum_size_freehands_stays_joinable_on_daphne(tmp_p
         asyncio.run(scenario())
     finally:
         site.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# The pure parts
+# ------------------------------------------------------------------------------------------------
+
+
+def test_snapshot_frames_split_the_annotations_under_the_limit_and_lose_nothing() -> None:
+    state = {"type": "session.state", "protocol": protocol.PROTOCOL_LEVEL, "session": {"title": "x" * 300},
+             "annotations": [{"id": i, "points": [[i, 0.5]] * (i % 40 + 1)} for i in range(200)]}
+    for limit in (1_000, 4_000, 100_000, protocol.MAX_SERVER_FRAME_CHARS):
+        texts = protocol.snapshot_frames(state, limit)
+        frames = [json.loads(t) for t in texts]
+        assert max(map(len, texts)) <= limit
+        assert [a for f in frames for a in f["annotations"]] == state["annotations"]
+        assert frames[0] == {**state, "annotations": frames[0]["annotations"], "more": len(frames) > 1}
+        assert [f["type"] for f in frames[1:]] == ["annotations.page"] * (len(frames) - 1)
+        assert [f["more"] for f in frames] == [True] * (len(frames) - 1) + [False]
+
+
+def test_nesting_is_measured_without_recursion() -> None:
+    assert not protocol.too_deep('{"type": "annotation.create", "annotation": {"points": [[1, 2], [3, 4]]}}')
+    assert not protocol.too_deep('{"label": "%s"}' % ("[" * 100))  # brackets in text do not count
+    assert protocol.too_deep(nested(protocol.MAX_DEPTH + 1))
+    assert not protocol.too_deep(nested(protocol.MAX_DEPTH))
+    assert protocol.too_deep("[" * 50)  # unbalanced is refused too (it is not JSON)
