@@ -38,8 +38,7 @@ class AnnotationListView(APIView):
         access = access_project(request.user, slug, minimum=Role.VIEWER)
         params = request.query_params
         found = services.visible_annotations(
-            request.user,
-            access.project,
+            access,
             instance_uid=params.get("instance") or None,
             series_uid=params.get("series") or None,
             study_uid=params.get("study") or None,

@@ -36,7 +36,7 @@ from audit.models import Action
 from audit.services import record
 from viewer import imaging, rendering
 from viewer.access import ProjectAccess, access_project
-from viewer.models import Instance, Membership, Project, Role
+from viewer.models import Instance, Project, Role
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -90,8 +90,7 @@ def _base_queryset() -> QuerySet[Annotation]:
 
 
 def visible_annotations(
-    user: User,
-    project: Project,
+    access: ProjectAccess,
     *,
     instance_uid: str | None = None,
     series_uid: str | None = None,
@@ -99,14 +98,15 @@ def visible_annotations(
     session_id: int | None = None,
     include_deleted: bool = False,
 ) -> QuerySet[Annotation]:
-    """Annotations of ``project`` that ``user`` may see, optionally narrowed.
+    """Annotations of the project that the member behind ``access`` may see, optionally narrowed.
 
-    The caller has already resolved ``project`` through :func:`viewer.access.access_project`.
     Without ``session_id`` only the project's own annotations are listed, never a reading session's
-    (``collab`` lists those with the session's blinding rules). In a project with private
-    annotations (blinded reads), members below organizer see only their own.
+    (``collab`` lists those with the session's blinding rules). Annotations on instances the member
+    may not reach (quarantined) are hidden with them; in a project with private annotations
+    (blinded reads), members below organizer see only their own
+    (:func:`viewer.rules.sees_project_annotation`).
     """
-    queryset = _blinded(_base_queryset().filter(project=project, session_id=session_id), user, project)
+    queryset = _visible(_base_queryset().filter(project=access.project, session_id=session_id), access)
     if not include_deleted:
         queryset = queryset.filter(deleted=False)
     if instance_uid:
@@ -118,11 +118,14 @@ def visible_annotations(
     return queryset
 
 
-def _blinded(queryset: QuerySet[Annotation], user: User, project: Project) -> QuerySet[Annotation]:
-    if not project.private_annotations:
-        return queryset
-    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    return queryset if role == Role.ORGANIZER else queryset.filter(author=user)
+def _visible(queryset: QuerySet[Annotation], access: ProjectAccess) -> QuerySet[Annotation]:
+    """:func:`viewer.rules.sees_project_annotation` as a filter (``tests/test_gate.py`` holds the two
+    together). A reading session's blinding (:mod:`collab.visibility`) applies on top of it."""
+    if access.hides_quarantine:
+        queryset = queryset.filter(instance__quarantined=False)
+    if access.project.private_annotations and not access.can(Role.ORGANIZER):
+        queryset = queryset.filter(author_id=access.membership.user_id)
+    return queryset
 
 
 def access_annotation(access: ProjectAccess, annotation_id: Any, *, session_id: int | None = None) -> Annotation:
@@ -133,9 +136,7 @@ def access_annotation(access: ProjectAccess, annotation_id: Any, *, session_id: 
     except (TypeError, ValueError):
         raise NotFound("No such annotation.") from None
     queryset = _base_queryset().filter(project=access.project, pk=key, deleted=False, session_id=session_id)
-    if session_id is None:
-        queryset = _blinded(queryset, access.membership.user, access.project)
-    found = queryset.first()
+    found = _visible(queryset, access).first()
     if found is None:
         raise NotFound("No such annotation.")
     return found
@@ -167,20 +168,19 @@ def check_can_change(user: User, annotation: Annotation) -> ProjectAccess:
     return access
 
 
-def check_instance(project: Project, instance_uid: Any, found: Instance | None = None) -> Instance:
-    """The project's instance ``instance_uid`` (``found``: already fetched with its series and study)."""
+def check_instance(access: ProjectAccess, instance_uid: Any, found: Instance | None = None) -> Instance:
+    """The instance ``instance_uid`` of the project, if the member may reach it (``found``: already
+    fetched through the gate, with its series and study). An instance hidden from the member (in
+    quarantine) is refused exactly as one that does not exist."""
     if not isinstance(instance_uid, str) or not instance_uid:
         raise BadRequest("instance must be a SOP Instance UID.")
-    if found is not None and found.project_id == project.pk and found.sop_instance_uid == instance_uid:
-        instance: Instance | None = found
+    if found is not None and found.sop_instance_uid == instance_uid and access.sees(found):
+        instance = found
     else:
-        instance = (
-            Instance.objects.select_related("series__study")
-            .filter(project=project, sop_instance_uid=instance_uid)
-            .first()
-        )
-    if instance is None:
-        raise BadRequest("No such instance in this project.")
+        try:
+            instance = access.instance(instance_uid)
+        except NotFound:
+            raise BadRequest("No such instance in this project.") from None
     if not instance.rows or not instance.columns:
         raise BadRequest("The instance has no image to annotate.")
     return instance
@@ -340,9 +340,9 @@ def create_annotation(
     what a caller (a reading session) already read for this user, project and instance, so a live
     write does not read them twice; they are verified to be for the same user, project and UID.
     """
-    check_can_create(user, project, checked)
+    access = check_can_create(user, project, checked)
     client_ref = check_client_ref(client_ref)
-    instance = check_instance(project, instance_uid, instance)
+    instance = check_instance(access, instance_uid, instance)
     frame = check_frame(instance, frame)
     shape = check_kind(kind)
     xy = check_points(shape, points, instance)

@@ -44,6 +44,12 @@ MAPPING: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
     "quarantine.decision": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "U"),
     "access.denied": (DCM, "110113", "Security Alert", None, "E"),
     "audit.exported": (DCM, "110101", "Audit Log Used", None, "R"),
+    "trial.created": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "C"),
+    "trial.subject_added": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "C"),
+    # readers (and, at creation, adjudicators) get their roles in the trial
+    "trial.readers_assigned": (DCM, "110136", "Security Roles Changed", None, "U"),
+    "trial.read_signed": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "U"),
+    "trial.adjudicated": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "C"),
 }
 
 #: FHIR AuditEventOutcome: 0 success, 4 minor failure, 8 serious failure, 12 major failure.

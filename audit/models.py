@@ -40,6 +40,12 @@ class Action(models.TextChoices):
     QUARANTINE_DECISION = "quarantine.decision"
     ACCESS_DENIED = "access.denied"
     AUDIT_EXPORTED = "audit.exported"
+    # trials: the acts a RECIST read's validity rests on (who set the trial up, who read, signed, decided)
+    TRIAL_CREATED = "trial.created"
+    TRIAL_SUBJECT_ADDED = "trial.subject_added"
+    TRIAL_READERS_ASSIGNED = "trial.readers_assigned"
+    TRIAL_READ_SIGNED = "trial.read_signed"
+    TRIAL_ADJUDICATED = "trial.adjudicated"
 
 
 class Outcome(models.TextChoices):

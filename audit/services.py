@@ -9,12 +9,13 @@ from django.http import HttpRequest
 
 from audit.context import current_request
 from audit.models import Action, AuditEvent, Outcome
+from crossread.proxies import client_address as crossread_client_address
 
 
 def client_address(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    return crossread_client_address(request) or None
 
 
 def record(

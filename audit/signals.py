@@ -1,4 +1,4 @@
-"""Authentication events from Django's signals."""
+"""Authentication events from Django's signals, and refusals from the foundation's."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.dispatch import receiver
 
 from audit.models import Action, Outcome
 from audit.services import record
+from crossread.errors import refused
 
 
 @receiver(user_logged_in)
@@ -29,4 +30,18 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None,
         actor_name=str(credentials.get("username", ""))[:150],
         request=request,
         outcome=Outcome.FAILURE,
+    )
+
+
+@receiver(refused, dispatch_uid="audit.refused")
+def _refused(sender: Any, request: Any, error: Any, **kwargs: Any) -> None:
+    """A 404 or 403 that may be someone guessing identifiers: audited with the path asked for."""
+    record(
+        Action.ACCESS_DENIED,
+        actor=getattr(request, "user", None),
+        request=request,
+        outcome=Outcome.FAILURE,
+        object_type="path",
+        object_id=request.path,
+        code=str(error.code),
     )

@@ -14,7 +14,7 @@ from collab.access import access_session
 from collab.models import Mode, SessionRole
 from crossread.errors import DomainError, log_refusal
 from viewer.access import access_project
-from viewer.models import Membership, Role, Study
+from viewer.models import Membership, Role
 
 
 def _error(request: HttpRequest, error: DomainError) -> HttpResponse:
@@ -58,7 +58,7 @@ def new_session(request: HttpRequest) -> HttpResponse:
             error = exc
         else:
             return redirect("session-lobby", session_id=session.pk)
-    studies = list(Study.objects.filter(project=access.project).order_by("study_date", "id"))
+    studies = list(access.studies().order_by("study_date", "id"))
     order = {uid: i for i, uid in enumerate(form["studies"])}
     studies.sort(key=lambda s: order.get(s.study_instance_uid, len(order)))
     members = Membership.objects.filter(project=access.project).exclude(user=request.user).select_related("user")

@@ -27,7 +27,7 @@ from django.utils import timezone
 from annotations import services as annotation_services
 from annotations.models import Annotation
 from collab import events
-from collab.access import Forbidden, Grant, SessionAccess, access_session
+from collab.access import Grant, SessionAccess, access_session
 from collab.models import (
     PALETTE,
     Connection,
@@ -44,7 +44,7 @@ from collab.visibility import ANNOTATING_ROLES, Seat, What, may_see
 from audit.models import Action, Outcome
 from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
-from viewer.access import access_project, access_study
+from viewer.access import ProjectAccess, access_project
 from viewer.models import Membership, Project, Role, Study
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def visible_session_annotations(access: SessionAccess) -> list[dict[str, Any]]:
     viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages,
                                  access.project.role == Role.ORGANIZER)
     seats = seats_by_username(access.session)
-    found = annotation_services.visible_annotations(access.user, access.session.project, session_id=access.session.pk)
+    found = annotation_services.visible_annotations(access.project, session_id=access.session.pk)
     private = access.session.project.private_annotations
     return [
         annotation_frame(annotation_services.serialize(a))
@@ -233,7 +233,7 @@ def check_studies(access: Any, uids: Any) -> list[Study]:
     studies = []
     for uid in uids:
         try:
-            studies.append(access_study(access, uid))
+            studies.append(access.study(uid))
         except NotFound:
             raise BadRequest(f"No study {uid} in this project.", study=uid) from None
     return studies
@@ -715,7 +715,7 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
     access = _writer(user, session_id, confirmed)
     check_point_budget(access, len(message.annotation.points))
     shape = message.annotation
-    instance = _instance_in_session(access.session, shape.instance, instances)
+    instance = _instance_in_session(access, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
     annotation = annotation_services.create_annotation(
@@ -753,20 +753,19 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
     annotation_services.delete_annotation(user, annotation, version=message.version)
 
 
-def _instance_in_session(session: ReadingSession, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:
-    """The instance ``instance_uid`` (with its series and study) if it is in one of the session's cases.
+def _instance_in_session(access: SessionAccess, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:
+    """The instance ``instance_uid`` (with its series and study) if it is in one of the session's cases
+    and the participant may reach it (through the project's gate: not in quarantine, for a reader).
 
-    ``memo``: instances found before, by UID (a hub's, emptied whenever the session changes); at most
-    :data:`MAX_REMEMBERED_INSTANCES` are kept."""
-    from viewer.models import Instance
-
+    ``memo``: instances found before, by UID (a hub's, shared by its participants and emptied whenever
+    the session changes); at most :data:`MAX_REMEMBERED_INSTANCES` are kept. A remembered instance is
+    checked against this participant's access again (:meth:`viewer.access.ProjectAccess.sees`)."""
     found = memo.get(instance_uid) if memo is not None else None
     if found is not None:
-        return found
-    found = Instance.objects.select_related("series__study").filter(
-        project=session.project,
+        return found if access.project.sees(found) else None
+    found = access.project.instances().select_related("series__study").filter(
         sop_instance_uid=instance_uid,
-        series__study__in=SessionCase.objects.filter(session=session).values("study"),
+        series__study__in=SessionCase.objects.filter(session=access.session).values("study"),
     ).first()
     if found is not None and memo is not None:
         if len(memo) >= MAX_REMEMBERED_INSTANCES:
@@ -781,11 +780,13 @@ def prepare_live_writes(session_id: int) -> None:
     The first lookup of :func:`_instance_in_session` in a process costs about 10 ms more than the next
     ones, nearly all of it Django computing, once, what it caches about the columns of an instance with
     its series and study; under load the first live annotation took 30-38 ms in its thread. Done here,
-    while the first reader joins, no annotation pays it. Nothing is remembered.
+    while the first reader joins, no annotation pays it. Nothing is remembered. The lookup is made
+    with a viewer's access (the narrowest, the same query shape as a reader's) and finds nothing.
     """
     session = ReadingSession.objects.filter(pk=session_id).select_related("project").first()
     if session is not None:
-        _instance_in_session(session, "", None)
+        nobody = ProjectAccess(session.project, Membership(project=session.project, role=Role.VIEWER))
+        _instance_in_session(SessionAccess(session, nobody, None, None), "", None)
 
 
 def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:

@@ -10,9 +10,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from collab.routing import websocket_urlpatterns  # noqa: E402
+from crossread.security import SameOriginWebsockets  # noqa: E402
 from crossread.sqlite import checkpoint_in_background  # noqa: E402
 from viewer.fastpath import FastImageRoutes  # noqa: E402
 
@@ -23,7 +23,8 @@ application = ProtocolTypeRouter(
     {
         # Rendered images skip the middleware chain (see viewer.fastpath); the rest is plain Django.
         "http": FastImageRoutes(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Handshakes only from this site's pages (scheme, host and port); unknown paths close with 4404.
+        "websocket": SameOriginWebsockets(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -24,9 +24,16 @@ DEFAULTS: dict[str, Any] = {
     # viewer.access_cache): the bound on how long a removed member keeps reaching images served by
     # another process (in the same process, revocations take effect at once). 0 turns it off.
     "ACCESS_CACHE_SECONDS": 1.0,
-    # Failed logins allowed per client address and per username within the window.
+    # Failed logins allowed per client address within a window (then 429 until the window ends).
     "LOGIN_ATTEMPTS": 10,
     "LOGIN_WINDOW_SECONDS": 900,
+    # Per username, failures slow down instead of locking the owner out: after LOGIN_BACKOFF_AFTER
+    # failures, each attempt waits 1, 2, 4 ... s (at most LOGIN_BACKOFF_MAX_SECONDS) after the last
+    # failure. A username's failures are forgotten LOGIN_WINDOW_SECONDS after its last one.
+    "LOGIN_BACKOFF_AFTER": 5,
+    "LOGIN_BACKOFF_MAX_SECONDS": 60,
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks; see crossread.proxies).
+    "TRUSTED_PROXIES": [],
 }
 
 

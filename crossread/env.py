@@ -6,6 +6,7 @@ a deployment's environment stops the process at start-up instead of silently fal
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -43,6 +44,17 @@ def get_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def get_networks(name: str) -> list[str]:
+    """A comma-separated list of addresses or CIDR networks (``127.0.0.1, 10.0.0.0/8, ::1``), normalised."""
+    networks = []
+    for item in get_list(name, []):
+        try:
+            networks.append(str(ipaddress.ip_network(item)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an address or network ({exc})") from None
+    return networks
 
 
 def get_path(name: str, default: Path) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from django.dispatch import Signal
 from django.http import JsonResponse
 
 
@@ -77,30 +78,29 @@ class NotAuthenticated(DomainError):
     code = ErrorCode.NOT_AUTHENTICATED
 
 
+#: Sent with ``request`` and ``error`` for a refusal that may be someone guessing identifiers (404,
+#: 403). The audit trail records it (``audit.signals``); the foundation imports no app.
+refused = Signal()
+
+
 def log_refusal(request: Any, error: DomainError) -> None:
     """Refusals that may be someone guessing identifiers (404, 403) go to the audit trail."""
     if error.code not in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN) or request is None:
         return
-    from audit.models import Action, Outcome
-    from audit.services import record
+    refused.send(sender=DomainError, request=request, error=error)
 
-    user = getattr(request, "user", None)
-    record(
-        Action.ACCESS_DENIED,
-        actor=user,
-        request=request,
-        outcome=Outcome.FAILURE,
-        object_type="path",
-        object_id=request.path,
-        code=str(error.code),
-    )
+
+def error_headers(error: DomainError) -> dict[str, str]:
+    """Headers a response carrying ``error`` needs: how to authenticate, when to try again."""
+    if error.code == ErrorCode.NOT_AUTHENTICATED:
+        return {"WWW-Authenticate": 'Token realm="crossread"'}
+    if error.code == ErrorCode.RATE_LIMITED and "retry_after" in error.data:
+        return {"Retry-After": str(error.data["retry_after"])}
+    return {}
 
 
 def error_response(error: DomainError) -> JsonResponse:
-    response = JsonResponse(error.as_dict(), status=error.status)
-    if error.code == ErrorCode.NOT_AUTHENTICATED:
-        response["WWW-Authenticate"] = 'Token realm="crossread"'
-    return response
+    return JsonResponse(error.as_dict(), status=error.status, headers=error_headers(error))
 
 
 def drf_exception_handler(exc: Exception, context: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -113,10 +113,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]):  # type: ign
         exc = NotFound(str(exc.detail))
     if isinstance(exc, DomainError):
         log_refusal(context.get("request"), exc)
-        response = Response(exc.as_dict(), status=exc.status)
-        if exc.code == ErrorCode.NOT_AUTHENTICATED:
-            response["WWW-Authenticate"] = 'Token realm="crossread"'
-        return response
+        return Response(exc.as_dict(), status=exc.status, headers=error_headers(exc))
     response = exception_handler(exc, context)
     if response is None:
         return None

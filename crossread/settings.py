@@ -7,6 +7,7 @@ laptop demo work with no configuration. The environment switches each piece for 
 - ``REDIS_URL``: ``redis://host:6379/0`` selects the channels-redis layer
 - ``CROSSREAD_DATA_DIR``: where stored DICOM objects and the SQLite file live
 - ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS`` (comma separated)
+- ``CROSSREAD_TRUSTED_PROXIES``: the reverse proxies whose X-Forwarded-For is believed (comma separated)
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from crossread.env import get_bool, get_int, get_list, get_path, parse_database_url, sqlite_database
+from crossread.env import (
+    get_bool,
+    get_int,
+    get_list,
+    get_networks,
+    get_path,
+    parse_database_url,
+    sqlite_database,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = get_path("CROSSREAD_DATA_DIR", BASE_DIR / "data")
@@ -52,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "crossread.security.LoginThrottledMiddleware",
     "audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -82,6 +92,9 @@ else:
     DATABASES = {"default": sqlite_database(DATA_DIR / "crossread.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Every password check (login page, admin login, any view calling authenticate) is rate-limited there.
+AUTHENTICATION_BACKENDS = ["crossread.logins.RateLimitedModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -158,6 +171,10 @@ if os.environ.get("CROSSREAD_PUBLIC_URL"):
     # The external base URL (scheme://host[:port]) used in absolute URIs such as RetrieveURL and
     # BulkDataURI, for servers behind a proxy (and clients that send Host without the port).
     CROSSREAD["PUBLIC_URL"] = os.environ["CROSSREAD_PUBLIC_URL"].rstrip("/")
+if os.environ.get("CROSSREAD_TRUSTED_PROXIES"):
+    # The reverse proxies in front of the servers (comma separated addresses or CIDR networks): only
+    # from them is X-Forwarded-For believed, to find a client's address (crossread.proxies).
+    CROSSREAD["TRUSTED_PROXIES"] = get_networks("CROSSREAD_TRUSTED_PROXIES")
 if os.environ.get("CROSSREAD_MAX_INSTANCE_BYTES"):
     CROSSREAD["MAX_INSTANCE_BYTES"] = get_int("CROSSREAD_MAX_INSTANCE_BYTES", 0)
 

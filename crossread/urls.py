@@ -10,7 +10,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("viewer.page_urls")),  # pages: worklist, upload, viewer
     path("api/recist/evaluate", EvaluateView.as_view(), name="recist-evaluate"),
-    path("", include("audit.urls")),
+    path("", include("viewer.audit_urls")),  # the audit log, its exports, viewing reports
     path("", include("annotations.urls")),  # /api/projects/<slug>/annotations/...
     path("", include("collab.urls")),  # /api/sessions/... and session pages
     path("", include("trials.urls")),

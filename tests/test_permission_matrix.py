@@ -111,6 +111,8 @@ WRITER_PAGE = (200, 200, 403, 404, 302)
 ORGANIZER_PAGE = (200, 403, 403, 404, 302)
 ANY_USER = (200, 200, 200, 200, 401)
 ANY_USER_PAGE = (200, 200, 200, 200, 302)
+# An instance in quarantine (possible burned-in text): organizers only; for the others it does not exist.
+HELD = (200, 404, 404, 404, 401)
 
 RECIST_BODY = {"timepoints": [
     {"label": "baseline", "date": "2024-01-01", "modality": "CT", "slice_thickness_mm": 5,
@@ -176,6 +178,8 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         # its author (the reader) and organizers change it
         Cell("change annotation", "patch", annotation, WRITE, {"version": 1, "label": "x"}),
         Cell("delete annotation", "delete", annotation, (204, 204, 403, 404, 401)),
+        # an instance in quarantine: everything that reaches its pixels answers as for an unknown one
+        *held_cells(ids),
         Cell("RECIST evaluate", "post", "/api/recist/evaluate", ANY_USER, RECIST_BODY),
         # audit
         Cell("audit log", "get", "/api/projects/trial/audit/", ORGANIZE),
@@ -195,6 +199,30 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
     ]
 
 
+def held_cells(ids: dict[str, Any]) -> list[Cell]:
+    held = f"/projects/trial/dicomweb/studies/{ids['study']}/series/{ids['held_series']}/instances/{ids['held']}"
+    on_held = {"instance": ids["held"], "kind": "point", "points": [[2, 2]]}
+    on_nothing = {"instance": "1.2.3.4.5.6.7.8.9", "kind": "point", "points": [[2, 2]]}
+    return [
+        Cell("held: WADO instance", "get", held, HELD),
+        Cell("held: WADO metadata", "get", f"{held}/metadata", HELD),
+        Cell("held: WADO frames", "get", f"{held}/frames/1", HELD),
+        Cell("held: rendered", "get", f"{held}/rendered", HELD),
+        Cell("held: frame rendered", "get", f"{held}/frames/1/rendered", HELD),
+        Cell("held: instance thumbnail", "get", f"{held}/thumbnail", HELD),
+        # thumbnails stand in lists that every member sees: never a quarantined image, for nobody
+        Cell("held: series thumbnail", "get", f"{held.rsplit('/instances/', 1)[0]}/thumbnail", (404, 404, 404, 404, 401)),
+        Cell("held: Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['held']}/1.dzi", HELD),
+        Cell("held: Deep Zoom tile", "get", f"/projects/trial/tiles/{ids['held']}/1_files/0/0_0.jpeg", HELD),
+        # measuring it (HU statistics, a point's value) reads its pixels: refused as for an unknown UID
+        Cell("held: create annotation", "post", "/api/projects/trial/annotations/", (201, 400, 403, 404, 401), on_held),
+        Cell("unknown: create annotation", "post", "/api/projects/trial/annotations/", (400, 400, 403, 404, 401), on_nothing),
+        Cell("held: annotation on it", "get", f"/api/projects/trial/annotations/{ids['held_annotation']}/", HELD),
+        Cell("held: change annotation on it", "patch", f"/api/projects/trial/annotations/{ids['held_annotation']}/",
+             HELD, {"version": 1, "label": "x"}),
+    ]
+
+
 @pytest.fixture
 def world(client, team):
     ds = ct_dataset()
@@ -204,8 +232,11 @@ def world(client, team):
     Instance.objects.filter(sop_instance_uid=held.SOPInstanceUID).update(quarantined=True, quarantine_reasons=["test"])
     annotation = annotation_services.create_annotation(
         team["reader"], team["project"], instance_uid=ds.SOPInstanceUID, kind="point", points=[[2, 2]])
+    on_held = annotation_services.create_annotation(
+        team["organizer"], team["project"], instance_uid=held.SOPInstanceUID, kind="point", points=[[2, 2]])
     ids = {"study": ds.StudyInstanceUID, "series": ds.SeriesInstanceUID, "sop": ds.SOPInstanceUID,
-           "held": held.SOPInstanceUID, "annotation": annotation.pk}
+           "held": held.SOPInstanceUID, "held_series": held.SeriesInstanceUID, "annotation": annotation.pk,
+           "held_annotation": on_held.pk}
     return team, ids
 
 
@@ -436,7 +467,7 @@ def url_routes(patterns: Sequence[URLPattern | URLResolver], prefix: str = "") -
 
 def covered_routes() -> set[str]:
     ids: dict[str, Any] = dict.fromkeys(
-        ("study", "series", "sop", "held", "annotation", "session", "invitation", "token", "read", "lesion",
+        ("study", "series", "sop", "held", "held_series", "held_annotation", "annotation", "session", "invitation", "token", "read", "lesion",
          "subject", "baseline"), "1")
     cells: list[Cell] = [*project_cells(ids), *session_cells(ids), *trial_cells(ids, "draft")]
     return {resolve(cell.url.split("?")[0]).route for cell in cells}

@@ -1,12 +1,16 @@
 """SVG charts of a trial: waterfall (best change per subject) and spider (change over time).
 
-Plain Python, no Django and no JS charting library: strings of SVG with every text escaped.
+Plain Python, no Django and no JS charting library: strings of SVG. Every value that comes from
+data goes through :func:`_text` (element content) or :func:`_attr` (attribute values, always
+double-quoted): a subject label such as ``x" onmouseover="…`` or ``<script>`` stays text, and the
+result parses as XML. Numbers are formatted here; colours come from :data:`COLOURS` only.
 Changes are percentages from the baseline sum of diameters; RECIST's -30 % (PR) and +20 % (PD)
 thresholds are drawn as dashed lines.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -31,6 +35,20 @@ class SpiderLine:
     response: str
 
 
+#: Characters XML 1.0 does not allow (C0 controls but tab, newline, return; surrogates; U+FFFE/F).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _text(value: object) -> str:
+    """Element content: ``&``, ``<``, ``>`` escaped, characters XML forbids replaced by U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", str(value)))
+
+
+def _attr(value: object) -> str:
+    """The inside of a double-quoted attribute value: also ``"`` escaped, and whitespace kept as typed."""
+    return escape(_NOT_XML.sub("\ufffd", str(value)), {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+
+
 def _scale(values: Sequence[float], low: float, high: float) -> tuple[float, float]:
     return min([low, *values]), max([high, *values])
 
@@ -53,12 +71,12 @@ def waterfall_svg(bars: Sequence[WaterfallBar], width: int = 640, height: int = 
         x = pad_l + i * slot + slot * 0.15
         top, bottom = sorted((y(bar.change_pct), y(0)))
         colour = COLOURS.get(bar.response, "#6e7781")
-        label = escape(f"{bar.subject}: {bar.change_pct:+.1f} % ({bar.response})")
-        parts.append(f'<rect class="bar" data-subject="{escape(bar.subject)}" x="{x:.1f}" y="{top:.1f}" '
+        label = _text(f"{bar.subject}: {bar.change_pct:+.1f} % ({bar.response})")
+        parts.append(f'<rect class="bar" data-subject="{_attr(bar.subject)}" x="{x:.1f}" y="{top:.1f}" '
                      f'width="{slot * 0.7:.1f}" height="{max(bottom - top, 1):.1f}" fill="{colour}">'
                      f"<title>{label}</title></rect>")
         parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{height - pad_b + 14}" font-size="10" '
-                     f'text-anchor="middle">{escape(bar.subject)}</text>')
+                     f'text-anchor="middle">{_text(bar.subject)}</text>')
     if not ordered:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">No signed reads yet</text>')
     parts.append("</svg>")
@@ -88,8 +106,8 @@ def spider_svg(lines: Sequence[SpiderLine], width: int = 640, height: int = 320)
     for line in lines:
         colour = COLOURS.get(line.response, "#6e7781")
         path = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in line.points)
-        parts.append(f'<polyline class="line" data-subject="{escape(line.subject)}" points="{path}" '
-                     f'fill="none" stroke="{colour}" stroke-width="2"><title>{escape(line.subject)}</title></polyline>')
+        parts.append(f'<polyline class="line" data-subject="{_attr(line.subject)}" points="{path}" '
+                     f'fill="none" stroke="{colour}" stroke-width="2"><title>{_text(line.subject)}</title></polyline>')
         for d, v in line.points:
             parts.append(f'<circle cx="{x(d):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>')
     parts.append("</svg>")

@@ -16,7 +16,6 @@ Who may do what
 
 from __future__ import annotations
 
-import csv
 import datetime
 import io
 import secrets
@@ -35,6 +34,7 @@ from annotations import recist, sr
 from annotations.models import Annotation
 from audit.models import Action
 from audit.services import record
+from crossread import csvsafe
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from trials import agreement as agreement_mod
 from trials import plots
@@ -51,7 +51,7 @@ from trials.models import (
 )
 from viewer.access import ProjectAccess, access_project
 from viewer.ingest import ingest_bytes
-from viewer.models import Instance, Membership, Role, Study
+from viewer.models import Membership, Role, Study
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -150,6 +150,12 @@ def _require_results(access: TrialAccess) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _is_text(value: Any, longest: int) -> bool:
+    """A one-line name typed by a user: 1 to ``longest`` characters, none of them a control or
+    format character (no newline, tab, NUL, zero-width or direction override to garble a page or an export)."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= longest and value.isprintable()
+
+
 def _users(project_access: ProjectAccess, usernames: Any, what: str, minimum: str) -> list[Any]:
     if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):
         raise BadRequest(f"{what} must be a list of user names.")
@@ -166,8 +172,8 @@ def _users(project_access: ProjectAccess, usernames: Any, what: str, minimum: st
 def create_trial(user: User, slug: str, *, name: Any, double_read: Any = True,
                  confirmation_required: Any = True, adjudicators: Any = ()) -> Trial:
     project_access = access_project(user, slug, minimum=Role.ORGANIZER)
-    if not isinstance(name, str) or not name.strip() or len(name) > 64:
-        raise BadRequest("name must be 1-64 characters.")
+    if not _is_text(name, 64):
+        raise BadRequest("name must be 1-64 printable characters.")
     if not isinstance(double_read, bool) or not isinstance(confirmation_required, bool):
         raise BadRequest("double_read and confirmation_required must be true or false.")
     people = _users(project_access, list(adjudicators), "adjudicators", Role.READER)
@@ -180,6 +186,9 @@ def create_trial(user: User, slug: str, *, name: Any, double_read: Any = True,
         if double_read:  # blinded readers: neither sees the other's marks, in the viewer too
             project_access.project.private_annotations = True
             project_access.project.save(update_fields=["private_annotations"])
+        record(Action.TRIAL_CREATED, actor=user, project=project_access.project, object_type="trial",
+               object_id=str(trial.pk), name=trial.name, double_read=double_read,
+               confirmation_required=confirmation_required, adjudicators=usernames(people))
     return trial
 
 
@@ -190,9 +199,9 @@ def _study_date(study: Study) -> datetime.date:
         raise BadRequest(f"Study {study.study_instance_uid} has no valid StudyDate.") from None
 
 
-def _measured_series_facts(study: Study) -> tuple[str, Decimal | None]:
+def _measured_series_facts(access: ProjectAccess, study: Study) -> tuple[str, Decimal | None]:
     """Modality and slice thickness of the study's first CT/MR (else radiograph) image series."""
-    for instance in Instance.objects.filter(series__study=study).select_related("series").order_by(
+    for instance in access.instances().filter(series__study=study).select_related("series").order_by(
             "series__series_number", "series__pk", "instance_number"):
         modality = instance.series.modality
         if modality in ("CT", "MR"):
@@ -206,18 +215,18 @@ def _measured_series_facts(study: Study) -> tuple[str, Decimal | None]:
 def add_subject(access: TrialAccess, *, label: Any, patient_id: Any) -> Subject:
     """Add a subject with every study of ``patient_id`` as a time point, oldest = baseline."""
     _require_organizer(access)
-    if not isinstance(label, str) or not label.strip() or len(label) > 32:
-        raise BadRequest("label must be 1-32 characters.")
+    if not _is_text(label, 32):
+        raise BadRequest("label must be 1-32 printable characters.")
     if not isinstance(patient_id, str) or not patient_id:
         raise BadRequest("patient_id must be the PatientID of the subject's studies.")
-    studies = list(Study.objects.filter(project=access.trial.project, patient_id=patient_id))
+    studies = list(access.project_access.studies().filter(patient_id=patient_id))
     if not studies:
         raise BadRequest("No study of this patient in the project.")
     dated = sorted(((_study_date(s), s) for s in studies), key=lambda pair: (pair[0], pair[1].study_time))
     days = [date for date, _ in dated]
     if len(set(days)) != len(days):
         raise BadRequest("Two studies of this patient share a date; time points need distinct dates.")
-    facts = [_measured_series_facts(study) for _, study in dated]
+    facts = [_measured_series_facts(access.project_access, study) for _, study in dated]
     with transaction.atomic():
         if Subject.objects.filter(trial=access.trial, label=label.strip()).exists() or \
                 Subject.objects.filter(trial=access.trial, patient_id=patient_id).exists():
@@ -227,6 +236,9 @@ def add_subject(access: TrialAccess, *, label: Any, patient_id: Any) -> Subject:
             TrialTimepoint.objects.create(
                 subject=subject, study=study, order=order, date=date, modality=modality,
                 slice_thickness_mm=thickness, label="baseline" if order == 0 else f"follow-up {order}")
+        # the label only: a PatientID never goes into the audit trail
+        record(Action.TRIAL_SUBJECT_ADDED, actor=access.user, project=access.trial.project, object_type="subject",
+               object_id=str(subject.pk), label=subject.label, timepoints=len(dated))
     return subject
 
 
@@ -249,6 +261,8 @@ def assign_readers(access: TrialAccess, *, readers: Any) -> list[Read]:
                     defaults={"order_key": secrets.randbits(62)})
                 if new:
                     created.append(read)
+        record(Action.TRIAL_READERS_ASSIGNED, actor=access.user, project=access.trial.project, object_type="trial",
+               object_id=str(access.trial.pk), readers=usernames(people), reads=[r.pk for r in created])
     return created
 
 
@@ -293,9 +307,10 @@ def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal:
 
 
 def _check_organ(organ: Any) -> str:
-    if not isinstance(organ, str) or not organ.strip() or len(organ.strip()) > 64:
-        raise BadRequest("organ must be 1-64 characters.")
-    return " ".join(organ.split())
+    organ = " ".join(organ.split()) if isinstance(organ, str) else organ
+    if not _is_text(organ, 64):
+        raise BadRequest("organ must be 1-64 printable characters.")
+    return organ
 
 
 def access_lesion(read: Read, lesion_id: Any) -> Lesion:
@@ -417,11 +432,11 @@ class Axes:
     rows: int
 
 
-def _axes(assessment: Assessment) -> Axes | None:
+def _axes(access: TrialAccess, assessment: Assessment) -> Axes | None:
     """The measurement of an assessment: frozen values once signed, the annotation's before."""
     if assessment.long_axis_mm is not None:
-        series_uid, columns, rows = Instance.objects.filter(
-            project_id=assessment.timepoint.study.project_id, sop_instance_uid=assessment.sop_instance_uid
+        series_uid, columns, rows = access.project_access.instances().filter(
+            sop_instance_uid=assessment.sop_instance_uid
         ).values_list("series__series_instance_uid", "columns", "rows").first() or ("", 0, 0)
         return Axes(assessment.long_axis_mm, assessment.short_axis_mm or Decimal(0), assessment.points or [],
                     assessment.sop_instance_uid, assessment.sop_class_uid, assessment.frame or 1,
@@ -461,7 +476,7 @@ def _non_target_response(statuses: list[str | None]) -> recist.NonTarget:
     return recist.NonTarget.NON_CR_NON_PD
 
 
-def recist_timepoints(read: Read) -> tuple[list[recist.Timepoint], list[str]]:
+def recist_timepoints(access: TrialAccess, read: Read) -> tuple[list[recist.Timepoint], list[str]]:
     """The read as :class:`recist.Timepoint` values, and what is still missing (one line each).
 
     A target without a usable measurement counts as ``not_evaluable`` so the table can show the
@@ -477,7 +492,7 @@ def recist_timepoints(read: Read) -> tuple[list[recist.Timepoint], list[str]]:
             status = assessment.status if assessment else None
             diameter = None
             if status == "measured":
-                axes = _axes(assessment)  # type: ignore[arg-type]
+                axes = _axes(access, assessment)  # type: ignore[arg-type]
                 if axes is None:
                     missing.append(f"{tp.label}: {lesion.identifier} has no usable measurement")
                     status = None
@@ -512,11 +527,11 @@ def _settings(trial: Trial) -> recist.TrialSettings:
     return recist.TrialSettings(confirmation_required=trial.confirmation_required)
 
 
-def recist_table(read: Read) -> dict[str, Any]:
+def recist_table(access: TrialAccess, read: Read) -> dict[str, Any]:
     """``{"evaluation": evaluation_to_json | None, "errors": [...], "missing": [...]}``."""
     if read.is_signed and read.result is not None:
         return {"evaluation": read.result, "errors": [], "missing": []}
-    timepoints, missing = recist_timepoints(read)
+    timepoints, missing = recist_timepoints(access, read)
     try:
         evaluation = recist.evaluation_to_json(recist.evaluate(timepoints, _settings(read.trial)))
         errors: list[str] = []
@@ -529,7 +544,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
     """The read as its reader (or an organizer/adjudicator) sees it; dates only for the latter."""
     timepoints, lesions, assessments = _read_rows(read)
     baseline = timepoints[0].date if timepoints else None
-    table = recist_table(read)
+    table = recist_table(access, read)
     data: dict[str, Any] = {
         "id": read.pk,
         "subject": read.subject.label,
@@ -551,7 +566,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
         cells = []
         for tp in timepoints:
             assessment = assessments.get((lesion.pk, tp.pk))
-            axes = _axes(assessment) if assessment else None
+            axes = _axes(access, assessment) if assessment else None
             cells.append(None if assessment is None else {
                 "timepoint": tp.pk,
                 "status": assessment.status,
@@ -600,7 +615,7 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
     _check_draft_owner(access, read)
     with transaction.atomic():
         read = _lock_draft(read)
-        timepoints, missing = recist_timepoints(read)
+        timepoints, missing = recist_timepoints(access, read)
         reasons = list(missing)
         evaluation = None
         if not missing:
@@ -615,7 +630,7 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
         assert evaluation is not None
         for assessment in Assessment.objects.filter(lesion__read=read).select_related(
                 "annotation__instance__series__study", "timepoint__study"):
-            axes = _axes(assessment)
+            axes = _axes(access, assessment)
             if axes is not None:
                 Assessment.objects.filter(pk=assessment.pk).update(
                     long_axis_mm=axes.long_mm, short_axis_mm=axes.short_mm, points=axes.points,
@@ -625,6 +640,10 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
         read.result = recist.evaluation_to_json(evaluation)
         read.save(update_fields=["status", "signed_at", "result"])
         _settle(read.subject)
+        record(Action.TRIAL_READ_SIGNED, actor=access.user, project=access.trial.project, object_type="read",
+               object_id=str(read.pk), subject=read.subject.label,
+               best_overall_response=read.result["best_overall_response"],
+               locked=Read.objects.filter(pk=read.pk, status=ReadStatus.LOCKED).exists())
     read.refresh_from_db()
     return read
 
@@ -691,6 +710,9 @@ def adjudicate(access: TrialAccess, subject: Subject, *, read: Any, reason: Any)
         adjudication = Adjudication.objects.create(subject=subject, chosen_read=chosen, reason=reason.strip(),
                                                    adjudicator=access.user)
         _settle(subject)
+        record(Action.TRIAL_ADJUDICATED, actor=access.user, project=access.trial.project, object_type="subject",
+               object_id=str(subject.pk), label=subject.label, chosen_read=chosen.pk,
+               reads=[r.pk for r in reads], reason=reason.strip()[:500])
     return adjudication
 
 
@@ -798,12 +820,14 @@ CSV_COLUMNS = [
 ]
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any) -> Any:
+    """A cell: yes/no for booleans, empty for None; numbers stay numbers, so that the CSV writer
+    (:mod:`crossread.csvsafe`) neutralises formulas in text cells only and ``-27.7`` stays a number."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return value
 
 
 def export_csv(access: TrialAccess) -> str:
@@ -812,7 +836,7 @@ def export_csv(access: TrialAccess) -> str:
     record(Action.EXPORT, actor=access.user, project=access.trial.project, object_type="trial",
            object_id=str(access.trial.pk), format="csv")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out, lineterminator="\r\n")  # text cells cannot start a formula
     writer.writerow(CSV_COLUMNS)
     reads = Read.objects.filter(trial=access.trial).exclude(status=ReadStatus.DRAFT).select_related(
         "reader", "subject").order_by("subject__label", "reader__username")
@@ -848,11 +872,11 @@ def export_csv(access: TrialAccess) -> str:
     return out.getvalue()
 
 
-def _evidence(project_id: int, sop_uids: Iterable[str], study: Study) -> list[pydicom.Dataset]:
+def _evidence(access: ProjectAccess, sop_uids: Iterable[str], study: Study) -> list[pydicom.Dataset]:
     """Headers of the referenced images (from the index's DICOM JSON; no pixels needed)."""
-    instances = list(Instance.objects.filter(project_id=project_id, sop_instance_uid__in=set(sop_uids)))
+    instances = list(access.instances().filter(sop_instance_uid__in=set(sop_uids)))
     if not instances:  # nothing measured at this time point: the study's first image stands as evidence
-        first = Instance.objects.filter(series__study=study, rows__isnull=False).order_by("instance_number").first()
+        first = access.instances().filter(series__study=study, rows__isnull=False).order_by("instance_number").first()
         instances = [first] if first else []
     headers = []
     for instance in instances:
@@ -899,7 +923,7 @@ def export_sr(access: TrialAccess, read: Read) -> list[dict[str, str]]:
                                    overall=result["overall_response"],
                                    best_overall=read.result["best_overall_response"] if last and tp.order else None),  # type: ignore[index]
         )
-        evidence = _evidence(read.trial.project_id, [f.image.sop_instance_uid for f in findings if f.image], tp.study)
+        evidence = _evidence(access.project_access, [f.image.sop_instance_uid for f in findings if f.image], tp.study)
         try:
             report = sr.build_measurement_report(
                 report_read, evidence=evidence, series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(),

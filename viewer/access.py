@@ -1,21 +1,35 @@
-"""Access functions: the one place that decides whether a user may reach a project or study.
+"""The access gate: the one place that decides who reaches a project and its studies, series and
+instances.
 
-Every page, REST view, DICOMweb endpoint and websocket calls these. Anything a user may not see
-answers "not found", so the existence of other projects' data does not leak.
+Every page, REST view, DICOMweb endpoint, rendered image and websocket starts from
+:func:`access_project`, which loads the facts once (the caller's membership and role), and reaches
+the archive's rows only through the :class:`ProjectAccess` it returns: :meth:`~ProjectAccess.instances`,
+:meth:`~ProjectAccess.instance`, :meth:`~ProjectAccess.studies`, :meth:`~ProjectAccess.study` and
+:meth:`~ProjectAccess.series`. The decisions themselves are the pure rules of :mod:`viewer.rules`
+(quarantine: :func:`~viewer.rules.sees_instance`). ``tests/test_gate.py`` fails when a module outside
+the gate queries ``Study``, ``Series`` or ``Instance`` for a caller.
+
+Anything a user may not see answers "not found", exactly as what does not exist, so the existence of
+other projects' data and of quarantined images does not leak.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Exists, OuterRef, QuerySet
 
 from crossread.errors import DomainError, ErrorCode, NotAuthenticated, NotFound
-from viewer.models import Membership, Project, Role, Study
+from viewer import rules
+from viewer.models import Instance, Membership, Project, Role, Series, Study
 
 
 @dataclass(frozen=True)
 class ProjectAccess:
+    """A member's access to one project: the facts, and the only way to the project's rows."""
+
     project: Project
     membership: Membership
 
@@ -24,12 +38,82 @@ class ProjectAccess:
         return self.membership.role
 
     def can(self, minimum: str) -> bool:
-        return self.membership.has_role(minimum)
+        return rules.has_role(self.role, minimum)
 
     @property
     def sees_quarantine(self) -> bool:
         """Quarantined instances (possible burned-in text) are shown to organizers only."""
-        return self.can(Role.ORGANIZER)
+        return rules.sees_quarantine(self.role)
+
+    @cached_property
+    def hides_quarantine(self) -> bool:
+        """Whether studies and series must be checked for visible instances: asked once per access,
+        and only true when the project holds quarantined instances (most hold none, and then no
+        listing pays for the check)."""
+        if self.sees_quarantine:
+            return False
+        return Instance.objects.filter(project=self.project, quarantined=True).exists()
+
+    def sees(self, instance: Instance) -> bool:
+        """May this member reach ``instance`` (a row of this project already read)?"""
+        return instance.project_id == self.project.pk and rules.sees_instance(
+            self.role, quarantined=instance.quarantined
+        )
+
+    # ----------------------------------------------------------------------------- the rows
+
+    def instances(self) -> QuerySet[Instance]:
+        """The project's instances this member may reach."""
+        queryset = Instance.objects.filter(project=self.project)
+        return queryset if self.sees_quarantine else queryset.filter(quarantined=False)
+
+    def series(self) -> QuerySet[Series]:
+        """The project's series holding at least one instance this member may reach (or none yet)."""
+        queryset = Series.objects.filter(project=self.project)
+        if self.hides_quarantine:  # a series whose every instance is held is hidden with them
+            queryset = queryset.filter(Exists(Instance.objects.filter(series=OuterRef("pk"), quarantined=False)))
+        return queryset
+
+    def studies(self) -> QuerySet[Study]:
+        """The project's studies holding at least one instance this member may reach."""
+        queryset = Study.objects.filter(project=self.project)
+        if self.hides_quarantine:
+            queryset = queryset.filter(
+                Exists(Instance.objects.filter(series__study=OuterRef("pk"), quarantined=False))
+            )
+        return queryset
+
+    def study(self, study_instance_uid: object) -> Study:
+        """The study ``study_instance_uid``, or "not found"."""
+        found = self.studies().filter(study_instance_uid=_uid(study_instance_uid, "study")).first()
+        if found is None:
+            raise NotFound("No such study.")
+        return found
+
+    def instances_in(self, *, study: str = "", series: str = "") -> QuerySet[Instance]:
+        """:meth:`instances`, narrowed to the study and series with these UIDs when given."""
+        queryset = self.instances()
+        if series:
+            queryset = queryset.filter(series__series_instance_uid=series)
+        if study:
+            queryset = queryset.filter(series__study__study_instance_uid=study)
+        return queryset
+
+    def instance(self, sop_instance_uid: object, *, study: str = "", series: str = "") -> Instance:
+        """The instance ``sop_instance_uid`` with its series and study (checked to be in ``study`` and
+        ``series`` when given), or "not found": unknown and hidden instances answer alike."""
+        uid = _uid(sop_instance_uid, "instance")
+        found = self.instances_in(study=study, series=series).select_related("series__study").filter(
+            sop_instance_uid=uid).first()
+        if found is None:
+            raise NotFound("No such instance.")
+        return found
+
+
+def _uid(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise NotFound(f"No such {what}.")
+    return value
 
 
 def access_project(
@@ -46,10 +130,3 @@ def access_project(
         # A member without the role knows that the project exists, so 403 is honest here.
         raise DomainError(f"This needs the {minimum} role in the project.", code=ErrorCode.FORBIDDEN)
     return ProjectAccess(project=membership.project, membership=membership)
-
-
-def access_study(access: ProjectAccess, study_instance_uid: str) -> Study:
-    study = Study.objects.filter(project=access.project, study_instance_uid=study_instance_uid).first()
-    if study is None:
-        raise NotFound("No such study.")
-    return study

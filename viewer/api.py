@@ -127,7 +127,7 @@ class QuarantineView(APIView):
 
     def get(self, request: Request, slug: str) -> Response:
         access = access_project(request.user, slug, minimum=Role.ORGANIZER)
-        held = access.project.instances.filter(quarantined=True).select_related("series", "series__study")
+        held = access.instances().filter(quarantined=True).select_related("series", "series__study")
         return Response({"instances": [
             {
                 "study": i.series.study.study_instance_uid,

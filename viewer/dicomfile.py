@@ -56,10 +56,10 @@ def read_part10(data: bytes) -> Dataset:
     uids = {keyword: str(ds.get(keyword, "") or "").strip() for keyword in REQUIRED_UIDS}
     missing = [keyword for keyword, value in uids.items() if not value]
     if missing:
-        raise InvalidDicom(f"Missing required attribute(s): {', '.join(missing)}.", **uids)
+        raise InvalidDicom(f"Missing required attribute(s): {', '.join(missing)}.", FAILURE_CANNOT_UNDERSTAND, **uids)
     too_long = [keyword for keyword, value in uids.items() if len(value) > 64]
     if too_long:
-        raise InvalidDicom(f"UID longer than 64 characters: {', '.join(too_long)}.", **uids)
+        raise InvalidDicom(f"UID longer than 64 characters: {', '.join(too_long)}.", FAILURE_CANNOT_UNDERSTAND, **uids)
     return ds
 
 

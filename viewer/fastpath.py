@@ -5,8 +5,12 @@ thread hops per request, which cost more than rendering a cached 512x512 frame. 
 :func:`fast_path` (the rendered, thumbnail and tile views) are called directly instead: the URL is
 resolved by Django's own URLconf, the session and user are attached exactly as the session and
 authentication middlewares would, and the view does its usual authentication and project access
-checks. What the skipped middlewares would add to an image response (security headers) is added
-here. Everything else goes to Django untouched.
+checks. What the skipped middlewares would add to an image response is added here: the security
+headers (:class:`SecurityHeaders`: Content-Security-Policy, X-Content-Type-Options, Referrer-Policy,
+Cross-Origin-Opener-Policy, X-Frame-Options, HSTS on a secure request), worked out once from the
+settings, and ``Vary: Cookie`` when the session was read. A request Django's middlewares would stop
+(a Host not in ``ALLOWED_HOSTS``, plain HTTP under ``SECURE_SSL_REDIRECT``) goes to Django.
+Everything else goes to Django untouched.
 
 Django's request signals (``request_started``, ``request_finished``: reset the query log, close
 stale database connections, close cache connections) are sent around the view's synchronous,
@@ -27,9 +31,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.core import signals
+from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, ResolverMatch, resolve
+from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 
 ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
@@ -42,27 +48,89 @@ def fast_path(view: Callable[..., Any]) -> Callable[..., Any]:
     return view
 
 
+class SecurityHeaders:
+    """The headers Django's security middlewares give an image response, worked out from the settings
+    once (and again when a test changes them): those of ``SecurityMiddleware``,
+    ``crossread.security.ContentSecurityPolicyMiddleware`` and ``XFrameOptionsMiddleware``."""
+
+    def __init__(self) -> None:
+        self.load()
+        signals.setting_changed.connect(self._changed, weak=False)
+
+    def load(self) -> None:
+        from crossread.security import CONTENT_SECURITY_POLICY
+
+        always: dict[str, str] = {"Content-Security-Policy": CONTENT_SECURITY_POLICY}
+        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+            always["X-Content-Type-Options"] = "nosniff"
+        policy = settings.SECURE_REFERRER_POLICY
+        if policy:
+            items = [v.strip() for v in policy.split(",")] if isinstance(policy, str) else list(policy)
+            always["Referrer-Policy"] = ",".join(items)
+        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+            always["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+        always["X-Frame-Options"] = getattr(settings, "X_FRAME_OPTIONS", "DENY").upper()
+        self.always = always
+        self.hsts = ""
+        if settings.SECURE_HSTS_SECONDS:
+            self.hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+            self.hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
+            self.hsts += "; preload" if settings.SECURE_HSTS_PRELOAD else ""
+        self.ssl_redirect = bool(settings.SECURE_SSL_REDIRECT)
+        self.hosts: dict[str, bool] = {}
+
+    def lets_through(self, request: HttpRequest) -> bool:
+        """False for a request Django's middlewares would not let reach the view: a Host not in
+        ALLOWED_HOSTS (CommonMiddleware's 400), plain HTTP under SECURE_SSL_REDIRECT."""
+        host = request.META.get("HTTP_HOST", "")
+        allowed = self.hosts.get(host)
+        if allowed is None:  # Django's own check, remembered per Host header (a few per site)
+            try:
+                request.get_host()
+                allowed = True
+            except DisallowedHost:
+                allowed = False
+            if len(self.hosts) < 64 and not settings.USE_X_FORWARDED_HOST:
+                self.hosts[host] = allowed
+        return allowed and not (self.ssl_redirect and not request.is_secure())
+
+    def _changed(self, **kwargs: Any) -> None:
+        self.load()
+
+    def add(self, request: HttpRequest, response: HttpResponse) -> None:
+        headers = response.headers
+        for name, value in self.always.items():
+            headers.setdefault(name, value)
+        if self.hsts and request.is_secure():
+            headers.setdefault("Strict-Transport-Security", self.hsts)
+        if request.session.accessed:  # as SessionMiddleware: the answer depends on who asks
+            patch_vary_headers(response, ("Cookie",))
+
+
 class FastImageRoutes:
     def __init__(self, django_app: ASGIHandler) -> None:
         self.django_app = django_app
         self.session_engine = import_module(settings.SESSION_ENGINE)
+        self.security_headers = SecurityHeaders()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] in FAST_METHODS:
             match = _fast_match(settings.ROOT_URLCONF, scope["path"])
             if match is not None:
-                await self.serve(match, scope, send)
+                await self.serve(match, scope, receive, send)
                 return
         await self.django_app(scope, receive, send)
 
-    async def serve(self, match: Any, scope: dict[str, Any], send: Any) -> None:
+    async def serve(self, match: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
         request = ASGIRequest(scope, BytesIO())
+        if not self.security_headers.lets_through(request):
+            await self.django_app(scope, receive, send)  # a 400 or a redirect to HTTPS (or an exemption)
+            return
         request.served_fast = True  # type: ignore[attr-defined]  # (run_sync sends the request signals)
         request.session = self.session_engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
         request.user = SimpleLazyObject(lambda: auth.get_user(request))
         response: HttpResponse = await match.func(request, *match.args, **match.kwargs)
-        response.setdefault("X-Content-Type-Options", "nosniff")
-        response.setdefault("Referrer-Policy", settings.SECURE_REFERRER_POLICY or "same-origin")
+        self.security_headers.add(request, response)
         if scope["method"] == "HEAD":
             response.content = b""
         await self.django_app.send_response(response, send)

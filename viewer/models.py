@@ -13,15 +13,13 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from viewer import rules
+
 
 class Role(models.TextChoices):
     ORGANIZER = "organizer", "Organizer"
     READER = "reader", "Reader"
     VIEWER = "viewer", "Viewer"
-
-
-#: What each role may do includes what every lower role may do.
-ROLE_RANK = {Role.VIEWER: 1, Role.READER: 2, Role.ORGANIZER: 3}
 
 
 def new_project_secret() -> str:
@@ -64,7 +62,8 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} as {self.role}"
 
     def has_role(self, minimum: str) -> bool:
-        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+        """What each role may do includes what every lower role may do (:func:`viewer.rules.has_role`)."""
+        return rules.has_role(self.role, minimum)
 
 
 class Study(models.Model):

@@ -20,8 +20,8 @@ from django.core.exceptions import PermissionDenied
 
 from crossread.errors import DomainError, ErrorCode, log_refusal
 from viewer import imaging
-from viewer.access import ProjectAccess, access_project, access_study
-from viewer.models import Instance, Project, Role, Series, Study
+from viewer.access import ProjectAccess, access_project
+from viewer.models import Project, Role
 from viewer.wsi import WSI_SOP_CLASS
 
 #: Other studies of the same patient offered for comparison in the viewer (newest first).
@@ -62,7 +62,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def worklist(request: HttpRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
     modalities = sorted(
-        set(Series.objects.filter(project=access.project).values_list("modality", flat=True)) - {""}
+        set(access.series().values_list("modality", flat=True)) - {""}
     )
     return render(request, "viewer/worklist.html", _page_context(access) | {"modalities": modalities})
 
@@ -83,14 +83,10 @@ def study_outline(access: ProjectAccess, study_uid: str) -> dict[str, Any]:
     """The study, its series, and each series' images ``[SOPInstanceUID, frames, rows, columns]``
     in display order (InstanceNumber), so the viewer can request its first frame before any
     metadata has arrived."""
-    study = access_study(access, study_uid)
-    series_rows = list(
-        Series.objects.filter(study=study).order_by("series_number", "pk")
-    )
+    study = access.study(study_uid)
+    series_rows = list(access.series().filter(study=study).order_by("series_number", "pk"))
     instances: dict[int, list[list[Any]]] = {row.pk: [] for row in series_rows}
-    visible = Instance.objects.filter(series__study=study)
-    if not access.sees_quarantine:
-        visible = visible.filter(quarantined=False)
+    visible = access.instances().filter(series__study=study)
     for series_id, sop, frames, rows, columns in (
         visible.exclude(sop_class_uid=WSI_SOP_CLASS)
         .order_by("instance_number", "pk")
@@ -145,7 +141,7 @@ def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
         raise Http404("No such study.") from None
     related = [
         study_outline(access, uid)
-        for uid in Study.objects.filter(project=access.project, patient_id=outline["patientId"])
+        for uid in access.studies().filter(patient_id=outline["patientId"])
         .exclude(study_instance_uid=study_uid)
         .exclude(patient_id="")
         .order_by("-study_date", "-study_time")
@@ -172,7 +168,7 @@ def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
     )
 
 
-#: The viewer draws larger images from Deep Zoom tiles (static/viewer/viewport.js TILE_THRESHOLD).
+#: The viewer draws larger images from Deep Zoom tiles (static/viewer/viewport/tiles.js TILE_THRESHOLD).
 TILE_THRESHOLD = 1024
 
 

@@ -13,7 +13,7 @@ from crossread.errors import BadRequest, DomainError, ErrorCode, NotFound
 from viewer import deid
 from viewer.access import ProjectAccess
 from viewer.ingest import discard_unreferenced
-from viewer.models import Instance, Membership, Project, Role
+from viewer.models import Membership, Project, Role
 
 
 def check_deidentification(value: Any) -> dict[str, Any] | None:
@@ -93,8 +93,8 @@ def decide_quarantine(access: ProjectAccess, sop_instance_uid: str, *, decision:
     if not reason.strip():
         raise BadRequest("Give a reason for the decision.")
     with transaction.atomic():
-        instance = Instance.objects.select_for_update().filter(
-            project=access.project, sop_instance_uid=sop_instance_uid, quarantined=True
+        instance = access.instances().select_for_update().filter(
+            sop_instance_uid=sop_instance_uid, quarantined=True
         ).first()
         if instance is None:
             raise NotFound("No such quarantined instance.")

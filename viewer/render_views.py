@@ -26,7 +26,6 @@ from viewer.access import ProjectAccess
 from viewer.access_cache import RECENT_ACCESS
 from viewer.fastpath import fast_path, run_sync
 from viewer.http import project_endpoint
-from viewer.models import Instance, Series
 from viewer.rendering import RenderOptions, StoredImage
 
 THUMBNAIL_VIEWPORT = imaging.Viewport(128, 128)
@@ -149,7 +148,7 @@ def _code_for(status: int) -> ErrorCode:
 
 
 def _instance(access: ProjectAccess, study: str, series: str, instance: str) -> StoredImage:
-    found = rendering.find_image(access.project.pk, instance, study, series, with_quarantine=access.sees_quarantine)
+    found = rendering.find_image(access, instance, study, series)
     if found is None:
         raise NotFound("No such instance.")
     return found
@@ -184,12 +183,13 @@ def frame_rendered(
 # --------------------------------------------------------------------------- thumbnails
 
 
-def _representative(series_qs: Any) -> StoredImage:
-    """The middle image of the first series (by SeriesNumber) that has images."""
+def _representative(access: ProjectAccess, series_qs: Any) -> StoredImage:
+    """The middle image of the first series (by SeriesNumber) that has images. Thumbnails are shown in
+    lists every member sees, so they never show a quarantined image, to organizers neither."""
     rendering.needs_database()
     for series_row in series_qs.order_by("series_number", "pk"):
         images = list(
-            Instance.objects.filter(series=series_row, rows__isnull=False, quarantined=False).order_by(
+            access.instances().filter(series=series_row, rows__isnull=False, quarantined=False).order_by(
                 "instance_number", "pk"
             )
         )
@@ -204,16 +204,14 @@ def _thumbnail(request: HttpRequest, instance: StoredImage) -> Plan:
 
 @rendered_view
 def study_thumbnail(request: HttpRequest, access: ProjectAccess, study: str) -> Plan:
-    series_qs = Series.objects.filter(project=access.project, study__study_instance_uid=study)
-    return _thumbnail(request, _representative(series_qs))
+    series_qs = access.series().filter(study__study_instance_uid=study)
+    return _thumbnail(request, _representative(access, series_qs))
 
 
 @rendered_view
 def series_thumbnail(request: HttpRequest, access: ProjectAccess, study: str, series: str) -> Plan:
-    series_qs = Series.objects.filter(
-        project=access.project, study__study_instance_uid=study, series_instance_uid=series
-    )
-    return _thumbnail(request, _representative(series_qs))
+    series_qs = access.series().filter(study__study_instance_uid=study, series_instance_uid=series)
+    return _thumbnail(request, _representative(access, series_qs))
 
 
 @rendered_view
@@ -225,7 +223,7 @@ def instance_thumbnail(request: HttpRequest, access: ProjectAccess, study: str, 
 
 
 def _tile_instance(access: ProjectAccess, sop: str) -> StoredImage:
-    found = rendering.find_image(access.project.pk, sop, with_quarantine=access.sees_quarantine)
+    found = rendering.find_image(access, sop)
     if found is None:
         raise NotFound("No such instance.")
     return found
@@ -239,7 +237,7 @@ def dzi(request: HttpRequest, access: ProjectAccess, sop: str, frame: str) -> Ht
         if found.is_slide:
             if number != 1:
                 raise imaging.FrameNotFound("A slide has one Deep Zoom image (frame 1).")
-            pyramid = slides.pyramid_for(found, with_quarantine=access.sees_quarantine)
+            pyramid = slides.pyramid_for(access, found)
             width, height = pyramid.base.width, pyramid.base.height
             body = imaging.dzi_xml(width, height, pyramid.tile_size, 0, "jpeg")
         else:
@@ -272,7 +270,7 @@ def tile(
     if found.is_slide:
         options = rendering.parse_options(params)
         try:
-            pyramid = slides.pyramid_for(found, with_quarantine=access.sees_quarantine)
+            pyramid = slides.pyramid_for(access, found)
             tag, produce = slides.tile_source(pyramid, level, col, row, options)
             return Plan(tag, options.media_type, produce)
         except wsi.SlideError as exc:

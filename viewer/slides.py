@@ -7,14 +7,13 @@ pyramid index (headers and frame offsets, not pixels) per set of stored levels.
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
 from viewer import imaging, wsi
-from viewer.models import Instance
-from viewer.rendering import OUTPUT_CACHE, RENDER_VERSION, RenderOptions, StoredImage, needs_database, remember
+from viewer.access import ProjectAccess
+from viewer.rendering import OUTPUT_CACHE, RenderOptions, StoredImage, needs_database, remember, tag_of
 from viewer.storage import object_store
 
 _PYRAMIDS: OrderedDict[tuple[str, ...], wsi.Pyramid] = OrderedDict()
@@ -22,12 +21,10 @@ _LOCK = threading.Lock()
 _MAX_PYRAMIDS = 256
 
 
-def pyramid_for(image: StoredImage, *, with_quarantine: bool) -> wsi.Pyramid:
-    """The pyramid of the slide ``image`` belongs to: every slide level stored in its series."""
+def pyramid_for(access: ProjectAccess, image: StoredImage) -> wsi.Pyramid:
+    """The pyramid of the slide ``image`` belongs to: every level of its series the member may reach."""
     needs_database()
-    levels = Instance.objects.filter(series_id=image.series_id, sop_class_uid=wsi.WSI_SOP_CLASS)
-    if not with_quarantine:
-        levels = levels.filter(quarantined=False)
+    levels = access.instances().filter(series_id=image.series_id, sop_class_uid=wsi.WSI_SOP_CLASS)
     digests = tuple(sorted(levels.values_list("sha256", flat=True)))
     if not digests:
         raise wsi.SlideError("The slide has no visible level.")
@@ -54,8 +51,7 @@ def tile_source(
     if not (0 <= col < -(-width // size) and 0 <= row < -(-height // size)):
         raise wsi.SlideError("The tile is outside the slide level.")
     stored, scale = pyramid.stored_for(level)
-    key = f"{RENDER_VERSION}|slide|{stored.sop_instance_uid}|{level}|{col}|{row}|{options.fingerprint()}"
-    tag = f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
+    tag = tag_of("slide", stored.sop_instance_uid, level, col, row, options=options)
     inside = (col + 1) * size <= stored.width and (row + 1) * size <= stored.height  # edge tiles are padded
     if scale == 1 and inside and options.media_type == "image/jpeg" and stored.transfer_syntax_uid in JPEG_SYNTAXES:
         return tag, functools.partial(stored.read_tile, col, row)

@@ -25,7 +25,7 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import JPEGBaseline8Bit, VLWholeSlideMicroscopyImageStorage
+from pydicom.uid import UID, JPEGBaseline8Bit, VLWholeSlideMicroscopyImageStorage
 
 WSI_SOP_CLASS = str(VLWholeSlideMicroscopyImageStorage)
 
@@ -263,7 +263,7 @@ def _slide_level(
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     ds.file_meta.MediaStorageSOPClassUID = VLWholeSlideMicroscopyImageStorage
     ds.SOPClassUID = VLWholeSlideMicroscopyImageStorage
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _uid(f"instance-{level}")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID(_uid(f"instance-{level}"))
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_reference
     ds.PatientName, ds.PatientID = "Slide^Synthetic", "SLIDE-001"
     ds.PatientBirthDate, ds.PatientSex = "", "O"

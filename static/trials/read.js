@@ -47,6 +47,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** A length for display: "–" when there is none (never "null"). */
+function axis(value) {
+  return value === null || value === undefined ? "–" : value;
+}
+
 function svgShot(item) {
   // The rendered frame with the bidirectional's two axes drawn over it, in image pixel coordinates.
   if (!item || !item.points || !item.columns) return null;
@@ -79,7 +84,7 @@ function cell(lesion, tp, index) {
   });
   if (lesion.role === "new" && tp.order === 0) return el("td", { class: "cell muted" }, "—");
   const shown = assessment && assessment.long_axis_mm !== null
-    ? el("div", { class: "value" }, `${assessment.long_axis_mm} × ${assessment.short_axis_mm} mm`) : null;
+    ? el("div", { class: "value" }, `${axis(assessment.long_axis_mm)} × ${axis(assessment.short_axis_mm)} mm`) : null;
   const shot = svgShot(assessment ? { ...assessment, timepoint: tp.id } : null);
   if (!editable) {
     return el("td", { class: "cell" }, assessment ? assessment.status.replace("_", " ") : "—", shown, shot);
@@ -95,7 +100,7 @@ function cell(lesion, tp, index) {
     on: { change: () => save(lesion, tp, status.value || (lesion.role === "new" ? "present" : "measured"), measurement.value) },
   }, el("option", { value: "" }, "— measurement —"),
   own.map((m) => el("option", { value: m.id, selected: assessment && assessment.annotation === m.id },
-    `#${m.id} ${m.label ? m.label + " " : ""}${m.long_axis_mm} × ${m.short_axis_mm} ${m.unit || ""}${m.valid ? "" : " (invalid)"}`)));
+    `#${m.id} ${m.label ? m.label + " " : ""}${axis(m.long_axis_mm)} × ${axis(m.short_axis_mm)} ${m.unit || ""}${m.valid ? "" : " (invalid)"}`)));
   const canMeasure = lesion.role === "target" || lesion.role === "new";
   return el("td", { class: "cell" }, status, canMeasure ? measurement : null, shown, shot);
 }
@@ -127,7 +132,7 @@ function recistTable() {
     el("table", { class: "recist", "data-testid": "recist" },
       el("thead", {}, el("tr", {}, ["Time point", "Day", "Sum", "Δ baseline", "Nadir", "Δ nadir", "Target", "Non-target", "Overall"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows)),
-    evaluation ? el("p", {}, "Best overall response: ", el("strong", { "data-testid": "bor" }, evaluation.best_overall_response)) : null,
+    evaluation ? el("p", {}, "Best overall response: ", el("strong", { "data-testid": "bor" }, evaluation.best_overall_response || "–")) : null,
     problems.length ? el("ul", { class: "problems", role: "alert", "data-testid": "problems" }, problems.map((p) => el("li", {}, p)))
       : el("p", { class: "ok" }, "No rule broken."));
 }

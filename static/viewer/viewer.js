@@ -128,6 +128,7 @@ const app = {
     if (!["pointer", "wl", "pan", "zoom", ...Object.keys(TOOLS)].includes(tool)) return;
     if (TOOLS[tool] && !this.canWrite) { this.toast("Your role in this project can view but not annotate."); return; }
     this.tool = tool;
+    for (const viewport of this.viewports) viewport.setTool(tool); // the old tool's mode exits, the new one's enters
     for (const button of document.querySelectorAll("[data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === tool));
     document.getElementById("viewports").dataset.tool = tool;
   },

@@ -6,6 +6,8 @@ import { csrfToken } from "./api.js";
 import { on } from "./bus.js";
 
 const FLUSH_MS = 30_000;
+const MAX_PER_REPORT = 100; // the server's MAX_VIEWS_PER_REPORT (audit/api.py)
+const MAX_PENDING = 1000; // what waits while the server says "too many" (429); older entries go first
 
 /** Slice numbers (1-based, frames counted through) of every image in the page's outlines. */
 function sliceNumbers(outlines) {
@@ -64,12 +66,18 @@ export function startViewingReport(boot) {
     seen.clear();
     focus = null;
     if (!pending.length) return;
+    const views = pending.splice(0, MAX_PER_REPORT);
     fetch(url, {
       method: "POST",
       credentials: "same-origin",
       keepalive,
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify({ views: pending.splice(0, 500) }),
+      body: JSON.stringify({ views }),
+    }).then((response) => {
+      if (response.status === 429) { // over this user's budget: send them with the next flush
+        pending.unshift(...views);
+        pending.splice(0, Math.max(0, pending.length - MAX_PENDING));
+      }
     }).catch(() => {}); // the audit trail must never break reading
   }
 

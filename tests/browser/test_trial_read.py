@@ -134,7 +134,7 @@ def test_double_read_with_adjudication_dashboard_and_exports(context: Any, trial
 
     organizer = _page(context, "organizer")  # the demo's adjudicator
     organizer.goto("/projects/demo/trial/dashboard/")
-    assert "needs_adjudication" in organizer.inner_text("[data-testid=subjects]")
+    assert "needs adjudication" in organizer.inner_text("[data-testid=subjects]")
     organizer.click("[data-testid=subjects] a")
     organizer.wait_for_selector("[data-testid=state]")
     assert "follow-up 1" in organizer.inner_text(".adjudication")

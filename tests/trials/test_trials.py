@@ -58,10 +58,10 @@ def test_the_table_reports_missing_and_broken_rules_live(trial: Any) -> None:
     small = services.add_lesion(access, read, role="target", organ="lung")
     services.set_assessment(access, read, lesion=small.pk, timepoint=base.pk, status="measured",
                             annotation=trial.measure(trial.reader1, "baseline", "T2", scale=0.5))  # 7.5 mm
-    table = services.recist_table(read)
+    table = services.recist_table(access, read)
     assert "follow-up 1: T1 is not assessed" in table["missing"]
     services.set_assessment(access, read, lesion=small.pk, timepoint=follow.pk, status="too_small")
-    table = services.recist_table(read)
+    table = services.recist_table(access, read)
     assert table["missing"] == []
     assert table["evaluation"]["baseline_problems"][0]["code"] == "not_measurable"
     response = trial.client(trial.reader1).post(_read_url(read, "sign/"))

@@ -19,5 +19,10 @@ def stow(client: Any, slug: str, files: list[bytes], token: str, study: str | No
     return client.post(url, body, content_type=content_type, HTTP_AUTHORIZATION=f"Token {token}")
 
 
+def body(response: Any) -> bytes:
+    """The body of a response, streamed or not."""
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
 def parts(response: Any) -> list[bytes]:
-    return [p.body for p in parse_multipart_related(response.content, response["Content-Type"])]
+    return [p.body for p in parse_multipart_related(body(response), response["Content-Type"])]

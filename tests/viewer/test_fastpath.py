@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def asgi_get(path: str, query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> dict:
-    communicator = HttpCommunicator(application, "GET", f"{path}?{query}" if query else path, headers=headers or [])
+    headers = [(b"host", b"testserver"), *(headers or [])]  # as every HTTP/1.1 request has
+    communicator = HttpCommunicator(application, "GET", f"{path}?{query}" if query else path, headers=headers)
     return async_to_sync(communicator.get_response)(timeout=30)
 
 

@@ -15,7 +15,7 @@ from pydicom.uid import generate_uid
 from tests.factories.dicom import ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow
-from viewer import corpus, rendering
+from viewer import corpus, imaging, rendering
 from viewer.models import Instance
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def _empty_caches():
     rendering.FRAME_CACHE.clear()
     rendering.OUTPUT_CACHE.clear()
     rendering.LOOKUP_CACHE.clear()
-    rendering._READ_AHEAD._last.clear()  # series ids come back after a test's rollback
+    rendering.READ_AHEAD._last.clear()  # series ids come back after a test's rollback
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_deep_zoom_descriptor_and_tiles(client, stored):
     assert client.get(f"{base}_files/0/0_0.jpeg", **stored["auth"]).status_code == 200
     assert client.get(f"{base}_files/11/99_0.jpeg", **stored["auth"]).status_code == 400
     assert client.get(f"{base}_files/11/0_0.tiff", **stored["auth"]).status_code == 406
-    assert client.get(f"/projects/trial/tiles/1.2.3/1.dzi", **stored["auth"]).status_code == 404
+    assert client.get("/projects/trial/tiles/1.2.3/1.dzi", **stored["auth"]).status_code == 404
 
 
 def test_presets_are_served_as_data(client, team):
@@ -222,7 +222,7 @@ def test_scrolling_a_series_decodes_the_next_slices_ahead(client, team):
 def test_the_next_slices_are_rendered_ahead_with_the_window_in_use(client, team, monkeypatch):
     """A reader scrolling with a window gets the next slices from the output cache, and a slice served
     from there moves the read-ahead on; another window renders ahead with that one."""
-    monkeypatch.setattr(rendering._READ_AHEAD, "depth", 3)
+    monkeypatch.setattr(rendering.READ_AHEAD, "depth", 3)
     study, series = generate_uid(), generate_uid()
     slices = [ct_dataset(StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=n) for n in range(1, 11)]
     assert stow(client, "trial", [to_bytes(ds) for ds in slices], token_for(team["reader"])).status_code == 200
@@ -262,7 +262,7 @@ def test_one_decode_or_render_per_key_at_a_time():
     """Callers asking for a key being computed wait for that result (or error) instead of redoing it."""
     import threading
 
-    flights = rendering._SingleFlight()
+    flights = rendering.SingleFlight()
     started, release, calls = threading.Event(), threading.Event(), []
 
     def work() -> str:
@@ -283,8 +283,8 @@ def test_one_decode_or_render_per_key_at_a_time():
     assert results == ["frame", "frame"] and len(calls) == 1 and "k" not in flights
 
     def broken() -> str:
-        raise rendering.imaging.CorruptPixelData("bad pixels")
+        raise imaging.CorruptPixelData("bad pixels")
 
-    with pytest.raises(rendering.imaging.CorruptPixelData):
+    with pytest.raises(imaging.CorruptPixelData):
         flights.run("k", broken)
     assert flights.run("k", lambda: "again") == "again"  # an error is not remembered

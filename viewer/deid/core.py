@@ -120,7 +120,7 @@ def deidentify(
     patient_pseudonym = resolve_pseudonym(patient_id, secret, pseudonym)
     out = copy.deepcopy(ds)
     out.preamble = None
-    out.filename = None  # type: ignore[assignment]
+    out.filename = None
     uids = UidMapper(secret)
     walker = _Walker(
         profile=profile,

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 
 
 class MultipartError(ValueError):
     pass
+
+
+class TooManyParts(MultipartError):
+    """The body holds more parts than the caller accepts."""
+
+
+class AcceptTooLong(MultipartError):
+    """An Accept header longer, or with more media ranges, than any client needs."""
+
+
+#: Bounds on an Accept header: real clients send a handful of media ranges in a few hundred bytes;
+#: each range costs a header parse, so a long list is work chosen by the client.
+MAX_ACCEPT_CHARS = 4096
+MAX_ACCEPT_RANGES = 32
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,10 @@ class MediaType:
 
 
 def parse_accept(header: str) -> list[MediaType]:
-    """The media ranges of an Accept header, in the client's order of preference (q-values honoured)."""
+    """The media ranges of an Accept header, in the client's order of preference (q-values honoured).
+
+    Not bounded here: the DICOMweb views check a client's header first (:func:`check_accept`).
+    """
     ranges: list[tuple[float, int, MediaType]] = []
     for index, part in enumerate(_split_top_level(header)):
         part = part.strip()
@@ -47,6 +64,14 @@ def parse_accept(header: str) -> list[MediaType]:
             quality = 1.0
         ranges.append((-quality, index, media))
     return [media for _, _, media in sorted(ranges, key=lambda item: (item[0], item[1]))]
+
+
+def check_accept(header: str) -> None:
+    """Raise :class:`AcceptTooLong` beyond :data:`MAX_ACCEPT_CHARS` or :data:`MAX_ACCEPT_RANGES`."""
+    if len(header) > MAX_ACCEPT_CHARS:
+        raise AcceptTooLong(f"The Accept header is longer than {MAX_ACCEPT_CHARS} characters.")
+    if header.count(",") >= MAX_ACCEPT_RANGES and len(_split_top_level(header)) > MAX_ACCEPT_RANGES:
+        raise AcceptTooLong(f"The Accept header lists more than {MAX_ACCEPT_RANGES} media ranges.")
 
 
 def _split_top_level(header: str) -> list[str]:
@@ -74,8 +99,9 @@ class Part:
         return self.headers.get("content-type", "")
 
 
-def parse_multipart_related(body: bytes, content_type: str) -> list[Part]:
-    """Split a multipart/related body into parts. Raises :class:`MultipartError` when malformed."""
+def parse_multipart_related(body: bytes, content_type: str, *, max_parts: int | None = None) -> list[Part]:
+    """Split a multipart/related body into parts. Raises :class:`MultipartError` when malformed,
+    :class:`TooManyParts` as soon as a part beyond ``max_parts`` starts."""
     media = MediaType.parse(content_type)
     if media.type != "multipart/related":
         raise MultipartError(f"Expected multipart/related, got {media.type}.")
@@ -104,6 +130,8 @@ def parse_multipart_related(body: bytes, content_type: str) -> list[Part]:
         next_delim = body.find(b"\r\n" + delimiter, content_start)
         if next_delim < 0:
             raise MultipartError("The multipart body ends before its closing boundary.")
+        if max_parts is not None and len(parts) >= max_parts:
+            raise TooManyParts(f"The body holds more than {max_parts} parts.")
         parts.append(Part(headers, body[content_start:next_delim]))
         pos = next_delim + 2 + len(delimiter)
 
@@ -125,15 +153,34 @@ def new_boundary() -> str:
 
 
 def encode_multipart_related(
-    parts: Iterable[tuple[bytes, str] | tuple[bytes, str, dict[str, str]]], boundary: str
-) -> Iterable[bytes]:
-    """Yield the body of a multipart/related message, part by part (for streaming responses)."""
-    delimiter = b"--" + boundary.encode("ascii")
+    parts: Iterable[tuple[bytes | Iterable[bytes], str] | tuple[bytes | Iterable[bytes], str, dict[str, str]]],
+    boundary: str,
+) -> Iterator[bytes]:
+    """Yield the body of a multipart/related message, part by part (for streaming responses).
+
+    ``parts`` is read lazily: a generator of parts is asked for each one only when the previous
+    one has been yielded, so a streamed response holds one part at a time.
+    """
     for item in parts:
-        data, part_type = item[0], item[1]
         extra = item[2] if len(item) > 2 else {}  # type: ignore[misc]
-        head = [f"Content-Type: {part_type}"] + [f"{k}: {v}" for k, v in extra.items()]
-        yield delimiter + b"\r\n" + "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
+        yield from encode_part(item[0], item[1], boundary, extra)
+    yield close_delimiter(boundary)
+
+
+def encode_part(
+    data: bytes | Iterable[bytes], part_type: str, boundary: str, extra: dict[str, str] | None = None
+) -> Iterator[bytes]:
+    """One part: its delimiter and headers, its content, and the line break that ends it.
+
+    ``data`` may be an iterable of chunks (one part's content made piece by piece, read lazily)."""
+    head = [f"Content-Type: {part_type}"] + [f"{k}: {v}" for k, v in (extra or {}).items()]
+    yield b"--" + boundary.encode("ascii") + b"\r\n" + "\r\n".join(head).encode("latin-1") + b"\r\n\r\n"
+    if isinstance(data, bytes | bytearray | memoryview):
         yield data
-        yield b"\r\n"
-    yield delimiter + b"--\r\n"
+    else:
+        yield from data
+    yield b"\r\n"
+
+
+def close_delimiter(boundary: str) -> bytes:
+    return b"--" + boundary.encode("ascii") + b"--\r\n"

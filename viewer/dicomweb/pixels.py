@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterator
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
+PIXEL_DATA = 0x7FE00010
 NATIVE_LITTLE_ENDIAN = {UID("1.2.840.10008.1.2"), UID("1.2.840.10008.1.2.1")}
+_DECIMAL = re.compile(r"[0-9]{1,10}")  # (int() also takes "+1", "1_0" and thousands of digits)
 
 
 class FrameError(ValueError):
@@ -28,13 +32,26 @@ def number_of_frames(ds: Dataset) -> int:
 
 
 def parse_frame_list(text: str, available: int) -> list[int]:
-    """``"1,3,5"`` → ``[1, 3, 5]`` (1-based, PS3.18 8.3.2); every number must exist."""
-    try:
-        frames = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise FrameError("Frame numbers must be positive integers separated by commas.") from None
-    if not frames:
+    """``"1,3,5"`` → ``[1, 3, 5]``: one or more non-duplicate frame numbers, 1-based (PS3.18 8.3.2).
+
+    The list is checked before any frame is read, so that an answer holds each of the instance's
+    frames at most once: more numbers than the instance has frames, a number given twice or one
+    that is not a plain decimal is a 400; a frame the instance does not have is a 404.
+    """
+    fields = [part.strip() for part in text.split(",")]
+    fields = [field for field in fields if field]
+    if not fields:
         raise FrameError("No frame numbers given.")
+    if len(fields) > available:
+        raise FrameError(f"The list names {len(fields)} frames; the instance has {available}.")
+    if not all(_DECIMAL.fullmatch(field) for field in fields):
+        raise FrameError("Frame numbers must be positive integers separated by commas.")
+    frames = [int(field) for field in fields]
+    seen: set[int] = set()
+    for number in frames:
+        if number in seen:
+            raise FrameError(f"Frame {number} is listed more than once.")
+        seen.add(number)
     out_of_range = [n for n in frames if n < 1 or n > available]
     if out_of_range:
         raise FrameError(f"Frame {out_of_range[0]} does not exist; the instance has {available} frame(s).", 404)
@@ -71,10 +88,16 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def pixel_data_frames(ds: Dataset) -> Iterator[bytes]:
+    """Pixel Data as bulk data, one uncompressed frame after another, each made when asked for."""
+    for number in range(1, number_of_frames(ds) + 1):
+        yield frame_bytes(ds, number)
+
+
 def element_bytes(ds: Dataset, tag: int) -> bytes | None:
     """The value of a binary element, found at the top level or else in nested sequences."""
-    if tag == 0x7FE00010:
-        return b"".join(frame_bytes(ds, n) for n in range(1, number_of_frames(ds) + 1))
+    if tag == PIXEL_DATA:
+        return b"".join(pixel_data_frames(ds))
     found: list[bytes] = []
 
     def visit(_ds: Dataset, elem: pydicom.DataElement) -> None:

@@ -7,10 +7,14 @@ project access come from :func:`viewer.http.project_endpoint`.
 from __future__ import annotations
 
 import io
+import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pydicom
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -24,16 +28,20 @@ from viewer.dicomweb import pixels, qido
 from viewer.dicomweb.multipart import (
     MediaType,
     MultipartError,
+    TooManyParts,
+    check_accept,
     encode_multipart_related,
     new_boundary,
     parse_accept,
     parse_multipart_related,
 )
+from viewer.dicomweb.streaming import multipart_stream
 from viewer.http import project_endpoint
 from viewer.models import Instance, Role
 from viewer.storage import object_store
 
 DICOM_JSON = "application/dicom+json"
+OCTET_STREAM = "application/octet-stream"
 
 
 def base_url(request: HttpRequest, access: ProjectAccess) -> str:
@@ -42,18 +50,50 @@ def base_url(request: HttpRequest, access: ProjectAccess) -> str:
     return f"{public}{path}" if public else request.build_absolute_uri(path)
 
 
+#: A ``Warning`` header says at most this many things, each at most this long: details that can
+#: grow with a request (one per refused instance) belong in the body.
+MAX_WARNINGS = 4
+MAX_WARNING_CHARS = 200
+
+
 def dicom_json_response(data: Any, status: int = 200, warnings: list[str] | None = None) -> HttpResponse:
     response = HttpResponse(json.dumps(data, separators=(",", ":")), content_type=DICOM_JSON, status=status)
     if warnings:
-        response["Warning"] = ", ".join(f'299 crossread "{w.replace(chr(34), chr(39))}"' for w in warnings)
+        response["Warning"] = warning_header(warnings)
     return response
+
+
+def warning_header(warnings: list[str]) -> str:
+    """``299 crossread "..."`` for each of the first :data:`MAX_WARNINGS` texts, each cut short."""
+    texts = [_shorten(w.replace('"', "'")) for w in warnings[:MAX_WARNINGS]]
+    return ", ".join(f'299 crossread "{text}"' for text in texts)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_WARNING_CHARS else text[: MAX_WARNING_CHARS - 3] + "..."
+
+
+def _accept(request: HttpRequest) -> list[MediaType]:
+    """The Accept header's media ranges (``*/*`` when absent); 400 when longer than clients send."""
+    accept = request.headers.get("Accept", "") or "*/*"
+    try:
+        check_accept(accept)
+    except MultipartError as exc:
+        raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
+    return parse_accept(accept)
 
 
 # --------------------------------------------------------------------------- QIDO-RS
 
 
 def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: str) -> HttpResponse:
-    query = qido.parse_query(request.GET, level)
+    try:
+        params = request.GET
+    except TooManyFieldsSent:
+        raise DomainError(
+            f"A search takes at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters.", code=ErrorCode.BAD_REQUEST
+        ) from None
+    query = qido.parse_query(params, level)
     hides = qido.hides_quarantine(access.project, access.sees_quarantine)  # asked once per search
     rows, total = qido.search(access.project, query, scope, hides=hides)
     instances = qido.visible_instances(access.project, hides)
@@ -132,9 +172,8 @@ def _dicom_syntax_choice(request: HttpRequest) -> list[str]:
 
     Without a transfer-syntax parameter the default is Explicit VR Little Endian (PS3.18 8.7.3.5.2).
     """
-    accept = request.headers.get("Accept", "") or "*/*"
     choices: list[str] = []
-    for media in parse_accept(accept):
+    for media in _accept(request):
         is_dicom = media.type == "application/dicom" or (
             media.type == "multipart/related" and media.params.get("type", "application/dicom") == "application/dicom"
         )
@@ -168,11 +207,7 @@ def _encode_for(instance: Instance, data: bytes, choices: list[str]) -> tuple[by
 
 def _retrieve(request: HttpRequest, access: ProjectAccess, found: list[Instance], level: str) -> HttpResponse:
     choices = _dicom_syntax_choice(request)
-    parts = []
-    for instance in found:
-        data, syntax = _encode_for(instance, _read(instance), choices)
-        parts.append((data, f"application/dicom; transfer-syntax={syntax}"))
-    boundary = new_boundary()
+    first = _encode_for(found[0], _read(found[0]), choices)  # here: a refusal is a 406, not a cut-off stream
     uid = {"study": found[0].series.study.study_instance_uid, "series": found[0].series.series_instance_uid}.get(
         level, found[0].sop_instance_uid
     )
@@ -180,10 +215,25 @@ def _retrieve(request: HttpRequest, access: ProjectAccess, found: list[Instance]
         Action.DOWNLOAD, actor=request.user, request=request, project=access.project,
         object_type=level, object_id=uid, instances=len(found),
     )
-    return HttpResponse(
-        b"".join(encode_multipart_related(parts, boundary)),
-        content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
-    )
+    if len(found) == 1:
+        boundary = new_boundary()
+        return HttpResponse(
+            b"".join(encode_multipart_related([_dicom_part(*first)], boundary)),
+            content_type=f'multipart/related; type="application/dicom"; boundary={boundary}',
+        )
+    return multipart_stream(request, _dicom_parts(found, choices, first), "application/dicom")
+
+
+def _dicom_part(data: bytes, syntax: str) -> tuple[bytes, str]:
+    return data, f"application/dicom; transfer-syntax={syntax}"
+
+
+def _dicom_parts(found: list[Instance], choices: list[str], first: tuple[bytes, str]) -> Iterator[tuple[bytes, str]]:
+    """The instances of a study or series, read and transcoded one at a time as they are sent."""
+    yield _dicom_part(*first)
+    del first
+    for instance in found[1:]:
+        yield _dicom_part(*_encode_for(instance, _read(instance), choices))
 
 
 @project_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
@@ -247,13 +297,12 @@ def instance_metadata(request: HttpRequest, access: ProjectAccess, study: str, s
 
 def _octet_stream_response(chunks: list[bytes]) -> HttpResponse:
     boundary = new_boundary()
-    body = b"".join(encode_multipart_related(((c, "application/octet-stream") for c in chunks), boundary))
+    body = b"".join(encode_multipart_related(((c, OCTET_STREAM) for c in chunks), boundary))
     return HttpResponse(body, content_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')
 
 
 def _accepts_octet_stream(request: HttpRequest) -> None:
-    accept = request.headers.get("Accept", "") or "*/*"
-    for media in parse_accept(accept):
+    for media in _accept(request):
         if media.type in ("*/*", "multipart/*", "application/octet-stream", "application/*"):
             return
         if media.type == "multipart/related" and media.params.get("type", "application/octet-stream") in (
@@ -283,9 +332,20 @@ def frames(request: HttpRequest, access: ProjectAccess, study: str, series: str,
     ds = _load(found)
     try:
         numbers = pixels.parse_frame_list(frames, pixels.number_of_frames(ds))
-        return _octet_stream_response([pixels.frame_bytes(ds, n) for n in numbers])
+        first = pixels.frame_bytes(ds, numbers[0])  # here: an undecodable image is a 422, not a cut-off stream
     except pixels.FrameError as exc:
         raise _frame_error(exc) from None
+    if len(numbers) == 1:
+        return _octet_stream_response([first])
+    return multipart_stream(request, _frame_parts(ds, numbers, first), OCTET_STREAM)
+
+
+def _frame_parts(ds: Any, numbers: list[int], first: bytes) -> Iterator[tuple[bytes, str]]:
+    """The frames of a frame list, made one at a time as they are sent."""
+    yield first, OCTET_STREAM
+    del first
+    for number in numbers[1:]:
+        yield pixels.frame_bytes(ds, number), OCTET_STREAM
 
 
 @project_endpoint(("GET",))
@@ -296,8 +356,13 @@ def bulkdata(request: HttpRequest, access: ProjectAccess, study: str, series: st
         tag_number = int(tag, 16)
     except ValueError:
         raise NotFound("No such bulk data.") from None
+    ds = _load(found)
     try:
-        value = pixels.element_bytes(_load(found), tag_number)
+        if tag_number == pixels.PIXEL_DATA and pixels.number_of_frames(ds) > 1:
+            frames = pixels.pixel_data_frames(ds)
+            first = next(frames)  # here: an undecodable image is a 422, not a cut-off stream
+            return multipart_stream(request, iter([(itertools.chain([first], frames), OCTET_STREAM)]), OCTET_STREAM)
+        value = pixels.element_bytes(ds, tag_number)
     except pixels.FrameError as exc:
         raise _frame_error(exc) from None
     if value is None:
@@ -324,7 +389,17 @@ def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -
             f"Only application/dicom parts are accepted (not {part_type[:64]}).", code=ErrorCode.UNSUPPORTED_MEDIA_TYPE
         )
     try:
-        parts = parse_multipart_related(request.body, content_type)
+        body = request.body
+    except RequestDataTooBig:
+        raise DomainError(
+            f"The request is larger than this server takes ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes); "
+            "send the instances in several requests.",
+            code=ErrorCode.TOO_LARGE,
+        ) from None
+    try:
+        parts = parse_multipart_related(body, content_type, max_parts=_max_parts())
+    except TooManyParts as exc:
+        raise DomainError(f"{exc} Send the instances in several requests.", code=ErrorCode.TOO_LARGE) from None
     except MultipartError as exc:
         raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
     if not parts:
@@ -340,6 +415,12 @@ def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -
         results.append(ingest.ingest_bytes(access.project, part.body, name=name, expected_study_uid=study_uid))
     ingest.record_upload(request, access.project, results, via="STOW-RS")
     return _stow_response(request, access, results, study_uid)
+
+
+def _max_parts() -> int | None:
+    """Instances one STOW-RS request may carry: Django's bound on the files of one form upload
+    (``DATA_UPLOAD_MAX_NUMBER_FILES``), so that both ways of uploading take as many."""
+    return settings.DATA_UPLOAD_MAX_NUMBER_FILES
 
 
 def _stow_response(
@@ -378,5 +459,14 @@ def _stow_response(
     if referenced:
         body["00081199"] = {"vr": "SQ", "Value": referenced}
     status = 200 if not failed else 202 if referenced else 409
-    warnings = [f"{r.name}: {r.reason}" for r in results if not r.ok]
-    return dicom_json_response(body, status=status, warnings=warnings)
+    return dicom_json_response(body, status=status, warnings=_stow_warnings(results))
+
+
+def _stow_warnings(results: list[ingest.IngestResult]) -> list[str]:
+    """How many instances were refused, and why the first few were: the header stays short however
+    many parts fail, and each refused instance is in the body's FailedSOPSequence."""
+    refused = [r for r in results if not r.ok]
+    if not refused:
+        return []
+    summary = f"{len(refused)} of {len(results)} instances were refused; see FailedSOPSequence."
+    return [summary] + [f"{r.name}: {r.reason}" for r in refused[: MAX_WARNINGS - 1]]

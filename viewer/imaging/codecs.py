@@ -310,12 +310,11 @@ def decode_frame(
     if native is not None:
         return header, DecodedFrame(native, header.photometric_interpretation)
     try:
-        pixels, meta = get_decoder(header.transfer_syntax).as_array(
-            ds, index=frame - 1, as_rgb=True, correct_unused_bits=True
-        )
+        options: Any = {"as_rgb": True, "correct_unused_bits": True}  # typed as DecodeOptions upstream
+        pixels, meta = get_decoder(header.transfer_syntax).as_array(ds, index=frame - 1, **options)
     except (ValueError, RuntimeError, AttributeError, NotImplementedError, KeyError) as exc:
         raise CorruptPixelData(f"The pixel data of frame {frame} could not be decoded.") from exc
-    expected = (header.rows, header.columns)
+    expected: tuple[int, ...] = (header.rows, header.columns)
     if header.samples_per_pixel == 3:
         expected += (3,)
     if pixels.shape != expected:

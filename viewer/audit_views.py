@@ -3,7 +3,6 @@ and the page ``/projects/<slug>/audit/``. Read-only: there is no way to change a
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from typing import Any
@@ -18,11 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import fhir
+from audit import fhir, ratelimit
 from audit.models import Action, AuditEvent
 from audit.services import record
-from crossread.errors import BadRequest, DomainError, log_refusal
-from viewer.access import access_project
+from crossread import csvsafe
+from crossread.errors import BadRequest, DomainError, ErrorCode, NotFound, log_refusal
+from viewer.access import ProjectAccess, access_project
 from viewer.models import Role
 
 FIELDS = ["id", "at", "actor_name", "action", "outcome", "project", "object_type", "object_id", "source_ip", "detail"]
@@ -74,6 +74,14 @@ class AuditLogView(APIView):
         return csv_response(rows(events), f"audit-{slug}.csv")
 
 
+#: Series (or study openings) in one viewing report. The viewer sends what it saw in 30 s.
+MAX_VIEWS_PER_REPORT = 100
+#: Viewing events one user may record per window, and the window (seconds): a reader who looks
+#: at a new series every second stays far below; a script posting thousands of fake views does not.
+VIEWS_PER_WINDOW = 200
+VIEWS_WINDOW_SECONDS = 60
+
+
 class ViewingReportSerializer(serializers.Serializer):
     """What a reader looked at, reported by the viewer in batches."""
 
@@ -84,25 +92,57 @@ class ViewingReportSerializer(serializers.Serializer):
     seconds = serializers.FloatField(min_value=0, max_value=86400, required=False, default=0)
     opened = serializers.BooleanField(required=False, default=False)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("first_slice", 1) > attrs.get("last_slice", attrs.get("first_slice", 1)):
+            raise serializers.ValidationError("first_slice must not be after last_slice.")
+        return attrs
+
+
+def unseen(access: ProjectAccess, views: list[dict[str, Any]]) -> list[str]:
+    """The studies and series of ``views`` that this user cannot see in the project (none exist, a
+    series of another study, or only quarantined images for someone who is not an organizer)."""
+    instances = access.instances()
+    studies = set(instances.filter(series__study__study_instance_uid__in={v["study"] for v in views})
+                  .values_list("series__study__study_instance_uid", flat=True).distinct())
+    series = set(instances.filter(series__series_instance_uid__in={v["series"] for v in views if v["series"]})
+                 .values_list("series__series_instance_uid", "series__study__study_instance_uid").distinct())
+    missing = {v["series"] or v["study"] for v in views
+               if v["study"] not in studies or (v["series"] and (v["series"], v["study"]) not in series)}
+    return sorted(missing)
+
 
 class ViewingReportView(APIView):
     """``POST /api/projects/<slug>/audit/views/``: ``{"views": [{study, series, first_slice, last_slice,
-    seconds, opened}, ...]}`` → one ``study.opened`` or ``series.viewed`` event each (readers and up)."""
+    seconds, opened}, ...]}`` → one ``study.opened`` or ``series.viewed`` event each (any member).
+
+    A report is all or nothing, and refused (nothing recorded) when it holds more than
+    :data:`MAX_VIEWS_PER_REPORT` items (413), a study or series the user cannot see (404: it may be a
+    guess, and is audited as a refused access), or more than the user's budget of
+    :data:`VIEWS_PER_WINDOW` events per :data:`VIEWS_WINDOW_SECONDS` (429, ``retry_after``).
+    """
 
     def post(self, request: Request, slug: str) -> Response:
         access = access_project(request.user, slug)
         items = request.data.get("views") if isinstance(request.data, dict) else None
-        if not isinstance(items, list) or not 1 <= len(items) <= 500:
-            raise BadRequest("Send {\"views\": [...]} with 1 to 500 items.")
+        if not isinstance(items, list) or not items:
+            raise BadRequest(f"Send {{\"views\": [...]}} with 1 to {MAX_VIEWS_PER_REPORT} items.")
+        if len(items) > MAX_VIEWS_PER_REPORT:
+            raise DomainError(f"A viewing report holds at most {MAX_VIEWS_PER_REPORT} items.",
+                              code=ErrorCode.TOO_LARGE, limit=MAX_VIEWS_PER_REPORT)
         batch = ViewingReportSerializer(data=items, many=True)
         batch.is_valid(raise_exception=True)
-        studies = set(access.project.studies.filter(
-            study_instance_uid__in=[v["study"] for v in batch.validated_data]
-        ).values_list("study_instance_uid", flat=True))
-        unknown = sorted({v["study"] for v in batch.validated_data} - studies)
-        if unknown:
-            raise BadRequest("Unknown study in the report.", studies=unknown[:5])
-        for view in batch.validated_data:
+        views = batch.validated_data
+        # spent before the existence check: a refused guess is audited, and those entries count too
+        if not ratelimit.take(f"audit-views:user:{request.user.pk}", len(views), limit=VIEWS_PER_WINDOW,
+                              window=VIEWS_WINDOW_SECONDS):
+            error = DomainError(f"Too many viewing events: at most {VIEWS_PER_WINDOW} per "
+                                f"{VIEWS_WINDOW_SECONDS} s. Send them again later.",
+                                code=ErrorCode.RATE_LIMITED, retry_after=VIEWS_WINDOW_SECONDS)
+            return Response(error.as_dict(), status=error.status, headers={"Retry-After": str(VIEWS_WINDOW_SECONDS)})
+        missing = unseen(access, views)
+        if missing:
+            raise NotFound("No such study or series in this project.", unknown=missing[:5])
+        for view in views:
             opened = view.pop("opened")
             record(
                 Action.STUDY_OPENED if opened else Action.SERIES_VIEWED,
@@ -110,12 +150,12 @@ class ViewingReportView(APIView):
                 object_type="series" if view["series"] else "study",
                 object_id=view["series"] or view["study"], **view,
             )
-        return Response({"recorded": len(batch.validated_data)}, status=201)
+        return Response({"recorded": len(views)}, status=201)
 
 
 def csv_response(data: list[dict[str, Any]], filename: str) -> HttpResponse:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=FIELDS)
+    writer = csvsafe.DictWriter(buffer, fieldnames=FIELDS)  # names, reasons, paths: no formulas
     writer.writeheader()
     writer.writerows(data)
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
