@@ -287,7 +287,8 @@ class SessionHub:
             author = Seat.from_dict(message["author"])
             origin = message.get("origin")
             for listener in list(self.listeners.values()):
-                if may_see(listener.seat, author, self.mode, What.ANNOTATION, private=self.private):
+                if may_see(listener.seat, author, self.mode, What.ANNOTATION, private=self.private,
+                           quarantined=bool(message.get("quarantined"))):
                     text = message["origin_text"] if listener.connection_id == origin else message["text"]
                     await self._deliver(listener, text)
         elif kind == "presence":

@@ -155,7 +155,7 @@ def visible_session_annotations(access: SessionAccess) -> list[dict[str, Any]]:
         annotation_frame(annotation_services.serialize(a))
         for a in found
         if may_see(viewer, author_seat(seats, a.author.get_username()), access.session.mode, What.ANNOTATION,
-                   private=private)
+                   private=private, quarantined=a.instance.quarantined)
     ]
 
 
@@ -680,7 +680,8 @@ def _session_annotation(access: SessionAccess, annotation_id: int) -> Annotation
     annotation = annotation_services.access_annotation(access.project, annotation_id, session_id=access.session.pk)
     seat = access.require_seat()
     author = author_seat(seats_by_username(access.session), annotation.author.get_username())
-    if not may_see(seat, author, access.session.mode, What.ANNOTATION, private=access.session.project.private_annotations):
+    if not may_see(seat, author, access.session.mode, What.ANNOTATION, private=access.session.project.private_annotations,
+                   quarantined=annotation.instance.quarantined):
         raise NotFound("No such annotation.")
     return annotation
 
@@ -718,6 +719,7 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
     instance = _instance_in_session(access, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
+    _written_on(instance)
     annotation = annotation_services.create_annotation(
         user, access.session.project,
         instance_uid=shape.instance, frame=shape.frame, kind=shape.kind, points=shape.points,
@@ -739,6 +741,7 @@ def update_annotation(user: Any, session_id: int, message: AnnotationUpdate, *,
                       confirmed: SessionAccess | None = None) -> None:
     access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
+    _written_on(annotation.instance)
     if message.points is not None:
         check_point_budget(access, len(message.points) - len(annotation.points), author_id=annotation.author_id)
     annotation_services.update_annotation(
@@ -750,6 +753,7 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
                       confirmed: SessionAccess | None = None) -> None:
     access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
+    _written_on(annotation.instance)
     annotation_services.delete_annotation(user, annotation, version=message.version)
 
 
@@ -787,6 +791,14 @@ def prepare_live_writes(session_id: int) -> None:
     if session is not None:
         nobody = ProjectAccess(session.project, Membership(project=session.project, role=Role.VIEWER))
         _instance_in_session(SessionAccess(session, nobody, None, None), "", None)
+
+
+def _written_on(instance: Any) -> None:
+    """Tell the broadcast of the websocket write under way whether its instance is quarantined, so it
+    need not read it again (:func:`_on_annotation_event`)."""
+    here = events.ORIGIN.get()
+    if here is not None:
+        here.quarantined = bool(instance.quarantined)
 
 
 def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:
@@ -850,7 +862,8 @@ def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project:
     if session_id is None:
         return
     here = events.ORIGIN.get()
-    if here is not None and here.session_id == session_id and here.seat is not None:
+    live = here is not None and here.session_id == session_id and here.seat is not None
+    if live:
         author = Seat.from_dict(here.seat)  # written through the websocket: the sender's seat, just checked
     else:
         session = ReadingSession.objects.filter(pk=session_id, project=project).first()
@@ -863,8 +876,12 @@ def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project:
         frame: dict[str, Any] = {"type": "annotation.deleted", "id": data["id"], "version": data["version"]}
     else:
         frame = {"type": f"annotation.{kind}", "annotation": annotation_frame(data)}
+    quarantined = here.quarantined if live and here.quarantined is not None else (
+        Annotation.objects.filter(pk=data["id"]).values_list("instance__quarantined", flat=True).first()
+    )
     message = events.hub_message(
-        "annotation", frame, author=author.as_dict(), id=data["id"], version=data["version"]
+        "annotation", frame, author=author.as_dict(), id=data["id"], version=data["version"],
+        quarantined=bool(quarantined),
     )
     try:
         events.sender(session_id, message)

@@ -65,10 +65,14 @@ def sees_all(viewer: Seat, mode: str) -> bool:
     return viewer.role == "adjudicator"
 
 
-def may_see(viewer: Seat, author: Seat, mode: str, what: What, *, private: bool = False) -> bool:
+def may_see(viewer: Seat, author: Seat, mode: str, what: What, *, private: bool = False,
+            quarantined: bool = False) -> bool:
     """May ``viewer`` see ``what`` by ``author`` in a session of ``mode``, in a project whose annotations
-    are ``private`` or not?"""
+    are ``private`` or not, on an instance ``quarantined`` or not (then only the project's organizers
+    see it, as they alone see the image: ``viewer.rules.sees_instance``)?"""
     if what == What.DRAFT and author.role not in ANNOTATING_ROLES:
+        return False
+    if quarantined and what in (What.ANNOTATION, What.DRAFT) and not viewer.project_organizer:
         return False
     if private and what in (What.ANNOTATION, What.DRAFT) and viewer.user != author.user and not viewer.project_organizer:
         return False

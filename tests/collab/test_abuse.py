@@ -17,6 +17,7 @@ from collab import consumers, protocol, services
 from collab.consumers import POINT_BURST
 from collab.models import Connection
 from collab.protocol import MAX_POINTS, AnnotationCreate, Shape
+from viewer.models import Instance
 from tests.collab.conftest import communicator, run_async
 from tests.collab.test_api import api
 from tests.collab.test_consumer import Room, of_type
@@ -421,3 +422,25 @@ def test_nesting_is_measured_without_recursion() -> None:
     assert protocol.too_deep(nested(protocol.MAX_DEPTH + 1))
     assert not protocol.too_deep(nested(protocol.MAX_DEPTH))
     assert protocol.too_deep("[" * 50)  # unbalanced is refused too (it is not JSON)
+
+
+@run_async
+async def test_annotations_on_a_quarantined_image_reach_only_those_who_see_the_image(
+        crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    await database_sync_to_async(Instance.objects.filter(sop_instance_uid=crew["instance2"]).update)(quarantined=True)
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("org")
+        await room.all("r1"), await room.all("org")
+        await room.send("org", {"type": "annotation.create", "ref": "held", "annotation": {
+            "instance": crew["instance2"], "kind": "length", "points": [[1, 1], [5, 5]]}})
+        mark = (await answer(room, "org", 5))["annotation"]["id"]
+        assert not [f for f in await room.all("r1", 0.5) if f["type"].startswith("annotation")]
+
+        def rest(who: str) -> list[int]:
+            return [a["id"] for a in api(crew[who]).get(f"/api/sessions/{session.pk}/annotations/").json()["annotations"]]
+
+        assert await database_sync_to_async(rest)("r1") == []
+        assert await database_sync_to_async(rest)("org") == [mark]
+    finally:
+        await room.close()
