@@ -51,7 +51,7 @@ import numpy.typing as npt
 
 PERPENDICULAR_TOLERANCE_DEG: Final = 2.0
 MAX_FREEHAND_POINTS: Final = 5000
-_BLOCK: Final = 256  # edges compared at once in the self-intersection test
+_PAIRS: Final = 1 << 18  # pairs of edges tested at once in the self-intersection test
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -347,22 +347,45 @@ def polygon_mask(points: Points, shape: tuple[int, int]) -> RegionMask:
 
 
 def polygon_self_intersects(points: Points) -> bool:
-    """Whether two non-adjacent edges of the closed outline properly cross each other."""
+    """Whether two non-adjacent edges of the closed outline properly cross each other.
+
+    Only pairs of edges whose bounding boxes overlap can cross, so the pairs are found by sweeping
+    along the axis in which the edges are shorter (edges sorted by their low end; each is paired with
+    those starting before its high end), then filtered by the other axis, and the orientation tests run
+    on what is left, in blocks of at most :data:`_PAIRS` pairs. A hand-drawn outline of 4,096 points
+    has a few thousand such pairs instead of 8 million (0.5 s before, a few milliseconds now); an
+    outline whose edges all overlap is still tested pair by pair.
+    """
     xy = np.asarray(points, dtype=float)
     n = len(xy)
     a, b = xy, np.roll(xy, -1, axis=0)
-    for block in range(0, n, _BLOCK):
-        i = np.arange(block, min(n, block + _BLOCK))[:, None]
-        j = np.arange(n)[None, :]
-        # Edges sharing a vertex have a zero orientation there, so never "properly cross".
-        candidate = j > i
-        ai, bi, aj, bj = a[i[:, 0]][:, None], b[i[:, 0]][:, None], a[None], b[None]
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    axis = int(np.argmin((high - low).sum(axis=0)))
+    other = 1 - axis
+    order = np.argsort(low[:, axis], kind="stable")
+    starts = low[order, axis]
+    ends = np.searchsorted(starts, high[order, axis], side="right")
+    counts = np.maximum(ends - np.arange(n) - 1, 0)  # partners after each edge, in sweep order
+    total = np.cumsum(counts)
+    first = 0
+    while first < n:
+        done = int(total[first - 1]) if first else 0
+        last = max(int(np.searchsorted(total, done + _PAIRS, side="right")), first + 1)
+        block = np.arange(first, min(last, n))
+        per = counts[block]
+        p = np.repeat(block, per)
+        q = p + 1 + np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
+        e, f = order[p], order[q]
+        near = (low[e, other] <= high[f, other]) & (low[f, other] <= high[e, other])
+        i, j = np.minimum(e[near], f[near]), np.maximum(e[near], f[near])
+        ai, bi, aj, bj = a[i], b[i], a[j], b[j]
         o1 = _cross(ai, bi, aj)
         o2 = _cross(ai, bi, bj)
         o3 = _cross(aj, bj, ai)
         o4 = _cross(aj, bj, bi)
-        if np.any(candidate & (o1 * o2 < 0) & (o3 * o4 < 0)):
+        if np.any((o1 * o2 < 0) & (o3 * o4 < 0)):
             return True
+        first = int(block[-1]) + 1
     return False
 
 
@@ -482,23 +505,48 @@ def measure(kind: str, points: Any, calibration: Calibration | Sequence[float] |
     return result
 
 
+def _plain_points(points: Any) -> FloatArray | None:
+    """``points`` as an array when they are plainly well-formed: a float or integer array of shape
+    (n, 2), or a list of [x, y] lists of Python ints and floats, all finite. Else ``None``, and
+    :func:`_points` checks point by point to name the bad one. (The point-by-point checks took 70 ms
+    for 4,096 points; this takes about 2.)"""
+    try:
+        if isinstance(points, np.ndarray):
+            if points.ndim != 2 or points.shape[1] != 2 or points.dtype.kind not in "fiu":
+                return None
+            array = points.astype(float)
+        else:
+            if not isinstance(points, list | tuple):
+                return None
+            plain = (float, int)
+            for point in points:
+                if type(point) not in (list, tuple) or len(point) != 2 \
+                        or type(point[0]) not in plain or type(point[1]) not in plain:
+                    return None
+            array = np.array(points, dtype=float).reshape(len(points), 2)
+    except (OverflowError, ValueError):
+        return None
+    return array if np.isfinite(array).all() else None
+
+
 def _points(kind: ShapeKind, points: Any) -> FloatArray:
     expected = _POINT_COUNTS[kind]
     if isinstance(points, str | bytes) or not isinstance(points, Sequence | np.ndarray):
         raise ValueError(f"{kind}: points must be a list of [x, y] pairs; expected {expected}")
+    plain = _plain_points(points)
     parsed: list[tuple[float, float]] = []
-    for index, point in enumerate(points):
+    for index, point in enumerate(points if plain is None else ()):
         if isinstance(point, str | bytes) or not isinstance(point, Sequence | np.ndarray) or len(
                 point) != 2:
             raise ValueError(f"{kind}: point {index} must be an [x, y] pair")
         parsed.append((_as_float(point[0], f"{kind}: point {index} x", positive=False),
                        _as_float(point[1], f"{kind}: point {index} y", positive=False)))
-    count = len(parsed)
+    count = len(parsed) if plain is None else len(plain)
     wanted = {ShapeKind.LENGTH: 2, ShapeKind.BIDIRECTIONAL: 4, ShapeKind.ELLIPSE: 2,
               ShapeKind.ARROW: 2, ShapeKind.POINT: 1}.get(kind)
     if (count != wanted) if wanted is not None else not 3 <= count <= MAX_FREEHAND_POINTS:
         raise ValueError(f"{kind}: got {count} points; expected {expected}")
-    return np.array(parsed, dtype=float)
+    return np.array(parsed, dtype=float) if plain is None else plain
 
 
 def _as_float(value: Any, what: str, *, positive: bool = True) -> float:

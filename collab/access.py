@@ -58,7 +58,8 @@ class SessionAccess:
     def seat(self) -> Seat | None:
         if self.participant is None:
             return None
-        return Seat(user=self.user.get_username(), role=self.participant.role, organizer=self.manages)
+        return Seat(user=self.user.get_username(), role=self.participant.role, organizer=self.manages,
+                    project_organizer=self.project.role == Role.ORGANIZER)
 
     @property
     def grant(self) -> Grant | None:

@@ -10,6 +10,8 @@
 - ``GET | POST /api/sessions/<id>/invitations/`` ``{"role", "username"?, "hours"?}``;
   ``DELETE /api/sessions/<id>/invitations/<invitation id>/`` (revoke)
 - ``GET /api/sessions/<id>/annotations/``: the session's annotations this user may see (blinding applies)
+- ``DELETE /api/sessions/<id>/annotations/<annotation id>/[?version=<n>]``: the session's organizer or a
+  project organizer deletes any of them (audited; sent to the session as a live delete), others their own
 """
 
 from __future__ import annotations
@@ -131,3 +133,11 @@ class SessionAnnotationsView(APIView):
     def get(self, request: Request, session_id: str) -> Response:
         access = access_session(request.user, session_id)
         return Response({"annotations": services.visible_session_annotations(access)})
+
+
+class SessionAnnotationDetailView(APIView):
+    def delete(self, request: Request, session_id: str, annotation_id: str) -> Response:
+        access = access_session(request.user, session_id)
+        version = request.query_params.get("version")
+        services.delete_session_annotation(access, annotation_id, int(version) if version and version.isdigit() else None)
+        return Response(status=204)

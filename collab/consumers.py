@@ -9,6 +9,7 @@ only forwards.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -34,7 +35,7 @@ from collab.protocol import (
     ProtocolError,
     Viewport,
 )
-from collab.ratelimit import TokenBucket
+from collab.ratelimit import Buckets, TokenBucket
 from collab.visibility import Seat
 from crossread.errors import DomainError, ErrorCode
 
@@ -45,6 +46,13 @@ CLOSE_CODES = {ErrorCode.NOT_AUTHENTICATED: 4401, ErrorCode.FORBIDDEN: 4403, Err
 EPHEMERAL_RATE, EPHEMERAL_BURST = 60.0, 120.0
 #: Writes (annotation.*, ping) a connection may send; over it they are answered ``rate_limited``.
 WRITE_RATE, WRITE_BURST = 10.0, 30.0
+#: Points of written shapes (annotation.create, annotation.update with points) a participant may send,
+#: from all their connections to this process: a second's worth and a burst (four maximum-size shapes).
+#: A shape's measurement costs time in proportion to its points; beyond this, writes are answered
+#: ``rate_limited`` with ``retry_after`` (seconds).
+POINT_RATE, POINT_BURST = 2048.0, 16384.0
+#: (session, user) → the participant's point bucket; kept across reconnects.
+point_buckets = Buckets(POINT_RATE, POINT_BURST)
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
@@ -63,6 +71,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         event loop for each of the 750 cursor frames a second one process receives from 25 readers.
         Awaiting the connection's queue directly takes a message that is already there without leaving
         this task.
+
+        However the loop ends (the client left, the server closed, an exception, the task cancelled),
+        :meth:`_leave` takes the connection off the hub and out of presence: a consumer that died of an
+        exception used to stay on the hub, whose heartbeat kept it "online" for good.
         """
         self.scope = scope
         self.channel_layer = None
@@ -72,6 +84,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
         except StopConsumer:
             pass
+        finally:
+            await asyncio.shield(self._leave())
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its thread hop per message to close stale database connections.
@@ -107,7 +121,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.seat = access.require_seat()
         await self.accept()
         # On the hub before the snapshot, so nothing that happens meanwhile is missed (see _send_state).
-        self.hub = await hubs.attach(self.session_id, access.session.mode, self)
+        self.hub = await hubs.attach(self.session_id, access.session.mode, self,
+                                     access.session.project.private_annotations)
         try:
             state = await database_sync_to_async(services.open_connection)(self.user, self.session_id, self.connection_id)
         except DomainError as error:
@@ -116,11 +131,19 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self._send_state(state)
 
     async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Off the hub and out of presence, once (the others see the user leave)."""
         if self.hub is None:
             return
         hub, self.hub = self.hub, None
+        self.closing = True
         await hubs.detach(hub, self)
-        await database_sync_to_async(services.close_connection)(self.session_id, self.connection_id)
+        try:
+            await database_sync_to_async(services.close_connection)(self.session_id, self.connection_id)
+        except Exception:
+            log.exception("collab: closing connection %s failed", self.connection_id)
         if self.ephemeral.dropped or self.writes.dropped:
             log.info("collab: connection %s of %s closed; %d frames received, %d ephemeral and %d writes dropped",
                      self.connection_id, self.seat.user, self.received, self.ephemeral.dropped, self.writes.dropped)
@@ -146,6 +169,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
         elif not self.writes.take():
             await self._error("rate_limited", "Too many messages; slow down.", message.reference)
             return
+        elif message.point_count:
+            bucket = point_buckets[(self.session_id, self.seat.user)]
+            if not bucket.take(message.point_count):
+                await self._error("rate_limited", "Too many points drawn; slow down.", message.reference,
+                                  retry_after=round(bucket.wait(message.point_count), 2))
+                return
         handler = self.handlers[type(message)]
         try:
             await handler(self, message)
@@ -155,6 +184,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 if self.closing:
                     return
             await self._error(str(error.code), error.detail, message.reference, **error.data)
+        except Exception:  # a bug must not end the connection (nor leave it online): answered, logged
+            log.exception("collab: %s from %s failed", message.type, self.seat.user)
+            await self._error("internal", "The server could not handle this message.", message.reference)
 
     async def on_cursor(self, message: Cursor) -> None:
         self.hub.move("cursors", self.seat, message.entry(self.seat.user))  # type: ignore[union-attr]
@@ -237,8 +269,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
     # -- helpers ----------------------------------------------------------------------------------
 
     async def _send_state(self, state: dict[str, Any]) -> None:
-        """Send the snapshot, then what arrived while it was taken, minus what it already contains."""
-        await self.send(text_data=encode(state))
+        """Send the snapshot (in frames under the websocket's limit), then what arrived while it was
+        taken, minus what it already contains."""
+        for text in protocol.snapshot_frames(state):
+            await self.send(text_data=text)
         versions = {a["id"]: a["version"] for a in state["annotations"]}
         backlog, self.backlog = self.backlog, []
         self.ready = True

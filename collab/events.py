@@ -31,13 +31,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class Origin:
     """The websocket message being handled: its connection, its ``ref``, the sender's seat (as the
-    visibility rules see it) and session, and whether its write was announced (a repeat is not)."""
+    visibility rules see it) and session, whether its write was announced (a repeat is not), and
+    whether the written annotation's instance is quarantined (``None``: not known here)."""
 
     connection: str
     ref: str | None
     session_id: int | None = None
     seat: dict[str, Any] | None = None
     announced: bool = False
+    quarantined: bool | None = None
 
 
 #: The connection (and its ``ref``) whose message is being handled in this context, if any.

@@ -69,11 +69,12 @@ class Listener(Protocol):
 
 
 class SessionHub:
-    def __init__(self, session_id: int, mode: str) -> None:
+    def __init__(self, session_id: int, mode: str, private: bool = False) -> None:
         self.id = uuid.uuid4().hex
         self.session_id = session_id
         self.group = group_name(session_id)
         self.mode = mode
+        self.private = private  # the project's private_annotations (collab.visibility), as last checked
         self.layer = get_channel_layer()
         self.loop = asyncio.get_running_loop()
         self.listeners: dict[str, Listener] = {}
@@ -173,7 +174,7 @@ class SessionHub:
             for kind, entries in batches.items():
                 fragments = [
                     text for author, text in entries
-                    if author.user != viewer.user and may_see(viewer, author, self.mode, KINDS[kind])
+                    if author.user != viewer.user and may_see(viewer, author, self.mode, KINDS[kind], private=self.private)
                 ]
                 if fragments:
                     self.stats["flushed_frames"] += 1
@@ -238,8 +239,9 @@ class SessionHub:
             self.verified_at = time.monotonic()
             self.grants = checked.grants
             self.stats["seat_checks"] += 1
-            mode_changed = checked.mode is not None and checked.mode != self.mode
+            mode_changed = checked.mode is not None and (checked.mode != self.mode or checked.private != self.private)
             self.mode = checked.mode or self.mode
+            self.private = checked.private if checked.mode is not None else self.private
             for listener in listeners:
                 seat = checked.seats.get(listener.seat.user)
                 if seat is None:
@@ -285,7 +287,8 @@ class SessionHub:
             author = Seat.from_dict(message["author"])
             origin = message.get("origin")
             for listener in list(self.listeners.values()):
-                if may_see(listener.seat, author, self.mode, What.ANNOTATION):
+                if may_see(listener.seat, author, self.mode, What.ANNOTATION, private=self.private,
+                           quarantined=bool(message.get("quarantined"))):
                     text = message["origin_text"] if listener.connection_id == origin else message["text"]
                     await self._deliver(listener, text)
         elif kind == "presence":
@@ -329,11 +332,11 @@ class SessionHub:
 _hubs: dict[int, SessionHub] = {}
 
 
-async def attach(session_id: int, mode: str, listener: Listener) -> SessionHub:
+async def attach(session_id: int, mode: str, listener: Listener, private: bool = False) -> SessionHub:
     """The process's hub of the session (started if needed) with ``listener`` on it."""
     hub = _hubs.get(session_id)
     if hub is None or hub.closed or hub.loop is not asyncio.get_running_loop():
-        hub = _hubs[session_id] = SessionHub(session_id, mode)
+        hub = _hubs[session_id] = SessionHub(session_id, mode, private)
     hub.listeners[listener.connection_id] = listener
     hub.used_at = time.monotonic()
     await hub.ready

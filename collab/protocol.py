@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 #: Raised whenever the protocol changes incompatibly; sent in the first frame (``session.state``).
-PROTOCOL_LEVEL = 1
+#: 2: the snapshot's annotations may continue in ``annotations.page`` frames (``more``).
+PROTOCOL_LEVEL = 2
 
 MAX_FRAME_CHARS = 256 * 1024
+#: The longest frame the server sends: daphne refuses websocket frames and messages over 1 MiB (its
+#: ``websocket_max_frame_size``; Channels' and browsers' clients are no more generous), less a margin.
+#: Every frame but the snapshot holds at most one annotation (< :data:`MAX_FRAME_CHARS`, the frame
+#: that wrote it); the snapshot is split by :func:`snapshot_frames`.
+MAX_SERVER_FRAME_CHARS = 1024 * 1024 - 64 * 1024
+#: The deepest nesting of arrays and objects a client frame may have (the deepest message, a draft's
+#: or an annotation's points, has 4: the frame, the annotation, the list of points, a point).
+MAX_DEPTH = 8
 MAX_POINTS = 4096
 MAX_REF = 64
 MAX_UID = 64
@@ -128,6 +138,11 @@ class Message:
     def reference(self) -> str | None:
         return getattr(self, "ref", None)
 
+    @property
+    def point_count(self) -> int:
+        """How many points this message writes (what a participant's point budgets count)."""
+        return 0
+
 
 @dataclass(frozen=True)
 class Cursor(Message):
@@ -233,6 +248,11 @@ class AnnotationCreate(Message):
                               _kind(shape), _points(shape), _text(shape, "label", MAX_LABEL, "")))
 
 
+    @property
+    def point_count(self) -> int:
+        return len(self.annotation.points)
+
+
 @dataclass(frozen=True)
 class AnnotationUpdate(Message):
     type = "annotation.update"
@@ -251,6 +271,10 @@ class AnnotationUpdate(Message):
         if points is None and label is None:
             raise _bad("annotation must change points or label.")
         return cls(ref, _int(data, "id", minimum=1) or 0, _int(data, "version", minimum=1) or 0, points, label)
+
+    @property
+    def point_count(self) -> int:
+        return len(self.points or ())
 
 
 @dataclass(frozen=True)
@@ -283,27 +307,90 @@ MESSAGES: dict[str, Any] = {
 }
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Does the JSON ``text`` nest arrays and objects deeper than ``limit``? Decided without recursion.
+
+    Strings are removed (brackets inside them do not count), then everything but brackets; each pass
+    removes the innermost empty pairs, so what is left after ``limit`` passes was nested deeper (or is
+    not balanced, which is not JSON either). All in C-speed string operations: ``limit`` passes over
+    the frame (about 1 ms for a draft of 4,096 points, whose decoding and checks take ten times that).
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(limit):
+        shorter = brackets.replace("[]", "").replace("{}", "")
+        if not shorter:
+            return False
+        if len(shorter) == len(brackets):
+            return True  # unbalanced
+        brackets = shorter
+    return True
+
+
 def parse(text: str | None) -> Message:
-    """One client frame → one message. Raises :class:`ProtocolError` with the frame's ``ref`` if it had one."""
+    """One client frame → one message. Raises :class:`ProtocolError` with the frame's ``ref`` if it had one.
+
+    The nesting is bounded before the JSON is decoded (:func:`too_deep`), so no frame can make the
+    decoder, or anything that walks what it returns, recurse without bound.
+    """
     if text is None:
         raise ProtocolError("malformed", "Frames are JSON text, not binary.")
     if len(text) > MAX_FRAME_CHARS:
         raise ProtocolError("too_large", f"A frame has at most {MAX_FRAME_CHARS} characters.")
+    if too_deep(text):
+        raise ProtocolError("malformed", f"A frame nests arrays and objects at most {MAX_DEPTH} deep.")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ProtocolError("malformed", "The frame is not JSON.") from None
     if not isinstance(data, dict):
         raise ProtocolError("malformed", "A frame is a JSON object with a type.")
     ref = data.get("ref") if isinstance(data.get("ref"), str) else None
-    kind = MESSAGES.get(data.get("type"))  # type: ignore[arg-type]
+    kind_name = data.get("type")
+    if not isinstance(kind_name, str):
+        raise ProtocolError("unknown_type", "A frame's type is the text name of a message.", ref)
+    kind = MESSAGES.get(kind_name)
     if kind is None:
-        raise ProtocolError("unknown_type", f"Unknown message type {str(data.get('type'))[:40]!r}.", ref)
+        raise ProtocolError("unknown_type", f"Unknown message type {kind_name[:40]!r}.", ref)
     try:
         return kind.parse(data)  # type: ignore[no-any-return]
     except ProtocolError as error:
         error.ref = ref
         raise
+
+
+def snapshot_frames(state: dict[str, Any], limit: int = MAX_SERVER_FRAME_CHARS) -> list[str]:
+    """The ``session.state`` snapshot as frames of at most ``limit`` characters each.
+
+    The state with as many of its annotations as fit, ``"more": true`` if others follow; then
+    ``annotations.page`` frames ``{"type", "annotations", "more"}`` with the rest, the last with
+    ``"more": false``. A client replaces its annotations once it has the last. Each annotation is
+    encoded once; one annotation alone always fits (its points came in a frame of at most
+    :data:`MAX_FRAME_CHARS`).
+    """
+    rest = {key: value for key, value in state.items() if key != "annotations"}
+    head = json.dumps({**rest, "annotations": []}, separators=(",", ":"), allow_nan=False)[: -len("[]}")]
+    items = [json.dumps(a, separators=(",", ":"), allow_nan=False) for a in state["annotations"]]
+    tail = len('],"more":false}')
+    pages: list[list[str]] = [[]]
+    room = limit - len(head) - tail
+    for item in items:
+        if len(item) + 1 > room and (pages[-1] or len(pages) == 1):
+            pages.append([])
+            room = limit - len('{"type":"annotations.page","annotations":[') - tail
+        pages[-1].append(item)
+        room -= len(item) + 1
+    frames = []
+    for index, page in enumerate(pages):
+        more = "true" if index < len(pages) - 1 else "false"
+        start = head if index == 0 else '{"type":"annotations.page","annotations":'
+        frames.append(f'{start}[{",".join(page)}],"more":{more}}}')
+    return frames
 
 
 def resume(backlog: list[str], versions: dict[int, int]) -> list[str]:

@@ -45,7 +45,7 @@ from audit.models import Action, Outcome
 from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from viewer.access import ProjectAccess, access_project
-from viewer.models import Membership, Role, Study
+from viewer.models import Membership, Project, Role, Study
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,13 @@ ONLINE_WINDOW = dt.timedelta(seconds=90)
 INVITATION_SALT = "crossread.collab.invitation"
 DEFAULT_INVITATION_HOURS = 72
 MAX_INVITATION_HOURS = 24 * 30
+#: The points of a session's live annotations, per participant and in all: eight and thirty-two
+#: maximum-size freehands. They bound the snapshot a joining participant is sent (a few MiB, in frames
+#: under the websocket's limit: ``protocol.snapshot_frames``) and the work of sending it. A write that
+#: would pass one is refused ``too_large`` with ``budget`` (``participant`` or ``session``), ``limit``
+#: and ``used``; deleting annotations frees points.
+PARTICIPANT_POINT_BUDGET = 32_768
+SESSION_POINT_BUDGET = 131_072
 
 
 # ------------------------------------------------------------------------------------------------
@@ -117,12 +124,12 @@ def participants_payload(session: ReadingSession) -> list[dict[str, Any]]:
 
 def seats_by_username(session: ReadingSession) -> dict[str, Seat]:
     """Every participant's :class:`Seat`, for the visibility rules."""
-    organizers = set(
+    project_organizers = set(
         Membership.objects.filter(project=session.project, role=Role.ORGANIZER).values_list("user_id", flat=True)
     )
-    organizers.add(session.organizer_id)
+    organizers = project_organizers | {session.organizer_id}
     return {
-        p.user.get_username(): Seat(p.user.get_username(), p.role, p.user_id in organizers)
+        p.user.get_username(): Seat(p.user.get_username(), p.role, p.user_id in organizers, p.user_id in project_organizers)
         for p in Participant.objects.filter(session=session).select_related("user")
     }
 
@@ -139,13 +146,16 @@ def annotation_frame(data: dict[str, Any]) -> dict[str, Any]:
 
 def visible_session_annotations(access: SessionAccess) -> list[dict[str, Any]]:
     """The session's annotations this user may see: the one rule for REST and websocket alike."""
-    viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages)
+    viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages,
+                                 access.project.role == Role.ORGANIZER)
     seats = seats_by_username(access.session)
     found = annotation_services.visible_annotations(access.project, session_id=access.session.pk)
+    private = access.session.project.private_annotations
     return [
         annotation_frame(annotation_services.serialize(a))
         for a in found
-        if may_see(viewer, author_seat(seats, a.author.get_username()), access.session.mode, What.ANNOTATION)
+        if may_see(viewer, author_seat(seats, a.author.get_username()), access.session.mode, What.ANNOTATION,
+                   private=private, quarantined=a.instance.quarantined)
     ]
 
 
@@ -170,6 +180,12 @@ def _can_annotate(access: SessionAccess) -> bool:
     except DomainError:
         return False
     return True
+
+
+def _audit(action: Action, actor: Any, session: ReadingSession, **detail: Any) -> None:
+    """An act on a session in the audit trail (after the surrounding transaction commits): identifiers
+    and choices only, never titles or descriptions (free text)."""
+    record(action, actor=actor, project=session.project, object_type="session", object_id=str(session.pk), **detail)
 
 
 def _presence(session: ReadingSession) -> None:
@@ -293,6 +309,9 @@ def create_session(
             Participant.objects.update_or_create(
                 session=session, user=seat_user, defaults={"role": role, "colour": _next_colour(session)}
             )
+        _audit(Action.SESSION_CREATED, user, session, mode=mode, status=status, cases=len(cases))
+        for seat_user, role in [(user, SessionRole.PRESENTER), *seats]:
+            _audit(Action.SESSION_SEATED, user, session, user=seat_user.get_username(), role=str(role))
     log.info("collab: session %s created by %s in %s", session.pk, user, project)
     return session
 
@@ -346,6 +365,9 @@ def update_session(access: SessionAccess, **changes: Any) -> ReadingSession:
         session.save()
         if studies is not None:
             _set_cases(session, studies)
+        closed = fields.get("status") == Status.CLOSED
+        _audit(Action.SESSION_CLOSED if closed else Action.SESSION_CHANGED, access.user, session,
+               fields=sorted(changes), mode=session.mode, status=session.status)
         # A change of mode changes what everyone sees: every connection gets a fresh snapshot.
         _session_changed(session, refresh=mode_changed)
     return session
@@ -363,16 +385,18 @@ def seat_participant(access: SessionAccess, username: Any, role: Any) -> Partici
     access.require_manager()
     if access.session.status == Status.CLOSED:
         raise Conflict("The session is closed.")
-    return _seat(access.session, access.project, check_user(username), role)
+    return _seat(access.session, access.project, check_user(username), role, access.user)
 
 
-def _seat(session: ReadingSession, project_access: Any, user: Any, role: Any) -> Participant:
+def _seat(session: ReadingSession, project_access: Any, user: Any, role: Any, actor: Any) -> Participant:
     _, role = check_seat_role(project_access, user, role)
     with transaction.atomic():
         seat = Participant.objects.select_for_update().filter(session=session, user=user).first()
         if seat is None:
             seat = Participant.objects.create(session=session, user=user, role=role, colour=_next_colour(session))
+            _audit(Action.SESSION_SEATED, actor, session, user=user.get_username(), role=role)
         elif seat.role != role:
+            _audit(Action.SESSION_SEATED, actor, session, user=user.get_username(), role=role, previous=seat.role)
             seat.role = role
             seat.save(update_fields=["role"])
             # What this user may see changed: their connections take a fresh snapshot.
@@ -391,6 +415,7 @@ def remove_participant(access: SessionAccess, username: Any) -> None:
         deleted, _ = Participant.objects.filter(session=access.session, user=user).delete()
         if not deleted:
             raise NotFound("No such participant.")
+        _audit(Action.SESSION_UNSEATED, access.user, access.session, user=user.get_username())
         _presence(access.session)  # (the connections are closed by _on_seat_deleted)
 
 
@@ -424,10 +449,14 @@ def create_invitation(access: SessionAccess, *, role: Any = SessionRole.READER, 
         check_seat_role(access.project, check_user(username), role)
     if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_INVITATION_HOURS:
         raise BadRequest(f"hours must be an integer from 1 to {MAX_INVITATION_HOURS}.")
-    return Invitation.objects.create(
-        session=access.session, role=role, username=username or "", created_by=access.user,
-        expires_at=timezone.now() + dt.timedelta(hours=hours),
-    )
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            session=access.session, role=role, username=username or "", created_by=access.user,
+            expires_at=timezone.now() + dt.timedelta(hours=hours),
+        )
+        _audit(Action.INVITATION_CREATED, access.user, access.session, invitation=invitation.pk, role=role,
+               username=invitation.username, hours=hours)
+    return invitation
 
 
 def invitations_of(access: SessionAccess) -> list[Invitation]:
@@ -441,8 +470,10 @@ def revoke_invitation(access: SessionAccess, invitation_id: Any) -> Invitation:
     if invitation is None:
         raise NotFound("No such invitation.")
     if invitation.revoked_at is None:
-        invitation.revoked_at = timezone.now()
-        invitation.save(update_fields=["revoked_at"])
+        with transaction.atomic():
+            invitation.revoked_at = timezone.now()
+            invitation.save(update_fields=["revoked_at"])
+            _audit(Action.INVITATION_REVOKED, access.user, access.session, invitation=invitation.pk)
     return invitation
 
 
@@ -480,8 +511,9 @@ def accept_invitation(user: Any, token: Any) -> ReadingSession:
     project_access = access_project(user, session.project.slug)
     with transaction.atomic():
         if not Participant.objects.filter(session=session, user=user).exists():
-            _seat(session, project_access, user, invitation.role)
+            _seat(session, project_access, user, invitation.role, user)
         Invitation.objects.filter(pk=invitation.pk).update(uses=invitation.uses + 1)
+        _audit(Action.INVITATION_ACCEPTED, user, session, invitation=invitation.pk, role=invitation.role)
     return session
 
 
@@ -518,7 +550,7 @@ def seated_access(user: Any, session_id: Any) -> SessionAccess:
 class SeatCheck:
     """Who of a process's connected participants still holds a seat, as :func:`access_session` decides.
 
-    ``mode`` is ``None`` when the session is gone. ``seats`` holds the current seat of each user who still
+    ``mode`` is ``None`` when the session is gone; ``private`` is its project's ``private_annotations``. ``seats`` holds the current seat of each user who still
     has one; ``refused`` the reason of each who lost it (``not_found``: no longer a member of the project,
     or the session is gone; ``forbidden``: a member without a seat; ``not_authenticated``: deactivated).
     ``grants``: for each seated user, what a write's access check would read (:class:`collab.access.Grant`).
@@ -528,6 +560,7 @@ class SeatCheck:
     seats: dict[str, Seat]
     refused: dict[str, ErrorCode]
     grants: dict[str, Grant] = field(default_factory=dict)
+    private: bool = False
 
 
 def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
@@ -545,7 +578,7 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
         session = cursor.fetchone()
         if session is None:
             return SeatCheck(None, {}, dict.fromkeys(wanted, ErrorCode.NOT_FOUND))
-        mode, status, project_id, organizer_id = session
+        mode, status, project_id, organizer_id, private = session
         rows = []
         if wanted:
             cursor.execute(seats_sql, [project_id, session_id, *wanted])
@@ -564,15 +597,16 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
             refused[name] = ErrorCode.FORBIDDEN
         else:
             organizer = pk == organizer_id or role == Role.ORGANIZER
-            seats[name] = Seat(name, seated, organizer)
+            seats[name] = Seat(name, seated, organizer, role == Role.ORGANIZER)
             grants[name] = Grant(seats[name], role, status, mode)
-    return SeatCheck(mode, seats, refused, grants)
+    return SeatCheck(mode, seats, refused, grants, bool(private))
 
 
 @functools.lru_cache(maxsize=64)
 def _seat_check_sql(users: int) -> tuple[str, str]:
     """The two statements of :func:`check_seats` for ``users`` usernames, with the models' own table and
-    column names: the session's mode, status, project and organizer; then, for each of those users who
+    column names: the session's mode, status, project, organizer and whether its project's annotations
+    are private; then, for each of those users who
     exists, its id, username, whether it is active, its project role and its seat's role (``NULL`` when it
     has none)."""
     quote = connection.ops.quote_name
@@ -584,10 +618,13 @@ def _seat_check_sql(users: int) -> tuple[str, str]:
     session, user = quote(ReadingSession._meta.db_table), quote(User._meta.db_table)
     membership, participant = quote(Membership._meta.db_table), quote(Participant._meta.db_table)
     user_pk, username = quote(User._meta.pk.column), column(User, User.USERNAME_FIELD)
+    project = quote(Project._meta.db_table)
     session_sql = (
-        f"SELECT {column(ReadingSession, 'mode')}, {column(ReadingSession, 'status')}, "
-        f"{column(ReadingSession, 'project')}, {column(ReadingSession, 'organizer')} "
-        f"FROM {session} WHERE {quote(ReadingSession._meta.pk.column)} = %s"
+        f"SELECT s.{column(ReadingSession, 'mode')}, s.{column(ReadingSession, 'status')}, "
+        f"s.{column(ReadingSession, 'project')}, s.{column(ReadingSession, 'organizer')}, "
+        f"p.{column(Project, 'private_annotations')} FROM {session} s "
+        f"JOIN {project} p ON p.{quote(Project._meta.pk.column)} = s.{column(ReadingSession, 'project')} "
+        f"WHERE s.{quote(ReadingSession._meta.pk.column)} = %s"
     )
     seats_sql = (
         f"SELECT u.{user_pk}, u.{username}, u.{column(User, 'is_active')}, m.{column(Membership, 'role')}, "
@@ -643,7 +680,8 @@ def _session_annotation(access: SessionAccess, annotation_id: int) -> Annotation
     annotation = annotation_services.access_annotation(access.project, annotation_id, session_id=access.session.pk)
     seat = access.require_seat()
     author = author_seat(seats_by_username(access.session), annotation.author.get_username())
-    if not may_see(seat, author, access.session.mode, What.ANNOTATION):
+    if not may_see(seat, author, access.session.mode, What.ANNOTATION, private=access.session.project.private_annotations,
+                   quarantined=annotation.instance.quarantined):
         raise NotFound("No such annotation.")
     return annotation
 
@@ -676,10 +714,12 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
     session changes).
     """
     access = _writer(user, session_id, confirmed)
+    check_point_budget(access, len(message.annotation.points))
     shape = message.annotation
     instance = _instance_in_session(access, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
+    _written_on(instance)
     annotation = annotation_services.create_annotation(
         user, access.session.project,
         instance_uid=shape.instance, frame=shape.frame, kind=shape.kind, points=shape.points,
@@ -701,6 +741,9 @@ def update_annotation(user: Any, session_id: int, message: AnnotationUpdate, *,
                       confirmed: SessionAccess | None = None) -> None:
     access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
+    _written_on(annotation.instance)
+    if message.points is not None:
+        check_point_budget(access, len(message.points) - len(annotation.points), author_id=annotation.author_id)
     annotation_services.update_annotation(
         user, annotation, version=message.version, points=message.points, label=message.label
     )
@@ -710,6 +753,7 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
                       confirmed: SessionAccess | None = None) -> None:
     access = _writer(user, session_id, confirmed)
     annotation = _session_annotation(access, message.id)
+    _written_on(annotation.instance)
     annotation_services.delete_annotation(user, annotation, version=message.version)
 
 
@@ -749,6 +793,64 @@ def prepare_live_writes(session_id: int) -> None:
         _instance_in_session(SessionAccess(session, nobody, None, None), "", None)
 
 
+def _written_on(instance: Any) -> None:
+    """Tell the broadcast of the websocket write under way whether its instance is quarantined, so it
+    need not read it again (:func:`_on_annotation_event`)."""
+    here = events.ORIGIN.get()
+    if here is not None:
+        here.quarantined = bool(instance.quarantined)
+
+
+def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:
+    """REST: the session's organizer or a project organizer deletes any annotation of the session, in any
+    status (a participant deletes their own under the websocket's rules: an annotating seat, an active
+    session); audited as ``annotation.deleted`` by whoever deleted it, and sent to the session like a
+    live delete."""
+    if access.manages:
+        annotation = annotation_services.access_annotation(access.project, annotation_id, session_id=access.session.pk)
+    else:
+        access.require_annotator()
+        annotation = _session_annotation(access, annotation_id)
+    annotation_services.delete_annotation(access.user, annotation, version=version)
+
+
+def check_point_budget(access: SessionAccess, added: int, *, author_id: int | None = None) -> None:
+    """Refuse a write that adds ``added`` points past :data:`PARTICIPANT_POINT_BUDGET` (the author's
+    points in the session) or :data:`SESSION_POINT_BUDGET`. Checked before the write: two writes at the
+    same moment may pass it together, by at most a shape each."""
+    if added <= 0:
+        return
+    author = access.user.pk if author_id is None else author_id
+    in_session, by_author = points_used(access.session.pk, author)
+    for budget, used, limit in (("participant", by_author, PARTICIPANT_POINT_BUDGET),
+                                ("session", in_session, SESSION_POINT_BUDGET)):
+        if used + added > limit:
+            raise DomainError(
+                f"The {budget}'s annotations in this session may hold at most {limit} points ({used} used); "
+                "delete some first.", code=ErrorCode.TOO_LARGE, budget=budget, limit=limit, used=used,
+            )
+
+
+def points_used(session_id: int, author_id: int) -> tuple[int, int]:
+    """The points of the session's live annotations, in all and by ``author_id``: one statement that
+    reads each annotation's points once (SQLite's ``json_array_length``, PostgreSQL's ``jsonb_...``)."""
+    quote = connection.ops.quote_name
+    length = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
+
+    def column(name: str) -> str:
+        return quote(Annotation._meta.get_field(name).column)
+
+    sql = (
+        f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN author = %s THEN n ELSE 0 END), 0) FROM "
+        f"(SELECT {column('author')} AS author, {length}({column('points')}) AS n "
+        f"FROM {quote(Annotation._meta.db_table)} WHERE {column('session_id')} = %s AND {column('deleted')} = %s) AS shapes"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [author_id, session_id, False])
+        in_session, by_author = cursor.fetchone()
+    return int(in_session), int(by_author)
+
+
 @receiver(annotation_services.annotation_event, dispatch_uid="collab.annotation_event")
 def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project: Any, **kwargs: Any) -> None:
     """After an annotation of a session is written (websocket or REST), tell the session's hubs.
@@ -760,7 +862,8 @@ def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project:
     if session_id is None:
         return
     here = events.ORIGIN.get()
-    if here is not None and here.session_id == session_id and here.seat is not None:
+    live = here is not None and here.session_id == session_id and here.seat is not None
+    if live:
         author = Seat.from_dict(here.seat)  # written through the websocket: the sender's seat, just checked
     else:
         session = ReadingSession.objects.filter(pk=session_id, project=project).first()
@@ -773,8 +876,12 @@ def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project:
         frame: dict[str, Any] = {"type": "annotation.deleted", "id": data["id"], "version": data["version"]}
     else:
         frame = {"type": f"annotation.{kind}", "annotation": annotation_frame(data)}
+    quarantined = here.quarantined if live and here.quarantined is not None else (
+        Annotation.objects.filter(pk=data["id"]).values_list("instance__quarantined", flat=True).first()
+    )
     message = events.hub_message(
-        "annotation", frame, author=author.as_dict(), id=data["id"], version=data["version"]
+        "annotation", frame, author=author.as_dict(), id=data["id"], version=data["version"],
+        quarantined=bool(quarantined),
     )
     try:
         events.sender(session_id, message)

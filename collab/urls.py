@@ -21,6 +21,11 @@ urlpatterns = [
         name="session-invitation",
     ),
     path("api/sessions/<str:session_id>/annotations/", api.SessionAnnotationsView.as_view(), name="session-annotations"),
+    path(
+        "api/sessions/<str:session_id>/annotations/<str:annotation_id>/",
+        api.SessionAnnotationDetailView.as_view(),
+        name="session-annotation",
+    ),
     path("sessions/", pages.session_list, name="session-list"),
     path("sessions/new", pages.new_session, name="session-new"),
     path("sessions/join/<str:token>", pages.join, name="session-join"),

@@ -3,6 +3,11 @@
 The websocket fan-out (:mod:`collab.hub`), the session snapshot and the REST API all ask
 :func:`may_see`; nothing else decides visibility.
 
+In a project with private annotations (``Project.private_annotations``: blinded reads across the
+project, as ``annotations.services`` lists the project's own), a participant sees only their own
+annotations and drafts unless they organise the *project*; that holds in every mode, for the live
+fan-out, the snapshot and REST alike.
+
 In any mode, nobody sees an observer's drafts: observers watch and do not annotate, so a shape an
 observer draws is not shown as work in progress (the websocket refuses their annotations).
 
@@ -30,18 +35,22 @@ class What(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Seat:
-    """A participant as the rules see them: a username, a session role, and whether they organize."""
+    """A participant as the rules see them: a username, a session role, whether they organize (the
+    session or the project), and whether they organise the project (who sees private annotations)."""
 
     user: str
     role: str  # presenter | reader | adjudicator | observer
     organizer: bool = False
+    project_organizer: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"user": self.user, "role": self.role, "organizer": self.organizer}
+        return {"user": self.user, "role": self.role, "organizer": self.organizer,
+                "project_organizer": self.project_organizer}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Seat:
-        return cls(user=str(data["user"]), role=str(data["role"]), organizer=bool(data.get("organizer", False)))
+        return cls(user=str(data["user"]), role=str(data["role"]), organizer=bool(data.get("organizer", False)),
+                   project_organizer=bool(data.get("project_organizer", False)))
 
 
 #: Seats that may annotate (observers watch).
@@ -56,9 +65,16 @@ def sees_all(viewer: Seat, mode: str) -> bool:
     return viewer.role == "adjudicator"
 
 
-def may_see(viewer: Seat, author: Seat, mode: str, what: What) -> bool:
-    """May ``viewer`` see ``what`` by ``author`` in a session of ``mode``?"""
+def may_see(viewer: Seat, author: Seat, mode: str, what: What, *, private: bool = False,
+            quarantined: bool = False) -> bool:
+    """May ``viewer`` see ``what`` by ``author`` in a session of ``mode``, in a project whose annotations
+    are ``private`` or not, on an instance ``quarantined`` or not (then only the project's organizers
+    see it, as they alone see the image: ``viewer.rules.sees_instance``)?"""
     if what == What.DRAFT and author.role not in ANNOTATING_ROLES:
+        return False
+    if quarantined and what in (What.ANNOTATION, What.DRAFT) and not viewer.project_organizer:
+        return False
+    if private and what in (What.ANNOTATION, What.DRAFT) and viewer.user != author.user and not viewer.project_organizer:
         return False
     if sees_all(viewer, mode):
         return True

@@ -285,6 +285,10 @@ def session_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("invite", "post", f"{api}invitations/", (201, *MANAGE[1:]), {"role": "observer"}),
         Cell("revoke invitation", "delete", f"{api}invitations/{ids['invitation']}/", (204, *MANAGE[1:])),
         Cell("session annotations", "get", f"{api}annotations/", SEATED),
+        # The reader's mark: the organizer deletes any, the author their own; the presenter does not
+        # see it when blinded; an observer does not annotate.
+        Cell("delete a session annotation", "delete", f"{api}annotations/{ids['mark']}/",
+             (204, 404 if ids.get("mode") == "blinded" else 403, 204, 403, 403, 403, 404, 401)),
         Cell("session list page", "get", "/sessions/", ANY_SEAT_PAGE, page=True),
         Cell("new session page", "get", "/sessions/new?project=trial", PROJECT_ORGANIZER_PAGE, page=True),
         Cell("new session page: create", "post", "/sessions/new?project=trial",
@@ -304,11 +308,13 @@ def seat_crew(crew: dict[str, Any], mode: str) -> tuple[Any, dict[str, Any]]:
     access = collab_services.access_session(crew["org"], session.pk)
     collab_services.seat_participant(access, "r2", "presenter")
     invitation = collab_services.create_invitation(access, role="observer")
-    for who in ("r1", "r2"):
-        annotation_services.create_annotation(
-            crew[who], crew["project"], instance_uid=crew["instance"], kind="point", points=[[1, 1]], session_id=session.pk)
+    marks = {
+        who: annotation_services.create_annotation(
+            crew[who], crew["project"], instance_uid=crew["instance"], kind="point", points=[[1, 1]], session_id=session.pk).pk
+        for who in ("r1", "r2")
+    }
     ids = {"session": session.pk, "study": crew["study"], "invitation": invitation.pk,
-           "token": collab_services.invitation_token(invitation)}
+           "token": collab_services.invitation_token(invitation), "mark": marks["r1"], "mode": mode}
     return session, ids
 
 
@@ -467,7 +473,7 @@ def url_routes(patterns: Sequence[URLPattern | URLResolver], prefix: str = "") -
 
 def covered_routes() -> set[str]:
     ids: dict[str, Any] = dict.fromkeys(
-        ("study", "series", "sop", "held", "held_series", "held_annotation", "annotation", "session", "invitation", "token", "read", "lesion",
+        ("study", "series", "sop", "held", "held_series", "held_annotation", "annotation", "session", "invitation", "token", "mark", "read", "lesion",
          "subject", "baseline"), "1")
     cells: list[Cell] = [*project_cells(ids), *session_cells(ids), *trial_cells(ids, "draft")]
     return {resolve(cell.url.split("?")[0]).route for cell in cells}

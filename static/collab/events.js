@@ -2,14 +2,24 @@
 // the hooks of the page (the viewer bridge or the lobby).
 import { state, changed, colourOf, setParticipants } from "./state.js";
 
+// A snapshot's annotations may continue in "annotations.page" frames (protocol level 2): they are
+// collected, and applied at once when the last ("more": false) has come.
+let snapshotAnnotations = null;
+
 export function dispatch(frame, hooks = {}) {
   switch (frame.type) {
     case "session.state":
       state.session = frame.session;
       state.you = frame.you;
       setParticipants(frame.participants);
-      hooks.snapshot && hooks.snapshot(frame.annotations);
+      snapshotAnnotations = [...frame.annotations];
+      if (!frame.more) endSnapshot(hooks);
       changed("state");
+      break;
+    case "annotations.page":
+      if (snapshotAnnotations === null) break;
+      snapshotAnnotations.push(...frame.annotations);
+      if (!frame.more) endSnapshot(hooks);
       break;
     case "session.updated":
       state.session = frame.session;
@@ -45,4 +55,10 @@ export function dispatch(frame, hooks = {}) {
     default:
       break; // a newer server's message: ignored
   }
+}
+
+function endSnapshot(hooks) {
+  const list = snapshotAnnotations;
+  snapshotAnnotations = null;
+  hooks.snapshot && hooks.snapshot(list);
 }
