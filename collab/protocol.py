@@ -358,7 +358,7 @@ def parse(text: str | None) -> Message:
     if kind is None:
         raise ProtocolError("unknown_type", f"Unknown message type {kind_name[:40]!r}.", ref)
     try:
-        return kind.parse(data)  # type: ignore[no-any-return]
+        return kind.parse(data)
     except ProtocolError as error:
         error.ref = ref
         raise
