@@ -25,3 +25,11 @@ def test_settings_refuse_a_bad_environment(tmp_path: Path) -> None:
     env = {**os.environ, "DJANGO_DEBUG": "maybe", "CROSSREAD_DATA_DIR": str(tmp_path)}
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "DJANGO_DEBUG must be a boolean" in result.stderr
+
+
+def test_the_models_and_their_migrations_agree(tmp_path: Path) -> None:
+    """A model change (new choices too) without its migration fails here, not on a deployment."""
+    env = {**os.environ, "CROSSREAD_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
