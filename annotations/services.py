@@ -1,10 +1,11 @@
 """The actions layer of annotations: every write (REST now, the websocket of ``collab`` later) goes here.
 
 Each action is ``check_*`` (look up, authorise, validate; raises a :class:`DomainError` and writes
-nothing) followed by the write, in one transaction. After the transaction commits,
-:data:`annotation_event` is sent with ``event={"type": "created"|"updated"|"deleted",
-"annotation": serialize(...)}``; ``collab`` connects a receiver to broadcast it to a session
-(``annotations`` never imports ``collab``).
+nothing) followed by the write, in one transaction. A caller that shows the write live passes an
+``announce`` callable (:data:`Announce`), called once the transaction commits with the kind of write
+(``"created"``, ``"updated"`` or ``"deleted"``) and the annotation as :func:`serialize` gives it: a
+reading session's writes (``collab``) tell the session's processes that way, explicitly (``annotations``
+never imports ``collab``).
 
 Who may do what (``viewer.models.Role``):
 
@@ -17,7 +18,7 @@ Who may do what (``viewer.models.Role``):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,6 @@ import pydicom
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
-from django.dispatch import Signal
 from django.utils import timezone
 
 from annotations import geometry
@@ -40,8 +40,8 @@ from viewer.models import Instance, Project, Role
 
 User = AbstractBaseUser | AnonymousUser
 
-#: Sent after commit with ``event={"type", "annotation"}``, ``user`` (who wrote) and ``project``.
-annotation_event = Signal()
+#: Called after commit with the kind of write and the serialized annotation (see the module's docstring).
+Announce = Callable[[str, dict[str, Any]], None]
 
 MAX_LABEL_LENGTH = 200
 MAX_CLIENT_REF_LENGTH = 64
@@ -307,11 +307,11 @@ def compute_measurements(instance: Instance, frame: int, kind: ShapeKind, points
 _AUDIT_ACTIONS = {"created": Action.ANNOTATION_CREATED, "updated": Action.ANNOTATION_CHANGED, "deleted": Action.ANNOTATION_DELETED}
 
 
-def _announce(kind: str, annotation: Annotation, user: User) -> None:
-    """After commit: tell the live sessions first (others are waiting to see it), then audit."""
-    payload = {"type": kind, "annotation": serialize(annotation)}
-    project = annotation.project
-    transaction.on_commit(lambda: annotation_event.send(sender=Annotation, event=payload, user=user, project=project))
+def _announce(kind: str, annotation: Annotation, user: User, announce: Announce | None) -> None:
+    """After commit: tell the live session first (others are waiting to see it), then audit."""
+    if announce is not None:
+        data = serialize(annotation)
+        transaction.on_commit(lambda: announce(kind, data))
     record(
         _AUDIT_ACTIONS[kind], actor=user, project=annotation.project, object_type="annotation",
         object_id=str(annotation.pk), instance=annotation.instance.sop_instance_uid, kind=annotation.kind,
@@ -332,8 +332,9 @@ def create_annotation(
     session_id: int | None = None,
     checked: ProjectAccess | None = None,
     instance: Instance | None = None,
+    announce: Announce | None = None,
 ) -> Annotation:
-    """Validate, measure and store a new annotation.
+    """Validate, measure and store a new annotation (``announce``: see the module's docstring).
 
     The same ``(user, client_ref)`` twice returns the annotation created the first time (the
     second payload is validated, then ignored), so a client may retry a create safely. ``checked`` and ``instance``:
@@ -363,7 +364,7 @@ def create_annotation(
                 session_id=session_id,
                 client_ref=client_ref,
             )
-            _announce("created", annotation, user)
+            _announce("created", annotation, user, announce)
     except IntegrityError:
         # The insert comes first and the unique (author, client_ref) constraint finds a repeat: a
         # repeat is rare, and asking before every insert cost a query on the live path.
@@ -383,7 +384,8 @@ def by_client_ref(user: User, client_ref: str, project: Project) -> Annotation |
 
 
 def update_annotation(
-    user: User, annotation: Annotation, *, version: Any, points: Any = None, label: Any = None
+    user: User, annotation: Annotation, *, version: Any, points: Any = None, label: Any = None,
+    announce: Announce | None = None,
 ) -> Annotation:
     """Change points and/or label of the annotation at ``version``; the result has version + 1.
 
@@ -408,11 +410,12 @@ def update_annotation(
         current = _base_queryset().get(pk=annotation.pk)
         if not written:
             _raise_stale(current)
-        _announce("updated", current, user)
+        _announce("updated", current, user, announce)
     return current
 
 
-def delete_annotation(user: User, annotation: Annotation, *, version: Any = None) -> None:
+def delete_annotation(user: User, annotation: Annotation, *, version: Any = None,
+                      announce: Announce | None = None) -> None:
     """Soft-delete (the row stays, marked ``deleted``, with version + 1); ``version`` is optional."""
     check_can_change(user, annotation)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
@@ -427,7 +430,7 @@ def delete_annotation(user: User, annotation: Annotation, *, version: Any = None
             if current.deleted:
                 raise NotFound("No such annotation.")
             _raise_stale(current)
-        _announce("deleted", current, user)
+        _announce("deleted", current, user, announce)
 
 
 def _raise_stale(current: Annotation) -> None:
@@ -440,7 +443,7 @@ def _raise_stale(current: Annotation) -> None:
 
 __all__ = [
     "access_annotation",
-    "annotation_event",
+    "Announce",
     "by_client_ref",
     "calibration_for",
     "compute_measurements",

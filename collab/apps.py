@@ -6,5 +6,5 @@ class CollabConfig(AppConfig):
     verbose_name = "Reading sessions"
 
     def ready(self) -> None:
-        # Connects the receiver of annotations.services.annotation_event (session broadcasts).
+        # Connects the receivers that close the connections of a seat, membership or account taken away.
         from collab import services  # noqa: F401

@@ -23,7 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from collab import hub as hubs
 from collab import protocol, services
-from collab.events import encode, origin
+from collab.events import Origin, encode
 from collab.protocol import (
     AnnotationCreate,
     AnnotationDelete,
@@ -231,8 +231,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
         confirmed = self.access if self.hub is not None and self.hub.confirms(self.access) else None
 
         def call() -> Any:
-            with origin(self.connection_id, message.ref):
-                return service(self.user, self.session_id, message, confirmed=confirmed, **memo)
+            origin = Origin(self.connection_id, message.ref)
+            return service(self.user, self.session_id, message, confirmed=confirmed, origin=origin, **memo)
 
         return await database_sync_to_async(call)()
 

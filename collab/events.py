@@ -5,19 +5,17 @@ member in that process; it fans out to the local websockets, applying :mod:`coll
 is encoded to JSON text once, here, so what the Redis layer carries is plain JSON text plus the few plain
 fields the hub filters on (nothing it cannot serialise, and no per-recipient encoding).
 
-A write's ``ref`` is answered to the connection that sent it: the consumer sets :data:`ORIGIN` around the
-service call, and the event built when the transaction commits carries the connection id and a second
-text with the ``ref`` in it.
+A write's ``ref`` is answered to the connection that sent it: the consumer hands an :class:`Origin` to
+the service it calls, which passes it on to the call that broadcasts the write once it commits
+(``collab.services``); that event carries the connection id and a second text with the ``ref`` in it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,22 +37,6 @@ class Origin:
     session_id: int | None = None
     seat: dict[str, Any] | None = None
     announced: bool = False
-    quarantined: bool | None = None
-
-
-#: The connection (and its ``ref``) whose message is being handled in this context, if any.
-ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar("collab_origin", default=None)
-
-
-@contextlib.contextmanager
-def origin(connection: str, ref: str | None, session_id: int | None = None,
-           seat: dict[str, Any] | None = None) -> Iterator[Origin]:
-    here = Origin(connection, ref, session_id, seat)
-    token = ORIGIN.set(here)
-    try:
-        yield here
-    finally:
-        ORIGIN.reset(token)
 
 
 def group_name(session_id: int) -> str:
@@ -65,10 +47,12 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), allow_nan=False)
 
 
-def hub_message(kind: str, frame: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    """The channel-layer message a hub receives: ``kind``, the frame as text, and plain filter fields."""
+def hub_message(kind: str, frame: dict[str, Any] | None = None, *, origin: Origin | None = None,
+                **fields: Any) -> dict[str, Any]:
+    """The channel-layer message a hub receives: ``kind``, the frame as text, and plain filter fields;
+    ``origin``: the websocket message this answers (its sender gets the frame with its ``ref``)."""
     message: dict[str, Any] = {"type": "hub.event", "kind": kind, "text": encode(frame) if frame else ""}
-    here = ORIGIN.get()
+    here = origin
     if here is not None and frame is not None:
         here.announced = True
         message["origin"] = here.connection

@@ -686,8 +686,9 @@ def _session_annotation(access: SessionAccess, annotation_id: int) -> Annotation
     return annotation
 
 
-def _writer(user: Any, session_id: int, confirmed: SessionAccess | None = None) -> SessionAccess:
-    """Access for a write; the websocket origin gets the writer's fresh seat for the broadcast.
+def _writer(user: Any, session_id: int, confirmed: SessionAccess | None = None,
+            origin: events.Origin | None = None) -> SessionAccess:
+    """Access for a write; the websocket ``origin`` gets the writer's fresh seat for the broadcast.
 
     ``confirmed``: an access the caller holds whose :attr:`~SessionAccess.grant` a seat check found
     unchanged within the last second (a websocket's, see ``SessionHub.confirms``); it stands for a new
@@ -696,38 +697,36 @@ def _writer(user: Any, session_id: int, confirmed: SessionAccess | None = None) 
     usable = confirmed is not None and confirmed.session.pk == session_id and confirmed.user.pk == user.pk
     access = confirmed if usable else access_session(user, session_id)
     seat = access.require_annotator()
-    here = events.ORIGIN.get()
-    if here is not None:
-        here.session_id, here.seat = access.session.pk, seat.as_dict()
+    if origin is not None:
+        origin.session_id, origin.seat = access.session.pk, seat.as_dict()
     return access
 
 
 def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
                       confirmed: SessionAccess | None = None,
-                      instances: dict[str, Any] | None = None) -> dict[str, Any] | None:
+                      instances: dict[str, Any] | None = None,
+                      origin: events.Origin | None = None) -> dict[str, Any] | None:
     """Store ``message``'s annotation in the session; the broadcast answers the sender (with its ref).
 
     A ``ref`` used before returns the first annotation, as a reply frame for the sender alone: the
-    others have had it already, and nothing is stored twice. (Called inside ``events.origin``, which
-    tells whether the write was announced.) ``confirmed``: see :func:`_writer`; ``instances``: a memo of
+    others have had it already, and nothing is stored twice (``origin``, the websocket message, tells
+    whether the write was announced). ``confirmed``: see :func:`_writer`; ``instances``: a memo of
     the session's instances by UID (the process's hub keeps one per session and empties it whenever the
     session changes).
     """
-    access = _writer(user, session_id, confirmed)
+    access = _writer(user, session_id, confirmed, origin)
     check_point_budget(access, len(message.annotation.points))
     shape = message.annotation
     instance = _instance_in_session(access, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
-    _written_on(instance)
     annotation = annotation_services.create_annotation(
         user, access.session.project,
         instance_uid=shape.instance, frame=shape.frame, kind=shape.kind, points=shape.points,
         label=shape.label, client_ref=message.ref, session_id=access.session.pk,
-        checked=access.project, instance=instance,
+        checked=access.project, instance=instance, announce=_announcer(access.session, instance, origin),
     )
-    here = events.ORIGIN.get()
-    if here is not None and here.announced:
+    if origin is not None and origin.announced:
         return None
     if annotation.session_id != access.session.pk:
         raise Conflict("This ref was already used outside this session.")
@@ -738,23 +737,23 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
 
 
 def update_annotation(user: Any, session_id: int, message: AnnotationUpdate, *,
-                      confirmed: SessionAccess | None = None) -> None:
-    access = _writer(user, session_id, confirmed)
+                      confirmed: SessionAccess | None = None, origin: events.Origin | None = None) -> None:
+    access = _writer(user, session_id, confirmed, origin)
     annotation = _session_annotation(access, message.id)
-    _written_on(annotation.instance)
     if message.points is not None:
         check_point_budget(access, len(message.points) - len(annotation.points), author_id=annotation.author_id)
     annotation_services.update_annotation(
-        user, annotation, version=message.version, points=message.points, label=message.label
+        user, annotation, version=message.version, points=message.points, label=message.label,
+        announce=_announcer(access.session, annotation.instance, origin),
     )
 
 
 def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
-                      confirmed: SessionAccess | None = None) -> None:
-    access = _writer(user, session_id, confirmed)
+                      confirmed: SessionAccess | None = None, origin: events.Origin | None = None) -> None:
+    access = _writer(user, session_id, confirmed, origin)
     annotation = _session_annotation(access, message.id)
-    _written_on(annotation.instance)
-    annotation_services.delete_annotation(user, annotation, version=message.version)
+    annotation_services.delete_annotation(user, annotation, version=message.version,
+                                          announce=_announcer(access.session, annotation.instance, origin))
 
 
 def _instance_in_session(access: SessionAccess, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:
@@ -793,14 +792,6 @@ def prepare_live_writes(session_id: int) -> None:
         _instance_in_session(SessionAccess(session, nobody, None, None), "", None)
 
 
-def _written_on(instance: Any) -> None:
-    """Tell the broadcast of the websocket write under way whether its instance is quarantined, so it
-    need not read it again (:func:`_on_annotation_event`)."""
-    here = events.ORIGIN.get()
-    if here is not None:
-        here.quarantined = bool(instance.quarantined)
-
-
 def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:
     """REST: the session's organizer or a project organizer deletes any annotation of the session, in any
     status (a participant deletes their own under the websocket's rules: an annotating seat, an active
@@ -811,7 +802,8 @@ def delete_session_annotation(access: SessionAccess, annotation_id: Any, version
     else:
         access.require_annotator()
         annotation = _session_annotation(access, annotation_id)
-    annotation_services.delete_annotation(access.user, annotation, version=version)
+    annotation_services.delete_annotation(access.user, annotation, version=version,
+                                          announce=_announcer(access.session, annotation.instance, None))
 
 
 def check_point_budget(access: SessionAccess, added: int, *, author_id: int | None = None) -> None:
@@ -851,43 +843,35 @@ def points_used(session_id: int, author_id: int) -> tuple[int, int]:
     return int(in_session), int(by_author)
 
 
-@receiver(annotation_services.annotation_event, dispatch_uid="collab.annotation_event")
-def _on_annotation_event(sender: Any, event: dict[str, Any], user: Any, project: Any, **kwargs: Any) -> None:
-    """After an annotation of a session is written (websocket or REST), tell the session's hubs.
+def _announcer(session: ReadingSession, instance: Any, origin: events.Origin | None) -> annotation_services.Announce:
+    """What tells the session's hubs of a write on ``instance`` once it commits (websocket or REST).
 
-    Runs after commit (``annotations.services`` sends the signal from ``on_commit``), so it sends at once.
+    Called by ``annotations.services`` after commit, so it sends at once. A websocket write's ``origin``
+    holds the sender's seat, just checked, and its ``ref`` (answered to the sender alone); a REST write
+    looks the author's seat up. Whether the instance is held in quarantine travels with the event, so
+    the hubs show the mark to project organizers only (:func:`collab.visibility.may_see`).
     """
-    data = event["annotation"]
-    session_id = data.get("session")
-    if session_id is None:
-        return
-    here = events.ORIGIN.get()
-    live = here is not None and here.session_id == session_id and here.seat is not None
-    if live:
-        author = Seat.from_dict(here.seat)  # written through the websocket: the sender's seat, just checked
-    else:
-        session = ReadingSession.objects.filter(pk=session_id, project=project).first()
-        if session is None:
-            log.warning("collab: annotation %s names session %s of another project", data.get("id"), session_id)
-            return
-        author = author_seat(seats_by_username(session), data["author"])
-    kind = event["type"]
-    if kind == "deleted":
-        frame: dict[str, Any] = {"type": "annotation.deleted", "id": data["id"], "version": data["version"]}
-    else:
-        frame = {"type": f"annotation.{kind}", "annotation": annotation_frame(data)}
-    quarantined = here.quarantined if live and here.quarantined is not None else (
-        Annotation.objects.filter(pk=data["id"]).values_list("instance__quarantined", flat=True).first()
-    )
-    message = events.hub_message(
-        "annotation", frame, author=author.as_dict(), id=data["id"], version=data["version"],
-        quarantined=bool(quarantined),
-    )
-    try:
-        events.sender(session_id, message)
-    except Exception:
-        log.exception("collab: broadcast to session %s failed", session_id)
+    quarantined = bool(instance.quarantined)
 
+    def announce(kind: str, data: dict[str, Any]) -> None:
+        if origin is not None and origin.seat is not None and origin.session_id == session.pk:
+            author = Seat.from_dict(origin.seat)
+        else:
+            author = author_seat(seats_by_username(session), data["author"])
+        if kind == "deleted":
+            frame: dict[str, Any] = {"type": "annotation.deleted", "id": data["id"], "version": data["version"]}
+        else:
+            frame = {"type": f"annotation.{kind}", "annotation": annotation_frame(data)}
+        message = events.hub_message(
+            "annotation", frame, origin=origin, author=author.as_dict(), id=data["id"], version=data["version"],
+            quarantined=quarantined,
+        )
+        try:
+            events.sender(session.pk, message)
+        except Exception:
+            log.exception("collab: broadcast to session %s failed", session.pk)
+
+    return announce
 
 
 # ------------------------------------------------------------------------------------------------

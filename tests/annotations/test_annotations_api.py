@@ -310,25 +310,25 @@ def test_private_annotations_are_seen_by_their_author_and_organizers_only(team, 
 
 
 def test_events_are_sent_after_commit_and_carry_json(team, stored, django_capture_on_commit_callbacks):
+    """A caller's ``announce`` is called once each write commits (not for a refused one), with data that
+    survives a JSON round trip."""
     events: list[dict[str, Any]] = []
 
-    def receiver(sender: Any, event: dict[str, Any], **kwargs: Any) -> None:
-        events.append(json.loads(json.dumps(event)))  # must survive a JSON round trip
+    def announce(kind: str, data: dict[str, Any]) -> None:
+        events.append({"type": kind, "annotation": json.loads(json.dumps(data))})
 
-    services.annotation_event.connect(receiver)
-    try:
-        project = team["project"]
-        with django_capture_on_commit_callbacks(execute=True):
-            created = services.create_annotation(
-                team["reader"], project, instance_uid=stored["ct"], kind="ellipse", points=[[1, 1], [9, 9]]
-            )
-        with django_capture_on_commit_callbacks(execute=True):
-            services.update_annotation(team["reader"], created, version=1, label="liver")
-        with django_capture_on_commit_callbacks(execute=True), pytest.raises(Conflict):
-            services.update_annotation(team["reader"], created, version=1, label="stale")
-        with django_capture_on_commit_callbacks(execute=True):
-            services.delete_annotation(team["reader"], created)
-    finally:
-        services.annotation_event.disconnect(receiver)
+    project = team["project"]
+    with django_capture_on_commit_callbacks(execute=True):
+        created = services.create_annotation(
+            team["reader"], project, instance_uid=stored["ct"], kind="ellipse", points=[[1, 1], [9, 9]],
+            announce=announce,
+        )
+        assert events == []  # not before the commit
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_annotation(team["reader"], created, version=1, label="liver", announce=announce)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(Conflict):
+        services.update_annotation(team["reader"], created, version=1, label="stale", announce=announce)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_annotation(team["reader"], created, announce=announce)
     assert [(e["type"], e["annotation"]["version"]) for e in events] == [("created", 1), ("updated", 2), ("deleted", 3)]
     assert events[0]["annotation"]["measurements"]["stats"]["count"] > 0

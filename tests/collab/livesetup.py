@@ -39,7 +39,7 @@ for name in people:
     user = User.objects.get(username=name)
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     cookies[name] = f"{{settings.SESSION_COOKIE_NAME}}={{store.session_key}}"

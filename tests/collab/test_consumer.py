@@ -17,7 +17,7 @@ from django.db import connection
 
 from annotations.models import Annotation
 from collab import protocol, services
-from collab.events import origin
+from collab.events import Origin
 from collab.consumers import EPHEMERAL_BURST, EPHEMERAL_RATE
 from collab import hub as hubs
 from collab.hub import TICK
@@ -534,8 +534,8 @@ def test_a_live_annotation_reads_each_thing_once(crew: dict[str, Any], session: 
     write: nothing read twice before the broadcast (each query is a GIL hand-off under load)."""
     message = protocol.parse(json.dumps(length(crew["instance"], "once")))
     with django_capture_on_commit_callbacks(execute=True):  # (the broadcast, then the audit row)
-        with origin("connection", "once"), django_assert_max_num_queries(9):  # 5 reads, then the write
-            services.create_annotation(crew["r1"], session.pk, message)
+        with django_assert_max_num_queries(9):  # 5 reads, then the write
+            services.create_annotation(crew["r1"], session.pk, message, origin=Origin("connection", "once"))
     assert [m["kind"] for m in sent] == ["annotation"]
 
 
@@ -552,15 +552,16 @@ def test_a_write_whose_access_the_seat_check_confirmed_reads_nothing(
     for ref, reads in (("first", 1), ("second", 0)):  # the instance in the session's cases, then nothing
         message = protocol.parse(json.dumps(length(crew["instance"], ref)))
         with django_capture_on_commit_callbacks(execute=True):
-            with origin("connection", ref), django_assert_num_queries(reads + 4):  # points, savepoint, insert, release
-                services.create_annotation(crew["r1"], session.pk, message, confirmed=access, instances=instances)
+            with django_assert_num_queries(reads + 4):  # points, savepoint, insert, release
+                services.create_annotation(crew["r1"], session.pk, message, confirmed=access, instances=instances,
+                                           origin=Origin("connection", ref))
     assert [m["kind"] for m in sent] == ["annotation", "annotation"]
     stranger = services.seated_access(crew["r2"], session.pk)  # another user's access is not used
-    with origin("connection", "third"), pytest.raises(services.BadRequest):
+    with pytest.raises(services.BadRequest):
         services.create_annotation(crew["r1"], session.pk, protocol.parse(json.dumps(
             {**length(crew["instance"], "third"), "annotation": {**length(crew["instance"], "x")["annotation"],
                                                                   "instance": "1.2.3.4"}})),
-            confirmed=stranger, instances=instances)
+            confirmed=stranger, instances=instances, origin=Origin("connection", "third"))
 
 
 @pytest.mark.django_db
