@@ -17,9 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
 
 from collab import hub as hubs
 from collab import protocol, services
@@ -55,50 +52,69 @@ POINT_RATE, POINT_BURST = 2048.0, 16384.0
 point_buckets = Buckets(POINT_RATE, POINT_BURST)
 
 
-class SessionConsumer(AsyncWebsocketConsumer):
+class SessionConsumer:
+    """One websocket connection, as a plain ASGI application (no Channels consumer class underneath).
+
+    A connection needs no channel of its own: the process's session hub is the group's only member here
+    and calls the connection directly (:mod:`collab.hub`), which saves a subscription per connection. So
+    the connection is the only source of messages, and this class awaits them in turn: no ``asyncio.wait``
+    over a new task per message, and no thread hop per message to close stale database connections, as
+    Channels' consumer base class would make (every database call here goes through
+    ``database_sync_to_async``, which closes stale connections around each call itself). It relies on no
+    private part of Channels: the ASGI websocket messages, ``database_sync_to_async`` and the scope that
+    Channels' routing and authentication middleware fill in (``user``, ``url_route``).
+    """
+
     seat: Seat
     hub: hubs.SessionHub | None = None
     closing = False
 
+    @classmethod
+    def as_asgi(cls) -> Callable[..., Awaitable[None]]:
+        """The ASGI application: a new instance per connection."""
+
+        async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+                      send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+            await cls()(scope, receive, send)
+
+        return app
+
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
                        send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        """Channels' loop, for a connection without a channel of its own: each message awaited in turn.
+        """Each ASGI message in turn until the connection ends.
 
-        A connection needs no channel: the process's session hub is the group's only member here and
-        calls the connection directly (collab.hub), which saves a subscription per connection. With no
-        channel, the connection is the only source of messages, yet Channels 4.3 would still wait for it
-        with ``asyncio.wait`` over a new task per message: two tasks, a waiter and an extra turn of the
-        event loop for each of the 750 cursor frames a second one process receives from 25 readers.
-        Awaiting the connection's queue directly takes a message that is already there without leaving
-        this task.
-
-        However the loop ends (the client left, the server closed, an exception, the task cancelled),
+        However it ends (the client left, the server closed, an exception, the task cancelled),
         :meth:`_leave` takes the connection off the hub and out of presence: a consumer that died of an
         exception used to stay on the hub, whose heartbeat kept it "online" for good.
         """
         self.scope = scope
-        self.channel_layer = None
         self.base_send = send
         try:
             while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.connect":
+                    await self.connect()
+                elif kind == "websocket.receive":
+                    await self.receive(text_data=message.get("text"), bytes_data=message.get("bytes"))
+                elif kind == "websocket.disconnect":
+                    await self.disconnect(message.get("code", 1000))
+                    return
+                else:  # not the ASGI websocket protocol: a server bug, ends the connection (left cleanly)
+                    raise ValueError(f"Unexpected ASGI message {kind[:40]!r} on a websocket.")
         finally:
             await asyncio.shield(self._leave())
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Channels' dispatch, without its thread hop per message to close stale database connections.
+    # -- the ASGI websocket messages sent ---------------------------------------------------------
 
-        Channels 4.3 runs ``close_old_connections`` in a worker thread before every handler: with 50
-        readers sending 30 cursors a second that is 1,500 thread hops a second for frames that never
-        touch the database. Every database call of this consumer and its hub goes through
-        ``database_sync_to_async``, which closes stale connections around each call itself.
-        """
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+    async def accept(self) -> None:
+        await self.base_send({"type": "websocket.accept"})
+
+    async def send(self, text_data: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": text_data})
+
+    async def close(self, code: int = 1000) -> None:
+        await self.base_send({"type": "websocket.close", "code": code})
 
     async def connect(self) -> None:
         self.connection_id = str(uuid.uuid4())
