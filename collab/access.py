@@ -21,7 +21,7 @@ from viewer.access import ProjectAccess, access_project
 from viewer.models import Role
 
 from collab.models import Participant, ReadingSession, Status
-from collab.visibility import ANNOTATING_ROLES, Seat
+from collab.visibility import ANNOTATING_ROLES, Seat, decide_seat, manages_session
 
 
 class Forbidden(DomainError):
@@ -52,7 +52,8 @@ class SessionAccess:
 
     @property
     def manages(self) -> bool:
-        return self.session.organizer_id == self.user.pk or self.project.role == Role.ORGANIZER
+        return manages_session(is_session_organizer=self.session.organizer_id == self.user.pk,
+                               project_role=self.project.role)
 
     @property
     def seat(self) -> Seat | None:
@@ -109,6 +110,9 @@ def access_session(user: Any, session_id: object) -> SessionAccess:
         raise NotFound("No such session.") from None
     participant = Participant.objects.filter(session=session, user=user).first()
     access = SessionAccess(session=session, project=project, participant=participant, user=user)
-    if participant is None and not access.manages:
+    refusal = decide_seat(authenticated=True, project_role=project.role,
+                          seat_role=participant.role if participant else None, manages=access.manages,
+                          seat_required=False)
+    if refusal is not None:  # (only "forbidden" is left: the others are answered above)
         raise Forbidden("You are not a participant of this session.")
     return access

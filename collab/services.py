@@ -40,7 +40,7 @@ from collab.models import (
     Status,
 )
 from collab.protocol import PROTOCOL_LEVEL, AnnotationCreate, AnnotationDelete, AnnotationUpdate
-from collab.visibility import ANNOTATING_ROLES, Seat, What, may_see
+from collab.visibility import ANNOTATING_ROLES, Seat, What, decide_seat, manages_session, may_see
 from audit.models import Action, Outcome
 from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
@@ -589,14 +589,12 @@ def check_seats(session_id: int, usernames: Iterable[str]) -> SeatCheck:
     refused: dict[str, ErrorCode] = {}
     for name in wanted:
         pk, active, role, seated = found.get(name, (None, False, None, None))
-        if pk is None or not active:
-            refused[name] = ErrorCode.NOT_AUTHENTICATED
-        elif role is None:
-            refused[name] = ErrorCode.NOT_FOUND
-        elif seated is None:
-            refused[name] = ErrorCode.FORBIDDEN
+        organizer = manages_session(is_session_organizer=pk is not None and pk == organizer_id, project_role=role)
+        refusal = decide_seat(authenticated=pk is not None and bool(active), project_role=role, seat_role=seated,
+                              manages=organizer, seat_required=True)
+        if refusal is not None:
+            refused[name] = ErrorCode(refusal)
         else:
-            organizer = pk == organizer_id or role == Role.ORGANIZER
             seats[name] = Seat(name, seated, organizer, role == Role.ORGANIZER)
             grants[name] = Grant(seats[name], role, status, mode)
     return SeatCheck(mode, seats, refused, grants, bool(private))

@@ -57,6 +57,30 @@ class Seat:
 ANNOTATING_ROLES = frozenset({"presenter", "reader", "adjudicator"})
 
 
+def manages_session(*, is_session_organizer: bool, project_role: str | None) -> bool:
+    """The session's organizer and the project's organizers manage a session (and see everything)."""
+    return is_session_organizer or project_role == "organizer"
+
+
+def decide_seat(*, authenticated: bool, project_role: str | None, seat_role: str | None, manages: bool,
+                seat_required: bool) -> str | None:
+    """Who reaches a reading session: ``None`` when granted, else the refusal's code.
+
+    ``not_authenticated``: nobody logged in (or a deactivated account); ``not_found``: not a member of the
+    session's project (the session's existence does not leak); ``forbidden``: a member without a seat
+    who does not manage the session, or without a seat where one is required (a websocket). The REST
+    and page check (``collab.access.access_session``, over ORM rows) and the hubs' once-a-second check of
+    all their sockets (``collab.services.check_seats``, over two SQL statements) both decide here.
+    """
+    if not authenticated:
+        return "not_authenticated"
+    if project_role is None:
+        return "not_found"
+    if seat_role is None and (seat_required or not manages):
+        return "forbidden"
+    return None
+
+
 def sees_all(viewer: Seat, mode: str) -> bool:
     if mode != "blinded":
         return True

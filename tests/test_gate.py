@@ -18,6 +18,7 @@ import pytest
 from annotations import services as annotation_services
 from annotations.models import Annotation
 from collab import services as collab_services
+from collab import visibility
 from collab import protocol
 from crossread.errors import BadRequest
 from tests.factories.dicom import ct_dataset, to_bytes
@@ -57,6 +58,24 @@ def test_who_sees_an_annotation(role, own, private, quarantined):
         and (own or not private or role == "organizer")
     )
     assert rules.sees_project_annotation(role, own=own, private=private, quarantined=quarantined) is expected
+
+
+@pytest.mark.parametrize(("authenticated", "role", "seat", "session_organizer", "seat_required"),
+                         list(itertools.product((False, True), ROLES, (None, "reader", "observer"), (False, True),
+                                                (False, True))))
+def test_who_reaches_a_reading_session(authenticated, role, seat, session_organizer, seat_required):
+    manages = visibility.manages_session(is_session_organizer=session_organizer, project_role=role)
+    assert manages is (session_organizer or role == "organizer")
+    decided = visibility.decide_seat(authenticated=authenticated, project_role=role, seat_role=seat,
+                                     manages=manages, seat_required=seat_required)
+    if not authenticated:
+        assert decided == "not_authenticated"
+    elif role is None:
+        assert decided == "not_found"  # a session of a project one is not in does not exist for them
+    elif seat is None and (seat_required or not manages):
+        assert decided == "forbidden"
+    else:
+        assert decided is None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -190,7 +209,7 @@ def test_the_snapshot_hides_marks_on_held_images(held_session):
 ALLOWED = {
     "viewer/access.py": "the gate itself",
     "viewer/ingest.py": "writes the index rows of new instances (no caller's read)",
-    "viewer/management/commands/load_demo.py": "a command, not a caller's request",
+    "demo/management/commands/load_demo.py": "the demo loader, a command, not a caller's request",
 }
 
 _MODELS = {"Study", "Series", "Instance"}
