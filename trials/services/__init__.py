@@ -2,7 +2,7 @@
 through the ORM itself. Each write is ``check`` (look up, authorise, validate; raises a
 :class:`DomainError` and writes nothing) then the write in one transaction.
 
-One module a concern, each importing only those above it:
+One module a concern, each importing only those above it (an import contract in pyproject.toml):
 
 - :mod:`.access`: who reaches what, and the one blinding rule (:func:`visible_reads`)
 - :mod:`.setup`: creating a trial, adding subjects, assigning readers (organizers)
@@ -11,20 +11,21 @@ One module a concern, each importing only those above it:
 - :mod:`.signing`: signing, settling a subject, adjudication
 - :mod:`.reports`: the worklist and the dashboard (progress, agreement, plots)
 - :mod:`.exports`: the CSV and the DICOM SR
+
+The views (``trials.api``, ``trials.pages``) import from these modules. Re-exported here are only the
+calls the demo command and the tests make through ``trials.services``.
 """
 
-from trials.services.access import TrialAccess, access_read, access_subject, access_trial, visible_reads
-from trials.services.evaluation import recist_table, recist_timepoints, serialize_read
-from trials.services.exports import CSV_COLUMNS, export_csv, export_sr
-from trials.services.reading import access_lesion, add_lesion, delete_lesion, set_assessment, update_lesion
-from trials.services.reports import dashboard, worklist
-from trials.services.setup import add_subject, assign_readers, create_trial, usernames
-from trials.services.signing import adjudicate, adjudication_view, disagreements, final_read, sign_read, subject_state
+from trials.services.access import TrialAccess, access_trial, visible_reads
+from trials.services.evaluation import recist_table
+from trials.services.exports import CSV_COLUMNS
+from trials.services.reading import add_lesion, set_assessment
+from trials.services.reports import worklist
+from trials.services.setup import add_subject, assign_readers, create_trial
+from trials.services.signing import adjudicate, disagreements, sign_read, subject_state
 
 __all__ = [
-    "CSV_COLUMNS", "TrialAccess", "access_lesion", "access_read", "access_subject", "access_trial", "add_lesion",
-    "add_subject", "adjudicate", "adjudication_view", "assign_readers", "create_trial", "dashboard",
-    "delete_lesion", "disagreements", "export_csv", "export_sr", "final_read", "recist_table", "recist_timepoints",
-    "serialize_read", "set_assessment", "sign_read", "subject_state", "update_lesion", "usernames",
+    "CSV_COLUMNS", "TrialAccess", "access_trial", "add_lesion", "add_subject", "adjudicate", "assign_readers",
+    "create_trial", "disagreements", "recist_table", "set_assessment", "sign_read", "subject_state",
     "visible_reads", "worklist",
 ]
