@@ -13,10 +13,10 @@ Who may do what
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from crossread.errors import DomainError, ErrorCode, NotFound
 from trials.models import Read, ReadStatus, Subject, Trial
@@ -24,6 +24,7 @@ from viewer.access import ProjectAccess, access_project
 from viewer.models import Role
 
 User = AbstractBaseUser | AnonymousUser
+Row = TypeVar("Row", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -70,29 +71,28 @@ def visible_reads(access: TrialAccess) -> QuerySet[Read]:
     return reads.filter(reader=access.user)
 
 
-def access_read(access: TrialAccess, read_id: Any) -> Read:
+def row_by_key(rows: QuerySet[Row], key: Any, refusal: DomainError) -> Row:
+    """The row of ``rows`` whose primary key is ``key`` (a number, or text of one); else ``refusal``,
+    for a key that is no number as for one that names no row of ``rows``."""
     try:
-        key = int(read_id)
+        pk = int(key)
     except (TypeError, ValueError):
-        raise NotFound("No such read.") from None
-    read = visible_reads(access).filter(pk=key).first()
-    if read is None:
-        raise NotFound("No such read.")
-    return read
+        raise refusal from None
+    row = rows.filter(pk=pk).first()
+    if row is None:
+        raise refusal
+    return row
+
+
+def access_read(access: TrialAccess, read_id: Any) -> Read:
+    return row_by_key(visible_reads(access), read_id, NotFound("No such read."))
 
 
 def access_subject(access: TrialAccess, subject_id: Any) -> Subject:
     """Subjects are reachable by organizers and adjudicators (readers reach them through reads)."""
     if not access.sees_results:
         raise NotFound("No such subject.")
-    try:
-        key = int(subject_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such subject.") from None
-    subject = Subject.objects.filter(trial=access.trial, pk=key).first()
-    if subject is None:
-        raise NotFound("No such subject.")
-    return subject
+    return row_by_key(Subject.objects.filter(trial=access.trial), subject_id, NotFound("No such subject."))
 
 
 def require_organizer(access: TrialAccess) -> None:

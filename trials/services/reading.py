@@ -11,24 +11,27 @@ from annotations import sr
 from annotations.models import Annotation
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from trials.models import Assessment, Lesion, LesionRole, Read, TrialTimepoint
-from trials.services.access import TrialAccess
+from trials.services.access import TrialAccess, row_by_key
 from trials.services.setup import is_text
 
 _PREFIX = {LesionRole.TARGET: "T", LesionRole.NON_TARGET: "NT", LesionRole.NEW: "N"}
 
 
+def _refuse_signed(read: Read) -> None:
+    if read.is_signed:
+        raise Conflict("The read is signed and can no longer change.")
+
+
 def check_draft_owner(access: TrialAccess, read: Read) -> None:
     if read.reader_id != access.user.pk:
         raise DomainError("Only the reader of this read can change it.", code=ErrorCode.FORBIDDEN)
-    if read.is_signed:
-        raise Conflict("The read is signed and can no longer change.")
+    _refuse_signed(read)
 
 
 def lock_draft(read: Read) -> Read:
     """Re-read the row under a lock so that a concurrent signing cannot interleave with a write."""
     locked = Read.objects.select_for_update().get(pk=read.pk)
-    if locked.is_signed:
-        raise Conflict("The read is signed and can no longer change.")
+    _refuse_signed(locked)
     return locked
 
 
@@ -39,8 +42,7 @@ def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal:
     except ValueError:
         raise BadRequest("role must be one of target, non_target, new.") from None
     organ = _check_organ(organ)
-    if not isinstance(nodal, bool):
-        raise BadRequest("nodal must be true or false.")
+    nodal = _check_nodal(nodal)
     with transaction.atomic():
         read = lock_draft(read)
         count = Lesion.objects.filter(read=read, role=role).count()
@@ -59,15 +61,14 @@ def _check_organ(organ: Any) -> str:
     return organ
 
 
+def _check_nodal(nodal: Any) -> bool:
+    if not isinstance(nodal, bool):
+        raise BadRequest("nodal must be true or false.")
+    return nodal
+
+
 def access_lesion(read: Read, lesion_id: Any) -> Lesion:
-    try:
-        key = int(lesion_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such lesion.") from None
-    lesion = Lesion.objects.filter(read=read, pk=key).first()
-    if lesion is None:
-        raise NotFound("No such lesion.")
-    return lesion
+    return row_by_key(Lesion.objects.filter(read=read), lesion_id, NotFound("No such lesion."))
 
 
 def update_lesion(access: TrialAccess, lesion: Lesion, *, organ: Any = None, nodal: Any = None) -> Lesion:
@@ -76,9 +77,7 @@ def update_lesion(access: TrialAccess, lesion: Lesion, *, organ: Any = None, nod
     if organ is not None:
         changes["organ"] = _check_organ(organ)
     if nodal is not None:
-        if not isinstance(nodal, bool):
-            raise BadRequest("nodal must be true or false.")
-        changes["nodal"] = nodal
+        changes["nodal"] = _check_nodal(nodal)
     with transaction.atomic():
         lock_draft(lesion.read)
         Lesion.objects.filter(pk=lesion.pk).update(**changes)
@@ -93,14 +92,8 @@ def delete_lesion(access: TrialAccess, lesion: Lesion) -> None:
 
 
 def access_timepoint(read: Read, timepoint_id: Any) -> TrialTimepoint:
-    try:
-        key = int(timepoint_id)
-    except (TypeError, ValueError):
-        raise BadRequest("timepoint must be the id of one of the subject's time points.") from None
-    timepoint = TrialTimepoint.objects.filter(subject=read.subject, pk=key).select_related("study").first()
-    if timepoint is None:
-        raise BadRequest("timepoint must be the id of one of the subject's time points.")
-    return timepoint
+    return row_by_key(TrialTimepoint.objects.filter(subject=read.subject).select_related("study"), timepoint_id,
+                      BadRequest("timepoint must be the id of one of the subject's time points."))
 
 
 def _check_annotation(read: Read, timepoint: TrialTimepoint, annotation_id: Any) -> Annotation:
