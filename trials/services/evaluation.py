@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
+
+from django.db.models import QuerySet
 
 from annotations import recist
 from trials.models import Assessment, Lesion, LesionRole, Read, Trial, TrialTimepoint
@@ -48,16 +50,43 @@ def assessment_axes(access: TrialAccess, assessment: Assessment) -> Axes | None:
                 instance.columns or 0, instance.rows or 0)
 
 
-def read_rows(read: Read) -> tuple[list[TrialTimepoint], list[Lesion], dict[tuple[int, int], Assessment]]:
+class ReadRows(NamedTuple):
+    """A read's time points (baseline first), lesions (targets, non-targets, new) and assessments."""
+
+    timepoints: list[TrialTimepoint]
+    lesions: list[Lesion]
+    assessments: dict[tuple[int, int], Assessment]
+
+    def at(self, lesion: Lesion, tp: TrialTimepoint) -> Assessment | None:
+        return self.assessments.get((lesion.pk, tp.pk))
+
+    def status(self, lesion: Lesion, tp: TrialTimepoint) -> str | None:
+        return getattr(self.at(lesion, tp), "status", None)
+
+    def assessed(self, tp: TrialTimepoint) -> list[tuple[Lesion, Assessment]]:
+        """The lesions assessed at ``tp``, in table order, each with its assessment."""
+        return [(lesion, found) for lesion in self.lesions if (found := self.at(lesion, tp)) is not None]
+
+    def new_lesion_present(self, tp: TrialTimepoint) -> bool:
+        return any(self.status(x, tp) == "present" for x in self.lesions if x.role == LesionRole.NEW)
+
+    def day(self, tp: TrialTimepoint) -> int:
+        """Days from the baseline."""
+        return (tp.date - self.timepoints[0].date).days
+
+
+def read_assessments(read: Read) -> QuerySet[Assessment]:
+    """The read's assessments with what their measurements are read from."""
+    return Assessment.objects.filter(lesion__read=read).select_related(
+        "annotation__instance__series__study", "timepoint__study")
+
+
+def read_rows(read: Read) -> ReadRows:
     timepoints = list(read.subject.timepoints.select_related("study").order_by("order"))
     rank = {LesionRole.TARGET: 0, LesionRole.NON_TARGET: 1, LesionRole.NEW: 2}
     lesions = sorted(read.lesions.order_by("pk"), key=lambda lesion: rank[LesionRole(lesion.role)])
-    assessments = {
-        (a.lesion_id, a.timepoint_id): a
-        for a in Assessment.objects.filter(lesion__read=read).select_related(
-            "annotation__instance__series__study", "timepoint__study")
-    }
-    return timepoints, lesions, assessments
+    assessments = {(a.lesion_id, a.timepoint_id): a for a in read_assessments(read)}
+    return ReadRows(timepoints, lesions, assessments)
 
 
 def _non_target_response(statuses: list[str | None]) -> recist.NonTarget:
@@ -76,13 +105,13 @@ def recist_timepoints(access: TrialAccess, read: Read) -> tuple[list[recist.Time
     A target without a usable measurement counts as ``not_evaluable`` so the table can show the
     rest; signing refuses while anything is missing.
     """
-    timepoints, lesions, assessments = read_rows(read)
+    rows = read_rows(read)
     missing: list[str] = []
     result = []
-    for tp in timepoints:
+    for tp in rows.timepoints:
         targets = []
-        for lesion in (x for x in lesions if x.role == LesionRole.TARGET):
-            assessment = assessments.get((lesion.pk, tp.pk))
+        for lesion in (x for x in rows.lesions if x.role == LesionRole.TARGET):
+            assessment = rows.at(lesion, tp)
             status = assessment.status if assessment else None
             diameter = None
             if status == "measured":
@@ -97,8 +126,8 @@ def recist_timepoints(access: TrialAccess, read: Read) -> tuple[list[recist.Time
             targets.append(recist.Lesion(
                 lesion_id=lesion.identifier, organ=lesion.organ, nodal=lesion.nodal,
                 status=recist.LesionStatus(status or "not_evaluable"), diameter_mm=diameter))
-        non_targets = [x for x in lesions if x.role == LesionRole.NON_TARGET]
-        statuses = [getattr(assessments.get((x.pk, tp.pk)), "status", None) for x in non_targets]
+        non_targets = [x for x in rows.lesions if x.role == LesionRole.NON_TARGET]
+        statuses = [rows.status(x, tp) for x in non_targets]
         for lesion, status in zip(non_targets, statuses, strict=True):
             if status is None:
                 missing.append(f"{tp.label}: {lesion.identifier} is not assessed")
@@ -106,13 +135,11 @@ def recist_timepoints(access: TrialAccess, read: Read) -> tuple[list[recist.Time
             non_target = recist.NonTarget.PRESENT if non_targets else recist.NonTarget.ABSENT
         else:
             non_target = _non_target_response(statuses) if non_targets else None
-        new = any(getattr(assessments.get((x.pk, tp.pk)), "status", None) == "present"
-                  for x in lesions if x.role == LesionRole.NEW)
         result.append(recist.Timepoint(
             label=tp.label, date=tp.date, modality=recist.Modality(tp.modality),
             slice_thickness_mm=tp.slice_thickness_mm, targets=targets, non_target=non_target,
-            new_lesions=new and tp.order > 0))
-    if not any(x.role in (LesionRole.TARGET, LesionRole.NON_TARGET) for x in lesions):
+            new_lesions=rows.new_lesion_present(tp) and tp.order > 0))
+    if not any(x.role in (LesionRole.TARGET, LesionRole.NON_TARGET) for x in rows.lesions):
         missing.append("baseline: no target or non-target lesion yet")
     return result, missing
 
@@ -136,8 +163,7 @@ def recist_table(access: TrialAccess, read: Read) -> dict[str, Any]:
 
 def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
     """The read as its reader (or an organizer/adjudicator) sees it; dates only for the latter."""
-    timepoints, lesions, assessments = read_rows(read)
-    baseline = timepoints[0].date if timepoints else None
+    rows = read_rows(read)
     table = recist_table(access, read)
     data: dict[str, Any] = {
         "id": read.pk,
@@ -148,18 +174,18 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
         "signed_at": read.signed_at.isoformat() if read.signed_at else None,
         "editable": read.reader_id == access.user.pk and not read.is_signed,
         "timepoints": [
-            {"id": tp.pk, "label": tp.label, "order": tp.order, "day": (tp.date - baseline).days if baseline else 0,
+            {"id": tp.pk, "label": tp.label, "order": tp.order, "day": rows.day(tp),
              "study": tp.study.study_instance_uid, "modality": tp.modality,
              **({"date": tp.date.isoformat()} if access.sees_dates else {})}
-            for tp in timepoints
+            for tp in rows.timepoints
         ],
         "lesions": [],
         "recist": table,
     }
-    for lesion in lesions:
+    for lesion in rows.lesions:
         cells = []
-        for tp in timepoints:
-            assessment = assessments.get((lesion.pk, tp.pk))
+        for tp in rows.timepoints:
+            assessment = rows.at(lesion, tp)
             axes = assessment_axes(access, assessment) if assessment else None
             cells.append(None if assessment is None else {
                 "timepoint": tp.pk,
@@ -179,5 +205,5 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
             "nodal": lesion.nodal, "tracking_uid": lesion.tracking_uid, "assessments": cells,
         })
     if data["editable"]:
-        data["measurements"] = own_measurements(read, timepoints)
+        data["measurements"] = own_measurements(read, rows.timepoints)
     return data

@@ -13,9 +13,10 @@ from audit.models import Action
 from audit.services import record
 from crossread import csvsafe
 from crossread.errors import Conflict, DomainError, ErrorCode
-from trials.models import Adjudication, Assessment, Lesion, LesionRole, Read, ReadStatus
+from trials.models import Assessment, Lesion, Read, ReadStatus
 from trials.services.access import TrialAccess, require_organizer
 from trials.services.evaluation import read_rows
+from trials.services.signing import adjudication_of
 from viewer.access import ProjectAccess
 from viewer.ingest import ingest_bytes
 from viewer.models import Study
@@ -40,6 +41,11 @@ def _fmt(value: Any) -> Any:
     return value
 
 
+def _results_by_label(read: Read) -> dict[str, dict[str, Any]]:
+    """The signed read's frozen result per time point label."""
+    return {tp["label"]: tp for tp in read.result["timepoints"]}  # type: ignore[index]
+
+
 def export_csv(access: TrialAccess) -> str:
     """One row per signed read × time point × lesion (a row without lesion when there is none)."""
     require_organizer(access)
@@ -51,33 +57,26 @@ def export_csv(access: TrialAccess) -> str:
     reads = Read.objects.filter(trial=access.trial).exclude(status=ReadStatus.DRAFT).select_related(
         "reader", "subject").order_by("subject__label", "reader__username")
     for read in reads:
-        decision = Adjudication.objects.filter(subject=read.subject).select_related("adjudicator").first()
-        timepoints, lesions, assessments = read_rows(read)
-        results = {tp["label"]: tp for tp in read.result["timepoints"]}  # type: ignore[index]
-        baseline = timepoints[0].date
-        new_by_tp = {tp.pk: any(getattr(assessments.get((x.pk, tp.pk)), "status", None) == "present"
-                                for x in lesions if x.role == LesionRole.NEW) for tp in timepoints}
-        for tp in timepoints:
+        decision = adjudication_of(read.subject)
+        rows = read_rows(read)
+        results = _results_by_label(read)
+        for tp in rows.timepoints:
             result = results[tp.label]
-            common = [access.trial.name, read.subject.label, tp.label, (tp.date - baseline).days, tp.date.isoformat(),
+            common = [access.trial.name, read.subject.label, tp.label, rows.day(tp), tp.date.isoformat(),
                       read.reader.get_username(), read.status]
             tail = [result["sum_mm"], result["change_from_baseline_pct"], result["nadir_mm"],
                     result["change_from_nadir_pct"], result["target_response"], result["non_target_response"],
-                    new_by_tp[tp.pk] if tp.order else None, result["overall_response"],
+                    rows.new_lesion_present(tp) if tp.order else None, result["overall_response"],
                     read.result["best_overall_response"],  # type: ignore[index]
                     decision is not None, (decision.chosen_read_id == read.pk) if decision else None,
                     decision.adjudicator.get_username() if decision else None,
                     decision.reason if decision else None]
-            rows_written = False
-            for lesion in lesions:
-                assessment = assessments.get((lesion.pk, tp.pk))
-                if assessment is None:
-                    continue
+            assessed = rows.assessed(tp)
+            for lesion, assessment in assessed:
                 writer.writerow([_fmt(v) for v in common + [
                     lesion.identifier, lesion.role, lesion.organ, lesion.nodal, lesion.tracking_uid,
                     assessment.status, assessment.long_axis_mm, assessment.short_axis_mm] + tail])
-                rows_written = True
-            if not rows_written:
+            if not assessed:
                 writer.writerow([_fmt(v) for v in common + [None] * 8 + tail])
     return out.getvalue()
 
@@ -110,24 +109,18 @@ def export_sr(access: TrialAccess, read: Read) -> list[dict[str, str]]:
            object_id=str(read.pk), format="DICOM SR")
     if read.sr_instances:
         return list(read.sr_instances)
-    timepoints, lesions, assessments = read_rows(read)
-    results = {tp["label"]: tp for tp in read.result["timepoints"]}  # type: ignore[index]
-    baseline = timepoints[0].date
+    rows = read_rows(read)
+    results = _results_by_label(read)
     stored: list[dict[str, str]] = []
-    for tp in timepoints:
-        findings = []
-        for lesion in lesions:
-            assessment = assessments.get((lesion.pk, tp.pk))
-            if assessment is None:
-                continue
-            findings.append(_finding(lesion, assessment))
+    for tp in rows.timepoints:
+        findings = [_finding(lesion, assessment) for lesion, assessment in rows.assessed(tp)]
         if not findings:
             continue
         result = results[tp.label]
-        last = tp.order == len(timepoints) - 1
+        last = tp.order == len(rows.timepoints) - 1
         report_read = sr.ReadForSR(
             reader_name=_person_name(read.reader), reader_login=read.reader.get_username(),
-            timepoint_label=tp.label, timepoint_order=tp.order, days_from_baseline=(tp.date - baseline).days,
+            timepoint_label=tp.label, timepoint_order=tp.order, days_from_baseline=rows.day(tp),
             subject_label=read.subject.label, trial_name=read.trial.name, findings=findings,
             responses=sr.Responses(target=result["target_response"], non_target=result["non_target_response"],
                                    overall=result["overall_response"],

@@ -14,7 +14,13 @@ from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode
 from trials.models import Adjudication, Assessment, Read, ReadStatus, Subject
 from trials.services.access import TrialAccess, require_results
-from trials.services.evaluation import assessment_axes, recist_timepoints, serialize_read, trial_settings
+from trials.services.evaluation import (
+    assessment_axes,
+    read_assessments,
+    recist_timepoints,
+    serialize_read,
+    trial_settings,
+)
 from trials.services.reading import check_draft_owner, lock_draft
 
 MAX_REASON_LENGTH = 2000
@@ -38,8 +44,7 @@ def sign_read(access: TrialAccess, read: Read) -> Read:
         if reasons:
             raise BadRequest("The read cannot be signed yet.", errors=reasons)
         assert evaluation is not None
-        for assessment in Assessment.objects.filter(lesion__read=read).select_related(
-                "annotation__instance__series__study", "timepoint__study"):
+        for assessment in read_assessments(read):
             axes = assessment_axes(access, assessment)
             if axes is not None:
                 Assessment.objects.filter(pk=assessment.pk).update(
@@ -126,6 +131,11 @@ def adjudicate(access: TrialAccess, subject: Subject, *, read: Any, reason: Any)
     return adjudication
 
 
+def adjudication_of(subject: Subject) -> Adjudication | None:
+    """The subject's adjudication, with its adjudicator; None before one."""
+    return Adjudication.objects.filter(subject=subject).select_related("adjudicator").first()
+
+
 def final_read(subject: Subject) -> Read | None:
     """The read that stands for the subject: the adjudicated choice, else the agreeing first read."""
     state = subject_state(subject)
@@ -140,7 +150,7 @@ def adjudication_view(access: TrialAccess, subject: Subject) -> dict[str, Any]:
     """Both signed reads of a subject side by side, where they differ, and the decision if any."""
     require_results(access)
     reads = [r for r in subject_reads(subject) if r.is_signed]
-    decision = Adjudication.objects.filter(subject=subject).select_related("adjudicator").first()
+    decision = adjudication_of(subject)
     return {
         "subject": {"id": subject.pk, "label": subject.label},
         "state": subject_state(subject),
