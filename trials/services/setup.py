@@ -31,11 +31,11 @@ def usernames(users: Iterable[Any]) -> list[str]:
     return [u.get_username() for u in users]
 
 
-def _users(project_access: ProjectAccess, usernames: Any, what: str, minimum: str) -> list[Any]:
-    if not isinstance(usernames, list) or not all(isinstance(u, str) for u in usernames):
+def _users(project_access: ProjectAccess, names: Any, what: str, minimum: str) -> list[Any]:
+    if not isinstance(names, list) or not all(isinstance(u, str) for u in names):
         raise BadRequest(f"{what} must be a list of user names.")
     found = []
-    for name in usernames:
+    for name in names:
         membership = Membership.objects.select_related("user").filter(
             project=project_access.project, user__username=name).first()
         if membership is None or not membership.has_role(minimum):
