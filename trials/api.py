@@ -1,4 +1,4 @@
-"""REST endpoints of trials (DRF). Thin: resolve through trials.services access functions, call one action.
+"""REST endpoints of trials (DRF). Thin: resolve through :mod:`trials.services.access`, call one action.
 
 - ``GET|POST /api/trials/<slug>/``: the trial (any member) / create it (organizer)
 - ``POST /api/trials/<slug>/subjects/`` ``{"label", "patient_id"}`` (organizer)
@@ -24,7 +24,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crossread.errors import BadRequest
-from trials import services
+from trials.services import evaluation, exports, reading, reports, setup, signing
+from trials.services.access import TrialAccess, access_read, access_subject, access_trial
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -33,13 +34,13 @@ def _body(request: Request) -> dict[str, Any]:
     return request.data
 
 
-def trial_json(access: services.TrialAccess) -> dict[str, Any]:
+def trial_json(access: TrialAccess) -> dict[str, Any]:
     trial = access.trial
     return {
         "name": trial.name,
         "double_read": trial.double_read,
         "confirmation_required": trial.confirmation_required,
-        "adjudicators": services.usernames(trial.adjudicators.all()),
+        "adjudicators": setup.usernames(trial.adjudicators.all()),
         "subjects": trial.subjects.count(),
         "you": {"organizer": access.is_organizer, "adjudicator": access.is_adjudicator},
     }
@@ -47,21 +48,21 @@ def trial_json(access: services.TrialAccess) -> dict[str, Any]:
 
 class TrialView(APIView):
     def get(self, request: Request, slug: str) -> Response:
-        return Response(trial_json(services.access_trial(request.user, slug)))
+        return Response(trial_json(access_trial(request.user, slug)))
 
     def post(self, request: Request, slug: str) -> Response:
         body = _body(request)
-        services.create_trial(
+        setup.create_trial(
             request.user, slug, name=body.get("name"), double_read=body.get("double_read", True),
             confirmation_required=body.get("confirmation_required", True), adjudicators=body.get("adjudicators", []))
-        return Response(trial_json(services.access_trial(request.user, slug)), status=201)
+        return Response(trial_json(access_trial(request.user, slug)), status=201)
 
 
 class SubjectsView(APIView):
     def post(self, request: Request, slug: str) -> Response:
-        access = services.access_trial(request.user, slug)
+        access = access_trial(request.user, slug)
         body = _body(request)
-        subject = services.add_subject(access, label=body.get("label"), patient_id=body.get("patient_id"))
+        subject = setup.add_subject(access, label=body.get("label"), patient_id=body.get("patient_id"))
         return Response({"id": subject.pk, "label": subject.label,
                          "timepoints": [{"id": t.pk, "label": t.label, "date": t.date.isoformat()}
                                         for t in subject.timepoints.all()]}, status=201)
@@ -69,93 +70,93 @@ class SubjectsView(APIView):
 
 class AssignView(APIView):
     def post(self, request: Request, slug: str) -> Response:
-        access = services.access_trial(request.user, slug)
-        created = services.assign_readers(access, readers=_body(request).get("readers"))
+        access = access_trial(request.user, slug)
+        created = setup.assign_readers(access, readers=_body(request).get("readers"))
         return Response({"created": len(created)}, status=201)
 
 
 class ReadListView(APIView):
     def get(self, request: Request, slug: str) -> Response:
-        return Response({"reads": services.worklist(services.access_trial(request.user, slug))})
+        return Response({"reads": reports.worklist(access_trial(request.user, slug))})
 
 
 class ReadDetailView(APIView):
     def get(self, request: Request, slug: str, pk: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        return Response(services.serialize_read(access, services.access_read(access, pk)))
+        access = access_trial(request.user, slug)
+        return Response(evaluation.serialize_read(access, access_read(access, pk)))
 
 
 class LesionListView(APIView):
     def post(self, request: Request, slug: str, pk: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        read = services.access_read(access, pk)
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
         body = _body(request)
-        lesion = services.add_lesion(access, read, role=body.get("role"), organ=body.get("organ"),
-                                     nodal=body.get("nodal", False))
+        lesion = reading.add_lesion(access, read, role=body.get("role"), organ=body.get("organ"),
+                                    nodal=body.get("nodal", False))
         return Response({"id": lesion.pk, "identifier": lesion.identifier, "tracking_uid": lesion.tracking_uid},
                         status=201)
 
 
 class LesionDetailView(APIView):
     def patch(self, request: Request, slug: str, pk: int, lesion: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        read = services.access_read(access, pk)
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
         body = _body(request)
-        services.update_lesion(access, services.access_lesion(read, lesion), organ=body.get("organ"),
-                               nodal=body.get("nodal"))
-        return Response(services.serialize_read(access, read))
+        reading.update_lesion(access, reading.access_lesion(read, lesion), organ=body.get("organ"),
+                              nodal=body.get("nodal"))
+        return Response(evaluation.serialize_read(access, read))
 
     def delete(self, request: Request, slug: str, pk: int, lesion: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        read = services.access_read(access, pk)
-        services.delete_lesion(access, services.access_lesion(read, lesion))
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
+        reading.delete_lesion(access, reading.access_lesion(read, lesion))
         return Response(status=204)
 
 
 class AssessmentView(APIView):
     def put(self, request: Request, slug: str, pk: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        read = services.access_read(access, pk)
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
         body = _body(request)
-        services.set_assessment(access, read, lesion=body.get("lesion"), timepoint=body.get("timepoint"),
-                                status=body.get("status"), annotation=body.get("annotation"))
-        return Response(services.serialize_read(access, read))
+        reading.set_assessment(access, read, lesion=body.get("lesion"), timepoint=body.get("timepoint"),
+                               status=body.get("status"), annotation=body.get("annotation"))
+        return Response(evaluation.serialize_read(access, read))
 
 
 class SignView(APIView):
     def post(self, request: Request, slug: str, pk: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        read = services.sign_read(access, services.access_read(access, pk))
-        return Response(services.serialize_read(access, read))
+        access = access_trial(request.user, slug)
+        read = signing.sign_read(access, access_read(access, pk))
+        return Response(evaluation.serialize_read(access, read))
 
 
 class SRExportView(APIView):
     def post(self, request: Request, slug: str, pk: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        return Response({"instances": services.export_sr(access, services.access_read(access, pk))})
+        access = access_trial(request.user, slug)
+        return Response({"instances": exports.export_sr(access, access_read(access, pk))})
 
 
 class AdjudicationView(APIView):
     def get(self, request: Request, slug: str, pk: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        return Response(services.adjudication_view(access, services.access_subject(access, pk)))
+        access = access_trial(request.user, slug)
+        return Response(signing.adjudication_view(access, access_subject(access, pk)))
 
     def post(self, request: Request, slug: str, pk: int) -> Response:
-        access = services.access_trial(request.user, slug)
-        subject = services.access_subject(access, pk)
+        access = access_trial(request.user, slug)
+        subject = access_subject(access, pk)
         body = _body(request)
-        services.adjudicate(access, subject, read=body.get("read"), reason=body.get("reason"))
-        return Response(services.adjudication_view(access, subject), status=201)
+        signing.adjudicate(access, subject, read=body.get("read"), reason=body.get("reason"))
+        return Response(signing.adjudication_view(access, subject), status=201)
 
 
 class DashboardView(APIView):
     def get(self, request: Request, slug: str) -> Response:
-        return Response(services.dashboard(services.access_trial(request.user, slug)))
+        return Response(reports.dashboard(access_trial(request.user, slug)))
 
 
 class CsvExportView(APIView):
     def get(self, request: Request, slug: str) -> HttpResponse:
-        access = services.access_trial(request.user, slug)
-        response = HttpResponse(services.export_csv(access), content_type="text/csv; charset=utf-8")
+        access = access_trial(request.user, slug)
+        response = HttpResponse(exports.export_csv(access), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{slug}-recist.csv"'
         return response
