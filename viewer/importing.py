@@ -4,8 +4,10 @@ The source tree may be careless or hostile, and the command runs with the rights
 
 - Symbolic links are never followed, to files or folders, and files are opened with ``O_NOFOLLOW``:
   a link into another project's stored objects imports nothing. A link is reported as refused.
-- Nothing inside Crossread's own data folder (``DATA_DIR``, the object store) is read: it holds
-  every project's files. A path given inside it is refused, and a walk prunes it.
+- Nothing inside Crossread's object store (``DATA_DIR/objects``) or its spool of uploads
+  (``DATA_DIR/tmp``) is read: they hold every project's files. A path given inside them is refused,
+  and a walk prunes them. The rest of the data folder may hold files to import (``load_demo`` writes
+  the phantom and the synthetic slide there).
 - A DICOMDIR is read record by record: each referenced file must lie inside the DICOMDIR's folder
   and exist; a record that points elsewhere (``..``) or to a missing file is a refusal of its own.
 
@@ -37,12 +39,12 @@ class Refusal:
 
 
 LINK = "A symbolic link; import_dicom does not follow links."
-PROTECTED = "Inside Crossread's data folder, which holds the stored files of every project; not read."
+PROTECTED = "Inside Crossread's object store or upload spool, which hold the files of every project; not read."
 
 
 def protected_folders() -> tuple[Path, ...]:
-    """Folders no import reads from: the data folder and the object store (resolved)."""
-    return tuple({Path(settings.DATA_DIR).resolve(), object_store().root.resolve()})
+    """Folders no import reads from: the object store and the spool of uploads (resolved)."""
+    return tuple({object_store().root.resolve(), (Path(settings.DATA_DIR) / "tmp").resolve()})
 
 
 def _inside(path: Path, folders: tuple[Path, ...]) -> bool:

@@ -126,14 +126,14 @@ def test_import_dicom_follows_no_link_and_reads_nothing_in_the_data_folder(team,
 
     call_command("import_dicom", str(source), str(tmp_path / "link-argument.dcm"), "--project", "trial")
     call_command("import_dicom", str(stored.parent), "--project", "trial")  # a folder of the object store
-    call_command("import_dicom", str(settings.DATA_DIR), "--project", "trial")  # the data folder itself
+    call_command("import_dicom", str(object_store().root), "--project", "trial")  # the object store itself
 
     out = capsys.readouterr()
     assert "1 stored, 0 already stored, 3 refused" in out.out
     assert out.out.count("0 stored, 0 already stored, 1 refused") == 2
     for name in ("file-link.dcm", "folder-link", "link-argument.dcm"):
         assert f"{name}: A symbolic link" in out.err
-    assert out.err.count("Inside Crossread's data folder") == 2
+    assert out.err.count("Inside Crossread's object store") == 2
     assert Instance.objects.filter(project=team["project"]).count() == 1
     assert not Instance.objects.filter(project=team["project"], sop_instance_uid=theirs.sop_instance_uid).exists()
 
@@ -148,16 +148,19 @@ def test_reading_a_file_through_a_folder_swapped_for_a_link_is_refused(team, tmp
     assert refused == importing.Refusal(str(tmp_path / "swapped" / stored.name), importing.PROTECTED)
 
 
-def test_a_walk_prunes_the_data_folder_inside_it(team, tmp_path, capsys, settings):
-    """Importing a folder that holds the data folder (a checkout, say) skips the data folder."""
+def test_a_walk_prunes_the_object_store_inside_it(team, tmp_path, capsys, settings):
+    """Importing a folder that holds the data folder (a checkout, say) skips the object store, and
+    reads the rest of the data folder (where load_demo writes the phantom it imports)."""
     settings.DATA_DIR = tmp_path / "checkout" / "data"
     assert ingest_files(team["project"], [("stored.dcm", ct_bytes())]).stored
     (tmp_path / "checkout" / "new.dcm").write_bytes(ct_bytes())
+    (settings.DATA_DIR / "phantom").mkdir()
+    (settings.DATA_DIR / "phantom" / "written-here.dcm").write_bytes(ct_bytes())
     call_command("import_dicom", str(tmp_path / "checkout"), "--project", "trial")
     out = capsys.readouterr()
-    assert "1 stored, 0 already stored, 1 refused" in out.out
-    assert "data: Inside Crossread's data folder" in out.err
-    assert Instance.objects.count() == 2
+    assert "2 stored, 0 already stored, 1 refused" in out.out
+    assert "objects: Inside Crossread's object store" in out.err
+    assert Instance.objects.count() == 3
 
 
 # --------------------------------------------------------------------------- DICOMDIR records

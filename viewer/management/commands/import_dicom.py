@@ -1,6 +1,6 @@
 """``manage.py import_dicom PATH [PATH ...] --project SLUG``: the command-line ingest path.
 
-Symbolic links are not followed and nothing inside the data folder is read (see
+Symbolic links are not followed and nothing inside the object store or the upload spool is read (see
 :mod:`viewer.importing`); what is not read is listed as refused, with the files that failed.
 """
 
