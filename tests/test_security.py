@@ -113,17 +113,11 @@ def test_the_image_fast_route_sends_the_security_headers_of_djangos_path(client,
     from django.core.asgi import get_asgi_application
 
     from crossread.asgi import application, django_asgi_app
-    from tests.factories.dicom import ct_dataset, to_bytes
     from tests.factories.models import token_for
-    from tests.viewer.dicomweb_helpers import stow
+    from tests.viewer.dicomweb_helpers import stored_frame_url
     from viewer.fastpath import FastImageRoutes
 
-    ds = ct_dataset()
-    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
-    path = (
-        f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered"
-    )
+    path = stored_frame_url(client, team)
     token = [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
     client.force_login(team["viewer"])
     cookie = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]

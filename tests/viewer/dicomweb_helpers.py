@@ -26,3 +26,16 @@ def body(response: Any) -> bytes:
 
 def parts(response: Any) -> list[bytes]:
     return [p.body for p in parse_multipart_related(body(response), response["Content-Type"])]
+
+
+def stored_frame_url(client: Any, team: dict[str, Any]) -> str:
+    """Store a CT image in the team's project (as its reader) and return its first frame's rendered URL."""
+    from tests.factories.dicom import ct_dataset, to_bytes
+    from tests.factories.models import token_for
+
+    ds = ct_dataset()
+    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
+    return (
+        f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered"
+    )

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 from crossread.asgi import application
 from tests.factories.dicom import ct_dataset, to_bytes
 from tests.factories.models import token_for
-from tests.viewer.dicomweb_helpers import stow
+from tests.viewer.dicomweb_helpers import stored_frame_url, stow
 from viewer import render_views, rendering
 from viewer.access_cache import RECENT_ACCESS, RecentAccess
 from viewer.models import Membership
@@ -29,12 +29,7 @@ def asgi_get(path: str, query: str = "", headers: list[tuple[bytes, bytes]] | No
 
 def test_rendered_images_through_the_fast_path(client, team):
     rendering.OUTPUT_CACHE.clear()
-    ds = ct_dataset()
-    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
-    path = (
-        f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
-        f"/instances/{ds.SOPInstanceUID}/frames/1/rendered"
-    )
+    path = stored_frame_url(client, team)
     auth = [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
 
     fast = asgi_get(path, "window=100,200&accept=image/png", auth)
