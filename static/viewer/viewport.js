@@ -15,17 +15,8 @@ import * as annotations from "./annotations.js";
 import { emit } from "./bus.js";
 import * as loader from "./loader.js";
 import { drawOverlay } from "./overlay.js";
-import { TOOLS } from "./tools.js";
 import { Cine } from "./viewport/cine.js";
 import { Frames } from "./viewport/frames.js";
-import { hoverMode } from "./viewport/modes/hover.js";
-import { labelMode } from "./viewport/modes/label.js";
-import { measureMode } from "./viewport/modes/measure.js";
-import { panMode } from "./viewport/modes/pan.js";
-import { scrollMode } from "./viewport/modes/scroll.js";
-import { selectMode } from "./viewport/modes/select.js";
-import { windowLevelMode } from "./viewport/modes/windowlevel.js";
-import { zoomMode } from "./viewport/modes/zoom.js";
 import { writeText } from "./viewport/text.js";
 import { Tiles, isLarge } from "./viewport/tiles.js";
 import { canvasTransform, fitView, panView, toImage, toScreen, zoomView } from "./viewport/view.js";
@@ -33,13 +24,10 @@ import { effectiveWindow, previewTransfer } from "./viewport/windowing.js";
 
 const WINDOW_REQUEST_INTERVAL = 120; // ms between server renders while the window is dragged
 
-/** The mode of the primary button for each tool of the toolbar. */
-const TOOL_MODES = { pointer: selectMode, wl: windowLevelMode, pan: panMode, zoom: zoomMode };
-
-function toolMode(viewport, tool) {
-  if (TOOLS[tool]) return measureMode(viewport, TOOLS[tool], { button: 0 });
-  return (TOOL_MODES[tool] || selectMode)(viewport, { button: 0 });
-}
+/** The interaction modes (modes/index.js), imported once for every viewport, after the page's first
+ * import graph: they are not needed to show the first image. */
+let modesLoading = null;
+const loadModes = () => (modesLoading ||= import("./viewport/modes/index.js"));
 
 let counter = 0;
 
@@ -110,17 +98,25 @@ export class Viewport {
       if (uid) { event.preventDefault(); this.app.activate(this); this.app.loadSeries(uid, this); }
     });
     // Always on, whatever the tool: the right button sets the window, the middle one pans.
-    this.modes = [scrollMode(this), hoverMode(this), labelMode(this), windowLevelMode(this, { button: 2 }), panMode(this, { button: 1 })];
-    for (const mode of this.modes) mode.enter();
-    this.setTool(this.app.tool);
+    this.modes = [];
+    this.tool = this.app.tool;
+    loadModes().then((modes) => {
+      this.modeSet = modes;
+      this.modes = modes.alwaysOn(this);
+      for (const mode of this.modes) mode.enter();
+      this.setTool(this.tool);
+      document.body.dataset.modes = "ready"; // (the browser tests wait for input to be handled)
+    });
   }
 
-  /** Give the primary button to the mode of `tool` (the toolbar's: pointer, wl, pan, zoom, or a measurement tool). */
+  /** Give the primary button to the mode of `tool` (the toolbar's: pointer, wl, pan, zoom, or a measurement tool).
+   * Before the modes have loaded, the tool is remembered and its mode entered once they are. */
   setTool(tool) {
     if (tool === this.tool && this.mode) return;
-    if (this.mode) this.mode.exit();
     this.tool = tool;
-    this.mode = toolMode(this, tool);
+    if (!this.modeSet) return;
+    if (this.mode) this.mode.exit();
+    this.mode = this.modeSet.toolMode(this, tool);
     this.mode.enter();
   }
 

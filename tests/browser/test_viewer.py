@@ -25,7 +25,7 @@ def baseline_uid(demo_site: dict[str, Any]) -> str:
 
 def open_baseline(page: Any, demo_site: dict[str, Any]) -> Any:
     page.goto(f"/projects/demo/studies/{baseline_uid(demo_site)}/")
-    page.wait_for_selector("body[data-first-image]")
+    page.wait_for_selector("body[data-first-image][data-modes]")
     viewport = page.locator(".viewport[data-index='0']")
     expect(page.locator(SLICE_LABEL)).to_have_text("Im 1/120")
     return viewport
@@ -213,7 +213,7 @@ def test_measurements_match_the_phantom_and_survive_a_reload(page, demo_site):
     assert after["width"] == pytest.approx(before["width"] * 1.25, rel=0.02)
 
     page.reload()
-    page.wait_for_selector("body[data-first-image]")
+    page.wait_for_selector("body[data-first-image][data-modes]")
     viewport = page.locator(".viewport[data-index='0']")
     go_to_slice(page, viewport, number)
     expect(page.locator("#measurement-list .measurement", has_text="Length")).to_have_count(1)
@@ -464,7 +464,7 @@ def test_a_large_radiograph_is_drawn_from_the_deep_zoom_tiles_in_view(page, demo
     tiles: list[str] = []
     page.on("request", lambda request: tiles.append(request.url) if "_files/" in request.url else None)
     page.goto(f"/projects/demo/studies/{study}/")
-    page.wait_for_selector("body[data-first-image]")
+    page.wait_for_selector("body[data-first-image][data-modes]")
     viewport = page.locator(".viewport[data-index='0']")
     settled(viewport)
     expect(viewport.locator(".corner.br")).to_contain_text(f"{columns} × {rows} (tiles)")

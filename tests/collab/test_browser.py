@@ -58,7 +58,7 @@ def reader(browser: Any, demo: dict[str, Any], username: str, url: str, errors: 
     page.click("button[type=submit]")
     page.wait_for_url("**/")
     page.goto(url)
-    page.wait_for_selector("body[data-first-image]")
+    page.wait_for_selector("body[data-first-image][data-modes]")
     page.wait_for_selector("#collab-panel .collab-connection.online")
     return page
 
