@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -21,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from crossread.errors import DomainError, ErrorCode, log_refusal
 from viewer import imaging
 from viewer.access import ProjectAccess, access_project
-from viewer.models import Project, Role
+from viewer.models import Membership, Role
 from viewer.wsi import WSI_SOP_CLASS
 
 #: Other studies of the same patient offered for comparison in the viewer (newest first).
@@ -49,11 +48,14 @@ def _page_context(access: ProjectAccess) -> dict[str, Any]:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    projects = (
-        Project.objects.filter(memberships__user=request.user)
-        .annotate(study_count=Count("studies", distinct=True))
-        .order_by("name")
-    )
+    """The user's projects, each with the number of studies the user may see in it (through the gate: a
+    study whose every image is held in quarantine is not counted for a reader)."""
+    memberships = Membership.objects.filter(user=request.user).select_related("project").order_by("project__name")
+    projects = []
+    for membership in memberships:
+        project = membership.project
+        project.study_count = ProjectAccess(project, membership).studies().count()
+        projects.append(project)
     return render(request, "viewer/home.html", {"projects": projects})
 
 

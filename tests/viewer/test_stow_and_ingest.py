@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -13,7 +14,7 @@ from tests.factories.dicom import ct_bytes, ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow, stow_body
 from demo import corpus
-from viewer.ingest import Outcome, ingest_files
+from viewer.ingest import Outcome, ingest_bytes, ingest_files
 from viewer.models import Instance, Study
 from viewer.storage import object_store
 
@@ -201,3 +202,17 @@ def test_home_page_lists_only_my_projects(client, team):
     page = client.get("/").content.decode()
     assert "Trial" in page and "Other" not in page
     assert client.get("/accounts/login/").status_code == 200
+
+
+def test_home_page_counts_only_the_studies_a_member_may_see(client, team):
+    """A study whose every image is held in quarantine is counted for organizers only."""
+    shown, held = ct_dataset(), ct_dataset()
+    for ds in (shown, held):
+        assert ingest_bytes(team["project"], to_bytes(ds)).ok
+    Instance.objects.filter(sop_instance_uid=held.SOPInstanceUID).update(quarantined=True)
+    counts = {}
+    for role in ("organizer", "reader"):
+        client.force_login(team[role])
+        page = client.get("/").content.decode()
+        counts[role] = re.search(r"<td>(\d+)</td>", page).group(1)
+    assert counts == {"organizer": "2", "reader": "1"}
