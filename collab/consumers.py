@@ -138,7 +138,7 @@ class SessionConsumer:
         await self.accept()
         # On the hub before the snapshot, so nothing that happens meanwhile is missed (see _send_state).
         self.hub = await hubs.attach(self.session_id, access.session.mode, self,
-                                     access.session.project.private_annotations)
+                                     access.session.project.private_annotations, access.session.project_id)
         try:
             state = await database_sync_to_async(services.open_connection)(self.user, self.session_id, self.connection_id)
         except DomainError as error:

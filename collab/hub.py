@@ -69,12 +69,16 @@ class Listener(Protocol):
 
 
 class SessionHub:
-    def __init__(self, session_id: int, mode: str, private: bool = False) -> None:
+    def __init__(self, session_id: int, mode: str, private: bool = False, project_id: int | None = None) -> None:
         self.id = uuid.uuid4().hex
         self.session_id = session_id
         self.group = group_name(session_id)
         self.mode = mode
         self.private = private  # the project's private_annotations (collab.visibility), as last checked
+        self.project_id = project_id
+        #: The project's instances held in quarantine, as of the last seat check (None: too many to list,
+        #: every instance counts as held); ephemeral entries on them reach project organizers only.
+        self.held: frozenset[str] | None = frozenset()
         self.layer = get_channel_layer()
         self.loop = asyncio.get_running_loop()
         self.listeners: dict[str, Listener] = {}
@@ -82,7 +86,7 @@ class SessionHub:
         self.closed = False
         # (kind) → user → (author seat, entry): local moves to publish, everything to deliver.
         self.outbox: dict[str, dict[str, tuple[Seat, dict[str, Any]]]] = {k: {} for k in KINDS}
-        self.inbox: dict[str, dict[str, tuple[Seat, str]]] = {k: {} for k in KINDS}
+        self.inbox: dict[str, dict[str, tuple[Seat, str, bool]]] = {k: {} for k in KINDS}
         self.presence: str | None = None  # the latest presence frame not yet delivered
         self.last_publish = self.last_flush = 0.0
         self.publish_scheduled = self.flush_scheduled = False
@@ -104,6 +108,10 @@ class SessionHub:
         # The default prefix: channels-redis reads all of a process's specific channels in one loop.
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
+        if self.project_id is not None:  # (the seat check reads it again, about once a second)
+            from viewer.access import held_instance_uids
+
+            self.held = await database_sync_to_async(held_instance_uids)(self.project_id)
         self.tasks = [asyncio.ensure_future(task) for task in
                       (self._receive(), self._heartbeat(), self._keep_checked(), self._prepare_writes())]
 
@@ -127,7 +135,7 @@ class SessionHub:
     def move(self, kind: str, seat: Seat, entry: dict[str, Any]) -> None:
         """A local participant's latest ``kind`` entry; replaces the one not yet sent."""
         self.outbox[kind][seat.user] = (seat, entry)
-        self.inbox[kind][seat.user] = (seat, encode(entry))
+        self.inbox[kind][seat.user] = (seat, encode(entry), self._on_held(entry))
         self._schedule("publish")
         self._schedule("flush")
 
@@ -173,8 +181,9 @@ class SessionHub:
             viewer = listener.seat
             for kind, entries in batches.items():
                 fragments = [
-                    text for author, text in entries
-                    if author.user != viewer.user and may_see(viewer, author, self.mode, KINDS[kind], private=self.private)
+                    text for author, text, held in entries
+                    if author.user != viewer.user
+                    and may_see(viewer, author, self.mode, KINDS[kind], private=self.private, quarantined=held)
                 ]
                 if fragments:
                     self.stats["flushed_frames"] += 1
@@ -230,12 +239,24 @@ class SessionHub:
         self.grants = {}
         self.instances = {}
 
+    def _on_held(self, entry: dict[str, Any]) -> bool:
+        """Is this cursor, viewport or draft on an instance held in quarantine?"""
+        instance = entry.get("instance")
+        if not instance:
+            return False
+        return self.held is None or instance in self.held
+
     async def _verify(self) -> None:
         from collab.services import check_seats
+        from viewer.access import held_instance_uids
+
+        def check(usernames: set[str]) -> Any:
+            held = held_instance_uids(self.project_id) if self.project_id is not None else frozenset()
+            return check_seats(self.session_id, usernames), held
 
         try:
             listeners = list(self.listeners.values())
-            checked = await database_sync_to_async(check_seats)(self.session_id, {l.seat.user for l in listeners})
+            checked, self.held = await database_sync_to_async(check)({l.seat.user for l in listeners})
             self.verified_at = time.monotonic()
             self.grants = checked.grants
             self.stats["seat_checks"] += 1
@@ -275,7 +296,7 @@ class SessionHub:
             return  # already delivered locally when it moved
         for kind, seat, entry in message["items"]:
             if kind in KINDS:
-                self.inbox[kind][seat["user"]] = (Seat.from_dict(seat), encode(entry))
+                self.inbox[kind][seat["user"]] = (Seat.from_dict(seat), encode(entry), self._on_held(entry))
         self._schedule("flush")
 
     async def _on_event(self, message: dict[str, Any]) -> None:
@@ -332,11 +353,12 @@ class SessionHub:
 _hubs: dict[int, SessionHub] = {}
 
 
-async def attach(session_id: int, mode: str, listener: Listener, private: bool = False) -> SessionHub:
+async def attach(session_id: int, mode: str, listener: Listener, private: bool = False,
+                 project_id: int | None = None) -> SessionHub:
     """The process's hub of the session (started if needed) with ``listener`` on it."""
     hub = _hubs.get(session_id)
     if hub is None or hub.closed or hub.loop is not asyncio.get_running_loop():
-        hub = _hubs[session_id] = SessionHub(session_id, mode, private)
+        hub = _hubs[session_id] = SessionHub(session_id, mode, private, project_id)
     hub.listeners[listener.connection_id] = listener
     hub.used_at = time.monotonic()
     await hub.ready

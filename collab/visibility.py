@@ -96,7 +96,7 @@ def may_see(viewer: Seat, author: Seat, mode: str, what: What, *, private: bool 
     see it, as they alone see the image: ``viewer.rules.sees_instance``)?"""
     if what == What.DRAFT and author.role not in ANNOTATING_ROLES:
         return False
-    if quarantined and what in (What.ANNOTATION, What.DRAFT) and not viewer.project_organizer:
+    if quarantined and not viewer.project_organizer:  # marks, drafts, cursors and viewports alike
         return False
     if private and what in (What.ANNOTATION, What.DRAFT) and viewer.user != author.user and not viewer.project_organizer:
         return False

@@ -110,6 +110,22 @@ class ProjectAccess:
         return found
 
 
+#: At most this many held UIDs are kept per project by :func:`held_instance_uids` (quarantine is rare;
+#: past this, the set is cut and the hubs treat every instance they do not know as held).
+MAX_HELD_UIDS = 100_000
+
+
+def held_instance_uids(project_id: int) -> frozenset[str] | None:
+    """The SOP Instance UIDs of the project held in quarantine, or ``None`` when there are more than
+    :data:`MAX_HELD_UIDS`. A reading session's hub keeps cursors, viewports and drafts on these from
+    everyone but the project's organizers, as the images themselves (``rules.sees_instance``)."""
+    found = frozenset(
+        Instance.objects.filter(project_id=project_id, quarantined=True)
+        .values_list("sop_instance_uid", flat=True)[: MAX_HELD_UIDS + 1]
+    )
+    return None if len(found) > MAX_HELD_UIDS else found
+
+
 def _uid(value: object, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 64:
         raise NotFound(f"No such {what}.")

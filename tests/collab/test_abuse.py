@@ -3,6 +3,7 @@ private marks streamed live, the cost of maximum-size shapes, and the audit of t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -442,5 +443,28 @@ async def test_annotations_on_a_quarantined_image_reach_only_those_who_see_the_i
 
         assert await database_sync_to_async(rest)("r1") == []
         assert await database_sync_to_async(rest)("org") == [mark]
+    finally:
+        await room.close()
+
+
+@run_async
+async def test_cursors_and_drafts_on_a_quarantined_image_reach_only_those_who_see_the_image(
+        crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    """Ephemeral messages name the instance: on a held image they would tell a reader that it exists."""
+    await database_sync_to_async(Instance.objects.filter(sop_instance_uid=crew["instance2"]).update)(quarantined=True)
+    room = Room(session, cookies)
+    try:
+        await room.join("r1"), await room.join("org")
+        await room.all("r1"), await room.all("org")
+        await room.send("org", {"type": "cursor", "instance": crew["instance2"], "frame": 1, "x": 3, "y": 3})
+        await room.send("org", {"type": "annotation.draft", "instance": crew["instance2"], "frame": 1,
+                                "kind": "length", "points": [[1, 1], [4, 4]]})
+        await asyncio.sleep(0.2)
+        await room.send("org", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 7, "y": 7})
+        seen = await room.all("r1", 0.5)
+        cursors = [c for f in seen if f["type"] == "cursors" for c in f["cursors"]]
+        assert [(c["instance"], c["x"]) for c in cursors] == [(crew["instance"], 7)]
+        assert not [f for f in seen if f["type"] == "drafts"]
+        assert all(crew["instance2"] not in json.dumps(f) for f in seen)
     finally:
         await room.close()
