@@ -32,7 +32,7 @@ class Forbidden(DomainError):
 class Grant:
     """Everything a write's access check reads about one participant, as plain values.
 
-    The hub's once-a-second seat check (:func:`collab.services.check_seats`) reads the same values for
+    The hub's once-a-second seat check (:func:`collab.services.seats.check_seats`) reads the same values for
     all its connections; where they equal those of the :class:`SessionAccess` a connection holds, that
     access stands for a new one and a live write reads nothing to decide it (see ``SessionHub.confirms``).
     """

@@ -6,5 +6,6 @@ class CollabConfig(AppConfig):
     verbose_name = "Reading sessions"
 
     def ready(self) -> None:
-        # Connects the receivers that close the connections of a seat, membership or account taken away.
+        # Connects the receivers that close the connections of a seat, membership or account taken away
+        # (collab.services.lost_access, imported by the package).
         from collab import services  # noqa: F401

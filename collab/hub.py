@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 TICK = 0.05  # 20 ephemeral frames a second at most, per socket and kind
 HEARTBEAT = 30.0
 #: The longest a participant who lost their seat can go on sending ephemeral messages, when no signal
-#: announced the loss (the ORM's signals close their connections at once: ``collab.services``).
+#: announced the loss (the ORM's signals close their connections at once: ``collab.services.lost_access``).
 RECHECK_SECONDS = 1.0
 #: How old the last seat check may grow before the hub of a session in use starts the next one, so that
 #: it is done before :data:`RECHECK_SECONDS` and the messages never wait for it.
@@ -224,7 +224,7 @@ class SessionHub:
     def confirms(self, access: SessionAccess) -> bool:
         """Did the last seat check (within :data:`RECHECK_SECONDS`) read exactly ``access``'s grant?
 
-        Then a write may use ``access`` without reading it again (``collab.services._writer``): its seat,
+        Then a write may use ``access`` without reading it again (``collab.services.live._writer``): its seat,
         project role, the session's status and mode are what the database held a moment ago, and any
         change since sent a signal that emptied :attr:`grants` in every process.
         """

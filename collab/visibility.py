@@ -70,7 +70,7 @@ def decide_seat(*, authenticated: bool, project_role: str | None, seat_role: str
     session's project (the session's existence does not leak); ``forbidden``: a member without a seat
     who does not manage the session, or without a seat where one is required (a websocket). The REST
     and page check (``collab.access.access_session``, over ORM rows) and the hubs' once-a-second check of
-    all their sockets (``collab.services.check_seats``, over two SQL statements) both decide here.
+    all their sockets (``collab.services.seats.check_seats``, over two SQL statements) both decide here.
     """
     if not authenticated:
         return "not_authenticated"

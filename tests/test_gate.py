@@ -18,6 +18,7 @@ import pytest
 from annotations import services as annotation_services
 from annotations.models import Annotation
 from collab import services as collab_services
+from collab.services import live as collab_live
 from collab import visibility
 from collab import protocol
 from crossread.errors import BadRequest
@@ -186,7 +187,7 @@ def test_a_remembered_instance_is_checked_again_for_each_writer(held_session):
     organizer = access_project(team["organizer"], "trial")
     memo = {held.SOPInstanceUID: organizer.instance(held.SOPInstanceUID)}
     reader = collab_services.seated_access(team["reader"], session.pk)
-    assert collab_services._instance_in_session(reader, held.SOPInstanceUID, memo) is None
+    assert collab_live._instance_in_session(reader, held.SOPInstanceUID, memo) is None
 
 
 @pytest.mark.django_db

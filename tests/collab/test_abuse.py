@@ -17,6 +17,7 @@ from annotations.models import Annotation
 from collab import consumers, protocol, services
 from collab.consumers import POINT_BURST
 from collab.models import Connection
+from collab.services import live
 from collab.protocol import MAX_POINTS, AnnotationCreate, Shape
 from viewer.models import Instance
 from tests.collab.conftest import communicator, run_async
@@ -192,7 +193,7 @@ async def test_a_snapshot_of_many_maximum_size_freehands_is_sent_in_frames_under
 @run_async
 async def test_the_points_of_a_participant_and_of_a_session_are_budgeted(
         crew: dict[str, Any], session: Any, cookies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
-    for n in range(services.PARTICIPANT_POINT_BUDGET // MAX_POINTS - 1):
+    for n in range(live.PARTICIPANT_POINT_BUDGET // MAX_POINTS - 1):
         await database_sync_to_async(draw)(crew["r1"], session, crew["instance"], f"r1-{n}", precise_outline(turn=n / 10))
     room = Room(session, cookies)
     try:
@@ -203,8 +204,8 @@ async def test_the_points_of_a_participant_and_of_a_session_are_budgeted(
         refused = await answer(room, "r1", 5)
         assert (refused["type"], refused["code"], refused["ref"], refused["budget"]) == (
             "error", "too_large", "one-too-many", "participant")
-        assert (refused["limit"], refused["used"]) == (services.PARTICIPANT_POINT_BUDGET, services.PARTICIPANT_POINT_BUDGET)
-        monkeypatch.setattr(services, "SESSION_POINT_BUDGET", services.PARTICIPANT_POINT_BUDGET + 100)
+        assert (refused["limit"], refused["used"]) == (live.PARTICIPANT_POINT_BUDGET, live.PARTICIPANT_POINT_BUDGET)
+        monkeypatch.setattr(live, "SESSION_POINT_BUDGET", live.PARTICIPANT_POINT_BUDGET + 100)
         await room.send("r2", freehand(crew["instance"], "r2-first"))
         refused = await answer(room, "r2", 5)
         assert (refused["code"], refused["budget"]) == ("too_large", "session")

@@ -25,6 +25,7 @@ from tests.collab.conftest import communicator, make_session, run_async
 from tests.factories.models import create_user
 from collab.hub import RECHECK_SECONDS
 from collab.models import Participant, ReadingSession
+from crossread.errors import BadRequest, DomainError
 from viewer.models import Membership
 
 User = get_user_model()
@@ -544,8 +545,8 @@ def test_a_write_whose_access_the_seat_check_confirmed_reads_nothing(
         crew: dict[str, Any], session: Any, sent: list[dict[str, Any]], django_assert_num_queries: Any,
         django_capture_on_commit_callbacks: Any) -> None:
     """What a websocket's writes cost once the hub's check vouches for its access: the points the session
-    holds (services.check_point_budget), the inserts, and the instance once per session
-    (hub.SessionHub.confirms, services._writer)."""
+    holds (services.live.check_point_budget), the inserts, and the instance once per session
+    (hub.SessionHub.confirms, services.live._writer)."""
     access = services.seated_access(crew["r1"], session.pk)
     assert services.check_seats(session.pk, ["r1"]).grants["r1"] == access.grant
     instances: dict[str, Any] = {}
@@ -557,7 +558,7 @@ def test_a_write_whose_access_the_seat_check_confirmed_reads_nothing(
                                            origin=Origin("connection", ref))
     assert [m["kind"] for m in sent] == ["annotation", "annotation"]
     stranger = services.seated_access(crew["r2"], session.pk)  # another user's access is not used
-    with pytest.raises(services.BadRequest):
+    with pytest.raises(BadRequest):
         services.create_annotation(crew["r1"], session.pk, protocol.parse(json.dumps(
             {**length(crew["instance"], "third"), "annotation": {**length(crew["instance"], "x")["annotation"],
                                                                   "instance": "1.2.3.4"}})),
@@ -602,7 +603,7 @@ def test_the_seat_check_decides_as_seated_access_does(crew: dict[str, Any], mode
         user = User.objects.filter(username=name).first()
         try:
             access = services.seated_access(user, session.pk) if user is not None and user.is_active else None
-        except services.DomainError as error:
+        except DomainError as error:
             assert checked.refused[name] == error.code, name
             continue
         if access is None:

@@ -1,0 +1,138 @@
+"""What a session sends: the session, its participants, an annotation's frame, the snapshot a joining
+participant is sent (the annotations it may see, by :func:`collab.visibility.may_see`), and the
+presence broadcast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+
+from annotations import services as annotation_services
+from collab import events
+from collab.access import SessionAccess
+from collab.models import Connection, Participant, ReadingSession, SessionCase, SessionRole
+from collab.protocol import PROTOCOL_LEVEL
+from collab.visibility import Seat, What, may_see
+from crossread.errors import DomainError
+from viewer.models import Membership, Role
+
+#: A connection not refreshed for this long no longer counts as online (its process died).
+ONLINE_WINDOW = dt.timedelta(seconds=90)
+
+
+def viewer_url(session: ReadingSession, study_uid: str) -> str:
+    """The viewer page of one case, in this session (the viewer loads static/collab/session.js)."""
+    path = reverse("viewer", kwargs={"slug": session.project.slug, "study_uid": study_uid})
+    return f"{path}?session={session.pk}"
+
+
+def session_payload(session: ReadingSession) -> dict[str, Any]:
+    cases = SessionCase.objects.filter(session=session).select_related("study").order_by("position")
+    return {
+        "id": session.pk,
+        "project": session.project.slug,
+        "title": session.title,
+        "description": session.description,
+        "mode": session.mode,
+        "status": session.status,
+        "organizer": session.organizer.get_username(),
+        "created_at": session.created_at.isoformat(),
+        "closed_at": session.closed_at.isoformat() if session.closed_at else None,
+        "lobby": f"/sessions/{session.pk}/",
+        "cases": [
+            {
+                "index": index,
+                "study": case.study.study_instance_uid,
+                "description": case.study.study_description,
+                "date": case.study.study_date,
+                "viewer": viewer_url(session, case.study.study_instance_uid),
+            }
+            for index, case in enumerate(cases)
+        ],
+    }
+
+
+def participants_payload(session: ReadingSession) -> list[dict[str, Any]]:
+    cutoff = timezone.now() - ONLINE_WINDOW
+    online = set(
+        Connection.objects.filter(session=session, seen_at__gte=cutoff).values_list("user_id", flat=True)
+    )
+    seats = Participant.objects.filter(session=session).select_related("user").order_by("added_at", "id")
+    return [
+        {
+            "user": seat.user.get_username(),
+            "name": seat.user.get_full_name() or seat.user.get_username(),
+            "role": seat.role,
+            "colour": seat.colour,
+            "online": seat.user_id in online,
+        }
+        for seat in seats
+    ]
+
+
+def seats_by_username(session: ReadingSession) -> dict[str, Seat]:
+    """Every participant's :class:`Seat`, for the visibility rules."""
+    project_organizers = set(
+        Membership.objects.filter(project=session.project, role=Role.ORGANIZER).values_list("user_id", flat=True)
+    )
+    organizers = project_organizers | {session.organizer_id}
+    return {
+        p.user.get_username(): Seat(p.user.get_username(), p.role, p.user_id in organizers, p.user_id in project_organizers)
+        for p in Participant.objects.filter(session=session).select_related("user")
+    }
+
+
+def author_seat(seats: dict[str, Seat], username: str) -> Seat:
+    """An author without a seat (removed since) is treated as a reader: hidden when blinded."""
+    return seats.get(username) or Seat(username, SessionRole.READER, False)
+
+
+def annotation_frame(data: dict[str, Any]) -> dict[str, Any]:
+    """An annotation as sent on the wire (``annotations.services.serialize`` without internals)."""
+    return {key: value for key, value in data.items() if key not in ("deleted", "session")}
+
+
+def visible_session_annotations(access: SessionAccess) -> list[dict[str, Any]]:
+    """The session's annotations this user may see: the one rule for REST and websocket alike."""
+    viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages,
+                                 access.project.role == Role.ORGANIZER)
+    seats = seats_by_username(access.session)
+    found = annotation_services.visible_annotations(access.project, session_id=access.session.pk)
+    private = access.session.project.private_annotations
+    return [
+        annotation_frame(annotation_services.serialize(a))
+        for a in found
+        if may_see(viewer, author_seat(seats, a.author.get_username()), access.session.mode, What.ANNOTATION,
+                   private=private, quarantined=a.instance.quarantined)
+    ]
+
+
+def snapshot(access: SessionAccess) -> dict[str, Any]:
+    """``session.state``: everything this participant may see now."""
+    seat = access.require_seat()
+    participants = participants_payload(access.session)
+    you = next(p for p in participants if p["user"] == seat.user)
+    return {
+        "type": "session.state",
+        "protocol": PROTOCOL_LEVEL,
+        "session": session_payload(access.session),
+        "you": {**you, "organizer": seat.organizer, "can_annotate": _can_annotate(access)},
+        "participants": participants,
+        "annotations": visible_session_annotations(access),
+    }
+
+
+def _can_annotate(access: SessionAccess) -> bool:
+    try:
+        access.require_annotator()
+    except DomainError:
+        return False
+    return True
+
+
+def announce_presence(session: ReadingSession) -> None:
+    events.broadcast(session.pk, events.hub_message("presence", {"type": "presence", "participants": participants_payload(session)}))
