@@ -39,9 +39,10 @@ from channels.layers import get_channel_layer
 from collab import events
 from collab.events import encode, group_name
 from collab.visibility import Seat, What, may_see
+from viewer import grants
 
 if TYPE_CHECKING:
-    from collab.access import Grant, SessionAccess
+    from collab.access import SessionAccess
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ class Listener(Protocol):
     async def deliver(self, text: str) -> None: ...
     async def refresh(self) -> None: ...
     async def revoke(self, code: str) -> None: ...
+
+
+def seat_key(session_id: int, user: str) -> tuple[str, int, str]:
+    """A seat check's grant in the one memory of grants (:data:`viewer.grants.GRANTS`)."""
+    return ("seat", session_id, user)
 
 
 class SessionHub:
@@ -96,9 +102,8 @@ class SessionHub:
         self.verified_at = time.monotonic()  # the first listener was checked when it connected
         self.used_at = time.monotonic()  # the last message or join (see _keep_checked)
         self.verifying: asyncio.Future[None] | None = None
-        # What the last seat check read for each local user (see confirms), and a memo of the session's
-        # instances for live writes; both are dropped whenever the session, a seat or a role changes.
-        self.grants: dict[str, Grant] = {}
+        # A memo of the session's instances for live writes, dropped whenever access changes. (What the
+        # last seat check granted each local user is in the one memory of grants: see confirms.)
         self.instances: dict[str, Any] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -222,22 +227,22 @@ class SessionHub:
             await asyncio.sleep(wait if wait > 0 else CHECK_AHEAD_SECONDS / 2)
 
     def confirms(self, access: SessionAccess) -> bool:
-        """Did the last seat check (within :data:`RECHECK_SECONDS`) read exactly ``access``'s grant?
+        """Did a seat check of this session, within the memory's TTL, grant exactly ``access``'s grant?
 
         Then a write may use ``access`` without reading it again (``collab.services.live._writer``): its seat,
-        project role, the session's status and mode are what the database held a moment ago, and any
-        change since sent a signal that emptied :attr:`grants` in every process.
+        project role, the session's status and mode are what the database held a moment ago. The checks
+        keep their grants in the one memory of granted decisions (:data:`viewer.grants.GRANTS`), which any
+        change of access since emptied (:data:`viewer.grants.access_changed`; in other processes, through
+        the events that reach their hubs: :meth:`_on_event`).
         """
         grant = access.grant
-        return (
-            grant is not None
-            and time.monotonic() - self.verified_at < RECHECK_SECONDS
-            and self.grants.get(grant.seat.user) == grant
-        )
+        return grant is not None and grants.GRANTS.get(seat_key(self.session_id, grant.seat.user)) == grant
 
     def forget_grants(self) -> None:
-        self.grants = {}
+        """Access changed somewhere: every remembered grant (images' and seats') goes, here and in every
+        receiver of :data:`~viewer.grants.access_changed` of this process; so does the instances memo."""
         self.instances = {}
+        grants.access_changed.send(sender=SessionHub, session_id=self.session_id)
 
     def _on_held(self, entry: dict[str, Any]) -> bool:
         """Is this cursor, viewport or draft on an instance held in quarantine?"""
@@ -251,14 +256,17 @@ class SessionHub:
         from viewer.access import held_instance_uids
 
         def check(usernames: set[str]) -> Any:
+            generation = grants.GRANTS.generation  # read before the check (see GrantMemory.remember)
             held = held_instance_uids(self.project_id) if self.project_id is not None else frozenset()
-            return check_seats(self.session_id, usernames), held
+            checked = check_seats(self.session_id, usernames)
+            for user, grant in checked.grants.items():
+                grants.GRANTS.remember(seat_key(self.session_id, user), grant, generation)
+            return checked, held
 
         try:
             listeners = list(self.listeners.values())
             checked, self.held = await database_sync_to_async(check)({l.seat.user for l in listeners})
             self.verified_at = time.monotonic()
-            self.grants = checked.grants
             self.stats["seat_checks"] += 1
             mode_changed = checked.mode is not None and (checked.mode != self.mode or checked.private != self.private)
             self.mode = checked.mode or self.mode

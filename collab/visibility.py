@@ -68,9 +68,8 @@ def decide_seat(*, authenticated: bool, project_role: str | None, seat_role: str
 
     ``not_authenticated``: nobody logged in (or a deactivated account); ``not_found``: not a member of the
     session's project (the session's existence does not leak); ``forbidden``: a member without a seat
-    who does not manage the session, or without a seat where one is required (a websocket). The REST
-    and page check (``collab.access.access_session``, over ORM rows) and the hubs' once-a-second check of
-    all their sockets (``collab.services.seats.check_seats``, over two SQL statements) both decide here.
+    who does not manage the session, or without a seat where one is required (a websocket). Asked by
+    :func:`judge_seat`.
     """
     if not authenticated:
         return "not_authenticated"
@@ -79,6 +78,73 @@ def decide_seat(*, authenticated: bool, project_role: str | None, seat_role: str
     if seat_role is None and (seat_required or not manages):
         return "forbidden"
     return None
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What deciding a seat reads about a session: its mode and status, its project, its organizer, and
+    whether its project keeps annotations private."""
+
+    mode: str
+    status: str
+    project_id: int
+    organizer_id: int | None
+    private: bool
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """What deciding a seat reads about one user: their id and whether the account is active (``None``
+    and ``False`` for a name nobody has), their role in the session's project and their seat's role
+    (``None`` when they have none)."""
+
+    user_id: int | None
+    active: bool
+    project_role: str | None
+    seat_role: str | None
+
+
+NOBODY = PersonFacts(None, False, None, None)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A seated user's access as a live write reads it: the seat, the project role, the session's status
+    and mode. Where the hub's last seat check read the same grant as a connection holds, that access
+    stands for a new one (``collab.hub.SessionHub.confirms``)."""
+
+    seat: Seat
+    project_role: str
+    status: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class SeatDecision:
+    """:func:`judge_seat`'s answer: the refusal's code, or whether the user manages the session and their
+    seat (``None`` for a manager without one, where no seat is required)."""
+
+    refusal: str | None
+    manages: bool = False
+    seat: Seat | None = None
+    grant: Grant | None = None
+
+
+def judge_seat(session: SessionFacts, username: str, person: PersonFacts, *, seat_required: bool) -> SeatDecision:
+    """The one seat rule over the facts :func:`collab.access.load_seats` loads: what the REST and page check
+    (``collab.access.access_session``) and the hubs' check of all their sockets at once
+    (``collab.services.seats.check_seats``) both answer."""
+    manages = manages_session(is_session_organizer=person.user_id is not None and person.user_id == session.organizer_id,
+                              project_role=person.project_role)
+    refusal = decide_seat(authenticated=person.user_id is not None and person.active, project_role=person.project_role,
+                          seat_role=person.seat_role, manages=manages, seat_required=seat_required)
+    if refusal is not None:
+        return SeatDecision(refusal)
+    if person.seat_role is None:
+        return SeatDecision(None, manages)
+    seat = Seat(username, person.seat_role, manages, person.project_role == "organizer")
+    assert person.project_role is not None  # (decide_seat refuses non-members)
+    return SeatDecision(None, manages, seat, Grant(seat, person.project_role, session.status, session.mode))
 
 
 def sees_all(viewer: Seat, mode: str) -> bool:

@@ -20,9 +20,10 @@ DEFAULTS: dict[str, Any] = {
     # Cache-Control of rendered images: their URLs are immutable. "private" keeps shared caches out;
     # a deployment with an authenticating regional cache may use "public, max-age=31536000, immutable".
     "RENDER_CACHE_CONTROL": "private, max-age=31536000, immutable",
-    # How long a process may answer image requests from a remembered access decision (see
-    # viewer.access_cache): the bound on how long a removed member keeps reaching images served by
-    # another process (in the same process, revocations take effect at once). 0 turns it off.
+    # How long a process may answer from a remembered access decision (viewer.grants: image
+    # requests, and live writes of a seat the session hub checked): the bound on how long a removed
+    # member keeps being served by another process (in the same process, revocations take effect at
+    # once). 0 turns it off.
     "ACCESS_CACHE_SECONDS": 1.0,
     # Failed logins allowed per client address within a window (then 429 until the window ends).
     "LOGIN_ATTEMPTS": 10,

@@ -79,6 +79,27 @@ def test_who_reaches_a_reading_session(authenticated, role, seat, session_organi
         assert decided is None
 
 
+@pytest.mark.parametrize(("active", "role", "seat", "session_organizer", "seat_required"),
+                         list(itertools.product((None, False, True), ROLES, (None, "reader", "observer"), (False, True),
+                                                (False, True))))
+def test_the_seat_rule_over_the_loaded_facts(active, role, seat, session_organizer, seat_required):
+    """judge_seat: what access_session and the hubs' check both answer from collab.access.load_seats' facts
+    (``active`` None: no user by that name)."""
+    session = visibility.SessionFacts("blinded", "active", 1, 7 if session_organizer else 8, False)
+    person = visibility.PersonFacts(None if active is None else 7, bool(active), role, seat)
+    decision = visibility.judge_seat(session, "someone", person, seat_required=seat_required)
+    manages = active is not None and (session_organizer or role == "organizer")
+    assert decision.refusal == visibility.decide_seat(authenticated=bool(active), project_role=role, seat_role=seat,
+                                                      manages=manages, seat_required=seat_required)
+    if decision.refusal is not None:
+        assert (decision.seat, decision.grant, decision.manages) == (None, None, False)
+    elif seat is None:
+        assert decision.seat is None and decision.grant is None and decision.manages
+    else:
+        assert decision.seat == visibility.Seat("someone", seat, manages, role == "organizer")
+        assert decision.grant == visibility.Grant(decision.seat, role, "active", "blinded")
+
+
 # ------------------------------------------------------------------------------------------------
 # The ORM side of the rules
 # ------------------------------------------------------------------------------------------------

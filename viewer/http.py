@@ -20,7 +20,7 @@ from rest_framework.request import Request
 
 from crossread.errors import DomainError, ErrorCode, NotAuthenticated, error_response, log_refusal
 from viewer.access import ProjectAccess, access_project
-from viewer.access_cache import RECENT_ACCESS
+from viewer import grants
 from viewer.models import Role
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def project_endpoint(
 ) -> Callable[[View], View]:
     """Decorate ``view(request, access, **kwargs)``; ``minimum`` maps a method to the role it needs.
 
-    ``remember_access`` keeps a granted decision in :data:`viewer.access_cache.RECENT_ACCESS` for
+    ``remember_access`` keeps a granted decision in the one memory of grants (:mod:`viewer.grants`) for
     the image views' in-memory path (only for GET views that need the viewer role).
     """
     needed = {method: Role.VIEWER for method in methods} | (minimum or {})
@@ -71,11 +71,11 @@ def project_endpoint(
                     raise DomainError(
                         f"Method {request.method} is not allowed here.", code=ErrorCode.BAD_REQUEST
                     )
-                generation = RECENT_ACCESS.generation  # read before the check (see RecentAccess.remember)
+                generation = grants.GRANTS.generation  # read before the check (see GrantMemory.remember)
                 request.user = authenticate(request)
                 access = access_project(request.user, slug, minimum=needed[request.method])
                 if remember_access:
-                    RECENT_ACCESS.remember(request, slug, access, generation)
+                    grants.remember_access(request, slug, access, generation)
                 return view(request, access, **kwargs)
             except DomainError as error:
                 log_refusal(request, error)

@@ -23,7 +23,7 @@ from crossread.conf import option
 from crossread.errors import DomainError, ErrorCode, NotFound, error_response
 from viewer import imaging, rendering, slides, wsi
 from viewer.access import ProjectAccess
-from viewer.access_cache import RECENT_ACCESS
+from viewer import grants
 from viewer.fastpath import fast_path, run_sync
 from viewer.http import project_endpoint
 from viewer.rendering import RenderOptions, StoredImage
@@ -68,7 +68,7 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
     """Make an async view from ``resolve(request, access, **kwargs) -> Plan``.
 
     First from memory, on the event loop: if this process decided within the last second that these
-    credentials reach the project (:mod:`viewer.access_cache`) and ``resolve`` needs no query (the
+    credentials reach the project (:mod:`viewer.grants`) and ``resolve`` needs no query (the
     instance is in the lookup cache), the plan is made without a thread hop, and a repeated output
     is sent straight from the output cache. Otherwise authentication, access and the lookups run in
     Django's thread for synchronous code, as for any view (and refusals are answered and audited
@@ -94,7 +94,7 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
         (the lookup cache) under :func:`rendering.memory_only`. Any error is left to the full path,
         so error answers (and their audit records) are exactly the full path's.
         """
-        access = RECENT_ACCESS.get(request, slug)
+        access = grants.recent_access(request, slug)
         if access is None or request.method not in ("GET", "HEAD"):
             return None
         try:

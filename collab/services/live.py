@@ -148,7 +148,7 @@ def prepare_live_writes(session_id: int) -> None:
     session = ReadingSession.objects.filter(pk=session_id).select_related("project").first()
     if session is not None:
         nobody = ProjectAccess(session.project, Membership(project=session.project, role=Role.VIEWER))
-        _instance_in_session(SessionAccess(session, nobody, None, None), "", None)
+        _instance_in_session(SessionAccess(session, nobody, None), "", None)
 
 
 def delete_session_annotation(access: SessionAccess, annotation_id: Any, version: Any = None) -> None:

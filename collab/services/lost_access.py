@@ -5,6 +5,10 @@ ORM sends these signals and the session's hubs close the user's connections when
 The hubs also re-check every connected seat at least once a second (``SessionHub.verify``), which
 covers changes made outside the ORM. The receivers are connected when ``collab.services`` is imported
 (``collab.apps``).
+
+A seat or a session saved or deleted also sends the one :data:`viewer.grants.access_changed` (as
+memberships, projects, tokens and users do there), which empties this process's memory of granted
+decisions: no live write goes on using a grant read before the change.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from collab import events
-from collab.models import Participant
+from collab.models import Participant, ReadingSession
 from crossread.errors import ErrorCode
+from viewer.grants import access_changed
 from viewer.models import Membership
 
 
@@ -60,3 +65,12 @@ def _on_membership_saved(sender: Any, instance: Membership, created: bool, **kwa
 def _on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     if not created and not instance.is_active:
         _revoke(_seated_sessions(instance.pk), instance.pk, ErrorCode.NOT_AUTHENTICATED)
+
+
+def _access_changed(sender: Any, **kwargs: Any) -> None:
+    access_changed.send(sender=sender)
+
+
+for _model in (Participant, ReadingSession):
+    post_save.connect(_access_changed, sender=_model, dispatch_uid=f"collab.access-changed-save-{_model.__name__}")
+    post_delete.connect(_access_changed, sender=_model, dispatch_uid=f"collab.access-changed-delete-{_model.__name__}")

@@ -741,3 +741,52 @@ async def test_joining_and_leaving_are_audited(crew: dict[str, Any], session: An
         ("r1", "session.joined", str(session.pk)),
         ("r1", "session.left", str(session.pk)),
     ]
+
+
+@run_async
+async def test_one_memory_of_grants_serves_the_image_route_and_the_hub(crew: dict[str, Any], session: Any,
+                                                                      cookies: dict[str, bytes], monkeypatch) -> None:
+    """The hub's seat grants and the image route's project grants live in one memory (viewer.grants): both
+    expire on its clock, and one access-changed signal (here: another participant's seat saved) empties both."""
+    from django.test import RequestFactory
+
+    from viewer import grants
+
+    now = [1000.0]
+    monkeypatch.setattr(grants.GRANTS, "clock", lambda: now[0])
+    room = Room(session, cookies)
+    try:
+        await room.join("r1")
+        hub = hubs._hubs[session.pk]
+        consumer = hub.listeners[next(iter(hub.listeners))]
+        await hub.verify(now=True)
+        assert hub.confirms(consumer.access)  # type: ignore[attr-defined]
+        now[0] += grants.GRANTS.ttl  # expired on the memory's clock, nothing else changed
+        assert not hub.confirms(consumer.access)  # type: ignore[attr-defined]
+        await hub.verify(now=True)
+        assert hub.confirms(consumer.access)  # type: ignore[attr-defined]
+
+        image = RequestFactory().get("/", HTTP_AUTHORIZATION="Token abc")
+        grants.remember_access(image, crew["project"].slug, consumer.access.project, grants.GRANTS.generation)  # type: ignore[attr-defined]
+        assert grants.recent_access(image, crew["project"].slug) is not None
+
+        seat = await database_sync_to_async(Participant.objects.get)(session=session, user=crew["r2"])
+        seat.role = "observer"
+        await database_sync_to_async(seat.save)()
+        assert grants.recent_access(image, crew["project"].slug) is None
+        assert not hub.confirms(consumer.access)  # type: ignore[attr-defined]
+    finally:
+        await room.close()
+
+
+@pytest.mark.django_db
+def test_a_grant_read_before_a_change_is_not_remembered_after_it(crew: dict[str, Any], session: Any) -> None:
+    """The hub's check reads the memory's generation before loading the seats: a change committed while the
+    check runs leaves no grant from the stale read behind."""
+    from viewer import grants
+
+    before = grants.GRANTS.generation
+    checked = services.check_seats(session.pk, ["r1"])
+    Membership.objects.filter(project=crew["project"], user=crew["r1"]).get().save()  # (the signal)
+    grants.GRANTS.remember(hubs.seat_key(session.pk, "r1"), checked.grants["r1"], before)
+    assert grants.GRANTS.get(hubs.seat_key(session.pk, "r1")) is None

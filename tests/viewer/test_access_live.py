@@ -1,5 +1,5 @@
 """A member removed by another process loses access to rendered images within the access memory's
-TTL (viewer.access_cache, 1 s by default), on a real daphne process."""
+TTL (viewer.grants, 1 s by default), on a real daphne process."""
 
 from __future__ import annotations
 

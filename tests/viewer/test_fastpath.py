@@ -14,7 +14,8 @@ from tests.factories.dicom import ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stored_frame_url, stow
 from viewer import render_views, rendering
-from viewer.access_cache import RECENT_ACCESS, RecentAccess
+from viewer import grants
+from viewer.grants import GRANTS, GrantMemory
 from viewer.models import Membership
 
 # Real transactions, as under a server: the request signals may close and reopen connections.
@@ -104,7 +105,7 @@ def test_revocations_in_this_process_take_effect_at_once(client, team):
 
 
 def test_a_revocation_no_signal_announces_is_bounded_by_the_ttl(client, team, monkeypatch):
-    monkeypatch.setattr(RECENT_ACCESS, "ttl", 0.3)
+    monkeypatch.setattr(GRANTS, "ttl", 0.3)
     path, auth = _stowed_frame(client, team)
     assert asgi_get(path, "window=100,200", auth)["status"] == 200
     # A raw delete sends no signal (as another process's removal would not reach this one).
@@ -115,27 +116,44 @@ def test_a_revocation_no_signal_announces_is_bounded_by_the_ttl(client, team, mo
     assert asgi_get(path, "window=100,200", auth)["status"] == 404
 
 
-def test_recent_access_keys_on_every_credential_and_drops_stale_decisions(rf):
-    memory = RecentAccess(ttl=60)
+def test_remembered_image_access_keys_on_every_credential_and_drops_stale_decisions(rf, monkeypatch):
+    now = [100.0]
+    memory = GrantMemory(ttl=1.0, clock=lambda: now[0])
+    monkeypatch.setattr(grants, "GRANTS", memory)
     access = object()
     request = rf.get("/", HTTP_AUTHORIZATION="Token abc")
-    memory.remember(request, "trial", access, memory.generation)
-    assert memory.get(rf.get("/", HTTP_AUTHORIZATION="Token abc"), "trial") is access
-    assert memory.get(rf.get("/", HTTP_AUTHORIZATION="Token abd"), "trial") is None
-    assert memory.get(rf.get("/", HTTP_AUTHORIZATION="Token abc"), "other") is None
+    grants.remember_access(request, "trial", access, memory.generation)
+    assert grants.recent_access(rf.get("/", HTTP_AUTHORIZATION="Token abc"), "trial") is access
+    assert grants.recent_access(rf.get("/", HTTP_AUTHORIZATION="Token abd"), "trial") is None
+    assert grants.recent_access(rf.get("/", HTTP_AUTHORIZATION="Token abc"), "other") is None
     with_cookie = rf.get("/", HTTP_AUTHORIZATION="Token abc", HTTP_COOKIE="sessionid=x")
-    assert memory.get(with_cookie, "trial") is None
+    assert grants.recent_access(with_cookie, "trial") is None
     # Nothing is remembered for a request without credentials.
-    memory.remember(rf.get("/"), "trial", access, memory.generation)
-    assert memory.get(rf.get("/"), "trial") is None
+    grants.remember_access(rf.get("/"), "trial", access, memory.generation)
+    assert grants.recent_access(rf.get("/"), "trial") is None
+    # Entries expire after the TTL of the memory's clock.
+    now[0] = 100.999
+    assert grants.recent_access(request, "trial") is access
+    now[0] = 101.0
+    assert grants.recent_access(request, "trial") is None
     # A decision made before a clear() (a revocation) is not stored after it.
     before = memory.generation
     memory.clear()
-    memory.remember(request, "trial", access, before)
-    assert memory.get(request, "trial") is None
-    # Entries expire.
-    short = RecentAccess(ttl=0.05)
-    short.remember(request, "trial", access, short.generation)
-    assert short.get(request, "trial") is access
-    time.sleep(0.06)
-    assert short.get(request, "trial") is None
+    grants.remember_access(request, "trial", access, before)
+    assert grants.recent_access(request, "trial") is None
+
+
+def test_the_memory_is_bounded_and_keeps_nothing_with_a_zero_ttl():
+    now = [0.0]
+    memory = GrantMemory(ttl=1.0, clock=lambda: now[0], size=3)
+    for key in "abc":
+        memory.remember(key, key, memory.generation)
+    now[0] = 2.0  # all three expired: the next entry sweeps them out
+    memory.remember("d", "d", memory.generation)
+    assert len(memory._items) == 1 and memory.get("d") == "d"
+    for key in "efg":  # full of live entries: emptied rather than grown
+        memory.remember(key, key, memory.generation)
+    assert len(memory._items) <= 3 and memory.get("g") == "g"
+    off = GrantMemory(ttl=0)
+    off.remember("a", "a", off.generation)
+    assert off.get("a") is None
