@@ -1,5 +1,5 @@
-"""The access gate (viewer.access and the pure rules of viewer.rules): one matrix of the rules, the
-ORM filters held to them, the paths that used to go around the gate, and a structural check that no
+"""The access gate (viewer.access and the pure rules of viewer.rules, collab.visibility and trials.rules):
+one matrix of the rules, the ORM filters held to them, the paths that used to go around the gate, and a structural check that no
 module outside the gate queries Study, Series or Instance rows for a caller.
 
 The HTTP answers of every endpoint for an instance in quarantine are rows of
@@ -23,6 +23,7 @@ from collab import visibility
 from collab import protocol
 from crossread.errors import BadRequest
 from tests.factories.dicom import ct_dataset, to_bytes
+from trials import rules as trial_rules
 from viewer import rules
 from viewer.access import access_project
 from viewer.ingest import ingest_bytes
@@ -77,6 +78,72 @@ def test_who_reaches_a_reading_session(authenticated, role, seat, session_organi
         assert decided == "forbidden"
     else:
         assert decided is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Trials: the blinding of reads (trials.rules), as one matrix
+# ------------------------------------------------------------------------------------------------
+
+ANY, DONE, NONE = frozenset(trial_rules.STATUSES), frozenset({"signed", "locked"}), frozenset()
+
+#: Written by hand, not derived from the rule: (project role, listed as adjudicator) -> the statuses
+#: of the reads seen, (own reads, others' reads). The trial role is the adjudicator flag and whether
+#: the read is one's own (a reader's); an adjudicator who also reads (the services refuse to assign
+#: one, an admin could) sees no draft, not even their own.
+SEES_READ = {
+    (None, False): (NONE, NONE),  # not a member: the trial does not exist for them
+    (None, True): (NONE, NONE),
+    ("viewer", False): (ANY, NONE),  # a reader demoted to viewer keeps their reads
+    ("viewer", True): (DONE, DONE),
+    ("reader", False): (ANY, NONE),
+    ("reader", True): (DONE, DONE),
+    ("organizer", False): (ANY, ANY),
+    ("organizer", True): (ANY, ANY),
+}
+
+#: (project role, listed as adjudicator) -> sees the results (dashboard, subjects, scan dates).
+SEES_RESULTS = {
+    (None, False): False, (None, True): False,
+    ("viewer", False): False, ("viewer", True): True,
+    ("reader", False): False, ("reader", True): True,
+    ("organizer", False): True, ("organizer", True): True,
+}
+
+TRIAL_CELLS = list(itertools.product(ROLES, (False, True), (False, True), trial_rules.STATUSES))
+
+
+def test_the_trial_tables_cover_every_cell():
+    assert set(SEES_READ) == set(SEES_RESULTS) == set(itertools.product(ROLES, (False, True)))
+
+
+@pytest.mark.parametrize(("role", "adjudicator", "own", "status"), TRIAL_CELLS)
+def test_who_sees_a_trial_read(role, adjudicator, own, status):
+    own_statuses, others_statuses = SEES_READ[(role, adjudicator)]
+    expected = status in (own_statuses if own else others_statuses)
+    assert trial_rules.sees_read(role, adjudicator=adjudicator, own=own, status=status) is expected
+
+
+@pytest.mark.parametrize(("role", "adjudicator"), list(itertools.product(ROLES, (False, True))))
+def test_who_sees_trial_results_dates_and_subjects(role, adjudicator):
+    expected = SEES_RESULTS[(role, adjudicator)]
+    assert trial_rules.sees_results(role, adjudicator=adjudicator) is expected
+    assert trial_rules.sees_scan_dates(role, adjudicator=adjudicator) is expected
+    assert trial_rules.sees_subject(role, adjudicator=adjudicator) is expected
+    assert trial_rules.organizes(role) is (role == "organizer")
+    assert trial_rules.adjudicates(role, adjudicator=adjudicator) is (role is not None and adjudicator)
+
+
+@pytest.mark.parametrize(("own", "status"), list(itertools.product((False, True), trial_rules.STATUSES)))
+def test_who_writes_a_trial_read(own, status):
+    expected = "forbidden" if not own else (None if status == "draft" else "signed")
+    assert trial_rules.decide_write(own=own, status=status) == expected
+
+
+@pytest.mark.parametrize(("role", "adjudicator", "state"), list(itertools.product(
+    ROLES, (False, True), ("reading", "agreed", "needs_adjudication", "adjudicated", "done"))))
+def test_who_adjudicates_a_subject(role, adjudicator, state):
+    expected = role is not None and adjudicator and state == "needs_adjudication"
+    assert trial_rules.may_adjudicate(role, adjudicator=adjudicator, state=state) is expected
 
 
 # ------------------------------------------------------------------------------------------------
