@@ -1,5 +1,5 @@
-"""The access gate (viewer.access and the pure rules of viewer.rules): one matrix of the rules, the
-ORM filters held to them, the paths that used to go around the gate, and a structural check that no
+"""The access gate (viewer.access and the pure rules of viewer.rules, collab.visibility and trials.rules):
+one matrix of the rules, the ORM filters held to them, the paths that used to go around the gate, and a structural check that no
 module outside the gate queries Study, Series or Instance rows for a caller.
 
 The HTTP answers of every endpoint for an instance in quarantine are rows of
@@ -21,12 +21,18 @@ from collab import services as collab_services
 from collab.services import live as collab_live
 from collab import visibility
 from collab import protocol
-from crossread.errors import BadRequest
+from crossread.errors import BadRequest, DomainError, ErrorCode, NotFound
 from tests.factories.dicom import ct_dataset, to_bytes
+from tests.factories.models import create_user
+from trials import rules as trial_rules
+from trials import services as trial_services
+from trials.models import Read, ReadStatus, Subject, Trial
+from trials.services import access as trial_access
+from trials.services import reading as trial_reading
 from viewer import rules
 from viewer.access import access_project
 from viewer.ingest import ingest_bytes
-from viewer.models import Instance
+from viewer.models import Instance, Membership
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = (None, "viewer", "reader", "organizer")
@@ -101,6 +107,72 @@ def test_the_seat_rule_over_the_loaded_facts(active, role, seat, session_organiz
 
 
 # ------------------------------------------------------------------------------------------------
+# Trials: the blinding of reads (trials.rules), as one matrix
+# ------------------------------------------------------------------------------------------------
+
+ANY, DONE, NONE = frozenset(trial_rules.STATUSES), frozenset({"signed", "locked"}), frozenset()
+
+#: Written by hand, not derived from the rule: (project role, listed as adjudicator) -> the statuses
+#: of the reads seen, (own reads, others' reads). The trial role is the adjudicator flag and whether
+#: the read is one's own (a reader's); an adjudicator who also reads (the services refuse to assign
+#: one, an admin could) sees no draft, not even their own.
+SEES_READ = {
+    (None, False): (NONE, NONE),  # not a member: the trial does not exist for them
+    (None, True): (NONE, NONE),
+    ("viewer", False): (ANY, NONE),  # a reader demoted to viewer keeps their reads
+    ("viewer", True): (DONE, DONE),
+    ("reader", False): (ANY, NONE),
+    ("reader", True): (DONE, DONE),
+    ("organizer", False): (ANY, ANY),
+    ("organizer", True): (ANY, ANY),
+}
+
+#: (project role, listed as adjudicator) -> sees the results (dashboard, subjects, scan dates).
+SEES_RESULTS = {
+    (None, False): False, (None, True): False,
+    ("viewer", False): False, ("viewer", True): True,
+    ("reader", False): False, ("reader", True): True,
+    ("organizer", False): True, ("organizer", True): True,
+}
+
+TRIAL_CELLS = list(itertools.product(ROLES, (False, True), (False, True), trial_rules.STATUSES))
+
+
+def test_the_trial_tables_cover_every_cell():
+    assert set(SEES_READ) == set(SEES_RESULTS) == set(itertools.product(ROLES, (False, True)))
+
+
+@pytest.mark.parametrize(("role", "adjudicator", "own", "status"), TRIAL_CELLS)
+def test_who_sees_a_trial_read(role, adjudicator, own, status):
+    own_statuses, others_statuses = SEES_READ[(role, adjudicator)]
+    expected = status in (own_statuses if own else others_statuses)
+    assert trial_rules.sees_read(role, adjudicator=adjudicator, own=own, status=status) is expected
+
+
+@pytest.mark.parametrize(("role", "adjudicator"), list(itertools.product(ROLES, (False, True))))
+def test_who_sees_trial_results_dates_and_subjects(role, adjudicator):
+    expected = SEES_RESULTS[(role, adjudicator)]
+    assert trial_rules.sees_results(role, adjudicator=adjudicator) is expected
+    assert trial_rules.sees_scan_dates(role, adjudicator=adjudicator) is expected
+    assert trial_rules.sees_subject(role, adjudicator=adjudicator) is expected
+    assert trial_rules.organizes(role) is (role == "organizer")
+    assert trial_rules.adjudicates(role, adjudicator=adjudicator) is (role is not None and adjudicator)
+
+
+@pytest.mark.parametrize(("own", "status"), list(itertools.product((False, True), trial_rules.STATUSES)))
+def test_who_writes_a_trial_read(own, status):
+    expected = "forbidden" if not own else (None if status == "draft" else "signed")
+    assert trial_rules.decide_write(own=own, status=status) == expected
+
+
+@pytest.mark.parametrize(("role", "adjudicator", "state"), list(itertools.product(
+    ROLES, (False, True), ("reading", "agreed", "needs_adjudication", "adjudicated", "done"))))
+def test_who_adjudicates_a_subject(role, adjudicator, state):
+    expected = role is not None and adjudicator and state == "needs_adjudication"
+    assert trial_rules.may_adjudicate(role, adjudicator=adjudicator, state=state) is expected
+
+
+# ------------------------------------------------------------------------------------------------
 # The ORM side of the rules
 # ------------------------------------------------------------------------------------------------
 
@@ -166,6 +238,96 @@ def test_a_study_of_held_images_only_is_not_found_by_a_reader(team):
     assert access_project(team["organizer"], "trial").study(held.StudyInstanceUID)
     with pytest.raises(Exception, match="No such study"):
         access_project(team["reader"], "trial").study(held.StudyInstanceUID)
+
+
+# ------------------------------------------------------------------------------------------------
+# Trials: the reads a caller sees (visible_reads) are those trials.rules.sees_read admits
+# ------------------------------------------------------------------------------------------------
+
+#: (project role, listed as adjudicator, has reads of their own): one member of the trial's project each.
+TRIAL_PEOPLE = list(itertools.product(("viewer", "reader", "organizer"), (False, True), (False, True)))
+
+
+@pytest.fixture
+def trial_world(team):
+    """A trial in the team's project with one member per cell of TRIAL_PEOPLE; each who reads has a
+    read in every status (one subject per status), so every read is somebody's own and others'."""
+    trial = Trial.objects.create(project=team["project"], name="Blinding")
+    subjects = {status: Subject.objects.create(trial=trial, label=f"S-{status}", patient_id=f"P-{status}")
+                for status in trial_rules.STATUSES}
+    people = {}
+    for number, (role, adjudicator, reads) in enumerate(TRIAL_PEOPLE):
+        user = create_user(f"{role}-{'adj' if adjudicator else 'not'}-{'reads' if reads else 'none'}")
+        Membership.objects.create(project=team["project"], user=user, role=role)
+        if adjudicator:
+            trial.adjudicators.add(user)
+        if reads:
+            for status, subject in subjects.items():
+                Read.objects.create(trial=trial, subject=subject, reader=user, status=status, order_key=number)
+        people[(role, adjudicator, reads)] = user
+    return team, trial, people
+
+
+def test_the_rule_knows_every_read_status():
+    assert set(ReadStatus.values) == set(trial_rules.STATUSES)
+
+
+@pytest.mark.django_db
+def test_visible_reads_are_the_reads_the_rule_admits(trial_world):
+    team, trial, people = trial_world
+    reads = list(Read.objects.filter(trial=trial))
+    cells = set()
+    for (role, adjudicator, _), user in people.items():
+        access = trial_services.access_trial(user, "trial")
+        assert (access.role, access.is_adjudicator) == (role, adjudicator)
+        listed = set(trial_services.visible_reads(access).values_list("pk", flat=True))
+        expected = set()
+        for read in reads:
+            own = read.reader_id == user.pk
+            cells.add((role, adjudicator, own, read.status))
+            if trial_rules.sees_read(role, adjudicator=adjudicator, own=own, status=read.status):
+                expected.add(read.pk)
+        assert listed == expected, (role, adjudicator, user.username)
+        # one read at a time, as the read pages and REST views reach it: the same answer
+        for read in reads:
+            try:
+                found = trial_access.access_read(access, read.pk).pk == read.pk
+            except NotFound:
+                found = False
+            assert found is (read.pk in expected), (role, adjudicator, read.status)
+        assert access.sees_results is trial_rules.sees_results(role, adjudicator=adjudicator)
+        assert access.sees_dates is trial_rules.sees_scan_dates(role, adjudicator=adjudicator)
+    # every case of the rule met a real row (the hand-written table holds the rule itself)
+    assert cells == {(r, a, o, s) for r, a, o, s in TRIAL_CELLS if r is not None}
+
+
+@pytest.mark.django_db
+def test_the_trial_does_not_exist_for_a_non_member(trial_world):
+    team, trial, _ = trial_world
+    trial.adjudicators.add(team["outsider"])
+    with pytest.raises(NotFound):
+        trial_services.access_trial(team["outsider"], "trial")
+
+
+@pytest.mark.django_db
+def test_subjects_and_writes_decide_as_the_rules(trial_world):
+    team, trial, people = trial_world
+    subject = Subject.objects.get(trial=trial, label="S-draft")
+    for (role, adjudicator, _), user in people.items():
+        access = trial_services.access_trial(user, "trial")
+        try:
+            found = trial_access.access_subject(access, subject.pk) == subject
+        except NotFound:
+            found = False
+        assert found is trial_rules.sees_subject(role, adjudicator=adjudicator), (role, adjudicator)
+        for read in trial_services.visible_reads(access):
+            refusal = trial_rules.decide_write(own=read.reader_id == user.pk, status=read.status)
+            try:
+                trial_reading.check_draft_owner(access, read)
+                refused = None
+            except DomainError as error:
+                refused = error.code
+            assert refused == {None: None, "forbidden": ErrorCode.FORBIDDEN, "signed": ErrorCode.CONFLICT}[refusal]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models import Q
 
 from annotations.models import Annotation
+from trials import rules
 from viewer.models import Project, Study
 
 
@@ -110,7 +111,7 @@ class Read(models.Model):
 
     @property
     def is_signed(self) -> bool:
-        return self.status != ReadStatus.DRAFT
+        return rules.is_signed(self.status)
 
 
 class LesionRole(models.TextChoices):

@@ -4,7 +4,8 @@ through the ORM itself. Each write is ``check`` (look up, authorise, validate; r
 
 One module a concern, each importing only those above it (an import contract in pyproject.toml):
 
-- :mod:`.access`: who reaches what, and the one blinding rule (:func:`visible_reads`)
+- :mod:`.access`: who reaches what (the facts for :mod:`trials.rules`), and the blinding rule as a queryset
+  (:func:`visible_reads`)
 - :mod:`.setup`: creating a trial, adding subjects, assigning readers (organizers)
 - :mod:`.reading`: lesions, assessments and the measurements to choose from (the reader of a draft)
 - :mod:`.evaluation`: the RECIST table of a read, and the read as serialised

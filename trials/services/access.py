@@ -1,24 +1,30 @@
-"""Who reaches what in a trial, and the one blinding rule.
+"""Who reaches what in a trial: the facts loaded here, the decisions the pure rules of :mod:`trials.rules`.
 
-Who may do what
----------------
+Who may do what (``trials.rules``, tested as a matrix in ``tests/test_gate.py``)
+-------------------------------------------------------------------------------
 - **Organizers** (project role) set the trial up, see every read, the dashboard and the exports.
 - **Readers** see their own reads only, with dates relative to the baseline (never the scan
-  dates), in their own random order. They write only their own draft reads.
+  dates), in their own random order. They write only their own draft reads (``decide_write``).
 - **Adjudicators** (listed on the trial; never readers of it) see signed reads and choose one
-  read of each subject whose two reads disagree, with a reason. They see no draft.
-- Anyone else: "not found". Blinding lives in :func:`visible_reads` and nowhere else.
+  read of each subject whose two reads disagree, with a reason (``may_adjudicate``). They see no draft.
+- Anyone else: "not found".
+
+Which reads a caller sees is ``trials.rules.sees_read``; :func:`visible_reads` is its ORM expression
+(the filter built by asking the rule), and every read is reached through it (:func:`access_read`).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from crossread.errors import DomainError, ErrorCode, NotFound
+from trials import rules
 from trials.models import Read, ReadStatus, Subject, Trial
 from viewer.access import ProjectAccess, access_project
 from viewer.models import Role
@@ -34,22 +40,28 @@ class TrialAccess:
     user: Any
 
     @property
+    def role(self) -> str:
+        """The caller's role in the trial's project."""
+        return self.project_access.role
+
+    @property
     def is_organizer(self) -> bool:
-        return self.project_access.can(Role.ORGANIZER)
+        return rules.organizes(self.role)
 
     @property
     def is_adjudicator(self) -> bool:
+        """Listed among the trial's adjudicators."""
         return self.trial.adjudicators.filter(pk=self.user.pk).exists()
 
     @property
     def sees_dates(self) -> bool:
         """Readers see days from baseline only; organizers and adjudicators see scan dates."""
-        return self.is_organizer or self.is_adjudicator
+        return rules.sees_scan_dates(self.role, adjudicator=self.is_adjudicator)
 
     @property
     def sees_results(self) -> bool:
         """Dashboard, agreement and exports: organizers and adjudicators."""
-        return self.is_organizer or self.is_adjudicator
+        return rules.sees_results(self.role, adjudicator=self.is_adjudicator)
 
 
 def access_trial(user: User, slug: str) -> TrialAccess:
@@ -62,13 +74,26 @@ def access_trial(user: User, slug: str) -> TrialAccess:
 
 
 def visible_reads(access: TrialAccess) -> QuerySet[Read]:
-    """The one blinding rule: organizers see all reads, adjudicators the signed ones, readers their own."""
+    """The reads ``trials.rules.sees_read`` admits, as one queryset: the rule is asked for each case
+    of the caller's (a read of their own or another's, in each status) and the filter admits those."""
     reads = Read.objects.filter(trial=access.trial).select_related("subject", "reader")
-    if access.is_organizer:
-        return reads
-    if access.is_adjudicator:
-        return reads.exclude(status=ReadStatus.DRAFT)
-    return reads.filter(reader=access.user)
+    adjudicator = access.is_adjudicator
+    admitted, every_case = [], True
+    for own in (True, False):
+        whose = Q(reader=access.user) if own else ~Q(reader=access.user)
+        statuses = [status for status in ReadStatus.values
+                    if rules.sees_read(access.role, adjudicator=adjudicator, own=own, status=status)]
+        if len(statuses) == len(ReadStatus.values):
+            admitted.append(whose)
+        else:
+            every_case = False
+            if statuses:
+                admitted.append(whose & Q(status__in=statuses))
+    if every_case:
+        return reads  # an organizer's: no condition to write
+    if not admitted:
+        return reads.none()
+    return reads.filter(functools.reduce(operator.or_, admitted))
 
 
 def row_by_key(rows: QuerySet[Row], key: Any, refusal: DomainError) -> Row:
@@ -90,7 +115,7 @@ def access_read(access: TrialAccess, read_id: Any) -> Read:
 
 def access_subject(access: TrialAccess, subject_id: Any) -> Subject:
     """Subjects are reachable by organizers and adjudicators (readers reach them through reads)."""
-    if not access.sees_results:
+    if not rules.sees_subject(access.role, adjudicator=access.is_adjudicator):
         raise NotFound("No such subject.")
     return row_by_key(Subject.objects.filter(trial=access.trial), subject_id, NotFound("No such subject."))
 

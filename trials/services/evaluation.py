@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from django.db.models import QuerySet
 
 from annotations import recist
+from trials import rules
 from trials.models import Assessment, Lesion, LesionRole, Read, Trial, TrialTimepoint
 from trials.services.access import TrialAccess
 from trials.services.reading import own_measurements
@@ -172,7 +173,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
         "reader": read.reader.get_username(),
         "status": read.status,
         "signed_at": read.signed_at.isoformat() if read.signed_at else None,
-        "editable": read.reader_id == access.user.pk and not read.is_signed,
+        "editable": rules.decide_write(own=read.reader_id == access.user.pk, status=read.status) is None,
         "timepoints": [
             {"id": tp.pk, "label": tp.label, "order": tp.order, "day": rows.day(tp),
              "study": tp.study.study_instance_uid, "modality": tp.modality,

@@ -10,6 +10,7 @@ from django.db import transaction
 from annotations import sr
 from annotations.models import Annotation
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
+from trials import rules
 from trials.models import Assessment, Lesion, LesionRole, Read, TrialTimepoint
 from trials.services.access import TrialAccess, row_by_key
 from trials.services.setup import is_text
@@ -17,15 +18,22 @@ from trials.services.setup import is_text
 _PREFIX = {LesionRole.TARGET: "T", LesionRole.NON_TARGET: "NT", LesionRole.NEW: "N"}
 
 
+_SIGNED = "The read is signed and can no longer change."
+
+
 def _refuse_signed(read: Read) -> None:
-    if read.is_signed:
-        raise Conflict("The read is signed and can no longer change.")
+    if rules.is_signed(read.status):
+        raise Conflict(_SIGNED)
 
 
 def check_draft_owner(access: TrialAccess, read: Read) -> None:
-    if read.reader_id != access.user.pk:
+    """Only the reader of a draft writes it (``trials.rules.decide_write``); ``read`` is one the caller
+    sees (reached through ``access_read``)."""
+    refusal = rules.decide_write(own=read.reader_id == access.user.pk, status=read.status)
+    if refusal == "forbidden":
         raise DomainError("Only the reader of this read can change it.", code=ErrorCode.FORBIDDEN)
-    _refuse_signed(read)
+    if refusal == "signed":
+        raise Conflict(_SIGNED)
 
 
 def lock_draft(read: Read) -> Read:

@@ -12,6 +12,7 @@ from annotations import recist
 from audit.models import Action
 from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode
+from trials import rules
 from trials.models import Adjudication, Assessment, Read, ReadStatus, Subject
 from trials.services.access import TrialAccess, require_results
 from trials.services.evaluation import (
@@ -107,7 +108,8 @@ def subject_state(subject: Subject) -> str:
 
 
 def adjudicate(access: TrialAccess, subject: Subject, *, read: Any, reason: Any) -> Adjudication:
-    if not access.is_adjudicator:
+    adjudicator = access.is_adjudicator
+    if not rules.adjudicates(access.role, adjudicator=adjudicator):
         raise DomainError("Only the trial's adjudicators adjudicate.", code=ErrorCode.FORBIDDEN)
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_LENGTH:
         raise BadRequest(f"reason must be 1-{MAX_REASON_LENGTH} characters.")
@@ -115,10 +117,9 @@ def adjudicate(access: TrialAccess, subject: Subject, *, read: Any, reason: Any)
         subject = Subject.objects.select_for_update().get(pk=subject.pk)
         reads = subject_reads(subject)
         state = subject_state(subject)
-        if state == "adjudicated":
-            raise Conflict("This subject is already adjudicated.")
-        if state != "needs_adjudication":
-            raise Conflict("Only subjects whose two signed reads disagree are adjudicated.")
+        if not rules.may_adjudicate(access.role, adjudicator=adjudicator, state=state):
+            raise Conflict("This subject is already adjudicated." if state == "adjudicated"
+                           else "Only subjects whose two signed reads disagree are adjudicated.")
         chosen = next((r for r in reads if isinstance(read, int) and not isinstance(read, bool) and r.pk == read), None)
         if chosen is None:
             raise BadRequest("read must be one of the subject's two reads.")
@@ -159,5 +160,6 @@ def adjudication_view(access: TrialAccess, subject: Subject) -> dict[str, Any]:
         "adjudication": None if decision is None else {
             "read": decision.chosen_read_id, "reason": decision.reason,
             "adjudicator": decision.adjudicator.get_username(), "created_at": decision.created_at.isoformat()},
-        "can_adjudicate": access.is_adjudicator and subject_state(subject) == "needs_adjudication",
+        "can_adjudicate": rules.may_adjudicate(access.role, adjudicator=access.is_adjudicator,
+                                               state=subject_state(subject)),
     }
