@@ -159,10 +159,11 @@ def test_who_sees_trial_results_dates_and_subjects(role, adjudicator):
     assert trial_rules.adjudicates(role, adjudicator=adjudicator) is (role is not None and adjudicator)
 
 
-@pytest.mark.parametrize(("own", "status"), list(itertools.product((False, True), trial_rules.STATUSES)))
-def test_who_writes_a_trial_read(own, status):
-    expected = "forbidden" if not own else (None if status == "draft" else "signed")
-    assert trial_rules.decide_write(own=own, status=status) == expected
+@pytest.mark.parametrize(("role", "own", "status"), list(itertools.product(ROLES, (False, True), trial_rules.STATUSES)))
+def test_who_writes_a_trial_read(role, own, status):
+    # A reader demoted to viewer keeps seeing their reads but writes none of them.
+    expected = "forbidden" if not own or role in (None, "viewer") else (None if status == "draft" else "signed")
+    assert trial_rules.decide_write(role, own=own, status=status) == expected
 
 
 @pytest.mark.parametrize(("role", "adjudicator", "state"), list(itertools.product(
@@ -321,7 +322,7 @@ def test_subjects_and_writes_decide_as_the_rules(trial_world):
             found = False
         assert found is trial_rules.sees_subject(role, adjudicator=adjudicator), (role, adjudicator)
         for read in trial_services.visible_reads(access):
-            refusal = trial_rules.decide_write(own=read.reader_id == user.pk, status=read.status)
+            refusal = trial_rules.decide_write(role, own=read.reader_id == user.pk, status=read.status)
             try:
                 trial_reading.check_draft_owner(access, read)
                 refused = None

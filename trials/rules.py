@@ -67,11 +67,13 @@ def sees_subject(project_role: str | None, *, adjudicator: bool) -> bool:
     return organizes(project_role) or adjudicates(project_role, adjudicator=adjudicator)
 
 
-def decide_write(*, own: bool, status: str) -> str | None:
+def decide_write(project_role: str | None, *, own: bool, status: str) -> str | None:
     """May a read change (its lesions, assessments, signing)? ``None`` when it may, else the refusal:
-    ``forbidden`` for a read of somebody else's, ``signed`` for one signed already. Only the reader of
-    a draft writes it; the read must also be one they see (:func:`sees_read`)."""
-    if not own:
+    ``forbidden`` for a read of somebody else's, or for its reader when they no longer hold the reader
+    role in the project (an organizer demoted them to viewer: they still see their reads, but their
+    reading is over); ``signed`` for one signed already. Only the reader of a draft writes it; the read
+    must also be one they see (:func:`sees_read`)."""
+    if not own or not has_role(project_role, "reader"):
         return "forbidden"
     if is_signed(status):
         return "signed"

@@ -173,7 +173,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
         "reader": read.reader.get_username(),
         "status": read.status,
         "signed_at": read.signed_at.isoformat() if read.signed_at else None,
-        "editable": rules.decide_write(own=read.reader_id == access.user.pk, status=read.status) is None,
+        "editable": rules.decide_write(access.role, own=read.reader_id == access.user.pk, status=read.status) is None,
         "timepoints": [
             {"id": tp.pk, "label": tp.label, "order": tp.order, "day": rows.day(tp),
              "study": tp.study.study_instance_uid, "modality": tp.modality,

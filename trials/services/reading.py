@@ -29,7 +29,7 @@ def _refuse_signed(read: Read) -> None:
 def check_draft_owner(access: TrialAccess, read: Read) -> None:
     """Only the reader of a draft writes it (``trials.rules.decide_write``); ``read`` is one the caller
     sees (reached through ``access_read``)."""
-    refusal = rules.decide_write(own=read.reader_id == access.user.pk, status=read.status)
+    refusal = rules.decide_write(access.role, own=read.reader_id == access.user.pk, status=read.status)
     if refusal == "forbidden":
         raise DomainError("Only the reader of this read can change it.", code=ErrorCode.FORBIDDEN)
     if refusal == "signed":
