@@ -274,6 +274,15 @@ def test_the_rule_knows_every_read_status():
 
 
 @pytest.mark.django_db
+def test_the_trial_role_is_a_fact_read_once_per_access(trial_world, django_assert_num_queries):
+    _, _, people = trial_world
+    for user in people.values():
+        access = trial_services.access_trial(user, "trial")
+        with django_assert_num_queries(1):  # whether the caller adjudicates, however often it is asked
+            access.sees_dates, access.sees_results, access.is_adjudicator, trial_services.visible_reads(access)
+
+
+@pytest.mark.django_db
 def test_visible_reads_are_the_reads_the_rule_admits(trial_world):
     team, trial, people = trial_world
     reads = list(Read.objects.filter(trial=trial))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -48,9 +49,9 @@ class TrialAccess:
     def is_organizer(self) -> bool:
         return rules.organizes(self.role)
 
-    @property
+    @cached_property
     def is_adjudicator(self) -> bool:
-        """Listed among the trial's adjudicators."""
+        """Listed among the trial's adjudicators: a fact read once per access (a request)."""
         return self.trial.adjudicators.filter(pk=self.user.pk).exists()
 
     @property
