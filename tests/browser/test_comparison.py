@@ -1,0 +1,106 @@
+"""Comparison reading in a real browser: the geometry module (static/viewer/geometry.js) against
+hand-computed cases, linked scrolling of the phantom baseline beside its follow-up, reference lines
+and crosshairs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+# The phantom's geometry (docs/phantom.md): axial 512 x 512 at 0.7 mm, slice i at z = -2.5 i.
+GEOMETRY_CASES = """async () => {
+  const g = await import("/static/viewer/geometry.js");
+  const plane = (position, orientation, spacing, rows, columns) => g.planeOf({ position, orientation, spacing, rows, columns });
+  const axial = (z, rows = 512, columns = 512, x = -179.2, y = -179.2) => plane([x, y, z], [1, 0, 0, 0, 1, 0], [0.7, 0.7], rows, columns);
+  // A sagittal reformat through x = 0 (columns run posterior, rows inferior) and a coronal one
+  // through y = 10 (columns run to the patient's left, rows inferior), 120 rows 2.5 mm apart from z = 0.
+  const sagittal = plane([0, -179.2, 0], [0, 1, 0, 0, 0, -1], [2.5, 0.7], 120, 512);
+  const coronal = plane([-179.2, 10, 0], [1, 0, 0, 0, 0, -1], [2.5, 0.7], 120, 512);
+  const round = (line) => line && line.map((p) => p.map((v) => Math.round(v * 1e4) / 1e4)).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const stackA = Array.from({ length: 120 }, (_, i) => axial(-2.5 * i));
+  // Another series: 5 mm apart, its origin shifted (x, y by 29.2 mm, z starting at +10), 60 slices.
+  const stackB = Array.from({ length: 60 }, (_, i) => axial(10 - 5 * i, 512, 512, -150, -150));
+  // A prior of another frame of reference: z = 100 - 5 i.
+  const prior = Array.from({ length: 60 }, (_, i) => axial(100 - 5 * i));
+  const link = g.alignment(stackA[10], prior[3]);
+  const through = (stack, from) => g.nearestSlice(stack, g.centreOf(from));
+  return {
+    axialOnSagittal: round(g.referenceLine(axial(-50), sagittal)),
+    axialOnCoronal: round(g.referenceLine(axial(-50), coronal)),
+    sagittalOnAxial: round(g.referenceLine(sagittal, axial(-50))),
+    coronalOnAxial: round(g.referenceLine(coronal, axial(-50))),
+    sagittalOnCoronal: round(g.referenceLine(sagittal, coronal)),
+    coronalOnSagittal: round(g.referenceLine(coronal, sagittal)),
+    belowTheSagittal: g.referenceLine(axial(-400), sagittal),
+    parallel: g.referenceLine(axial(-50), axial(-52.5)),
+    smallAxialOnCoronal: round(g.referenceLine(axial(-50, 100, 100, -20, -20), coronal)),
+    smallAxialMissesSagittal: g.referenceLine(axial(-50, 100, 100, 20, -20), sagittal),
+    normal: stackA[0].normal,
+    positionOf30: g.positionAlong(stackA[30]),
+    spacingA: g.sliceSpacing(stackA, [0, 0, 1]),
+    spacingB: g.sliceSpacing(stackB, [0, 0, 1]),
+    aToB: [0, 30, 32, 119].map((i) => through(stackB, stackA[i])),
+    bToA: [0, 1, 59].map((i) => through(stackA, stackB[i])),
+    linkOffset: link,
+    aToPrior: [10, 30, 0, 119].map((i) => g.nearestSlice(prior, g.add(g.centreOf(stackA[i]), link))),
+    pixel: g.patientToPixel(stackA[30], [0, 10, -75]),
+    patient: g.pixelToPatient(stackA[30], [256.5, 270.5]),
+    sagittalPixel: g.patientToPixel(sagittal, [0, 0, -75]),
+    emptyStack: g.nearestSlice([null, null], [0, 0, 0]),
+    noGeometry: g.planeOf({ position: [], orientation: null, spacing: [0.7, 0.7], rows: 512, columns: 512 }),
+  };
+}"""
+
+
+def close(actual: Any, expected: Any, tolerance: float = 1e-3) -> bool:
+    if isinstance(expected, (list, tuple)):
+        return isinstance(actual, list) and len(actual) == len(expected) and all(close(a, e, tolerance) for a, e in zip(actual, expected))
+    if expected is None:
+        return actual is None
+    return abs(actual - expected) <= tolerance
+
+
+def test_the_geometry_module_against_hand_computed_cases(page, demo_site):
+    page.goto("/accounts/login/")
+    r = page.evaluate(GEOMETRY_CASES)
+    # An axial slice at z = -50 crosses the sagittal and coronal reformats at row 20.5 (z = -(y - 0.5) * 2.5),
+    # across their whole width.
+    assert close(r["axialOnSagittal"], [[0, 20.5], [512, 20.5]])
+    assert close(r["axialOnCoronal"], [[0, 20.5], [512, 20.5]])
+    # x = 0 is column (0 + 179.2) / 0.7 + 0.5 = 256.5 of the axial image; y = 10 is its row 270.7857.
+    assert close(r["sagittalOnAxial"], [[256.5, 0], [256.5, 512]])
+    assert close(r["coronalOnAxial"], [[0, 270.7857], [512, 270.7857]])
+    # The sagittal and coronal planes meet along the vertical x = 0, y = 10: column 256.5 of the
+    # coronal (all its rows) and column (10 + 179.2) / 0.7 + 0.5 = 270.7857 of the sagittal.
+    assert close(r["sagittalOnCoronal"], [[256.5, 0], [256.5, 120]])
+    assert close(r["coronalOnSagittal"], [[270.7857, 0], [270.7857, 120]])
+    # Out of the sagittal's range (its rows reach z = -298.75), parallel planes: no line.
+    assert r["belowTheSagittal"] is None and r["parallel"] is None
+    # Clipped to the source image too: a 100 x 100 axial image from x = -20.35 to 49.65 mm draws
+    # columns 227.43 to 327.43 of the coronal; one that stays left of x = 0 misses the sagittal.
+    assert close(r["smallAxialOnCoronal"], [[227.4286, 20.5], [327.4286, 20.5]])
+    assert r["smallAxialMissesSagittal"] is None
+    assert close(r["normal"], [0, 0, 1]) and close(r["positionOf30"], -75)
+    assert close(r["spacingA"], 2.5) and close(r["spacingB"], 5)
+    # Linked scrolling, 2.5 mm slices against 5 mm slices from z = +10: z = 0 -> B 2, z = -75 -> B 17,
+    # z = -80 -> B 18; z = -297.5 is 12.5 mm past B's last slice (-285): none.
+    assert r["aToB"] == [2, 17, 18, None]
+    # Back: z = +10 is 10 mm above A's first slice (more than half of 2.5 mm): none; z = 5 too; -285 -> A 114.
+    assert r["bToA"] == [None, None, 114]
+    # The link action on A's slice 10 (z = -25) and the prior's slice 3 (z = 85) keeps 110 mm along the
+    # normal: A's slice 30 (z = -75) is the prior's z = 35, slice 13; A's slice 0 (z = 0) is z = 110,
+    # above the prior's first slice (100): none; A 119 is z = -187.5 -> prior 57.5 -> 57.
+    assert close(r["linkOffset"], [0, 0, 110])
+    assert r["aToPrior"] == [3, 13, None, 57]
+    # Patient point <-> pixel: (0, 10, -75) is pixel (256.5, 270.79) of slice 30, on its plane.
+    assert close(r["pixel"], [256.5, 270.7857, 0])
+    assert close(r["patient"], [0, 9.8, -75])
+    assert close(r["sagittalPixel"], [256.5, 30.5, 0])
+    assert r["emptyStack"] is None and r["noGeometry"] is None
