@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from demo.phantom import phantom_lesions
 from tests.browser.conftest import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -104,3 +105,115 @@ def test_the_geometry_module_against_hand_computed_cases(page, demo_site):
     assert close(r["patient"], [0, 9.8, -75])
     assert close(r["sagittalPixel"], [256.5, 30.5, 0])
     assert r["emptyStack"] is None and r["noGeometry"] is None
+
+
+# ------------------------------------------------------------------------------------------ the viewer
+
+
+def label(page: Any, index: int) -> Any:
+    return page.locator(f".viewport[data-index='{index}'] .slice-label")
+
+
+def open_comparison(page: Any, demo_site: dict[str, Any]) -> tuple[Any, Any]:
+    """The phantom baseline in 1x2: the follow-up (another study, another frame of reference) hangs beside it."""
+    login(page)
+    uid = demo_site["truth"]["studies"]["baseline"]["study_instance_uid"]
+    page.goto(f"/projects/demo/studies/{uid}/")
+    page.wait_for_selector("body[data-first-image][data-modes][data-linking]")
+    page.keyboard.press("Shift+Digit2")
+    left = page.locator(".viewport[data-index='0']")
+    right = page.locator(".viewport[data-index='1']")
+    expect(right.locator(".corner.tl")).to_contain_text("2024-03-04")  # the follow-up
+    expect(label(page, 1)).to_have_text("Im 1/120")
+    # Linked by default for this hanging, once both series' metadata are here.
+    expect(page.locator("body")).to_have_attribute("data-linked", "on")
+    expect(page.locator("button[data-action='linked']")).to_have_attribute("aria-pressed", "true")
+    page.wait_for_function("() => crossread.app.viewports.slice(0, 2).every((v) => v.stack.items.every((i) => i.meta))")
+    return left, right
+
+
+def settled(viewport: Any) -> None:
+    expect(viewport).not_to_have_class(re.compile(r"\bloading\b"))
+
+
+def test_the_follow_up_follows_the_baseline_by_patient_position(page, demo_site):
+    left, right = open_comparison(page, demo_site)
+    left.focus()
+    for _ in range(3):
+        page.keyboard.press("PageDown")
+    expect(label(page, 0)).to_have_text("Im 31/120")
+    expect(label(page, 1)).to_have_text("Im 31/120")
+    expect(right.locator(".corner.tr")).to_contain_text("Loc -75.0 mm")
+    expect(left.locator(".corner.tr")).to_contain_text("Loc -75.0 mm")
+    # And back the other way: scrolling the follow-up moves the baseline.
+    right.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowDown")
+    expect(label(page, 1)).to_have_text("Im 36/120")
+    expect(label(page, 0)).to_have_text("Im 36/120")
+    settled(left)
+    settled(right)
+    # The follow-up is active: its slice is no reference line on the parallel baseline.
+    expect(left.locator("svg.overlay .reference-line")).to_have_count(0)
+    screenshot(page, "comparison-linked")
+    page.screenshot(path="/tmp/comparison-linked.png")
+    # K turns linking off: the baseline stays where it is.
+    page.keyboard.press("k")
+    expect(page.locator("body")).to_have_attribute("data-linked", "off")
+    page.keyboard.press("ArrowDown")
+    expect(label(page, 1)).to_have_text("Im 37/120")
+    expect(label(page, 0)).to_have_text("Im 36/120")
+    # The link action keeps the offset of the slices on screen (one slice, 2.5 mm), then they scroll together.
+    page.keyboard.press("Shift+K")
+    expect(page.locator("body")).to_have_attribute("data-linked", "on")
+    for _ in range(10):
+        page.keyboard.press("ArrowDown")
+    expect(label(page, 1)).to_have_text("Im 47/120")
+    expect(label(page, 0)).to_have_text("Im 46/120")
+    # The baseline keeps its one-slice offset to the end; the follow-up's first slice is 2.5 mm
+    # above the baseline's first: there the baseline shows no slice.
+    page.keyboard.press("End")
+    expect(label(page, 1)).to_have_text("Im 120/120")
+    expect(label(page, 0)).to_have_text("Im 119/120")
+    page.keyboard.press("Home")
+    expect(label(page, 1)).to_have_text("Im 1/120")
+    expect(left).to_have_class(re.compile(r"\bout-of-range\b"))
+    expect(left.locator(".out-of-range-note")).to_be_visible()
+    page.screenshot(path="/tmp/comparison-out-of-range.png")
+    page.keyboard.press("ArrowDown")
+    expect(label(page, 0)).to_have_text("Im 1/120")
+    expect(left).not_to_have_class(re.compile(r"\bout-of-range\b"))
+
+
+def test_crosshairs_move_the_other_viewport_to_the_point(page, demo_site):
+    left, right = open_comparison(page, demo_site)
+    lesion = next(item for item in phantom_lesions("followup") if item["id"] == "T1")
+    number = lesion["instance_number"]
+    # Linking off: the crosshairs alone move the baseline.
+    right.focus()
+    page.keyboard.press("k")
+    page.keyboard.press("End")
+    expect(label(page, 1)).to_have_text("Im 120/120")
+    for _ in range(120 - number):
+        page.keyboard.press("ArrowUp")
+    expect(label(page, 1)).to_have_text(f"Im {number}/120")
+    expect(label(page, 0)).to_have_text("Im 1/120")
+    page.keyboard.press("c")
+    expect(page.locator("button[data-tool='crosshair']")).to_have_attribute("aria-pressed", "true")
+    col, row = lesion["centre_px"]["col"] + 0.5, lesion["centre_px"]["row"] + 0.5
+    x, y = page.evaluate("([x, y]) => crossread.app.viewports[1].imageToClient(x, y)", [col, row])
+    page.mouse.click(x, y)
+    expect(label(page, 0)).to_have_text(f"Im {number}/120")
+    expect(label(page, 1)).to_have_text(f"Im {number}/120")
+    point = page.evaluate("crossread.app.linking.crosshair.point")
+    assert all(abs(a - b) <= 0.36 for a, b in zip(point, lesion["centre_mm"])), point
+    for index in (0, 1):
+        mark = page.locator(f".viewport[data-index='{index}'] svg.overlay .crosshair")
+        expect(mark).to_have_count(1)
+        assert abs(float(mark.get_attribute("data-x")) - col) < 0.01 and abs(float(mark.get_attribute("data-y")) - row) < 0.01
+    settled(left)
+    settled(right)
+    page.screenshot(path="/tmp/comparison-crosshair.png")
+    # Esc clears it.
+    page.keyboard.press("Escape")
+    expect(page.locator("svg.overlay .crosshair")).to_have_count(0)
