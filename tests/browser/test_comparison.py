@@ -217,3 +217,120 @@ def test_crosshairs_move_the_other_viewport_to_the_point(page, demo_site):
     # Esc clears it.
     page.keyboard.press("Escape")
     expect(page.locator("svg.overlay .crosshair")).to_have_count(0)
+
+
+def write_planes_study(folder: Any) -> None:
+    """A synthetic study in one frame of reference: axial, sagittal and coronal series of one volume
+    (a body ellipse and a sphere of radius 60 mm at (0, 0, -100)), and a coronal CT localizer."""
+    import numpy as np
+    from pydicom.uid import generate_uid
+
+    from tests.factories.dicom import ct_dataset, to_bytes
+
+    study, frame = generate_uid(), generate_uid()
+
+    def volume(points: Any) -> Any:
+        x, y, z = points
+        body = (x / 120) ** 2 + (y / 90) ** 2 <= 1
+        sphere = x**2 + y**2 + (z + 100) ** 2 <= 60**2
+        stripe = (np.abs(np.round(z / 20) * 20 - z) < 2) & body  # a bright line every 20 mm along z
+        return np.where(sphere, 900, np.where(stripe, 400, np.where(body, 40, -1000))).astype("<i2")
+
+    def image(series: str, number: int, index: int, position: list[float], orientation: list[float], rows: int, description: str, **extra: Any) -> None:
+        row, column = np.array(orientation[:3]), np.array(orientation[3:])
+        r, c = np.mgrid[0:rows, 0:64]
+        points = np.array(position)[:, None, None] + row[:, None, None] * c * 4.0 + column[:, None, None] * r * 4.0
+        ds = ct_dataset(
+            StudyInstanceUID=study, SeriesInstanceUID=series, FrameOfReferenceUID=frame, PatientName="Planes^Synthetic",
+            PatientID="PLANES-1", StudyDate="20010101", StudyDescription="SYNTHETIC planes", SeriesNumber=number,
+            SeriesDescription=description, InstanceNumber=index + 1, Rows=rows, Columns=64, PixelSpacing=[4, 4],
+            ImagePositionPatient=[float(v) for v in position], ImageOrientationPatient=[float(v) for v in orientation],
+            WindowCenter=100, WindowWidth=1400, PixelData=volume(points).tobytes(), **extra,
+        )
+        (folder / f"{number}-{index:03d}.dcm").write_bytes(to_bytes(ds))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    axial, sagittal, coronal, localizer = (generate_uid() for _ in range(4))
+    for i in range(20):  # z = 0 ... -190, 10 mm apart
+        image(axial, 1, i, [-126, -126, -10 * i], [1, 0, 0, 0, 1, 0], 64, "axial")
+    for i, x in enumerate(range(-80, 81, 20)):  # 9 slices, rows run down from z = 0
+        image(sagittal, 2, i, [x, -126, 0], [0, 1, 0, 0, 0, -1], 48, "sagittal")
+    for i, y in enumerate(range(-60, 61, 20)):  # 7 slices
+        image(coronal, 3, i, [-126, y, 0], [1, 0, 0, 0, 0, -1], 48, "coronal")
+    image(localizer, 4, 0, [-126, 0, 20], [1, 0, 0, 0, 0, -1], 60, "localizer", ImageType=["ORIGINAL", "PRIMARY", "LOCALIZER"])
+
+
+def reference(page: Any, index: int, kind: str = "current") -> list[float]:
+    line = page.locator(f".viewport[data-index='{index}'] svg.overlay line.reference-line.{kind}")
+    expect(line).to_have_count(1)
+    ends = [[float(line.get_attribute(f"{axis}{n}")) for axis in "xy"] for n in (1, 2)]
+    # Back to image coordinates.
+    return page.evaluate(
+        "([i, ends]) => { const v = crossread.app.viewports[i]; const box = v.root.getBoundingClientRect();"
+        " return ends.map(([x, y]) => v.toImage(box.left + x, box.top + y)); }",
+        [index, ends],
+    )
+
+
+def test_reference_lines_and_crosshairs_between_axial_sagittal_coronal_and_a_localizer(page, demo_site, tmp_path):
+    folder = tmp_path / "planes"
+    write_planes_study(folder)
+    demo_site["site"].manage("import_dicom", str(folder), "--project", "demo", "--quiet")
+    login(page)
+    page.goto("/projects/demo/")
+    page.fill("#wl-search", "PLANES-1")
+    page.locator("#wl-rows tr", has_text="PLANES-1").first.locator("a").first.click()
+    page.wait_for_selector("body[data-first-image][data-modes][data-linking]")
+    page.keyboard.press("Shift+Digit3")
+    for index, name in enumerate(["axial", "sagittal", "coronal", "localizer"]):
+        expect(page.locator(f".viewport[data-index='{index}'] .corner.tr")).to_contain_text(name)
+    page.wait_for_function("() => crossread.app.viewports.every((v) => v.stack && v.stack.items.every((i) => i.meta))")
+    expect(page.locator("body")).not_to_have_attribute("data-linked", "on")  # one study: not linked by default
+    axial = page.locator(".viewport[data-index='0']")
+    axial.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowDown")
+    expect(label(page, 0)).to_have_text("Im 6/20")  # z = -50
+    # z = -50 is row 50 / 4 + 0.5 = 13 of the sagittal and coronal images (z = 0 at row 0.5), row
+    # (20 + 50) / 4 + 0.5 = 18 of the localizer; across their whole width (64 columns).
+    for index, row in ((1, 13), (2, 13), (3, 18)):
+        a, b = sorted(reference(page, index))
+        assert abs(a[0]) < 0.05 and abs(b[0] - 64) < 0.05 and abs(a[1] - row) < 0.05 and abs(b[1] - row) < 0.05, (index, a, b)
+    # The axial series' first and last slices (z = 0, -190): rows 0.5 and 48 of the sagittal.
+    assert abs(reference(page, 1, "first")[0][1] - 0.5) < 0.05
+    assert abs(reference(page, 1, "last")[0][1] - 48) < 0.05
+    for index in range(4):
+        settled(page.locator(f".viewport[data-index='{index}']"))
+    page.screenshot(path="/tmp/reference-lines-axial.png")
+    # The sagittal through x = 0 (slice 5) active: a vertical line at column (0 + 126) / 4 + 0.5 = 32
+    # of the axial, coronal and localizer images; on the localizer (z = 20 at row 0.5) only over the
+    # sagittal's extent, z = 2 to -190: rows 5 to 53.
+    sagittal = page.locator(".viewport[data-index='1']")
+    sagittal.click()
+    sagittal.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowDown")
+    expect(label(page, 1)).to_have_text("Im 5/9")
+    for index, top, bottom in ((0, 0, 64), (2, 0, 48), (3, 5, 53)):
+        a, b = sorted(reference(page, index), key=lambda p: p[1])
+        assert abs(a[0] - 32) < 0.05 and abs(b[0] - 32) < 0.05 and abs(a[1] - top) < 0.05 and abs(b[1] - bottom) < 0.05, (index, a, b)
+    # Crosshairs on the axial slice through the sphere's centre (0, 0, -100): slice 11, pixel (32, 32).
+    axial.click()
+    axial.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowDown")
+    expect(label(page, 0)).to_have_text("Im 11/20")
+    page.keyboard.press("c")
+    x, y = page.evaluate("crossread.app.viewports[0].imageToClient(32, 32)")
+    page.mouse.click(x, y)
+    expect(label(page, 1)).to_have_text("Im 5/9")  # x = 0
+    expect(label(page, 2)).to_have_text("Im 4/7")  # y = 0
+    # The mark: at (32, 32) of the axial, at column 32, row 100 / 4 + 0.5 = 25.5 of the sagittal and
+    # coronal, at row (20 + 100) / 4 + 0.5 = 30.5 of the localizer (its plane is y = 0).
+    for index, (mx, my) in ((0, (32, 32)), (1, (32, 25.5)), (2, (32, 25.5)), (3, (32, 30.5))):
+        mark = page.locator(f".viewport[data-index='{index}'] svg.overlay .crosshair")
+        expect(mark).to_have_count(1)
+        assert abs(float(mark.get_attribute("data-x")) - mx) < 0.01 and abs(float(mark.get_attribute("data-y")) - my) < 0.01, index
+    for index in range(4):
+        settled(page.locator(f".viewport[data-index='{index}']"))
+    page.screenshot(path="/tmp/reference-lines-crosshair.png")
