@@ -99,13 +99,13 @@ export class Linking {
   }
 
   /** A presenter's crosshair point (from `apply-viewport`; null clears it; absent leaves it). */
-  applyCrosshair(state, viewport) {
+  applyCrosshair(state) {
     if (!("crosshair" in state) || state.crosshair === undefined) return;
     const c = state.crosshair;
     const valid = c && typeof c.frameOfReference === "string" && Array.isArray(c.point) && c.point.length === 3 && c.point.every(Number.isFinite);
     const next = valid ? { frameOfReference: c.frameOfReference, point: [...c.point] } : null;
     if (JSON.stringify(next) === JSON.stringify(this.crosshair)) return;
-    this.placeCrosshair(next, viewport);
+    this.placeCrosshair(next); // every viewport, the one the presenter's slice was applied to included (already there, it stays)
   }
 
   // ---------------------------------------------------------------- hanging and the link action

@@ -413,7 +413,7 @@ export class Viewport {
     const index = state.instance ? this.stack.indexOf(state.instance, state.frame || 1) : -1;
     if (index >= 0) this.setIndex(index, { force: true });
     else this.setIndex(this.target, { force: true });
-    if (linking) linking.applyCrosshair(state, this);
+    if (linking) linking.applyCrosshair(state);
     this.announce(true);
   }
 }

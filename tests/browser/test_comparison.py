@@ -334,3 +334,29 @@ def test_reference_lines_and_crosshairs_between_axial_sagittal_coronal_and_a_loc
     for index in range(4):
         settled(page.locator(f".viewport[data-index='{index}']"))
     page.screenshot(path="/tmp/reference-lines-crosshair.png")
+
+
+def test_viewport_events_carry_linking_and_the_crosshair_and_apply_them(page, demo_site):
+    """The collaboration contract (docs/viewer.md): `viewport` events carry linked, registrations and
+    the crosshair point, moves made by linking are marked `driven` (not sent), `apply-viewport` applies them."""
+    left, right = open_comparison(page, demo_site)
+    page.evaluate("window.seen = []; crossread.bus.on('viewport', (v) => window.seen.push(v))")
+    left.focus()
+    page.keyboard.press("PageDown")
+    expect(label(page, 1)).to_have_text("Im 11/120")
+    page.wait_for_function("() => seen.some((v) => v.viewport === 1 && v.instance && v.driven)")
+    own = page.evaluate("seen.filter((v) => v.viewport === 0 && !v.driven).pop()")
+    assert own["linked"] is True and own["crosshair"] is None
+    assert len(own["registrations"]) == 1 and own["registrations"][0]["offset"] == [0, 0, 0]
+    frames = {demo_site["truth"]["studies"][s]["frame_of_reference_uid"] for s in ("baseline", "followup")}
+    assert {own["registrations"][0]["from"], own["registrations"][0]["to"]} == frames
+    # A presenter's state: linking off, a crosshair point on the baseline's slice 31 (z = -75).
+    page.evaluate("""crossread.bus.emit('apply-viewport', {
+        linked: false, registrations: [], crosshair: {frameOfReference: crossread.app.linking.state().registrations[0].from, point: [0, 4.9, -75]},
+    })""")
+    expect(page.locator("body")).to_have_attribute("data-linked", "off")
+    expect(label(page, 0)).to_have_text("Im 31/120")
+    expect(label(page, 1)).to_have_text("Im 31/120")
+    expect(page.locator("svg.overlay .crosshair")).to_have_count(2)
+    page.evaluate("crossread.bus.emit('apply-viewport', {crosshair: null})")
+    expect(page.locator("svg.overlay .crosshair")).to_have_count(0)
