@@ -31,6 +31,8 @@ MAX_REF = 64
 MAX_UID = 64
 MAX_LABEL = 200
 MAX_COORD = 1e6
+#: Registrations (offsets between two frames of reference) one viewport message may carry.
+MAX_REGISTRATIONS = 8
 KINDS = ("length", "bidirectional", "ellipse", "freehand", "arrow", "point")
 
 
@@ -116,6 +118,28 @@ def _points(data: dict[str, Any], key: str = "points", *, allow_empty: bool = Fa
     return points
 
 
+def _point3(value: Any, what: str) -> list[float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise _bad(f"{what} must be [x, y, z] in patient coordinates (mm).")
+    return [_num(v, what) for v in value]
+
+
+def _registrations(value: Any) -> list[dict[str, Any]]:
+    """Linked scrolling's offsets between frames of reference: [{from, to, offset: [x, y, z]}], bounded."""
+    if not isinstance(value, list) or len(value) > MAX_REGISTRATIONS:
+        raise _bad(f"registrations must be a list of at most {MAX_REGISTRATIONS} offsets.")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise _bad("registrations must be a list of {from, to, offset} objects.")
+        out.append({"from": _uid(item, "from"), "to": _uid(item, "to"), "offset": _point3(item.get("offset"), "offset")})
+    return out
+
+
+def _crosshair(value: dict[str, Any]) -> dict[str, Any]:
+    return {"frameOfReference": _uid(value, "frameOfReference"), "point": _point3(value.get("point"), "crosshair.point")}
+
+
 def _ref(data: dict[str, Any]) -> str:
     value = data.get("ref")
     if not isinstance(value, str) or not value or len(value) > MAX_REF:
@@ -192,6 +216,14 @@ class Viewport(Message):
             if not isinstance(data["invert"], bool):
                 raise _bad("invert must be true or false.")
             out["invert"] = data["invert"]
+        if data.get("linked") is not None:
+            if not isinstance(data["linked"], bool):
+                raise _bad("linked must be true or false.")
+            out["linked"] = data["linked"]
+        if data.get("registrations") is not None:
+            out["registrations"] = _registrations(data["registrations"])
+        if "crosshair" in data:  # null: no crosshair point (absent: left alone)
+            out["crosshair"] = None if data["crosshair"] is None else _crosshair(_obj(data, "crosshair"))
         return cls(tuple(out.items()))
 
     def entry(self, user: str) -> dict[str, Any]:

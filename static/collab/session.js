@@ -34,8 +34,8 @@ const hooks = {
       if (target) location.assign(target.viewer);
       return;
     }
-    const { series, instance, frame, window, zoom, pan, invert } = viewport;
-    bus.emit("apply-viewport", { series, instance, frame, window, zoom, pan, invert });
+    const { series, instance, frame, window, zoom, pan, invert, linked, registrations, crosshair } = viewport;
+    bus.emit("apply-viewport", { series, instance, frame, window, zoom, pan, invert, linked, registrations, crosshair });
   },
   draft(draft) {
     if (!draft.points || !draft.points.length) bus.emit("remote-draft-clear", { user: draft.user });
@@ -93,7 +93,8 @@ let viewportTimer = null;
 let lastViewport = null;
 bus.on("viewport", (v) => {
   if (v.remote) return; // following the presenter: that view is theirs, not ours to re-send
-  const { remote: _remote, ...view } = v;
+  if (v.driven) return; // moved by linked scrolling or the crosshairs: the viewport that moved it was sent
+  const { remote: _remote, driven: _driven, ...view } = v;
   lastViewport = { type: "viewport", study: currentStudy, ...view };
   if (!viewportTimer) viewportTimer = setTimeout(() => { viewportTimer = null; connection.send(lastViewport); }, 66);
 });

@@ -71,6 +71,7 @@ export const TAG = {
   Rows: "00280010", Columns: "00280011", PixelSpacing: "00280030", ImagerPixelSpacing: "00181164",
   EstimatedRadiographicMagnificationFactor: "00181114",
   ImagePositionPatient: "00200032", ImageOrientationPatient: "00200037", SliceLocation: "00201041",
+  FrameOfReferenceUID: "00200052",
   SliceThickness: "00180050", WindowCenter: "00281050", WindowWidth: "00281051",
   WindowCenterWidthExplanation: "00281055", RescaleIntercept: "00281052", RescaleSlope: "00281053",
   RescaleType: "00281054", PhotometricInterpretation: "00280004", SamplesPerPixel: "00280002",

@@ -79,12 +79,38 @@ function writeLines(group, anchor, lines, className, width) {
 }
 
 /**
+ * The reference lines of the active viewport's slice ({kind: current|first|last, points: two image
+ * points}) and the crosshair point ({point, size: [columns, rows]}): lines across the image through
+ * it, with a gap around it), under the annotations.
+ */
+function drawReferences(svg, references, crosshair, toScreen) {
+  for (const line of references) {
+    const [a, b] = line.points.map(toScreen);
+    el("line", { x1: a[0].toFixed(1), y1: a[1].toFixed(1), x2: b[0].toFixed(1), y2: b[1].toFixed(1), class: `reference-line ${line.kind}`, "data-kind": line.kind }, svg);
+  }
+  if (!crosshair) return;
+  const [x, y] = crosshair.point;
+  const [columns, rows] = crosshair.size;
+  const [cx, cy] = toScreen([x, y]);
+  const gap = 10;
+  const group = el("g", { class: "crosshair", "data-x": x.toFixed(2), "data-y": y.toFixed(2) }, svg);
+  const [left, right] = [toScreen([0, y])[0], toScreen([columns, y])[0]];
+  const [top, bottom] = [toScreen([x, 0])[1], toScreen([x, rows])[1]];
+  const segments = [[left, cy, cx - gap, cy], [cx + gap, cy, right, cy], [cx, top, cx, cy - gap], [cx, cy + gap, cx, bottom]];
+  for (const [x1, y1, x2, y2] of segments) {
+    if (Math.hypot(x2 - x1, y2 - y1) > 1 && (x2 - x1 >= 0 && y2 - y1 >= 0)) el("line", { x1: x1.toFixed(1), y1: y1.toFixed(1), x2: x2.toFixed(1), y2: y2.toFixed(1) }, group);
+  }
+  el("circle", { cx: cx.toFixed(1), cy: cy.toFixed(1), r: 3 }, group);
+}
+
+/**
  * Redraw `svg`. `toScreen([x, y])` maps image to overlay coordinates; `meta` describes the frame.
  * annotations: [{id, kind, points, label, measurements, author, pending}], selected: id or null,
  * draft: {kind, points} or null, remoteDrafts: [{user, colour, kind, points}], cursors: [{user, colour, x, y}].
  */
-export function drawOverlay(svg, { annotations, selected, draft, remoteDrafts, cursors, toScreen, meta, width, editable }) {
+export function drawOverlay(svg, { annotations, selected, draft, remoteDrafts, cursors, toScreen, meta, width, editable, references = [], crosshair = null }) {
   svg.replaceChildren();
+  drawReferences(svg, references, crosshair, toScreen);
   for (const annotation of annotations) {
     const pts = annotation.points.map(toScreen);
     const isSelected = annotation.id === selected;

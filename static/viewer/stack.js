@@ -76,6 +76,7 @@ export function describe(meta, frame = 1) {
   return {
     rows: Number(value(meta, "Rows")), columns: Number(value(meta, "Columns")),
     spacing, calibration, position, orientation: iop.length === 6 ? iop : null, location,
+    frameOfReference: value(meta, "FrameOfReferenceUID") || null,
     thickness: numbers(meta, "SliceThickness")[0],
     window: centers.length && widths.length ? { center: centers[0], width: widths[0] } : null,
     windows: centers.map((c, i) => ({ center: c, width: widths[i] })).filter((w) => w.width > 0),

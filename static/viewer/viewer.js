@@ -31,6 +31,7 @@ const app = {
   selected: null,
   remote: { cursors: [], drafts: new Map() },
   stacks: new Map(),
+  linking: null, // linking.js: linked scrolling, reference lines, crosshairs (imported after the page's first graph)
   metadataRequests: new Map(),
   undoStack: [],
   replacedIds: new Map(), // id of a deleted mark -> id of its re-creation by undo
@@ -55,6 +56,7 @@ const app = {
       .then(({ data }) => {
         stack.setMetadata(data);
         for (const viewport of this.viewports) if (viewport.stack === stack) viewport.metadataChanged();
+        if (this.linking) { this.linking.hang(); this.redrawOverlays(); }
         if (this.activeViewport && this.activeViewport.stack === stack) this.fillPresets();
       })
       .catch((error) => this.toast(`The series metadata could not be loaded: ${error.message}`));
@@ -67,6 +69,7 @@ const app = {
     if (!stack || !viewport) return;
     viewport.setStack(stack, options);
     this.loadMetadata(stack);
+    if (this.linking) this.linking.hang();
     this.markSeries();
     if (viewport === this.activeViewport) this.fillPresets();
   },
@@ -78,6 +81,7 @@ const app = {
     this.markSeries();
     this.fillPresets();
     viewport.drawOverlay();
+    viewport.referenceChanged(true); // the reference lines are now this viewport's slice
   },
 
   setLayout(name) {
@@ -105,8 +109,20 @@ const app = {
       if (next) { shown.add(next.series.uid); this.loadSeries(next.series.uid, viewport); }
     }
     if (!this.activeViewport || this.activeViewport.root.hidden) this.activate(this.viewports[0]);
+    if (this.linking) { this.linking.hang(); this.redrawOverlays(); }
     for (const button of document.querySelectorAll("[data-layout]")) button.setAttribute("aria-pressed", String(button.dataset.layout === name));
     for (const viewport of this.viewports) viewport.resize();
+  },
+
+  /** Linked scrolling, reference lines and crosshairs (linking.js), imported after the first image. */
+  loadLinking() {
+    if (this.linkingLoad) return;
+    this.linkingLoad = import("./linking.js").then(({ Linking }) => {
+      this.linking = new Linking(this);
+      this.linking.hang();
+      this.redrawOverlays();
+      document.body.dataset.linking = "ready"; // (the browser tests wait for it, as for data-modes)
+    });
   },
 
   markSeries() {
@@ -119,13 +135,14 @@ const app = {
     document.body.dataset.firstImage = String(Math.round(this.firstImageAt));
     for (const v of this.viewports) v.schedulePrefetch();
     buildSeriesPanel(); // thumbnails after the first image: they would compete with it
+    this.loadLinking();
     void viewport;
   },
 
   // ---------------------------------------------------------------- tools and annotations
 
   setTool(tool) {
-    if (!["pointer", "wl", "pan", "zoom", ...Object.keys(TOOLS)].includes(tool)) return;
+    if (!["pointer", "wl", "pan", "zoom", "crosshair", ...Object.keys(TOOLS)].includes(tool)) return;
     if (TOOLS[tool] && !this.canWrite) { this.toast("Your role in this project can view but not annotate."); return; }
     this.tool = tool;
     for (const viewport of this.viewports) viewport.setTool(tool); // the old tool's mode exits, the new one's enters
@@ -398,12 +415,18 @@ const actions = {
   undo: () => app.undo(),
   delete: () => app.deleteSelected(),
   help: () => document.getElementById("shortcuts").showModal(),
+  linked: () => { if (app.linking) app.linking.setOn(!app.linking.on); },
+  link: () => {
+    if (!app.linking) return;
+    const count = app.linking.linkOnScreen();
+    app.toast(count ? "Linked: the slices on screen now match, and scroll together." : "Nothing to link: show a parallel series of another study or frame of reference beside this one.");
+  },
 };
 for (const button of document.querySelectorAll("[data-action]")) {
   button.addEventListener("click", () => { app.activeViewport.takeOver(); actions[button.dataset.action](); });
 }
 
-const TOOL_KEYS = { v: "pointer", w: "wl", p: "pan", z: "zoom", ...Object.fromEntries(Object.entries(TOOLS).map(([name, tool]) => [tool.key, name])) };
+const TOOL_KEYS = { v: "pointer", w: "wl", p: "pan", z: "zoom", c: "crosshair", ...Object.fromEntries(Object.entries(TOOLS).map(([name, tool]) => [tool.key, name])) };
 
 document.addEventListener("keydown", (event) => {
   const target = event.target;
@@ -427,6 +450,7 @@ document.addEventListener("keydown", (event) => {
     case "Delete": case "Backspace": app.deleteSelected(); return handled();
     case "Escape":
       if (viewport.draft) { viewport.draft = null; app.draft(null); viewport.drawOverlay(); }
+      if (app.linking && app.linking.crosshair) { app.linking.placeCrosshair(null); viewport.announce(); }
       app.select(null);
       app.setTool("pointer");
       return handled();
@@ -450,7 +474,9 @@ document.addEventListener("keydown", (event) => {
     }
     return handled();
   }
+  if (key === "K" && event.shiftKey) { actions.link(); return handled(); }
   const lower = key.toLowerCase();
+  if (lower === "k") { actions.linked(); return handled(); }
   if (lower === "i") { actions.invert(); return handled(); }
   if (lower === "f") { actions.fit(); return handled(); }
   if (lower === "a") { actions.actual(); return handled(); }

@@ -47,6 +47,8 @@ export class Viewport {
     this.direction = 1;
     this.draft = null;
     this.editing = null; // {id, points} while a handle or shape is dragged
+    this.outOfRange = false; // linked to a position this stack does not reach: no slice shown there
+    this.driven = false; // the slice was set by linked scrolling or the crosshairs, not by input here
     this.frames = new Frames(this);
     this.tiles = new Tiles(this);
     this.tool = null;
@@ -70,6 +72,7 @@ export class Viewport {
       <div class="corner tl"></div><div class="corner tr"></div><div class="corner bl"></div><div class="corner br"></div>
       <div class="orient top"></div><div class="orient bottom"></div><div class="orient left"></div><div class="orient right"></div>
       <div class="waiting" aria-hidden="true"></div>
+      <p class="out-of-range-note" role="status">No slice at the linked position</p>
       <p class="empty-hint">Choose a series on the left, or drop one here.</p>
       <div class="vp-controls">
         <button type="button" class="cine" aria-label="Play cine" title="Play/pause cine (Space)">▶</button>
@@ -153,8 +156,9 @@ export class Viewport {
     this.slider.max = String(stack.length);
     this.root.classList.toggle("single", stack.length < 2);
     this.cine.setRate(stack.items[0].meta, { force: true });
+    this.setOutOfRange(false);
     if (this.fitted) this.fit(false);
-    this.setIndex(Math.min(Math.max(index, 0), stack.length - 1), { force: true });
+    this.setIndex(Math.min(Math.max(index, 0), stack.length - 1), { force: true, follow: false });
   }
 
   metadataChanged() {
@@ -179,10 +183,14 @@ export class Viewport {
     this.setIndex(Math.min(Math.max(this.target + delta, 0), this.stack.length - 1));
   }
 
-  setIndex(index, { force = false } = {}) {
+  /** Show slice `index`. `linked`: set by linked scrolling or the crosshairs (it moves no other
+   * viewport); otherwise, with `follow`, the linked viewports follow this one. */
+  setIndex(index, { force = false, linked = false, follow = true } = {}) {
     if (!this.stack || (!force && index === this.target && this.shown)) return;
     if (index !== this.target) this.direction = index > this.target ? 1 : -1;
     this.target = index;
+    this.driven = linked;
+    if (!linked && follow && this.app.linking) this.app.linking.follow(this);
     this.slider.value = String(index + 1);
     this.draft = null;
     this.editing = null;
@@ -209,6 +217,13 @@ export class Viewport {
       this.windowTimer = setTimeout(() => { this.windowTimer = null; this.frames.request(this.target); }, WINDOW_REQUEST_INTERVAL);
     }
     this.announce(remote);
+  }
+
+  /** Linked to a position out of this stack's range: the image is dimmed and says so. */
+  setOutOfRange(flag) {
+    if (this.outOfRange === flag) return;
+    this.outOfRange = flag;
+    this.root.classList.toggle("out-of-range", flag);
   }
 
   setInvert(invert, { remote = false } = {}) {
@@ -289,6 +304,16 @@ export class Viewport {
     this.updateFilter();
     this.writeText();
     this.drawOverlay();
+    this.referenceChanged();
+  }
+
+  /** The active viewport's slice on screen changed: the others redraw its reference line. */
+  referenceChanged(force = false) {
+    if (this.app.activeViewport !== this || !this.app.linking) return;
+    const now = this.stack && this.shown ? `${this.stack.series}|${this.shown.index}` : "";
+    if (!force && now === this.referenced) return;
+    this.referenced = now;
+    for (const v of this.app.viewports) if (v !== this && !v.root.hidden) v.drawOverlay();
   }
 
   scheduleDraw() {
@@ -317,7 +342,10 @@ export class Viewport {
     if (this.editing) list = list.map((a) => (a.id === this.editing.id ? { ...a, points: this.editing.points, measurements: null } : a));
     const remote = this.app.remote;
     const matches = (x) => item && x.instance === item.sop && (x.frame || 1) === item.frame;
+    const linked = item && this.app.linking ? this.app.linking.overlayFor(this) : { references: [], crosshair: null };
     drawOverlay(this.overlay, {
+      references: linked.references,
+      crosshair: linked.crosshair,
       annotations: list,
       selected: this.app.selected,
       draft: this.draft,
@@ -351,11 +379,12 @@ export class Viewport {
       zoom: this.zoom,
       pan: [...this.centre],
       invert: this.invert,
+      ...(this.app.linking ? this.app.linking.state() : {}),
     };
   }
 
   /** Local input ends following a presenter: from then on changes are this reader's own. */
-  takeOver() { this.following = false; }
+  takeOver() { this.following = false; this.driven = false; }
 
   announce(remote = false) {
     remote = remote || this.following;
@@ -363,13 +392,15 @@ export class Viewport {
     this.announceRemote = remote;
     this.announceTimer = setTimeout(() => {
       this.announceTimer = null;
-      emit("viewport", { ...this.state(), remote: this.announceRemote });
+      emit("viewport", { ...this.state(), remote: this.announceRemote, driven: this.driven });
     }, 50);
   }
 
-  /** Follow a presenter: {series, instance, frame, window, zoom, pan, invert}. */
+  /** Follow a presenter: {series, instance, frame, window, zoom, pan, invert, linked, registrations, crosshair}. */
   apply(state) {
     this.following = true;
+    const linking = this.app.linking;
+    if (linking) linking.applyRegistrations(state);
     if (state.series && (!this.stack || this.stack.series !== state.series)) {
       const stack = this.app.stackFor(state.series);
       if (stack) this.setStack(stack, { keepView: true });
@@ -382,6 +413,7 @@ export class Viewport {
     const index = state.instance ? this.stack.indexOf(state.instance, state.frame || 1) : -1;
     if (index >= 0) this.setIndex(index, { force: true });
     else this.setIndex(this.target, { force: true });
+    if (linking) linking.applyCrosshair(state);
     this.announce(true);
   }
 }

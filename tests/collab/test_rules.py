@@ -62,6 +62,13 @@ def test_seat_round_trips_through_json() -> None:
     ('{"type": "cursor", "instance": "1.2", "x": 1e308, "y": 1}', "bad_request"),
     ('{"type": "viewport", "pan": [1]}', "bad_request"),
     ('{"type": "viewport", "window": {"center": 1}}', "bad_request"),
+    ('{"type": "viewport", "linked": 1}', "bad_request"),
+    ('{"type": "viewport", "crosshair": {"frameOfReference": "1.2", "point": [1, 2]}}', "bad_request"),
+    ('{"type": "viewport", "crosshair": {"frameOfReference": "x", "point": [1, 2, 3]}}', "bad_request"),
+    ('{"type": "viewport", "crosshair": [1, 2, 3]}', "bad_request"),
+    ('{"type": "viewport", "registrations": [{"from": "1.2", "to": "1.3", "offset": [0, 0, 1e308]}]}', "bad_request"),
+    ('{"type": "viewport", "registrations": [{"from": "1.2", "to": "1.3"}]}', "bad_request"),
+    ('{"type": "viewport", "registrations": ' + json.dumps([{"from": "1.2", "to": "1.3", "offset": [0, 0, 1]}] * 9) + "}", "bad_request"),
     ('{"type": "annotation.draft", "points": [[1, 2, 3]]}', "bad_request"),
     ('{"type": "annotation.update", "ref": "r", "id": 1, "version": 1, "annotation": {}}', "bad_request"),
     ('{"type": "annotation.create", "ref": "' + "x" * 65 + '", "annotation": {}}', "bad_request"),
@@ -83,6 +90,21 @@ def test_parse_messages_and_ignore_unknown_fields() -> None:
     assert (create.ref, create.annotation.frame, create.annotation.kind, create.annotation.points) == ("a", 1, "ellipse", [[0.0, 0.0], [4.0, 3.0]])
     assert protocol.parse('{"type": "annotation.draft", "points": []}').entry("u") == {"user": "u", "points": []}
     assert protocol.parse('{"type": "ping"}').ref is None
+
+
+def test_a_viewport_carries_linked_scrolling_and_the_crosshair_point() -> None:
+    message = protocol.parse(json.dumps({
+        "type": "viewport", "study": "1.2", "frame": 3, "linked": True,
+        "registrations": [{"from": "1.2.3", "to": "1.2.4", "offset": [0, 0, 110], "note": "ignored"}],
+        "crosshair": {"frameOfReference": "1.2.3", "point": [-84.7, 0, -225]},
+    }))
+    assert message.entry("p") == {
+        "user": "p", "study": "1.2", "frame": 3, "linked": True,
+        "registrations": [{"from": "1.2.3", "to": "1.2.4", "offset": [0.0, 0.0, 110.0]}],
+        "crosshair": {"frameOfReference": "1.2.3", "point": [-84.7, 0.0, -225.0]},
+    }
+    assert protocol.parse('{"type": "viewport", "crosshair": null}').entry("p") == {"user": "p", "crosshair": None}
+    assert "crosshair" not in protocol.parse('{"type": "viewport", "zoom": 2}').entry("p")
 
 
 def test_an_error_keeps_the_frames_ref() -> None:

@@ -3,6 +3,7 @@
 // on a long link (see docs/viewer.md, "Modules").
 
 import { TOOLS } from "../../tools.js";
+import { crosshairMode } from "./crosshair.js";
 import { hoverMode } from "./hover.js";
 import { labelMode } from "./label.js";
 import { measureMode } from "./measure.js";
@@ -13,9 +14,9 @@ import { windowLevelMode } from "./windowlevel.js";
 import { zoomMode } from "./zoom.js";
 
 /** The mode of the primary button for each tool of the toolbar. */
-const TOOL_MODES = { pointer: selectMode, wl: windowLevelMode, pan: panMode, zoom: zoomMode };
+const TOOL_MODES = { pointer: selectMode, wl: windowLevelMode, pan: panMode, zoom: zoomMode, crosshair: crosshairMode };
 
-/** The primary button's mode for `tool` (the toolbar's: pointer, wl, pan, zoom, or a measurement tool). */
+/** The primary button's mode for `tool` (the toolbar's: pointer, wl, pan, zoom, crosshair, or a measurement tool). */
 export function toolMode(viewport, tool) {
   if (TOOLS[tool]) return measureMode(viewport, TOOLS[tool], { button: 0 });
   return (TOOL_MODES[tool] || selectMode)(viewport, { button: 0 });
