@@ -17,6 +17,10 @@ DEFAULTS: dict[str, Any] = {
     # encoded outputs (a repeated URL is a lookup).
     "RENDER_FRAME_CACHE_BYTES": 1024 * 2**20,
     "RENDER_OUTPUT_CACHE_BYTES": 256 * 2**20,
+    # Reformatted planes (MPR): the largest volume assembled from a series (its float32 values; 1 GiB
+    # is about 1,000 slices of 512x512), and the memory for assembled volumes (at least one largest).
+    "MPR_MAX_VOLUME_BYTES": 1024 * 2**20,
+    "MPR_VOLUME_CACHE_BYTES": 1024 * 2**20,
     # Cache-Control of rendered images: their URLs are immutable. "private" keeps shared caches out;
     # a deployment with an authenticating regional cache may use "public, max-age=31536000, immutable".
     "RENDER_CACHE_CONTROL": "private, max-age=31536000, immutable",

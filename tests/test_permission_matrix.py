@@ -156,6 +156,9 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("series thumbnail", "get", f"{series}/thumbnail", READ),
         Cell("instance thumbnail", "get", f"{instance}/thumbnail", READ),
         Cell("Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['sop']}/1.dzi", READ),
+        # reformatted planes (MPR) of a series and their description
+        Cell("MPR plane", "get", f"/projects/trial/series/{ids['series']}/mpr/sagittal/0", READ),
+        Cell("MPR description", "get", f"/projects/trial/series/{ids['series']}/mpr/coronal", READ),
         Cell("Deep Zoom tile", "get", f"/projects/trial/tiles/{ids['sop']}/1_files/0/0_0.jpeg", READ),
         # projects and members
         Cell("my projects", "get", "/api/projects/", ANY_USER),
@@ -212,6 +215,8 @@ def held_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("held: instance thumbnail", "get", f"{held}/thumbnail", HELD),
         # thumbnails stand in lists that every member sees: never a quarantined image, for nobody
         Cell("held: series thumbnail", "get", f"{held.rsplit('/instances/', 1)[0]}/thumbnail", (404, 404, 404, 404, 401)),
+        Cell("held: MPR plane", "get", f"/projects/trial/series/{ids['held_series']}/mpr/axial/1", HELD),
+        Cell("held: MPR description", "get", f"/projects/trial/series/{ids['held_series']}/mpr/axial", HELD),
         Cell("held: Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['held']}/1.dzi", HELD),
         Cell("held: Deep Zoom tile", "get", f"/projects/trial/tiles/{ids['held']}/1_files/0/0_0.jpeg", HELD),
         # measuring it (HU statistics, a point's value) reads its pixels: refused as for an unknown UID
@@ -223,13 +228,23 @@ def held_cells(ids: dict[str, Any]) -> list[Cell]:
     ]
 
 
+def two_slices(**uids: str) -> list[Any]:
+    """Two axial slices 1 mm apart: a series that can be reformatted."""
+    first = ct_dataset(ImagePositionPatient=[0, 0, 0], ImageOrientationPatient=[1, 0, 0, 0, 1, 0], PixelSpacing=[1, 1],
+                       **uids)
+    second = ct_dataset(ImagePositionPatient=[0, 0, 1], ImageOrientationPatient=[1, 0, 0, 0, 1, 0], PixelSpacing=[1, 1],
+                        StudyInstanceUID=first.StudyInstanceUID, SeriesInstanceUID=first.SeriesInstanceUID)
+    return [first, second]
+
+
 @pytest.fixture
 def world(client, team):
-    ds = ct_dataset()
-    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
-    held = ct_dataset(StudyInstanceUID=ds.StudyInstanceUID)  # an image held for an organizer's review
-    assert stow(client, "trial", [to_bytes(held)], token_for(team["reader"])).status_code == 200
-    Instance.objects.filter(sop_instance_uid=held.SOPInstanceUID).update(quarantined=True, quarantine_reasons=["test"])
+    ds, other = two_slices()
+    assert stow(client, "trial", [to_bytes(ds), to_bytes(other)], token_for(team["reader"])).status_code == 200
+    held, held_too = two_slices(StudyInstanceUID=ds.StudyInstanceUID)  # images held for an organizer's review
+    assert stow(client, "trial", [to_bytes(held), to_bytes(held_too)], token_for(team["reader"])).status_code == 200
+    Instance.objects.filter(sop_instance_uid__in=[held.SOPInstanceUID, held_too.SOPInstanceUID]).update(
+        quarantined=True, quarantine_reasons=["test"])
     annotation = annotation_services.create_annotation(
         team["reader"], team["project"], instance_uid=ds.SOPInstanceUID, kind="point", points=[[2, 2]])
     on_held = annotation_services.create_annotation(

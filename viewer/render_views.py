@@ -10,13 +10,13 @@ thread for synchronous code, so several frames render at once.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.utils.cache import patch_vary_headers
 
 from crossread.conf import option
@@ -26,7 +26,7 @@ from viewer.access import ProjectAccess
 from viewer import grants
 from viewer.fastpath import fast_path, run_sync
 from viewer.http import project_endpoint
-from viewer.rendering import RenderOptions, StoredImage
+from viewer.rendering import RenderOptions, StoredImage, mpr
 
 THUMBNAIL_VIEWPORT = imaging.Viewport(128, 128)
 TILE_SIZE, TILE_OVERLAP = 254, 1
@@ -42,6 +42,7 @@ class Plan:
     produce: Callable[[], bytes]
     quick: bool = False  # about a millisecond of work: done on the event loop
     shown: Callable[[], None] | None = None  # called when the bytes come from the output cache
+    headers: Mapping[str, str] | None = None  # added to the answer (a reformatted plane's geometry)
 
     @classmethod
     def frame(cls, instance: StoredImage, frame: int, options: RenderOptions) -> Plan:
@@ -130,6 +131,8 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
             response = HttpResponse(body, content_type=plan.media_type)
         response["ETag"] = tag
         response["Cache-Control"] = option("RENDER_CACHE_CONTROL")
+        for name, value in (plan.headers or {}).items():
+            response[name] = value
         patch_vary_headers(response, ["Accept", "Authorization", "Cookie"])
         return response
 
@@ -278,3 +281,37 @@ def tile(
     pyramid = imaging.DeepZoom(*rendering.frame_size(found), TILE_SIZE, TILE_OVERLAP)
     piece = pyramid.tile(level, col, row)
     return Plan.frame(found, _frame_number(frame), rendering.parse_options(params, viewport=piece.viewport))
+
+
+# --------------------------------------------------------------------------- reformatted planes (MPR)
+
+
+def _plane_index(text: str) -> int:
+    if not text.isdigit() or len(text) > 6:
+        raise DomainError("The plane index must be a whole number from 0.", code=ErrorCode.BAD_REQUEST)
+    return int(text)
+
+
+@rendered_view
+def mpr_plane(request: HttpRequest, access: ProjectAccess, series: str, plane: str, index: str) -> Plan:
+    """``GET /projects/<slug>/series/<series>/mpr/<plane>/<index>``: a reformatted plane of the series
+    (:mod:`viewer.rendering.mpr`), with the options and ETag rules of a rendered frame and the plane's
+    geometry in ``X-Crossread-Plane-*`` headers."""
+    found = mpr.series_volume(access, series)
+    number = _plane_index(index)
+    layout = mpr.check_plane(found, plane, number)
+    options = _options(request)
+    tag = mpr.plane_etag(found, plane, number, options)
+    return Plan(tag, options.media_type, functools.partial(mpr.render_plane, found, plane, number, options, tag),
+                headers=mpr.plane_headers(layout, number))
+
+
+@project_endpoint(("GET",))
+def mpr_description(request: HttpRequest, access: ProjectAccess, series: str, plane: str) -> HttpResponse:
+    """``GET /projects/<slug>/series/<series>/mpr/<plane>``: the plane's stack as JSON (its count and
+    spacing, each plane's size, pixel spacing, direction cosines and first pixel's position, and the
+    volume's slices), for reference lines, crosshairs and measurements on reformatted planes."""
+    try:
+        return JsonResponse(mpr.describe(mpr.series_volume(access, series), plane))
+    except imaging.RenderError as exc:
+        raise DomainError(exc.detail, code=_code_for(exc.status)) from None

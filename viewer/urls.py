@@ -13,6 +13,9 @@ urlpatterns = [
     path("api/health/", api.health, name="health"),
     path("projects/<slug:slug>/members/", member_pages.members, name="members-page"),
     path("projects/<slug:slug>/dicomweb/", include("viewer.dicomweb.urls")),
+    path("projects/<slug:slug>/series/<str:series>/mpr/<str:plane>", render_views.mpr_description, name="mpr"),
+    path("projects/<slug:slug>/series/<str:series>/mpr/<str:plane>/<str:index>", render_views.mpr_plane,
+         name="mpr-plane"),
     path("projects/<slug:slug>/tiles/<str:sop>/<str:frame>.dzi", render_views.dzi, name="dzi"),
     path(
         "projects/<slug:slug>/tiles/<str:sop>/<str:frame>_files/<int:level>/<int:col>_<int:row>.<str:ext>",

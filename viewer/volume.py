@@ -275,7 +275,8 @@ class Stack:
         first = 0.0 if sign > 0 else float(axis.size - 1)
         dx, dy, dz = axis.direction
         reach = 0.0 if sign > 0 else length
-        return count, (first, sign * step), (sign * dx, sign * dy, sign * dz), (reach * dx, reach * dy, reach * dz)
+        cosines = (sign * dx + 0.0, sign * dy + 0.0, sign * dz + 0.0)  # (+ 0.0: no negative zeros)
+        return count, (first, sign * step), cosines, (reach * dx, reach * dy, reach * dz)
 
 
 def build_stack(slices: Sequence[SliceGeometry]) -> Stack:
@@ -315,7 +316,7 @@ def build_stack(slices: Sequence[SliceGeometry]) -> Stack:
             or float(np.abs(shifts @ column).max()) > IN_PLANE_TOLERANCE * first.row_spacing):
         raise NotAStack("The slices are shifted in their plane (a tilted gantry?): not one straight stack.")
     ox, oy, oz = (float(v) for v in positions[order[0]])
-    nx, ny, nz = (float(v) for v in normal)
+    nx, ny, nz = (float(v) + 0.0 for v in normal)
     stack = Stack(
         order=tuple(int(i) for i in order),
         origin=(ox, oy, oz),

@@ -10,7 +10,9 @@ One module per concern:
   encoded outputs;
 - :mod:`~viewer.rendering.flight`: one decode and one render per key at a time;
 - :mod:`~viewer.rendering.readahead`: the next slices of a scrolled series, rendered before they are
-  asked for.
+  asked for;
+- :mod:`~viewer.rendering.mpr`: reformatted planes: a series assembled once into a volume (cached),
+  its axial, sagittal and coronal planes rendered as frames are (the geometry is :mod:`viewer.volume`).
 
 The pixel work itself is :mod:`viewer.imaging` (no Django). :func:`render` is the entry point.
 """

@@ -141,6 +141,11 @@ def memory_only() -> Iterator[None]:
         _MEMORY_ONLY.reset(token)
 
 
+def answering_from_memory() -> bool:
+    """True within :func:`memory_only` (for a cache the full path refreshes and the memory path reads)."""
+    return _MEMORY_ONLY.get()
+
+
 def needs_database() -> None:
     """Call before a query that a :func:`memory_only` caller must not make."""
     if _MEMORY_ONLY.get():
