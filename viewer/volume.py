@@ -338,14 +338,22 @@ def check_size(stack: Stack, max_bytes: int) -> None:
 # --------------------------------------------------------------------------- the values
 
 
-def modality_values(frame: PreparedFrame) -> np.ndarray:
-    """A decoded grey frame's modality values (e.g. Hounsfield units) as float32."""
+def modality_values(frame: PreparedFrame, out: np.ndarray | None = None) -> np.ndarray:
+    """A decoded grey frame's modality values (e.g. Hounsfield units) as float32 (into ``out``)."""
     if frame.is_color:
         raise NotAStack("Only grey images can be reformatted.")
-    if frame.entries:
-        table = apply_modality_lut(np.arange(frame.offset, frame.offset + frame.entries), frame.modality)
-        return np.take(table.astype(np.float32), frame.pixels)
-    return apply_modality_lut(frame.pixels, frame.modality).astype(np.float32)
+    if out is None:
+        out = np.empty(frame.pixels.shape, dtype=np.float32)
+    modality = frame.modality
+    if isinstance(modality, Rescale):  # slope * (index + offset) + intercept, without a float64 copy
+        np.multiply(frame.pixels, np.float32(modality.slope), out=out, casting="unsafe")
+        out += np.float32(modality.slope * frame.offset + modality.intercept)
+    elif frame.entries:
+        table = apply_modality_lut(np.arange(frame.offset, frame.offset + frame.entries), modality)
+        np.take(table.astype(np.float32), frame.pixels, out=out)
+    else:
+        out[...] = apply_modality_lut(frame.pixels, modality)
+    return out
 
 
 def _integral(frame: PreparedFrame) -> bool:
@@ -404,7 +412,7 @@ def assemble(frames: Sequence[PreparedFrame], stack: Stack) -> Volume:
         frame = frames[i]
         if (frame.rows, frame.columns) != stack.shape[1:]:
             raise NotAStack("A slice's pixel data does not have its stated size.")
-        values[k] = modality_values(frame)
+        modality_values(frame, out=values[k])
     values.flags.writeable = False
     middle = frames[stack.order[len(stack.order) // 2]]
     return Volume(values, stack, middle.voi, middle.inverted, all(_integral(f) for f in frames))

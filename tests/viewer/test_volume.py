@@ -16,6 +16,7 @@ from viewer.volume import (
     assemble,
     build_stack,
     check_size,
+    modality_values,
     reslice,
     slice_geometry,
 )
@@ -265,3 +266,9 @@ def test_non_integer_values_render_through_the_float_path():
     prepared = volume.prepared("sagittal", 0)
     assert prepared.entries == 0 and prepared.pixels.dtype == np.float32
     assert imaging.render_prepared(prepared).shape == (6, 4)
+
+
+def test_a_modality_lookup_table_is_applied():
+    table = imaging.LookupTable(first_mapped=10, data=np.array([0, 5, 50, 500]), bits=16)
+    frame = PreparedFrame(np.array([[0, 1], [2, 3]], dtype=np.uint8), offset=10, entries=4, modality=table)
+    assert np.array_equal(modality_values(frame), [[0, 5], [50, 500]])
