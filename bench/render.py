@@ -10,7 +10,14 @@ cost of server and client), and as the browser viewer loads a series (static/vie
 up to 6 requests in flight, nearest slices first), on the follow-up study's series so that its
 "cold" pass decodes every slice as the in-order cold pass does.
 
-Usage: .venv/bin/python bench/render.py [--runs 60]
+Reformatted planes (MPR, ``--mpr-only`` for this part alone): two more copies of the phantom series
+(new UIDs), never rendered before; the first sagittal image of one and the first coronal image of the
+other (cold: the volume is assembled in that request, its slices decoded), then each next plane
+(warm: the volume cached, each plane new), p50/p95, and frames per second scrolling sagittal planes
+in order, against a rendered axial frame of the same series measured in the same run (decoded, each
+slice new).
+
+Usage: .venv/bin/python bench/render.py [--runs 60] [--mpr-only]
 Needs Debian's orthanc and orthanc-dicomweb for the baseline (skipped, with a note, if absent).
 """
 
@@ -88,10 +95,60 @@ def scroll_fps(
     return len(urls) / (time.perf_counter() - start)
 
 
+def renamed(files: list[bytes], tag: str) -> list[bytes]:
+    """The series again under new Study, Series and SOP Instance UIDs (a series never rendered)."""
+    copies = []
+    for data in files:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+            setattr(ds, keyword, f"{getattr(ds, keyword)}.{tag}"[:64])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        copies.append(buffer.getvalue())
+    return copies
+
+
+def mpr_section(session: requests.Session, server: str, series: list[list[bytes]], runs: int) -> None:
+    """The MPR figures (see the module's doc) on two series never rendered before."""
+    uids = [pydicom.dcmread(io.BytesIO(files[0]), stop_before_pixels=True).SeriesInstanceUID for files in series]
+    mpr = [f"{server}/projects/demo/series/{uid}/mpr" for uid in uids]
+    paths = frame_paths(series[0])
+    print("\nReformatted planes (MPR) of the 120-slice 512x512 CT, on loopback:")
+    sagittal_cold = timed_ms(lambda: get_ok(session, f"{mpr[0]}/sagittal/256", window=CT_WINDOW), 1)[0]
+    coronal_cold = timed_ms(lambda: get_ok(session, f"{mpr[1]}/coronal/256", window=CT_WINDOW), 1)[0]
+    print(f"  first sagittal image, series not decoded (cold)  {sagittal_cold:8.1f} ms")
+    print(f"  first coronal image, series not decoded (cold)   {coronal_cold:8.1f} ms")
+    first_coronal = timed_ms(lambda: get_ok(session, f"{mpr[0]}/coronal/256", window=CT_WINDOW), 1)[0]
+    print(f"  first coronal image after the sagittal (volume cached) {first_coronal:8.1f} ms")
+    description = session.get(f"{mpr[0]}/sagittal").json()
+    print(f"  sagittal planes: {description['count']}, each {description['columns']}x{description['rows']}")
+    base = f"{server}/projects/demo/dicomweb"
+    axial_urls = [f"{base}/{p}/frames/1/rendered" for p in paths]  # decoded by the volume's assembly
+    axial = [timed_ms(lambda u=axial_urls[i % 120]: get_ok(session, u, window="41,400,linear"), 1)[0]
+             for i in range(min(runs, 120))]
+    sagittal = [timed_ms(lambda i=i: get_ok(session, f"{mpr[0]}/sagittal/{i}", window="41,400,linear"), 1)[0]
+                for i in range(min(runs, 512))]
+    coronal = [timed_ms(lambda i=i: get_ok(session, f"{mpr[0]}/coronal/{i}", window="41,400,linear"), 1)[0]
+               for i in range(min(runs, 512))]
+    print(f"  axial frame, each next slice (decoded)   {summary(axial)}")
+    print(f"  sagittal, each next plane (warm)         {summary(sagittal)}   ratio p50 to axial "
+          f"{percentile(sagittal, 50) / percentile(axial, 50):.2f}")
+    print(f"  coronal, each next plane (warm)          {summary(coronal)}   ratio p50 to axial "
+          f"{percentile(coronal, 50) / percentile(axial, 50):.2f}")
+    sagittal_urls = [f"{mpr[0]}/sagittal/{i}" for i in range(100, 356)]
+    axial_fps = scroll_fps(session, axial_urls, "42,400,linear")
+    sagittal_fps = scroll_fps(session, sagittal_urls, "42,400,linear")
+    print(f"  scrolling in order, one client: sagittal planes {sagittal_fps:6.1f}/s   axial frames {axial_fps:6.1f}/s")
+    sagittal_fps = scroll_fps(session, sagittal_urls, "43,400,linear", parallel=VIEWER_IN_FLIGHT)
+    print(f"  scrolling sagittal planes, {VIEWER_IN_FLIGHT} in flight: {sagittal_fps:6.1f}/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=60, help="requests per latency figure")
     parser.add_argument("--server", choices=("daphne", "uvicorn"), default="daphne", help="ASGI server for Crossread")
+    parser.add_argument("--mpr-only", action="store_true", help="only the reformatted planes (no Orthanc)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +171,17 @@ def main() -> None:
             ours.post(f"{base}/studies", data=body, headers={"Content-Type": content_type}).raise_for_status()
         body, content_type = stow_body([cr_file])
         ours.post(f"{base}/studies", data=body, headers={"Content-Type": content_type}).raise_for_status()
+        mpr_series = [renamed(ct_files, "1"), renamed(ct_files, "2")]
+        for files in mpr_series:
+            for i in range(0, 120, 20):
+                body, content_type = stow_body(files[i : i + 20])
+                ours.post(f"{base}/studies", data=body, headers={"Content-Type": content_type}).raise_for_status()
+        if args.mpr_only:
+            try:
+                mpr_section(ours, server, mpr_series, args.runs)
+            finally:
+                site.stop()
+            return
 
         orthanc = Orthanc(root / "orthanc") if Orthanc.available() else None
         theirs = requests.Session()
@@ -190,6 +258,8 @@ def main() -> None:
                 if ("orthanc" in by_server) and ("crossread" in by_server):
                     ratio = p50[(label, "crossread")] / p50[(label, "orthanc")]
                     print(f"    ratio p50 crossread/orthanc: {ratio:.2f}")
+
+            mpr_section(ours, server, mpr_series, args.runs)
 
             print("\nBytes per CT frame (window 40,400, quality 90):")
             for media in ("image/jpeg", "image/png", "image/webp", "image/gif"):

@@ -303,7 +303,7 @@ def mpr_plane(request: HttpRequest, access: ProjectAccess, series: str, plane: s
     options = _options(request)
     tag = mpr.plane_etag(found, plane, number, options)
     return Plan(tag, options.media_type, functools.partial(mpr.render_plane, found, plane, number, options, tag),
-                headers=mpr.plane_headers(layout, number))
+                quick=mpr.renders_quickly(found, plane, number, options), headers=mpr.plane_headers(layout, number))
 
 
 @project_endpoint(("GET",))

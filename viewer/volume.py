@@ -390,7 +390,13 @@ class Volume:
     def prepared(self, plane: str, index: int) -> PreparedFrame:
         """``plane``/``index`` ready for :func:`viewer.imaging.render_prepared`: windowed like a
         stored frame, with the volume's VOI (else its full range) when the request gives none."""
-        values = self.plane(plane, index)
+        return self.prepared_block(plane, index, index + 1)[0]
+
+    def prepared_block(self, plane: str, start: int, stop: int) -> list[PreparedFrame]:
+        """Planes ``start .. stop - 1`` as :meth:`prepared` (see :func:`block_of`)."""
+        return [self._prepared(values) for values in reslice_block(self.values, self.stack.layout(plane), start, stop)]
+
+    def _prepared(self, values: np.ndarray) -> PreparedFrame:
         voi = self.voi or full_range_window(*self.value_range)
         if self.integral:
             low, high = self.value_range
@@ -433,15 +439,40 @@ def _take(plane: np.ndarray, axis: int, size: int, sampling: tuple[float, float]
     return lower + (upper - lower) * weight
 
 
+#: Planes across the array's last axis (sagittal planes of an axial acquisition: one value every row
+#: of every slice) are cut this many at a time: one pass over the volume's memory serves them all for
+#: about the cost of one (a cache line holds 16 float32 values).
+BLOCK = 16
+
+
+def block_of(layout: PlaneLayout, index: int) -> tuple[int, int]:
+    """The planes cut together with ``index``: its aligned block across the array's last axis, else itself."""
+    if layout.axes[0] != 2:
+        return index, index + 1
+    start = index - index % BLOCK
+    return start, min(start + BLOCK, layout.count)
+
+
 def reslice(values: np.ndarray, layout: PlaneLayout, index: int) -> np.ndarray:
     """Plane ``index`` of ``layout`` from ``values[k, r, c]``: float32 (rows, columns)."""
-    if not 0 <= index < layout.count:
-        raise PlaneOutOfRange(f"The {layout.plane} plane {index} does not exist; there are {layout.count} (0 to "
-                              f"{layout.count - 1}).")
+    return reslice_block(values, layout, index, index + 1)[0]
+
+
+def reslice_block(values: np.ndarray, layout: PlaneLayout, start: int, stop: int) -> list[np.ndarray]:
+    """Planes ``start .. stop - 1`` of ``layout`` from ``values[k, r, c]``: float32 (rows, columns) each."""
+    for index in (start, stop - 1):
+        if not 0 <= index < layout.count:
+            raise PlaneOutOfRange(f"The {layout.plane} plane {index} does not exist; there are {layout.count} "
+                                  f"(0 to {layout.count - 1}).")
     fixed, vertical, horizontal = layout.axes
-    plane = np.take(values, index, axis=fixed)  # the two other axes, in the array's order
-    if vertical > horizontal:
-        plane = plane.T  # (vertical, horizontal)
-    plane = _take(plane, 0, layout.rows, layout.vertical, vertical == 0)
-    plane = _take(plane, 1, layout.columns, layout.horizontal, horizontal == 0)
-    return np.ascontiguousarray(plane, dtype=np.float32)
+    where: list[slice] = [slice(None)] * 3
+    where[fixed] = slice(start, stop)
+    slab = np.ascontiguousarray(np.moveaxis(values[tuple(where)], fixed, 0))  # one copy of the planes
+    planes = []
+    for plane in slab:  # the two other axes, in the array's order
+        if vertical > horizontal:
+            plane = plane.T  # (vertical, horizontal)
+        plane = _take(plane, 0, layout.rows, layout.vertical, vertical == 0)
+        plane = _take(plane, 1, layout.columns, layout.horizontal, horizontal == 0)
+        planes.append(np.ascontiguousarray(plane, dtype=np.float32))
+    return planes

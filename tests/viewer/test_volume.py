@@ -14,10 +14,12 @@ from viewer.volume import (
     SliceGeometry,
     VolumeTooLarge,
     assemble,
+    block_of,
     build_stack,
     check_size,
     modality_values,
     reslice,
+    reslice_block,
     slice_geometry,
 )
 
@@ -272,3 +274,15 @@ def test_a_modality_lookup_table_is_applied():
     table = imaging.LookupTable(first_mapped=10, data=np.array([0, 5, 50, 500]), bits=16)
     frame = PreparedFrame(np.array([[0, 1], [2, 3]], dtype=np.uint8), offset=10, entries=4, modality=table)
     assert np.array_equal(modality_values(frame), [[0, 5], [50, 500]])
+
+
+def test_planes_across_the_last_axis_are_cut_in_blocks_alike():
+    stack = build_stack(axial_slices(n=5, rows=8, columns=40))
+    values = np.random.default_rng(1).normal(size=stack.shape).astype(np.float32)
+    sagittal, coronal = stack.layout("sagittal"), stack.layout("coronal")
+    assert block_of(sagittal, 0) == (0, 16) and block_of(sagittal, 17) == (16, 32) and block_of(sagittal, 39) == (32, 40)
+    assert block_of(coronal, 5) == (5, 6)
+    block = reslice_block(values, sagittal, 16, 32)
+    assert all(np.array_equal(block[i], reslice(values, sagittal, 16 + i)) for i in range(16))
+    with pytest.raises(PlaneOutOfRange):
+        reslice_block(values, sagittal, 32, 48)

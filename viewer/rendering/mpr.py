@@ -32,7 +32,7 @@ from crossread.errors import NotFound
 from viewer import imaging, volume
 from viewer.access import ProjectAccess
 from viewer.imaging import FrameCache, PreparedFrame
-from viewer.rendering.engine import FRAME_CACHE, OUTPUT_CACHE, prepared_frame, remember
+from viewer.rendering.engine import FRAME_CACHE, OUTPUT_CACHE, QUICK_MAX_PIXELS, prepared_frame, remember
 from viewer.rendering.flight import IN_FLIGHT
 from viewer.rendering.lookup import StoredImage, answering_from_memory, needs_database
 from viewer.rendering.options import RenderOptions, tag_of
@@ -174,14 +174,37 @@ def _assemble(series: SeriesVolume, key: Hashable) -> volume.Volume:
     return found
 
 
+def _plane_key(series: SeriesVolume, plane: str, index: int) -> tuple[object, ...]:
+    return ("mpr", series.project_id, series.key, plane, index)
+
+
 def plane_frame(series: SeriesVolume, plane: str, index: int) -> PreparedFrame:
-    """The plane, resliced, ready to be windowed: kept with the decoded frames."""
-    key = ("mpr", series.project_id, series.key, plane, index)
+    """The plane, resliced, ready to be windowed: kept with the decoded frames, so a new window or
+    size does not reslice. Planes across the volume's last axis are cut a block at a time
+    (:func:`viewer.volume.block_of`): scrolling sagittal planes finds the next ones ready."""
+    key = _plane_key(series, plane, index)
     found = FRAME_CACHE.get(key)
-    if found is None:
-        found = volume_of(series).prepared(plane, index)
-        FRAME_CACHE.put(key, found)
-    return found
+    if found is not None:
+        return found
+    start, stop = volume.block_of(series.layout(plane), index)
+    block_key = ("mpr-block", series.project_id, series.key, plane, start)
+    return IN_FLIGHT.run(block_key, lambda: FRAME_CACHE.get(key) or _cut(series, plane, index, start, stop))
+
+
+def _cut(series: SeriesVolume, plane: str, index: int, start: int, stop: int) -> PreparedFrame:
+    frames = volume_of(series).prepared_block(plane, start, stop)
+    for number, frame in enumerate(frames, start):
+        FRAME_CACHE.put(_plane_key(series, plane, number), frame)
+    return frames[index - start]
+
+
+def renders_quickly(series: SeriesVolume, plane: str, index: int, options: RenderOptions) -> bool:
+    """True when the plane is resliced already and renders as quickly as a decoded frame does
+    (:func:`viewer.rendering.engine.renders_quickly`): then on the event loop, without a thread hop."""
+    if options.media_type != "image/jpeg" or options.viewport is not None:
+        return False
+    found = FRAME_CACHE.get(_plane_key(series, plane, index))
+    return found is not None and found.pixels.size <= QUICK_MAX_PIXELS
 
 
 def render_plane(series: SeriesVolume, plane: str, index: int, options: RenderOptions, tag: str) -> bytes:
