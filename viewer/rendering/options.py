@@ -2,8 +2,8 @@
 
 An ETag is derived from the stored object's digest (or a slide level's UID), the place in it (frame,
 or level and tile) and the normalised options, so the same URL always yields the same bytes and
-browsers and regional caches may keep it. Frames, tiles and slide tiles all get theirs from
-:func:`tag_of`.
+browsers and regional caches may keep it. Frames, tiles, slide tiles and reformatted planes all get
+theirs from :func:`tag_of`.
 """
 
 from __future__ import annotations
