@@ -244,3 +244,26 @@ def test_the_volume_cache_is_bounded_in_bytes(client, team, series):
         assert len(mpr.VOLUME_CACHE) == 0
     finally:
         mpr.VOLUME_CACHE.max_bytes = one
+
+
+@pytest.mark.django_db(transaction=True)
+def test_planes_take_the_fast_path_and_repeats_need_no_database(team, series, monkeypatch):
+    from tests.viewer.test_fastpath import asgi_get
+    from viewer import render_views
+
+    auth = [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
+    path = f"{series['url']}/sagittal/20"
+    first = asgi_get(path, "window=40,400", auth)
+    assert first["status"] == 200
+    headers = dict(first["headers"])
+    assert headers[b"X-Content-Type-Options"] == b"nosniff" and headers[b"X-Crossread-Plane"] == b"sagittal 20 of 64"
+
+    async def no_database(*args, **kwargs):
+        raise AssertionError("went to the database")
+
+    monkeypatch.setattr(render_views, "run_sync", no_database)
+    again = asgi_get(path, "window=40,400", auth)
+    assert again["body"] == first["body"] and dict(again["headers"])[b"ETag"] == headers[b"ETag"]
+    assert dict(again["headers"])[b"X-Crossread-Plane-Position"] == headers[b"X-Crossread-Plane-Position"]
+    assert asgi_get(path, "window=40,400", auth + [(b"if-none-match", headers[b"ETag"])])["status"] == 304
+    assert asgi_get(f"{series['url']}/sagittal/21", "window=50,300", auth)["status"] == 200  # cut with 20
