@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from django.http import QueryDict
 from PIL import Image
 
 from demo import phantom
@@ -267,3 +268,15 @@ def test_planes_take_the_fast_path_and_repeats_need_no_database(team, series, mo
     assert dict(again["headers"])[b"X-Crossread-Plane-Position"] == headers[b"X-Crossread-Plane-Position"]
     assert asgi_get(path, "window=40,400", auth + [(b"if-none-match", headers[b"ETag"])])["status"] == 304
     assert asgi_get(f"{series['url']}/sagittal/21", "window=50,300", auth)["status"] == 200  # cut with 20
+
+
+def test_which_planes_render_on_the_event_loop(client, team, series):
+    options = rendering.parse_options(QueryDict("window=40,400"))
+    assert client.get(f"{series['url']}/sagittal/20", **auth(team)).status_code == 200
+    found = mpr.STACKS.get((team["project"].pk, series["uid"]))
+    assert mpr.renders_quickly(found, "sagittal", 21, options)  # cut with 20
+    assert not mpr.renders_quickly(found, "sagittal", 40, options)  # a block of 16 to cut: in a thread
+    assert mpr.renders_quickly(found, "coronal", 5, options)  # one plane of contiguous memory
+    assert not mpr.renders_quickly(found, "coronal", 5, rendering.parse_options(QueryDict("accept=image/png")))
+    mpr.VOLUME_CACHE.clear()
+    assert not mpr.renders_quickly(found, "coronal", 5, options)  # the volume to assemble first
