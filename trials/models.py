@@ -28,6 +28,9 @@ class Trial(models.Model):
     name = models.CharField(max_length=64)
     #: Two independent reads per subject, adjudicated where their overall responses differ.
     double_read = models.BooleanField(default=True)
+    #: Readers read blind: the archive hides the trial's studies from them and masks those they read
+    #: (no patient name or ID, dates or study descriptions; ``trials.blinding``, ``viewer.blinding``).
+    blinded = models.BooleanField(default=True)
     #: RECIST 1.1 §4.6.1: CR and PR need confirmation for the best overall response.
     confirmation_required = models.BooleanField(default=True)
     #: Users who resolve disagreements; they never read the trial's subjects themselves.

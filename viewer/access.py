@@ -11,18 +11,26 @@ the gate queries ``Study``, ``Series`` or ``Instance`` for a caller.
 
 Anything a user may not see answers "not found", exactly as what does not exist, so the existence of
 other projects' data and of quarantined images does not leak.
+
+Blinded readers (:mod:`viewer.blinding`): apps that blind readers (``trials``) register a loader of
+the facts (:func:`register_blinding`); the gate asks it once per access, hides those studies from
+listings, lets the member reach the ones they read, and masks what is said of them
+(:meth:`ProjectAccess.masked`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, QuerySet
 
 from crossread.errors import DomainError, ErrorCode, NotAuthenticated, NotFound
 from viewer import rules
+from viewer.blinding import Blinding, Mask, mask_metadata, serves_files
 from viewer.models import Instance, Membership, Project, Role, Series, Study
 
 
@@ -56,27 +64,79 @@ class ProjectAccess:
 
     def sees(self, instance: Instance) -> bool:
         """May this member reach ``instance`` (a row of this project already read)?"""
-        return instance.project_id == self.project.pk and rules.sees_instance(
-            self.role, quarantined=instance.quarantined
+        return (
+            instance.project_id == self.project.pk
+            and rules.sees_instance(self.role, quarantined=instance.quarantined)
+            and (self.blinding is None or self.blinding.reaches(instance.series.study_id))
         )
+
+    # ----------------------------------------------------------------------------- blinding
+
+    @cached_property
+    def blinding(self) -> Blinding | None:
+        """The member's blinding (:mod:`viewer.blinding`), loaded once per access; ``None`` for most."""
+        user_id = self.membership.user_id
+        if user_id is None or rules.has_role(self.role, "organizer"):
+            return None
+        found = [b for loader in _BLINDING_LOADERS if (b := loader(self.project, user_id)) is not None]
+        if not found:
+            return None
+        masks: dict[int, Mask] = {}
+        for blinding in found:
+            masks.update(blinding.masks)
+        return Blinding(frozenset().union(*(b.hidden for b in found)), masks)
+
+    @cached_property
+    def _unreachable_series(self) -> frozenset[int]:
+        blinding = self.blinding
+        if blinding is None or not blinding.unreachable:
+            return frozenset()
+        return frozenset(Series.objects.filter(study_id__in=blinding.unreachable).values_list("pk", flat=True))
+
+    def reaches_series(self, series_id: int) -> bool:
+        """May the member reach images of the series (for memory that does not know the member)?"""
+        return series_id not in self._unreachable_series
+
+    def masked(self, metadata: dict[str, Any], study_id: int) -> dict[str, Any]:
+        """DICOM JSON of the study ``study_id`` as this member may read it."""
+        mask = self.blinding.mask(study_id) if self.blinding is not None else None
+        return metadata if mask is None else mask_metadata(metadata, mask)
+
+    def mask(self, study_id: int) -> Mask | None:
+        return self.blinding.mask(study_id) if self.blinding is not None else None
+
+    def serves_files(self, study_id: int) -> bool:
+        """May the stored files of the study be handed out as they are (not to a blinded reader)?"""
+        return serves_files(self.blinding, study_id)
+
+    def unlisted(self) -> frozenset[int]:
+        """Ids of studies no listing shows this member (they may still reach some by UID)."""
+        return self.blinding.hidden if self.blinding is not None else frozenset()
 
     # ----------------------------------------------------------------------------- the rows
 
     def instances(self) -> QuerySet[Instance]:
         """The project's instances this member may reach."""
         queryset = Instance.objects.filter(project=self.project)
+        if self.blinding is not None and self.blinding.unreachable:
+            queryset = queryset.exclude(series__study_id__in=self.blinding.unreachable)
         return queryset if self.sees_quarantine else queryset.filter(quarantined=False)
 
     def series(self) -> QuerySet[Series]:
         """The project's series holding at least one instance this member may reach (or none yet)."""
         queryset = Series.objects.filter(project=self.project)
+        if self.blinding is not None and self.blinding.unreachable:
+            queryset = queryset.exclude(study_id__in=self.blinding.unreachable)
         if self.hides_quarantine:  # a series whose every instance is held is hidden with them
             queryset = queryset.filter(Exists(Instance.objects.filter(series=OuterRef("pk"), quarantined=False)))
         return queryset
 
-    def studies(self) -> QuerySet[Study]:
-        """The project's studies holding at least one instance this member may reach."""
+    def studies(self, *, listed: bool = True) -> QuerySet[Study]:
+        """The project's studies holding at least one instance this member may reach; ``listed``: only
+        those a listing may show (a blinded reader reaches the studies they read, unlisted)."""
         queryset = Study.objects.filter(project=self.project)
+        if self.blinding is not None:
+            queryset = queryset.exclude(pk__in=self.blinding.hidden if listed else self.blinding.unreachable)
         if self.hides_quarantine:
             queryset = queryset.filter(
                 Exists(Instance.objects.filter(series__study=OuterRef("pk"), quarantined=False))
@@ -85,7 +145,7 @@ class ProjectAccess:
 
     def study(self, study_instance_uid: object) -> Study:
         """The study ``study_instance_uid``, or "not found"."""
-        found = self.studies().filter(study_instance_uid=_uid(study_instance_uid, "study")).first()
+        found = self.studies(listed=False).filter(study_instance_uid=_uid(study_instance_uid, "study")).first()
         if found is None:
             raise NotFound("No such study.")
         return found
@@ -108,6 +168,17 @@ class ProjectAccess:
         if found is None:
             raise NotFound("No such instance.")
         return found
+
+
+#: Loaders of blinding facts: ``loader(project, user_id)`` gives the member's :class:`Blinding` in the
+#: project, or ``None``. Registered by the apps that blind readers (``trials.apps``).
+BlindingLoader = Callable[[Project, int], Blinding | None]
+_BLINDING_LOADERS: list[BlindingLoader] = []
+
+
+def register_blinding(loader: BlindingLoader) -> None:
+    if loader not in _BLINDING_LOADERS:
+        _BLINDING_LOADERS.append(loader)
 
 
 #: At most this many held UIDs are kept per project by :func:`held_instance_uids` (quarantine is rare;

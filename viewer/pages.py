@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from crossread.errors import DomainError, ErrorCode, log_refusal
 from viewer import imaging
 from viewer.access import ProjectAccess, access_project
+from viewer.blinding import mask_outline
 from viewer.models import Membership, Role
 from viewer.wsi import WSI_SOP_CLASS
 
@@ -107,7 +108,7 @@ def study_outline(access: ProjectAccess, study_uid: str) -> dict[str, Any]:
             slides[series_id] = [sop, 1, *size]
     for series_id, entry in slides.items():
         instances[series_id] = [entry]
-    return {
+    outline = {
         "study": study.study_instance_uid,
         "patientName": study.patient_name,
         "patientId": study.patient_id,
@@ -125,6 +126,8 @@ def study_outline(access: ProjectAccess, study_uid: str) -> dict[str, Any]:
             if instances[row.pk]
         ],
     }
+    mask = access.mask(study.pk)
+    return outline if mask is None else mask_outline(outline, mask)
 
 
 def _first_value(metadata: dict[str, Any], tag: str) -> Any:
@@ -141,14 +144,7 @@ def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
     except DomainError as error:
         log_refusal(request, error)
         raise Http404("No such study.") from None
-    related = [
-        study_outline(access, uid)
-        for uid in access.studies().filter(patient_id=outline["patientId"])
-        .exclude(study_instance_uid=study_uid)
-        .exclude(patient_id="")
-        .order_by("-study_date", "-study_time")
-        .values_list("study_instance_uid", flat=True)[:MAX_RELATED_STUDIES]
-    ]
+    related = [study_outline(access, uid) for uid in _related_studies(access, study_uid)]
     outlines = [outline, *related]
     modalities = sorted({s["modality"] for o in outlines for s in o["series"] if s["modality"]})
     presets = [p for m in modalities for p in imaging.presets_for(m)]
@@ -172,6 +168,21 @@ def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
 
 #: The viewer draws larger images from Deep Zoom tiles (static/viewer/viewport/tiles.js TILE_THRESHOLD).
 TILE_THRESHOLD = 1024
+
+
+def _related_studies(access: ProjectAccess, study_uid: str) -> list[str]:
+    """The UIDs of the patient's other studies the member may list, newest first; for a study a blinded
+    reader reads masked, the other masked studies of that subject only (no listed study of the same
+    patient may sit beside a masked one: its name and dates would undo the mask)."""
+    study = access.study(study_uid)
+    if not study.patient_id:
+        return []
+    others = access.studies(listed=False).filter(patient_id=study.patient_id).exclude(pk=study.pk)
+    if access.blinding is not None and access.mask(study.pk) is not None:
+        others = others.filter(pk__in=access.blinding.same_subject(study.pk))
+    else:
+        others = others.exclude(pk__in=access.unlisted())
+    return list(others.order_by("-study_date", "-study_time").values_list("study_instance_uid", flat=True)[:MAX_RELATED_STUDIES])
 
 
 def first_frame_url(access: ProjectAccess, outline: dict[str, Any]) -> str | None:

@@ -261,6 +261,9 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> tuple[
         qs = qs.filter(**{PATH[(query.level, STUDY)] + "study_instance_uid": scope["study"]})
     if "series" in scope:
         qs = qs.filter(**{PATH[(query.level, SERIES)] + "series_instance_uid": scope["series"]})
+    unlisted = access.unlisted()
+    if unlisted and "study" not in scope:  # a blinded reader's hidden studies are never listed
+        qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
     for key, value in query.filters:
         qs = qs.filter(condition(key, value, PATH[(query.level, key.level)], access.series()))
     if query.level == SERIES:
@@ -301,7 +304,7 @@ def study_results(rows: list[Study], query: Query, base_url: str, access: Projec
         .values_list("series__study_id", "n")
     )
     return [
-        _merge(
+        access.masked(_merge(
             study_json(study, base_url),
             {
                 "00080061": _element("CS", *sorted(modalities[study.pk])),
@@ -309,7 +312,7 @@ def study_results(rows: list[Study], query: Query, base_url: str, access: Projec
                 "00201208": _element("IS", instance_counts.get(study.pk, 0)),
             },
             _optional(study.metadata, query, STUDY_LEVEL_TAGS),
-        )
+        ), study.pk)
         for study in rows
     ]
 
@@ -343,7 +346,7 @@ def series_results(rows: list[Series], query: Query, base_url: str, access: Proj
     results = []
     for series in rows:
         study_uid = series.study.study_instance_uid
-        results.append(
+        results.append(access.masked(
             _merge(
                 {
                     "00080060": _element("CS", series.modality),
@@ -357,7 +360,7 @@ def series_results(rows: list[Series], query: Query, base_url: str, access: Proj
                 _pick(series.metadata, ("00400244", "00400245")),
                 _optional(series.metadata, query, SERIES_LEVEL_TAGS),
                 _optional(series.study.metadata, query, STUDY_LEVEL_TAGS, include_all=False),
-            )
+            ), series.study_id)
         )
     return results
 
@@ -381,13 +384,13 @@ def instance_results(rows: list[Instance], query: Query, base_url: str, access: 
             "00280011": _element("US", instance.columns),
             "00280100": _element("US", instance.bits_allocated),
         }
-        results.append(
+        results.append(access.masked(
             _merge(
                 required,
                 _without_bulk(_optional(instance.metadata, query, None)),
                 _optional(series.metadata, query, SERIES_LEVEL_TAGS, include_all=False),
                 _optional(series.study.metadata, query, STUDY_LEVEL_TAGS, include_all=False),
-            )
+            ), series.study_id)
         )
     return results
 

@@ -199,7 +199,18 @@ def _encode_for(instance: Instance, data: bytes, choices: list[str]) -> tuple[by
     )
 
 
+def _refuse_files_to_blinded(access: ProjectAccess, found: list[Instance]) -> None:
+    """A blinded reader reads masked metadata, frames and rendered images; a stored file carries the
+    patient's name, dates and everything else in its bytes (viewer.blinding)."""
+    if not all(access.serves_files(study_id) for study_id in {item.series.study_id for item in found}):
+        raise DomainError(
+            "This study is read blinded: its files are not handed out; read its metadata, frames and rendered images.",
+            code=ErrorCode.FORBIDDEN,
+        )
+
+
 def _retrieve(request: HttpRequest, access: ProjectAccess, found: list[Instance], level: str) -> HttpResponse:
+    _refuse_files_to_blinded(access, found)
     choices = _dicom_syntax_choice(request)
     first = _encode_for(found[0], _read(found[0]), choices)  # here: a refusal is a 406, not a cut-off stream
     uid = {"study": found[0].series.study.study_instance_uid, "series": found[0].series.series_instance_uid}.get(
@@ -255,7 +266,7 @@ def _metadata(request: HttpRequest, access: ProjectAccess, found: list[Instance]
             f"{url}/studies/{item.series.study.study_instance_uid}/series/{item.series.series_instance_uid}"
             f"/instances/{item.sop_instance_uid}"
         )
-        results.append(_absolute_bulk_uris(item.metadata, instance_url))
+        results.append(_absolute_bulk_uris(access.masked(item.metadata, item.series.study_id), instance_url))
     return dicom_json_response(results)
 
 
@@ -350,6 +361,10 @@ def bulkdata(request: HttpRequest, access: ProjectAccess, study: str, series: st
         tag_number = int(tag, 16)
     except ValueError:
         raise NotFound("No such bulk data.") from None
+    if not access.serves_files(found.series.study_id) and f"{tag_number:08X}" not in access.masked(
+        found.metadata, found.series.study_id
+    ):  # a blinded reader reaches only the bulk data of elements their masked metadata shows
+        raise NotFound("No such bulk data.")
     ds = _load(found)
     try:
         if tag_number == pixels.PIXEL_DATA and pixels.number_of_frames(ds) > 1:

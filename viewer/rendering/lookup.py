@@ -156,13 +156,16 @@ def find_image(access: ProjectAccess, sop: str, study: str = "", series: str = "
     """The instance ``sop`` of the project, if the member behind ``access`` may reach it (checked to
     be in ``study``/``series`` when given).
 
-    Rows come through the gate (:meth:`viewer.access.ProjectAccess.instances`). Only instances that
-    every member may reach are cached: a quarantined one is looked up each time (organizers only), so
+    Rows come through the gate (:meth:`viewer.access.ProjectAccess.instances`). A cached instance is
+    checked against the member's blinding (``ProjectAccess.reaches_series``). Only instances that every
+    member who is not blinded may reach are cached: a quarantined one is looked up each time (organizers only), so
     releasing it takes effect at once in every process (an instance is never put back into quarantine).
     """
     project_id = access.project.pk
     key = (project_id, study, series, sop)
     found = LOOKUP_CACHE.get(key)
+    if found is not None and access.blinding is not None and not access.reaches_series(found.series_id):
+        return None  # cached for others; this member is blinded to it (the memory knows no member)
     if found is None:
         needs_database()
         if series and LOOKUP_CACHE.first_visit((project_id, study, series)):
