@@ -214,3 +214,25 @@ def test_a_new_read_blinds_at_once(client, blinded):
     Read.objects.create(trial=blinded["trial"], subject=Subject.objects.get(label="S-02"), reader=viewer, order_key=3)
     assert _listed(client, viewer) == {_uid(blinded, "outside")}
     assert access_project(viewer, "trial").blinding.masks.keys() == {blinded["studies"]["other"][0].pk}
+
+
+def test_reformatted_planes_of_a_hidden_series_stay_hidden_when_an_organizer_warmed_the_memory(client, blinded):
+    """MPR stacks are kept in memory for everyone who reaches a series alike (viewer.rendering.mpr): a
+    blinded reader's request answered from that memory must still be refused."""
+    from viewer.rendering import mpr
+
+    mpr.STACKS.clear()
+    other = blinded["studies"]["other"][1]
+    series_uid = "1.2.826.0.1.3680043.10.99"
+    for z in range(3):
+        ds = ct_dataset(StudyInstanceUID=other.StudyInstanceUID, SeriesInstanceUID=series_uid,
+                        PatientName="Roe^Richard", PatientID="PID-0002", ImagePositionPatient=[0, 0, float(z)],
+                        ImageOrientationPatient=[1, 0, 0, 0, 1, 0], PixelSpacing=[1, 1], InstanceNumber=z + 1)
+        assert ingest_bytes(blinded["project"], to_bytes(ds)).ok
+    plane = f"/projects/trial/series/{series_uid}/mpr/sagittal/3"
+    assert _get(client, blinded["organizer"], plane).status_code == 200
+    mine = blinded["studies"]["baseline"][1]  # the reader's decision is remembered (viewer.grants) ...
+    own = (f"/projects/trial/dicomweb/studies/{mine.StudyInstanceUID}/series/{mine.SeriesInstanceUID}"
+           f"/instances/{mine.SOPInstanceUID}/frames/1/rendered")
+    assert _get(client, blinded["reader"], own).status_code == 200
+    assert _get(client, blinded["reader"], plane).status_code == 404  # ... and the stack is in memory
