@@ -26,6 +26,7 @@ export function labelMode(vp) {
     if (!again) return;
     event.preventDefault();
     event.stopImmediatePropagation(); // the tool's mode does not see the second press
+    if (vp.app.selected !== id) vp.app.select(id);
     vp.app.editLabel(annotations.get(id), event.clientX, event.clientY, vp);
   };
   return {
