@@ -122,7 +122,7 @@ EMPTY_TEXT = "No final reads yet (a subject is plotted once its reads agree or a
 
 
 def _empty(width: int, height: int) -> str:
-    return (f'<text class="empty" x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="13">'
+    return (f'<text class="empty" x="{width / 2}" y="{height * 0.72:.0f}" text-anchor="middle" font-size="13">'
             f"{_text(EMPTY_TEXT)}</text>")
 
 
