@@ -174,7 +174,7 @@ function srExport() {
 function render() {
   if (!state) return;
   const active = document.activeElement && root.contains(document.activeElement) ? document.activeElement.getAttribute("data-testid") : null;
-  root.replaceChildren(
+  root.replaceChildren(...[
     el("div", { class: "read-head" },
       el("h1", {}, `Subject ${state.subject}`),
       el("span", {}, `Reader ${state.reader}`),
@@ -199,7 +199,8 @@ function render() {
         },
       },
     }, "Sign and lock the read")) : el("p", { class: "muted" }, `Signed${state.signed_at ? " " + state.signed_at.slice(0, 16).replace("T", " ") : ""}: read-only.`),
-    boot.organizer && state.status === "locked" ? srExport() : null);
+    boot.organizer && state.status === "locked" ? srExport() : null,
+  ].filter(Boolean)); // (replaceChildren writes a null as the text "null")
   if (active) {
     const again = root.querySelector(`[data-testid="${active}"]`);
     if (again) again.focus();

@@ -337,7 +337,7 @@ export class Viewport {
 
   drawOverlay() {
     const item = this.shown && this.stack.items[this.shown.index];
-    const [w] = this.size;
+    const [w, h] = this.size;
     let list = item ? annotations.forImage(item.sop, item.frame) : [];
     if (this.editing) list = list.map((a) => (a.id === this.editing.id ? { ...a, points: this.editing.points, measurements: null } : a));
     const remote = this.app.remote;
@@ -354,6 +354,7 @@ export class Viewport {
       toScreen: (p) => this.toScreen(p),
       meta: this.meta,
       width: w,
+      height: h,
       editable: this.app.canWrite,
     });
     if (this.app.activeViewport === this) this.app.listMeasurements(list, this.meta);

@@ -240,6 +240,14 @@ def test_plots_escape_labels() -> None:
     assert 'data-subject="&lt;S1&gt;"' in plots.spider_svg([plots.SpiderLine("<S1>", [(0, 0.0), (56, -27.7)], "PD")])
 
 
+def test_empty_plots_say_why_and_full_ones_do_not() -> None:
+    # a subject is plotted from its final read: signed reads that wait for adjudication are not "no signed reads"
+    for empty in (plots.waterfall_svg([]), plots.spider_svg([])):
+        assert plots.EMPTY_TEXT in empty and "No signed reads" not in empty
+    assert plots.EMPTY_TEXT not in plots.waterfall_svg([plots.WaterfallBar("S1", -27.7, "PR")])
+    assert plots.EMPTY_TEXT not in plots.spider_svg([plots.SpiderLine("S1", [(0, 0.0), (56, -27.7)], "PR")])
+
+
 def test_dashboard_shows_progress_agreement_and_plots(trial: Any) -> None:
     first, _ = _sign_both(trial)
     services.adjudicate(trial.access(trial.adjudicator), first.subject, read=first.pk, reason="new lesion")

@@ -12,6 +12,7 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
     begin(event) {
       const { app, stack } = vp;
       if (!app.canWrite) { app.toast("Your role in this project can view but not annotate."); return null; }
+      if (event.target.closest(".mark-label")) return null; // a mark's text: a double-click there edits it
       if (stack.modality === "SM") { app.toast("Measurements on whole-slide images are not supported yet."); return null; }
       const item = vp.item;
       const [columns, rows] = [item.columns, item.rows];

@@ -22,7 +22,7 @@ export function selectMode(vp, { button = 0 } = {}) {
         return { move: panFollowing(vp, event) };
       }
       app.select(annotation.id);
-      if (!app.mayEdit(annotation)) return null;
+      if (!app.mayEdit(annotation) || event.target.closest(".mark-label")) return null; // a label selects, it does not move the mark
       const item = vp.item;
       const [columns, rows] = [item.columns, item.rows];
       const adapter = TOOLS[annotation.kind];
