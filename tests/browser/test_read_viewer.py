@@ -190,6 +190,16 @@ def test_a_read_from_the_worklist_to_the_signed_read_in_the_viewer(browser: Any,
     assert page.evaluate("crossread.app.canWrite") is False
     print("\n" + actions.report())
 
+    # the reader aligns the two studies by hand (linking off, the baseline two slices on, link): the
+    # registration is remembered for the read
+    page.evaluate("crossread.app.activate(crossread.app.viewports[1])")
+    page.keyboard.press("k")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Shift+K")
+    offset = page.wait_for_function("() => { const r = crossread.app.linking.registrations(); return r.length && Math.abs(r[0].offset[2]) > 1 && r[0].offset; }").json_value()
+    assert abs(abs(offset[2]) - 5.0) < 1e-6  # two slices of 2.5 mm
+
     # the signed read opens read-only, every mark on its slice; go to a lesion still works
     page.reload()
     page.wait_for_selector("body[data-read-panel=ready][data-modes=ready]")
@@ -201,5 +211,14 @@ def test_a_read_from_the_worklist_to_the_signed_read_in_the_viewer(browser: Any,
     page.locator("[data-testid=history-T1-0]").click()  # a key image: T1 at baseline, on its slice
     page.wait_for_function("i => crossread.app.viewports.some((v) => !v.root.hidden && v.shown && v.shown.index === i)",
                            arg=lesion(trial_site, base, "T1")["slice_index"])
+    page.wait_for_function("() => crossread.app.linking && crossread.app.linking.registrations().length")
+    assert page.evaluate("crossread.app.linking.registrations()[0].offset") == offset
+
+    # the read's summary: a key image opens the read in the viewer on the lesion's slice
+    page.click("text=Summary")
+    page.wait_for_selector("[data-testid=recist]")
+    page.locator("tr[data-lesion=T1] a[href*='lesion=']").first.click()
+    page.wait_for_function("() => document.body.dataset.wentTo && document.body.dataset.wentTo.startsWith('T1|')")
+    assert page.evaluate("document.body.dataset.wentTo").endswith(f"|{lesion(trial_site, base, 'T1')['slice_index']}")
     context.close()
     assert not errors, errors
