@@ -135,3 +135,16 @@ def test_marks_of_a_read_are_its_readers_and_lock_with_it(trial: Any) -> None:
     refused = trial.client(trial.reader1).patch(_url(read, f"marks/{mark['id']}/"), {"version": 1, "label": "x"}, format="json")
     assert refused.status_code == 409
     assert _draw(trial, trial.reader1, read, "baseline", "T2").status_code == 409
+
+
+def test_a_read_has_a_bounded_number_of_marks(trial: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trials.services import reading
+
+    monkeypatch.setattr(reading, "MAX_MARKS_PER_READ", 1)
+    read = trial.read_of(trial.reader1)
+    first = _draw(trial, trial.reader1, read, "baseline", "T1").json()
+    refused = _draw(trial, trial.reader1, read, "baseline", "T2")
+    assert refused.status_code == 400 and "at most 1 marks" in refused.json()["detail"]
+    # a deleted mark no longer counts
+    assert trial.client(trial.reader1).delete(_url(read, f"marks/{first['id']}/")).status_code == 204
+    assert _draw(trial, trial.reader1, read, "baseline", "T2").status_code == 201

@@ -202,7 +202,7 @@ def own_measurements(read: Read, timepoints: Sequence[TrialTimepoint]) -> list[d
 #: The kinds a read's mark may be: RECIST diameters (bidirectional), a length (a non-nodal
 #: lesion's long axis, or where a lesion is), a point (where a non-target is).
 MARK_KINDS = ("bidirectional", "length", "point")
-#: A read has at most this many marks (a subject has a handful of lesions and time points).
+#: A read has at most this many live marks (a subject has a handful of lesions and time points).
 MAX_MARKS_PER_READ = 400
 
 
@@ -312,7 +312,7 @@ def create_mark(access: TrialAccess, read: Read, *, instance: Any, frame: Any = 
             raise BadRequest("A target is measured with the bidirectional tool (long and short axis).")
     with transaction.atomic():
         read = lock_draft(read)
-        if ReadMark.objects.filter(read=read).count() >= MAX_MARKS_PER_READ:
+        if ReadMark.objects.filter(read=read, annotation__deleted=False).count() >= MAX_MARKS_PER_READ:
             raise BadRequest(f"A read has at most {MAX_MARKS_PER_READ} marks.")
         annotation = annotation_services.create_annotation(
             access.user, read.trial.project, instance_uid=instance, frame=frame, kind=kind, points=points,
