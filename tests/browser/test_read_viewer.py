@@ -122,6 +122,9 @@ def test_a_read_from_the_worklist_to_the_signed_read_in_the_viewer(browser: Any,
     assert "Phantom" not in page.inner_text(".viewport[data-index='0'] .corner.tl")
     assert page.evaluate("crossread.app.layout") == "1x1"
     assert page.evaluate("crossread.app.tool") == "bidirectional"
+    html = page.request.get(read_url).text()  # the page and its start-up data: the subject, not the patient
+    for identifying in ("Phantom", "PHANTOM-001", "20240108", "20240304", "2024-01-08", "2024-03-04"):
+        assert identifying not in html, identifying
 
     # baseline: three targets and a non-target, each drawn then named in the panel
     base = "baseline"
