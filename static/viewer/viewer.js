@@ -346,7 +346,8 @@ function buildSeriesPanel() {
     if (app.outlines.length > 1) {
       const heading = document.createElement("li");
       heading.className = "study-heading";
-      heading.textContent = `${index === 0 ? "This study" : "Other study"} · ${formatDate(outline.studyDate)}`;
+      // a trial read's studies are its time points (label and day, no date: blinded)
+      heading.textContent = outline.label ? `${outline.label} · day ${outline.day}` : `${index === 0 ? "This study" : "Other study"} · ${formatDate(outline.studyDate)}`;
       heading.title = outline.studyDescription || "";
       list.append(heading);
     }
@@ -364,7 +365,7 @@ function seriesItem(outline, series) {
   button.dataset.study = outline.study;
   button.draggable = true;
   const frames = series.instances.reduce((sum, i) => sum + i[1], 0);
-  button.setAttribute("aria-label", `Series ${series.number ?? ""} ${series.description || ""}, ${series.modality}, ${frames} images, study of ${formatDate(outline.studyDate)}`);
+  button.setAttribute("aria-label", `Series ${series.number ?? ""} ${series.description || ""}, ${series.modality}, ${frames} images, ${outline.label ? outline.label : `study of ${formatDate(outline.studyDate)}`}`);
   const img = document.createElement("img");
   img.alt = "";
   img.width = img.height = 96;

@@ -1,8 +1,10 @@
 // Drawing a mark with a measurement tool (L, B, E, G, T, M): one mode per tool, made from its
 // adapter in tools.js (begin, move, valid, finish). The draft is drawn on the overlay and sent as
-// `annotation.draft`; a valid one is created when the pointer is released.
+// `annotation.draft`; a valid one is created when the pointer is released. A press on a handle of
+// the selected mark drags the handle instead (e.g. the short axis of a node, right after drawing it).
 import { clampPoint } from "../../tools.js";
 import { dragMode } from "./gesture.js";
+import { editGesture } from "./select.js";
 
 export function measureMode(vp, adapter, { button = 0 } = {}) {
   return dragMode(vp, {
@@ -14,6 +16,10 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
       if (!app.canWrite) { app.toast("Your role in this project can view but not annotate."); return null; }
       if (event.target.closest(".mark-label")) return null; // a mark's text: a double-click there edits it
       if (stack.modality === "SM") { app.toast("Measurements on whole-slide images are not supported yet."); return null; }
+      if (event.target.closest(".handle")) {
+        const gesture = editGesture(vp, event);
+        if (gesture !== undefined) return gesture;
+      }
       const item = vp.item;
       const [columns, rows] = [item.columns, item.rows];
       const here = (e) => clampPoint(vp.toImage(e.clientX, e.clientY), columns, rows);
