@@ -92,7 +92,9 @@ def test_the_trial_pages_speak_in_words_without_null(browser: Any, signed_site: 
     reader = _page(browser, signed_site, "reader1")
     reader.goto("/projects/demo/trial/")
     _clean(reader, "worklist-reader1")
-    reader.click("[data-testid=worklist] tbody a")
+    reader.click("[data-testid=worklist] tbody a")  # the read opens in the viewer; its summary page:
+    reader.wait_for_url("**/reads/*/**")
+    reader.goto(reader.url.split("?")[0].rstrip("/") + "/summary/")
     reader.wait_for_selector("[data-testid=recist] tbody tr")
     text = _clean(reader, "read-reader1")
     assert "Signed" in text
