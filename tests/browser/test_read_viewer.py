@@ -109,6 +109,8 @@ def test_a_read_from_the_worklist_to_the_signed_read_in_the_viewer(browser: Any,
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    responses: list[Any] = []
+    page.on("response", lambda response: responses.append(response))  # every response the read's pages load, looked into at the end
     login(page, "reader1")
     actions = Actions(page)
 
@@ -223,5 +225,30 @@ def test_a_read_from_the_worklist_to_the_signed_read_in_the_viewer(browser: Any,
     page.locator("tr[data-lesion=T1] a[href*='lesion=']").first.click()
     page.wait_for_function("() => document.body.dataset.wentTo && document.body.dataset.wentTo.startsWith('T1|')")
     assert page.evaluate("document.body.dataset.wentTo").endswith(f"|{lesion(trial_site, base, 'T1')['slice_index']}")
+    _assert_nothing_identifies_the_patient(responses)
     context.close()
     assert not errors, errors
+
+
+#: What the phantom's files say of the patient and the visits (demo/phantom.py): none of it may reach a
+#: blinded reader, in any response (the page, its data, DICOM JSON, scripts), in any form.
+IDENTIFYING = ("Phantom^Synthetic", "Phantom Synthetic", "PHANTOM-001", "20240108", "20240304", "2024-01-08",
+               "2024-03-04", "08/01/2024", "04/03/2024", "Jan 8, 2024", "Mar 4, 2024", "SYNTHETIC phantom CT",
+               "follow-up 8 weeks")
+
+
+def _assert_nothing_identifies_the_patient(responses: list[Any]) -> None:
+    looked = 0
+    for response in responses:
+        if response.status in (204, 304) or 300 <= response.status < 400:
+            continue
+        if response.headers.get("content-type", "").startswith(("image/", "font/")):
+            continue  # rendered pixels: no text
+        try:
+            body = response.body().decode("latin-1")
+        except Exception:  # (a response the browser no longer holds: a redirect's, an aborted one)
+            continue
+        looked += 1
+        for identifying in IDENTIFYING:
+            assert identifying not in body, (identifying, response.url)
+    assert looked > 20, looked  # the pages, scripts, the read's data and DICOM JSON were looked into
