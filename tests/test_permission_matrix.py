@@ -425,6 +425,8 @@ def trial_cells(ids: dict[str, Any], state: str) -> list[Cell]:
         Cell("adjudication", "get", subject, SUBJECT),
         # adjudicators adjudicate subjects whose signed reads disagree; otherwise 409
         Cell("adjudicate", "post", subject, (403, 404, 404, 201 if disagreed else 409, 404, 404, 401), adjudication),
+        # both signed reads' marks, for the adjudication on the images: whoever reaches the subject
+        Cell("adjudication marks", "get", f"{subject}marks/", SUBJECT),
         Cell("dashboard", "get", f"{api}dashboard/", RESULTS),
         Cell("CSV export", "get", f"{api}export.csv", TRIAL_ORGANIZER),
         Cell("worklist page", "get", page, MEMBERS_PAGE, page=True),
@@ -433,6 +435,8 @@ def trial_cells(ids: dict[str, Any], state: str) -> list[Cell]:
         Cell("adjudication page", "get", f"{page}subjects/{ids['subject']}/adjudicate/", SUBJECT_PAGE, page=True),
         Cell("adjudication page: decide", "post", f"{page}subjects/{ids['subject']}/adjudicate/",
              (403, 404, 404, 302 if disagreed else 409, 404, 404, 302), adjudication, page=True, form=True),
+        Cell("adjudication on the images page", "get", f"{page}subjects/{ids['subject']}/adjudicate/images/", SUBJECT_PAGE,
+             page=True),
         # results are organizers' and adjudicators'; the page, like its API, answers 403 to other members
         Cell("dashboard page", "get", f"{page}dashboard/", (200, 403, 403, 200, 403, 404, 302), page=True),
     ]

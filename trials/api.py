@@ -14,6 +14,7 @@
 - ``POST /api/trials/<slug>/reads/<id>/sign/``
 - ``POST /api/trials/<slug>/reads/<id>/sr/``: store the SR of a locked read (organizer)
 - ``GET|POST /api/trials/<slug>/subjects/<id>/adjudication/`` ``{"read", "reason"}`` (adjudicator)
+- ``GET /api/trials/<slug>/subjects/<id>/adjudication/marks/``: both signed reads' marks, each with its side (A, B)
 - ``GET /api/trials/<slug>/dashboard/``; ``GET /api/trials/<slug>/export.csv`` (organizer)
 """
 
@@ -183,6 +184,12 @@ class AdjudicationView(APIView):
         body = _body(request)
         signing.adjudicate(access, subject, read=body.get("read"), reason=body.get("reason"))
         return Response(signing.adjudication_view(access, subject), status=201)
+
+
+class AdjudicationMarksView(APIView):
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        access = access_trial(request.user, slug)
+        return Response(signing.adjudication_marks(access, access_subject(access, pk)))
 
 
 class DashboardView(APIView):

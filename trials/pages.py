@@ -5,7 +5,9 @@ start-up data with the subject's time points as its studies (blinded: the subjec
 point and the day instead of patient, dates and descriptions), and the read's panel
 (``static/trials/read_panel.js``) over the REST API. The read's summary (every lesion at every time
 point as a table, ``static/trials/read.js``) is the page under ``summary/``. The adjudication page posts
-a plain form; the dashboard is server-rendered SVG.
+a plain form; the adjudication on the images (``adjudicate/images/``) is the viewer again, with both reads'
+marks side by side and the adjudication's panel (``static/trials/adjudicate_panel.js``). The dashboard is
+server-rendered SVG.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from crossread.errors import DomainError, ErrorCode, log_refusal
 from trials import rules
-from trials.models import Read
+from trials.models import Read, Subject
 from trials.services import evaluation, reports, signing
 from trials.services.access import TrialAccess, access_read, access_subject, access_trial
 from viewer import imaging
@@ -81,15 +83,19 @@ def _current_timepoint(read: Read, asked: str | None) -> int:
 
 
 def _read_outlines(access: TrialAccess, read: Read) -> list[dict[str, Any]]:
+    return _subject_outlines(access, read.subject)
+
+
+def _subject_outlines(access: TrialAccess, subject: Subject) -> list[dict[str, Any]]:
     """The viewer's outline of each time point's study, baseline first, blinded: the subject's label for
     the patient, the time point and its day for the date and description (the corner text and the series
     panel show these)."""
-    timepoints = list(read.subject.timepoints.select_related("study").order_by("order"))
+    timepoints = list(subject.timepoints.select_related("study").order_by("order"))
     outlines = []
     for tp in timepoints:
         outline = study_outline(access.project_access, tp.study.study_instance_uid)
         day = (tp.date - timepoints[0].date).days
-        outline.update(patientName=f"Subject {read.subject.label}", patientId="", studyDate="",
+        outline.update(patientName=f"Subject {subject.label}", patientId="", studyDate="",
                        studyDescription=f"{tp.label} · day {day}", timepoint=tp.pk, label=tp.label, day=day)
         outlines.append(outline)
     return outlines
@@ -153,6 +159,43 @@ def adjudicate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     view = signing.adjudication_view(access, subject)
     return render(request, "trials/adjudicate.html", _context(access) | {"view": view, "error": error},
                   status=status)
+
+
+def _disputed_timepoint(view: dict[str, Any], asked: str | None) -> int | None:
+    """The time point shown first: the one asked for (``?timepoint=``), else the first where the reads'
+    overall responses differ, else the last."""
+    ids = [tp["id"] for tp in view["timepoints"]]
+    if asked and asked.isdigit() and int(asked) in ids:
+        return int(asked)
+    return next((tp["id"] for tp in view["timepoints"] if tp["agree"] is False), ids[-1] if ids else None)
+
+
+@login_required
+@ensure_csrf_cookie
+def adjudicate_images(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """The adjudication on the images: the viewer with both signed reads of a subject side by side (reader
+    A's marks on the left, B's on the right, the same time point, linked), and the adjudication's panel."""
+    access = _access(request, slug)
+    subject = _or_404(request, lambda: access_subject(access, pk))
+    view = _or_404(request, lambda: signing.adjudication_view(access, subject))
+    outlines = _subject_outlines(access, subject)
+    if not outlines:
+        raise Http404("The subject has no studies.")
+    current = _disputed_timepoint(view, request.GET.get("timepoint"))
+    outlines.sort(key=lambda o: o["timepoint"] != current)
+    modalities = sorted({s["modality"] for o in outlines for s in o["series"] if s["modality"]})
+    base = f"/api/trials/{slug}/subjects/{subject.pk}/adjudication/"
+    boot = {
+        "project": slug, "user": request.user.get_username(), "role": access.role, "canWrite": False,
+        "outline": outlines[0], "related": outlines[1:], "presets": [p for m in modalities for p in imaging.presets_for(m)],
+        "session": None,
+        "adjudication": {"subject": subject.label, "api": base, "marks": f"{base}marks/", "current": current,
+                         "page": f"/projects/{slug}/trial/subjects/{subject.pk}/adjudicate/",
+                         "worklist": f"/projects/{slug}/trial/", "reads": f"/projects/{slug}/trial/reads/"},
+    }
+    return render(request, "trials/adjudicate_viewer.html", _context(access) | {
+        "subject": subject, "boot": boot, "outline": outlines[0], "session": None,
+        "first_frame": first_frame_url(access.project_access, outlines[0])})
 
 
 @login_required

@@ -21,11 +21,13 @@ urlpatterns = [
     path(A + "reads/<int:pk>/sign/", api.SignView.as_view(), name="trial-sign"),
     path(A + "reads/<int:pk>/sr/", api.SRExportView.as_view(), name="trial-sr"),
     path(A + "subjects/<int:pk>/adjudication/", api.AdjudicationView.as_view(), name="trial-adjudication"),
+    path(A + "subjects/<int:pk>/adjudication/marks/", api.AdjudicationMarksView.as_view(), name="trial-adjudication-marks"),
     path(A + "dashboard/", api.DashboardView.as_view(), name="trial-dashboard-api"),
     path(A + "export.csv", api.CsvExportView.as_view(), name="trial-csv"),
     path(P, pages.worklist, name="trial-worklist"),
     path(P + "reads/<int:pk>/", pages.read, name="trial-read-page"),
     path(P + "reads/<int:pk>/summary/", pages.read_summary, name="trial-read-summary"),
     path(P + "subjects/<int:pk>/adjudicate/", pages.adjudicate, name="trial-adjudicate-page"),
+    path(P + "subjects/<int:pk>/adjudicate/images/", pages.adjudicate_images, name="trial-adjudicate-images"),
     path(P + "dashboard/", pages.dashboard, name="trial-dashboard"),
 ]

@@ -49,6 +49,7 @@ export class Viewport {
     this.editing = null; // {id, points} while a handle or shape is dragged
     this.outOfRange = false; // linked to a position this stack does not reach: no slice shown there
     this.driven = false; // the slice was set by linked scrolling or the crosshairs, not by input here
+    this.markFilter = null; // null: every mark of the image; else (annotation) => shown here
     this.frames = new Frames(this);
     this.tiles = new Tiles(this);
     this.tool = null;
@@ -340,6 +341,7 @@ export class Viewport {
     const [w, h] = this.size;
     let list = item ? annotations.forImage(item.sop, item.frame) : [];
     if (this.editing) list = list.map((a) => (a.id === this.editing.id ? { ...a, points: this.editing.points, measurements: null } : a));
+    if (this.markFilter) list = list.filter(this.markFilter); // a page's choice of this viewport's marks (trials' adjudication: one read's)
     const remote = this.app.remote;
     const matches = (x) => item && x.instance === item.sop && (x.frame || 1) === item.frame;
     const linked = item && this.app.linking ? this.app.linking.overlayFor(this) : { references: [], crosshair: null };

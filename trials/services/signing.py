@@ -14,7 +14,7 @@ from audit.services import record
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode
 from trials import rules
 from trials.models import Adjudication, Assessment, Read, ReadStatus, Subject
-from trials.services.access import TrialAccess, require_results
+from trials.services.access import TrialAccess, require_results, visible_reads
 from trials.services.evaluation import (
     assessment_axes,
     read_assessments,
@@ -22,7 +22,7 @@ from trials.services.evaluation import (
     serialize_read,
     trial_settings,
 )
-from trials.services.reading import check_draft_owner, lock_draft
+from trials.services.reading import MAX_MARKS_PER_READ, check_draft_owner, lock_draft, read_marks, serialize_mark
 
 MAX_REASON_LENGTH = 2000
 
@@ -147,19 +147,59 @@ def final_read(subject: Subject) -> Read | None:
     return None
 
 
+#: The names the adjudication calls the subject's two reads by: its first reader's (by account) is A.
+SIDES = ("A", "B")
+
+
+def sides(subject: Subject) -> dict[int, str]:
+    """Each read of the subject's side, ``{read id: "A" | "B"}``: in the order of ``subject_reads``, so a
+    read keeps its side whether or not the other is signed yet."""
+    return {read.pk: side for read, side in zip(subject_reads(subject), SIDES, strict=False)}
+
+
+def compare_timepoints(subject: Subject, reads: Sequence[Read]) -> list[dict[str, Any]]:
+    """Per time point of the subject (baseline first), each signed read's overall response and whether
+    they agree (``agree`` is None until both reads are signed, and at the baseline, which has none)."""
+    results = [{tp["label"]: tp for tp in (r.result or {}).get("timepoints", [])} for r in reads]
+    both = len(reads) == 2 and all(r.result is not None for r in reads)
+    rows = []
+    for tp in subject.timepoints.order_by("order"):
+        responses = [(found.get(tp.label) or {}).get("overall_response") for found in results]
+        rows.append({"id": tp.pk, "label": tp.label, "order": tp.order, "responses": responses,
+                     "agree": None if not both or tp.order == 0 else responses[0] == responses[1]})
+    return rows
+
+
 def adjudication_view(access: TrialAccess, subject: Subject) -> dict[str, Any]:
     """Both signed reads of a subject side by side, where they differ, and the decision if any."""
     require_results(access)
     reads = [r for r in subject_reads(subject) if r.is_signed]
     decision = adjudication_of(subject)
+    side = sides(subject)
     return {
         "subject": {"id": subject.pk, "label": subject.label},
         "state": subject_state(subject),
         "disagreements": disagreements(reads),
-        "reads": [serialize_read(access, r) for r in reads],
+        "timepoints": compare_timepoints(subject, reads),
+        "reads": [serialize_read(access, r) | {"side": side[r.pk]} for r in reads],
         "adjudication": None if decision is None else {
             "read": decision.chosen_read_id, "reason": decision.reason,
             "adjudicator": decision.adjudicator.get_username(), "created_at": decision.created_at.isoformat()},
         "can_adjudicate": rules.may_adjudicate(access.role, adjudicator=access.is_adjudicator,
                                                state=subject_state(subject)),
     }
+
+
+def adjudication_marks(access: TrialAccess, subject: Subject) -> dict[str, Any]:
+    """The marks of the subject's signed reads, for the adjudication on the images: each read's live
+    marks (``read_marks``: on images the caller reaches through the gate) with its side, A or B. The
+    reads are those the caller sees (``visible_reads``: an adjudicator the signed ones); at most
+    ``MAX_MARKS_PER_READ`` a read, as a read holds."""
+    require_results(access)
+    side = sides(subject)
+    reads = [r for r in visible_reads(access).filter(subject=subject).order_by("reader_id") if r.is_signed]
+    marks = []
+    for read in reads:
+        for annotation, mark in read_marks(access, read)[:MAX_MARKS_PER_READ]:
+            marks.append(serialize_mark(annotation, mark) | {"side": side[read.pk]})
+    return {"subject": subject.pk, "reads": [{"id": r.pk, "side": side[r.pk]} for r in reads], "annotations": marks}
