@@ -91,7 +91,8 @@ function hang() {
     let badge = viewport.root.querySelector(".side-badge");
     if (!badge) { badge = el("div", { class: "side-badge", "data-testid": `side-badge-${side}` }); viewport.root.append(badge); }
     badge.textContent = read ? `Reader ${side} · ${tp.label}` : `Reader ${side}: not signed`;
-    if (!viewport.stack || viewport.stack.series !== series.uid) app.loadSeries(series.uid, viewport, { index: viewport.stack && viewport.stack.study === outline.study ? viewport.target : 0 });
+    // another time point: at the slice shown before (the subject's studies are usually acquired alike)
+    if (!viewport.stack || viewport.stack.series !== series.uid) app.loadSeries(series.uid, viewport, { index: viewport.stack ? viewport.target : 0 });
     viewport.drawOverlay();
   });
   app.activate(app.viewports[0]);

@@ -127,7 +127,14 @@ def test_the_adjudicator_compares_both_reads_on_the_images_and_chooses_one(brows
 
     # the baseline, where both agree on the lesions: shown on both sides
     page.click("[data-testid=compare-0]")
-    page.wait_for_function("() => crossread.app.outlines.find((o) => o.study === crossread.app.viewports[1].stack.study).label === 'baseline'")
+    page.wait_for_function("() => crossread.app.viewports.slice(0, 2).every((v) => crossread.app.outlines.find((o) => o.study === v.stack.study).label === 'baseline')")
+    assert page.evaluate("crossread.app.viewports[0].stack.series === crossread.app.viewports[1].stack.series")
+    page.click("[data-testid=lesion-A-T1]")  # A's T1 at the baseline: 30 mm, labelled on both sides
+    page.wait_for_function("() => (document.body.dataset.wentTo || '').startsWith('A|T1|')")
+    page.wait_for_function("i => crossread.app.viewports.slice(0, 2).every((v) => v.shown && v.shown.index === i)",
+                           arg=_lesion(site, "baseline", "T1")["slice_index"])
+    for viewport in (0, 1):
+        expect(page.locator(f".viewport[data-index='{viewport}'] .annotation text").filter(has_text="L 30.0")).to_have_count(1)
 
     # the choice, with a reason
     page.click("[data-testid=choose-A]")
