@@ -1,7 +1,10 @@
 // Drawing a mark with a measurement tool (L, B, E, G, T, M): one mode per tool, made from its
 // adapter in tools.js (begin, move, valid, finish). The draft is drawn on the overlay and sent as
 // `annotation.draft`; a valid one is created when the pointer is released.
+import { imageFields } from "../../annotations.js";
 import { clampPoint } from "../../tools.js";
+
+const PLANE_KINDS = ["length", "ellipse"]; // what a reformatted plane takes (annotations.services.PLANE_KINDS)
 import { dragMode } from "./gesture.js";
 
 export function measureMode(vp, adapter, { button = 0 } = {}) {
@@ -14,6 +17,7 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
       if (!app.canWrite) { app.toast("Your role in this project can view but not annotate."); return null; }
       if (stack.modality === "SM") { app.toast("Measurements on whole-slide images are not supported yet."); return null; }
       const item = vp.item;
+      if (item.plane && !PLANE_KINDS.includes(adapter.kind)) { app.toast("On a reformatted plane only length and ellipse can be drawn."); return null; }
       const [columns, rows] = [item.columns, item.rows];
       const here = (e) => clampPoint(vp.toImage(e.clientX, e.clientY), columns, rows);
       const instance = item.sop;
@@ -32,7 +36,7 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
         app.draft(null);
         if (draft && adapter.valid(draft.points, minimum)) {
           const points = adapter.finish ? adapter.finish(draft.points) : draft.points;
-          app.createAnnotation({ instance, frame, kind: adapter.kind, points, label: "" }, adapter.asksLabel);
+          app.createAnnotation({ ...imageFields(item), kind: adapter.kind, points, label: "" }, adapter.asksLabel);
         }
         vp.drawOverlay();
       };
