@@ -35,7 +35,9 @@ from tests.factories.dicom import ct_bytes, ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.trials.conftest import Trial, phantom_files  # noqa: F401 - phantom_files is a fixture
 from tests.viewer.dicomweb_helpers import stow, stow_body
+from annotations.models import Annotation
 from trials import services as trial_services
+from trials.models import ReadMark
 from viewer.ingest import ingest_bytes
 from viewer.models import Instance
 
@@ -410,6 +412,12 @@ def trial_cells(ids: dict[str, Any], state: str) -> list[Cell]:
         Cell("delete lesion", "delete", lesion, tuple(204 if s == 200 else s for s in write)),
         Cell("assess", "put", f"{read}assessments/", write,
              {"lesion": ids["lesion"], "timepoint": ids["baseline"], "status": "present"}),
+        Cell("read's marks", "get", f"{read}marks/", OWN_DRAFT if draft else SIGNED),
+        Cell("draw a mark for the read", "post", f"{read}marks/", tuple(201 if s == 200 else s for s in write),
+             {"instance": ids["read_sop"], "kind": "point", "points": [[10, 10]], "client_ref": "matrix"}),
+        Cell("change a mark of the read", "patch", f"{read}marks/{ids['read_mark']}/", write,
+             lambda: {"version": Annotation.objects.get(pk=ids["read_mark"]).version, "label": "T1"}),
+        Cell("delete a mark of the read", "delete", f"{read}marks/{ids['read_mark']}/", tuple(204 if s == 200 else s for s in write)),
         Cell("sign", "post", f"{read}sign/", write),
         # organizers export locked reads; before that, 409
         Cell("export SR", "post", f"{read}sr/", (409, 403, 404, 404, 404, 404, 401) if draft
@@ -421,6 +429,7 @@ def trial_cells(ids: dict[str, Any], state: str) -> list[Cell]:
         Cell("CSV export", "get", f"{api}export.csv", TRIAL_ORGANIZER),
         Cell("worklist page", "get", page, MEMBERS_PAGE, page=True),
         Cell("read page", "get", f"{page}reads/{ids['read']}/", OWN_DRAFT_PAGE if draft else (200, 200, 404, 200, 404, 404, 302), page=True),
+        Cell("read summary page", "get", f"{page}reads/{ids['read']}/summary/", OWN_DRAFT_PAGE if draft else (200, 200, 404, 200, 404, 404, 302), page=True),
         Cell("adjudication page", "get", f"{page}subjects/{ids['subject']}/adjudicate/", SUBJECT_PAGE, page=True),
         Cell("adjudication page: decide", "post", f"{page}subjects/{ids['subject']}/adjudicate/",
              (403, 404, 404, 302 if disagreed else 409, 404, 404, 302), adjudication, page=True, form=True),
@@ -448,8 +457,10 @@ def trial_world(request, team, phantom_files):
         for user in (handles.reader1, handles.reader2):
             trial_services.sign_read(handles.access(user), handles.read_of(user))
     non_target = read.lesions.get(identifier="NT1")
+    mark = ReadMark.objects.filter(read=read).select_related("annotation__instance").first()
     ids = {"read": read.pk, "lesion": non_target.pk, "subject": read.subject_id,
-           "baseline": read.subject.timepoints.get(order=0).pk}
+           "baseline": read.subject.timepoints.get(order=0).pk, "read_mark": mark.annotation_id,
+           "read_sop": mark.annotation.instance.sop_instance_uid}
     users = {"organizer": handles.organizer, "reader": handles.reader1, "reader2": handles.reader2,
              "adjudicator": handles.adjudicator, "viewer": handles.viewer, "outsider": handles.outsider, "anonymous": None}
     return state, ids, users
@@ -489,7 +500,7 @@ def url_routes(patterns: Sequence[URLPattern | URLResolver], prefix: str = "") -
 def covered_routes() -> set[str]:
     ids: dict[str, Any] = dict.fromkeys(
         ("study", "series", "sop", "held", "held_series", "held_annotation", "annotation", "session", "invitation", "token", "mark", "read", "lesion",
-         "subject", "baseline"), "1")
+         "subject", "baseline", "read_mark", "read_sop"), "1")
     cells: list[Cell] = [*project_cells(ids), *session_cells(ids), *trial_cells(ids, "draft")]
     return {resolve(cell.url.split("?")[0]).route for cell in cells}
 

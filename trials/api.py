@@ -5,9 +5,12 @@
 - ``POST /api/trials/<slug>/assign/`` ``{"readers": [username, ...]}`` (organizer)
 - ``GET /api/trials/<slug>/reads/``: the caller's worklist (readers: own reads, random order)
 - ``GET /api/trials/<slug>/reads/<id>/``: a read with its RECIST table
-- ``POST /api/trials/<slug>/reads/<id>/lesions/`` ``{"role", "organ", "nodal"}``
+- ``POST /api/trials/<slug>/reads/<id>/lesions/`` ``{"role", "organ", "nodal", "mark"?}`` (``mark``: name a mark drawn for the read)
 - ``PATCH|DELETE /api/trials/<slug>/reads/<id>/lesions/<lid>/``
 - ``PUT /api/trials/<slug>/reads/<id>/assessments/`` ``{"lesion", "timepoint", "status", "annotation"?}``
+- ``GET|POST /api/trials/<slug>/reads/<id>/marks/``: the read's marks / draw one ``{"instance", "frame", "kind",
+  "points", "client_ref", "lesion"?}`` (the lesion's at the image's time point in one gesture)
+- ``PATCH|DELETE /api/trials/<slug>/reads/<id>/marks/<annotation>/`` ``{"version", "points"?, "label"?}``
 - ``POST /api/trials/<slug>/reads/<id>/sign/``
 - ``POST /api/trials/<slug>/reads/<id>/sr/``: store the SR of a locked read (organizer)
 - ``GET|POST /api/trials/<slug>/subjects/<id>/adjudication/`` ``{"read", "reason"}`` (adjudicator)
@@ -92,7 +95,7 @@ class LesionListView(APIView):
         read = access_read(access, pk)
         body = _body(request)
         lesion = reading.add_lesion(access, read, role=body.get("role"), organ=body.get("organ"),
-                                    nodal=body.get("nodal", False))
+                                    nodal=body.get("nodal", False), mark=body.get("mark"))
         return Response({"id": lesion.pk, "identifier": lesion.identifier, "tracking_uid": lesion.tracking_uid},
                         status=201)
 
@@ -121,6 +124,39 @@ class AssessmentView(APIView):
         reading.set_assessment(access, read, lesion=body.get("lesion"), timepoint=body.get("timepoint"),
                                status=body.get("status"), annotation=body.get("annotation"))
         return Response(evaluation.serialize_read(access, read))
+
+
+class MarkListView(APIView):
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
+        return Response({"annotations": [reading.serialize_mark(a, m) for a, m in reading.read_marks(access, read)]})
+
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
+        body = _body(request)
+        mark = reading.create_mark(access, read, instance=body.get("instance"), frame=body.get("frame", 1),
+                                   kind=body.get("kind"), points=body.get("points"),
+                                   client_ref=body.get("client_ref", ""), lesion=body.get("lesion"))
+        mark = reading.access_mark(read, mark.annotation_id)
+        return Response(reading.serialize_mark(mark.annotation, mark), status=201)
+
+
+class MarkDetailView(APIView):
+    def patch(self, request: Request, slug: str, pk: int, annotation: int) -> Response:
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
+        body = _body(request)
+        mark = reading.update_mark(access, read, reading.access_mark(read, annotation), version=body.get("version"),
+                                   points=body.get("points"), label=body.get("label"))
+        return Response(reading.serialize_mark(mark.annotation, mark))
+
+    def delete(self, request: Request, slug: str, pk: int, annotation: int) -> Response:
+        access = access_trial(request.user, slug)
+        read = access_read(access, pk)
+        reading.delete_mark(access, read, reading.access_mark(read, annotation))
+        return Response(status=204)
 
 
 class SignView(APIView):

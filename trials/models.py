@@ -171,3 +171,24 @@ class Adjudication(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=~Q(reason=""), name="adjudication_has_reason")]
+
+
+class ReadMark(models.Model):
+    """A mark drawn for a read (in the read's viewer): the read's own, whichever lesion it shows.
+
+    The annotation is the reader's; this row says which read, time point (the study of its image) and,
+    once named, which lesion it belongs to. The read's viewer lists only these marks; the measurement
+    an assessment rests on is one of them (``Assessment.annotation``).
+    """
+
+    read = models.ForeignKey(Read, on_delete=models.CASCADE, related_name="marks")
+    annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="read_mark")
+    timepoint = models.ForeignKey(TrialTimepoint, on_delete=models.CASCADE, related_name="+")
+    lesion = models.ForeignKey(Lesion, on_delete=models.SET_NULL, null=True, blank=True, related_name="marks")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["read", "pk"]
+
+    def __str__(self) -> str:
+        return f"mark {self.annotation_id} of read {self.read_id}"

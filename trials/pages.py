@@ -1,10 +1,16 @@
 """Server-rendered pages of a trial under ``/projects/<slug>/trial/``. Thin: access, one service call, render.
 
-The read page is driven by ``static/trials/read.js`` over the REST API; the adjudication page posts
+A read opens in the viewer (``trials/read_viewer.html`` over ``viewer/viewer.html``): the viewer's
+start-up data with the subject's time points as its studies (blinded: the subject's label, the time
+point and the day instead of patient, dates and descriptions), and the read's panel
+(``static/trials/read_panel.js``) over the REST API. The read's summary (every lesion at every time
+point as a table, ``static/trials/read.js``) is the page under ``summary/``. The adjudication page posts
 a plain form; the dashboard is server-rendered SVG.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -14,8 +20,12 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from crossread.errors import DomainError, ErrorCode, log_refusal
-from trials.services import reports, signing
+from trials import rules
+from trials.models import Read
+from trials.services import evaluation, reports, signing
 from trials.services.access import TrialAccess, access_read, access_subject, access_trial
+from viewer import imaging
+from viewer.pages import first_frame_url, study_outline
 
 
 def _access(request: HttpRequest, slug: str) -> TrialAccess:
@@ -55,13 +65,71 @@ def worklist(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "trials/worklist.html", _context(access) | {"reads": reports.worklist(access)})
 
 
+def _current_timepoint(read: Read, asked: str | None) -> int:
+    """The time point to read first: the one asked for (``?timepoint=``), else the baseline while the
+    read has no lesion, else the first time point where a lesion is not assessed yet, else the last."""
+    rows = evaluation.read_rows(read)
+    ids = [tp.pk for tp in rows.timepoints]
+    if asked and asked.isdigit() and int(asked) in ids:
+        return int(asked)
+    if not rows.lesions or read.is_signed:
+        return ids[0] if not rows.lesions else ids[-1]
+    for tp in rows.timepoints:
+        if any(rows.at(lesion, tp) is None for lesion in rows.lesions if lesion.role != "new" or tp.order > 0):
+            return tp.pk
+    return ids[-1]
+
+
+def _read_outlines(access: TrialAccess, read: Read) -> list[dict[str, Any]]:
+    """The viewer's outline of each time point's study, baseline first, blinded: the subject's label for
+    the patient, the time point and its day for the date and description (the corner text and the series
+    panel show these)."""
+    timepoints = list(read.subject.timepoints.select_related("study").order_by("order"))
+    outlines = []
+    for tp in timepoints:
+        outline = study_outline(access.project_access, tp.study.study_instance_uid)
+        day = (tp.date - timepoints[0].date).days
+        outline.update(patientName=f"Subject {read.subject.label}", patientId="", studyDate="",
+                       studyDescription=f"{tp.label} · day {day}", timepoint=tp.pk, label=tp.label, day=day)
+        outlines.append(outline)
+    return outlines
+
+
 @login_required
 @ensure_csrf_cookie
 def read(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """The read in the viewer: its time points hung side by side, its panel beside the images."""
+    access = _access(request, slug)
+    found = _or_404(request, lambda: access_read(access, pk))
+    outlines = _or_404(request, lambda: _read_outlines(access, found))
+    if not outlines:
+        raise Http404("The subject has no studies.")
+    current = _current_timepoint(found, request.GET.get("timepoint"))
+    # the study read first is the viewer's own (its first image is preloaded); the others follow in order
+    outlines.sort(key=lambda o: o["timepoint"] != current)
+    editable = rules.decide_write(access.role, own=found.reader_id == access.user.pk, status=found.status) is None
+    modalities = sorted({s["modality"] for o in outlines for s in o["series"] if s["modality"]})
+    boot = {
+        "project": slug, "user": request.user.get_username(), "role": access.role, "canWrite": editable,
+        "outline": outlines[0], "related": outlines[1:], "presets": [p for m in modalities for p in imaging.presets_for(m)],
+        "session": None,
+        "read": {"id": found.pk, "api": f"/api/trials/{slug}/reads/{found.pk}/", "subject": found.subject.label,
+                 "worklist": f"/projects/{slug}/trial/", "summary": f"/projects/{slug}/trial/reads/{found.pk}/summary/",
+                 "organizer": access.is_organizer, "current": current, "lesion": request.GET.get("lesion", "")[:12]},
+    }
+    return render(request, "trials/read_viewer.html", _context(access) | {
+        "read": found, "boot": boot, "outline": outlines[0], "session": None,
+        "first_frame": first_frame_url(access.project_access, outlines[0])})
+
+
+@login_required
+@ensure_csrf_cookie
+def read_summary(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """The read as a table: every lesion at every time point with its key image, the RECIST table."""
     access = _access(request, slug)
     found = _or_404(request, lambda: access_read(access, pk))
     boot = {"project": slug, "read": found.pk, "api": f"/api/trials/{slug}/reads/{found.pk}/",
-            "viewer": f"/projects/{slug}/studies/", "dicomweb": f"/projects/{slug}/dicomweb/",
+            "viewer": f"/projects/{slug}/trial/reads/{found.pk}/", "dicomweb": f"/projects/{slug}/dicomweb/",
             "user": request.user.get_username(), "organizer": access.is_organizer}
     return render(request, "trials/read.html", _context(access) | {"read": found, "boot": boot})
 

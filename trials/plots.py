@@ -78,7 +78,7 @@ def waterfall_svg(bars: Sequence[WaterfallBar], width: int = 640, height: int = 
         parts.append(f'<text x="{x + slot * 0.35:.1f}" y="{height - pad_b + 14}" font-size="10" '
                      f'text-anchor="middle">{_text(bar.subject)}</text>')
     if not ordered:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">No signed reads yet</text>')
+        parts.append(_empty(width, height))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -110,8 +110,20 @@ def spider_svg(lines: Sequence[SpiderLine], width: int = 640, height: int = 320)
                      f'fill="none" stroke="{colour}" stroke-width="2"><title>{_text(line.subject)}</title></polyline>')
         for d, v in line.points:
             parts.append(f'<circle cx="{x(d):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>')
+    if not lines:
+        parts.append(_empty(width, height))
     parts.append("</svg>")
     return "".join(parts)
+
+
+#: What an empty plot says. A subject is plotted from its final read: signed reads that still wait for
+#: the other reader or for adjudication are not plotted yet ("No signed reads yet" said otherwise).
+EMPTY_TEXT = "No final reads yet (a subject is plotted once its reads agree or are adjudicated)"
+
+
+def _empty(width: int, height: int) -> str:
+    return (f'<text class="empty" x="{width / 2}" y="{height * 0.72:.0f}" text-anchor="middle" font-size="13">'
+            f"{_text(EMPTY_TEXT)}</text>")
 
 
 def _axis(y, left: float, right: float, ticks: Sequence[float]) -> list[str]:  # type: ignore[no-untyped-def]

@@ -89,6 +89,7 @@ DROPPED_TAGS = frozenset({
     "00321032", "00321033", "00321060", "00324000", "00400254", "00400253", "00400275", "00401001",
     "00402400", "00404000", "00402016", "00402017", "00081111", "00081110", "00081250", "00321064",
     "00181000", "00181030", "00204000",  # device serial, protocol name, image comments
+    "0008103E", "00400254", "00321060", "00081090",  # free text: series, step and procedure descriptions, model
 })
 
 
@@ -128,4 +129,5 @@ def _private(tag: str) -> bool:
 def mask_outline(outline: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     """The viewer page's outline of a study (``viewer.pages.study_outline``), masked likewise."""
     return {**outline, "patientName": mask.patient, "patientId": mask.patient, "studyDate": "",
-            "studyDescription": mask.description}
+            "studyDescription": mask.description,
+            "series": [{**series, "description": ""} for series in outline.get("series", [])]}

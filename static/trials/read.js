@@ -1,4 +1,4 @@
-// The read page: lesions × time points, the reader's own measurements, the live RECIST table, signing.
+// The read's summary (reads/<id>/summary/; the read itself is the viewer, read_panel.js): lesions × time points, the reader's own measurements, the live RECIST table, signing.
 // State comes from GET /api/trials/<slug>/reads/<id>/; every change is one REST call whose answer
 // is the new state. While the read is a draft, it is polled so measurements made in the viewer
 // (another tab) show up and the table updates as the reader measures.
@@ -85,7 +85,9 @@ function cell(lesion, tp, index) {
   if (lesion.role === "new" && tp.order === 0) return el("td", { class: "cell muted" }, "—");
   const shown = assessment && assessment.long_axis_mm !== null
     ? el("div", { class: "value" }, `${axis(assessment.long_axis_mm)} × ${axis(assessment.short_axis_mm)} mm`) : null;
-  const shot = svgShot(assessment ? { ...assessment, timepoint: tp.id } : null);
+  // the key image opens the read's viewer at that time point, on the lesion's slice
+  const picture = svgShot(assessment ? { ...assessment, timepoint: tp.id } : null);
+  const shot = picture ? el("a", { href: `${boot.viewer}?timepoint=${tp.id}&lesion=${lesion.id}`, title: `${lesion.identifier} at ${tp.label}: open on its slice` }, picture) : null;
   if (!editable) {
     return el("td", { class: "cell" }, assessment ? assessment.status.replace("_", " ") : "—", shown, shot);
   }
@@ -168,20 +170,20 @@ function srExport() {
       },
     }, "Store as DICOM SR in the archive"),
     exported ? el("ul", { "data-testid": "sr-instances" }, exported.map((i) => el("li", {},
-      `${i.timepoint}: series ${i.series} `, el("a", { href: `${boot.viewer}${i.study}/`, target: "_blank", rel: "noopener" }, "open study")))) : null);
+      `${i.timepoint}: series ${i.series} `, el("a", { href: `/projects/${boot.project}/studies/${i.study}/`, target: "_blank", rel: "noopener" }, "open study")))) : null);
 }
 
 function render() {
   if (!state) return;
   const active = document.activeElement && root.contains(document.activeElement) ? document.activeElement.getAttribute("data-testid") : null;
-  root.replaceChildren(
+  root.replaceChildren(...[
     el("div", { class: "read-head" },
       el("h1", {}, `Subject ${state.subject}`),
       el("span", {}, `Reader ${state.reader}`),
       el("span", { class: `status status-${state.status}`, "data-testid": "read-status" }, state.status)),
     el("div", { class: "timepoints" }, state.timepoints.map((tp) => el("a", {
-      href: `${boot.viewer}${tp.study}/`, target: "_blank", rel: "noopener",
-    }, `${tp.label} · day ${tp.day}${tp.date ? " · " + tp.date : ""} · open in viewer`))),
+      href: `${boot.viewer}?timepoint=${tp.id}`,
+    }, `${tp.label} · day ${tp.day}${tp.date ? " · " + tp.date : ""} · read in the viewer`))),
     el("table", { class: "lesions", "data-testid": "lesions" },
       el("thead", {}, el("tr", {}, el("th", {}, "Lesion"), el("th", {}, "Organ"), state.timepoints.map((tp) => el("th", {}, `${tp.label} (day ${tp.day})`)))),
       el("tbody", {}, state.lesions.map((lesion) => el("tr", { "data-lesion": lesion.identifier },
@@ -199,7 +201,8 @@ function render() {
         },
       },
     }, "Sign and lock the read")) : el("p", { class: "muted" }, `Signed${state.signed_at ? " " + state.signed_at.slice(0, 16).replace("T", " ") : ""}: read-only.`),
-    boot.organizer && state.status === "locked" ? srExport() : null);
+    boot.organizer && state.status === "locked" ? srExport() : null,
+  ].filter(Boolean)); // (replaceChildren writes a null as the text "null")
   if (active) {
     const again = root.querySelector(`[data-testid="${active}"]`);
     if (again) again.focus();

@@ -90,14 +90,15 @@ export async function create(fields, { author = "" } = {}) {
   }
 }
 
-/** Update points and/or label; on a conflict the server's current state wins and the error is rethrown. */
-export async function update(id, fields) {
+/** Update points and/or label, based on `version` (default: the version known now); on a conflict
+ * the server's current state wins and the error is rethrown. */
+export async function update(id, fields, { version } = {}) {
   const current = byId.get(id);
   if (!current || current.pending) throw new Error("The annotation is still being saved.");
   byId.set(id, { ...current, ...fields, pending: true });
   changed("update");
   try {
-    const saved = await transport.update(id, current.version, fields);
+    const saved = await transport.update(id, version ?? current.version, fields);
     put(saved);
     changed("updated");
     return saved;

@@ -1,6 +1,7 @@
 // Drawing of the SVG overlay of one viewport, in screen (CSS pixel) coordinates recomputed from
 // image coordinates on every view change, so marks stay on the anatomy through zoom, pan and
 // scroll. Pure drawing: the state comes in as arguments.
+import { placeLabels } from "./placement.js";
 import { measurementLines } from "./tools.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -57,24 +58,64 @@ function shapeOf(kind, pts, group, className) {
   return shapes;
 }
 
-function textAnchor(kind, pts) {
-  if (kind === "arrow") return pts[1];
-  const xs = pts.map((p) => p[0]);
-  const ys = pts.map((p) => p[1]);
-  if (kind === "ellipse" || kind === "freehand") return [Math.max(...xs) + 6, Math.min(...ys)];
-  return [Math.max(...xs) + 8, (Math.min(...ys) + Math.max(...ys)) / 2];
+// ---------------------------------------------------------------- the marks' text
+
+const FONT = "600 12.5px system-ui, sans-serif"; // as svg.overlay .measure-text in crossread.css
+const LINE_HEIGHT = 15.6; // 1.25em
+const PADDING = 2;
+let measurer = null;
+const widths = new Map();
+
+/** The width in CSS pixels of `text` in the labels' font (an off-screen canvas; remembered). */
+function textWidth(text) {
+  if (widths.has(text)) return widths.get(text);
+  measurer ||= document.createElement("canvas").getContext("2d");
+  measurer.font = FONT;
+  const width = measurer.measureText(text).width;
+  if (widths.size > 2000) widths.clear();
+  widths.set(text, width);
+  return width;
 }
 
-function writeLines(group, anchor, lines, className, width) {
-  if (!lines.length) return;
-  const flip = anchor[0] > width - 160;
-  const text = el("text", {
-    x: flip ? anchor[0] - 16 : anchor[0], y: anchor[1], class: className,
-    "text-anchor": flip ? "end" : "start",
-  }, group);
-  lines.forEach((line, i) => {
-    const span = el("tspan", { x: flip ? anchor[0] - 16 : anchor[0], dy: i === 0 ? "0.35em" : "1.25em" }, text);
-    span.textContent = line;
+/** The screen box of a mark (its points; a point's cross and an ellipse's outline included). */
+function boundsOf(kind, pts) {
+  const xs = pts.map((p) => p[0]);
+  const ys = pts.map((p) => p[1]);
+  const pad = kind === "point" ? 9 : 0;
+  return { x0: Math.min(...xs) - pad, y0: Math.min(...ys) - pad, x1: Math.max(...xs) + pad, y1: Math.max(...ys) + pad };
+}
+
+/** The points a leader line may end at: the mark's points, or an ellipse's four extreme points. */
+function leaderTargets(kind, pts) {
+  if (kind !== "ellipse") return kind === "arrow" ? [pts[1]] : pts;
+  const [a, b] = pts;
+  const [cx, cy] = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+  return [[a[0], cy], [b[0], cy], [cx, a[1]], [cx, b[1]]];
+}
+
+/** A label to place: the group it goes in, its lines, the mark's box and points. */
+function labelRequest(group, kind, pts, lines) {
+  if (!lines.length) return null;
+  const width = Math.max(...lines.map(textWidth)) + 2 * PADDING;
+  return { group, lines, size: [Math.ceil(width), Math.ceil(lines.length * LINE_HEIGHT + 2 * PADDING)], bounds: boundsOf(kind, pts), points: leaderTargets(kind, pts) };
+}
+
+/** Write each label at its place (placement.js), with a leader line to its mark when moved away. */
+function writeLabels(requests, width, height) {
+  const places = placeLabels(requests, { width, height });
+  requests.forEach((request, i) => {
+    const { x, y, h, leader } = places[i];
+    const label = el("g", { class: "mark-label" }, request.group);
+    if (leader) {
+      const [[x1, y1], [x2, y2]] = leader;
+      el("line", { class: "leader", x1: x1.toFixed(1), y1: y1.toFixed(1), x2: x2.toFixed(1), y2: y2.toFixed(1) }, label);
+    }
+    el("rect", { class: "label-hit", x: x.toFixed(1), y: y.toFixed(1), width: places[i].w, height: h }, label);
+    const text = el("text", { x: (x + PADDING).toFixed(1), y: (y + PADDING + LINE_HEIGHT / 2).toFixed(1), class: "measure-text" }, label);
+    request.lines.forEach((line, n) => {
+      const span = el("tspan", { x: (x + PADDING).toFixed(1), dy: n === 0 ? "0.35em" : "1.25em" }, text);
+      span.textContent = line;
+    });
   });
 }
 
@@ -108,8 +149,9 @@ function drawReferences(svg, references, crosshair, toScreen) {
  * annotations: [{id, kind, points, label, measurements, author, pending}], selected: id or null,
  * draft: {kind, points} or null, remoteDrafts: [{user, colour, kind, points}], cursors: [{user, colour, x, y}].
  */
-export function drawOverlay(svg, { annotations, selected, draft, remoteDrafts, cursors, toScreen, meta, width, editable, references = [], crosshair = null }) {
+export function drawOverlay(svg, { annotations, selected, draft, remoteDrafts, cursors, toScreen, meta, width, height, editable, references = [], crosshair = null }) {
   svg.replaceChildren();
+  const labels = [];
   drawReferences(svg, references, crosshair, toScreen);
   for (const annotation of annotations) {
     const pts = annotation.points.map(toScreen);
@@ -122,7 +164,7 @@ export function drawOverlay(svg, { annotations, selected, draft, remoteDrafts, c
     const title = el("title", {}, group);
     title.textContent = `${annotation.kind} by ${annotation.author || "you"}: ${lines.join("; ")}`;
     shapeOf(annotation.kind, pts, group, "shape");
-    writeLines(group, textAnchor(annotation.kind, pts), lines, "measure-text", width);
+    labels.push(labelRequest(group, annotation.kind, pts, lines));
     if (isSelected && editable && annotation.kind !== "freehand") {
       pts.forEach((p, index) => el("circle", { cx: p[0], cy: p[1], r: 5, class: "handle", "data-handle": index }, group));
     }
@@ -131,8 +173,9 @@ export function drawOverlay(svg, { annotations, selected, draft, remoteDrafts, c
     const pts = draft.points.map(toScreen);
     const group = el("g", { class: "annotation draft" }, svg);
     shapeOf(draft.kind, pts, group, "shape");
-    writeLines(group, textAnchor(draft.kind, pts), measurementLines({ ...draft, measurements: null }, meta), "measure-text", width);
+    labels.push(labelRequest(group, draft.kind, pts, measurementLines({ ...draft, measurements: null }, meta)));
   }
+  writeLabels(labels.filter(Boolean), width, height);
   for (const remote of remoteDrafts) {
     if (!remote.points || !remote.points.length) continue;
     const group = el("g", { class: "annotation remote-draft", style: `--colour:${remote.colour || "#f5a623"}` }, svg);

@@ -4,6 +4,7 @@
 import { dicomJson, dicomweb } from "./api.js";
 import * as annotations from "./annotations.js";
 import * as bus from "./bus.js";
+import { editInline, installLabels, showSelected } from "./labels.js";
 import * as loader from "./loader.js";
 import { Stack } from "./stack.js";
 import { TOOLS, measurementLines as measurementText } from "./tools.js";
@@ -163,6 +164,7 @@ const app = {
   select(id) {
     this.selected = id;
     for (const viewport of this.viewports) viewport.drawOverlay();
+    showSelected(this, id);
   },
 
   mayEdit(annotation) {
@@ -199,18 +201,23 @@ const app = {
     }
   },
 
-  async updateAnnotation(annotation, fields) {
+  /** Change a mark's points and/or label. `version`: the version the change is based on (default:
+   * the one known now). Returns null when saved, else the error; `quiet`: the caller tells the user. */
+  async updateAnnotation(annotation, fields, { version, quiet = false } = {}) {
     const before = Object.fromEntries(Object.keys(fields).map((key) => [key, annotation[key]]));
-    const pending = annotations.update(annotation.id, fields);
+    const pending = annotations.update(annotation.id, fields, { version });
     this.pushUndo(pending, (saved) => {
       const id = this.currentId(saved.id);
       return annotations.get(id) ? annotations.update(id, before) : null;
     });
     try {
       await pending;
+      return null;
     } catch (error) {
+      if (quiet) return error;
       if (error.status === 409) this.toast("Someone changed this annotation meanwhile; their version is shown.");
       else this.toast(`Not saved: ${error.message}`);
+      return error;
     }
   },
 
@@ -243,26 +250,9 @@ const app = {
     return this.undoing;
   },
 
-  editLabel(annotation, clientX, clientY) {
-    if (!annotation || !this.mayEdit(annotation)) return;
-    const form = document.getElementById("label-editor");
-    const input = document.getElementById("label-input");
-    form.hidden = false;
-    form.style.left = `${Math.min(clientX + 8, window.innerWidth - 260)}px`;
-    form.style.top = `${Math.min(clientY + 8, window.innerHeight - 60)}px`;
-    input.value = annotation.label || "";
-    input.focus();
-    form.onsubmit = (event) => {
-      event.preventDefault();
-      form.hidden = true;
-      const current = annotations.get(annotation.id);
-      if (current && input.value !== current.label) this.updateAnnotation(current, { label: input.value });
-      this.activeViewport.root.focus();
-    };
-    input.onkeydown = (event) => {
-      if (event.key === "Escape") { form.hidden = true; this.activeViewport.root.focus(); }
-      event.stopPropagation();
-    };
+  /** The inline label editor over the mark's text (labels.js); `viewport`: where the mark is shown. */
+  editLabel(annotation, clientX, clientY, viewport = this.activeViewport) {
+    editInline(this, annotation, clientX, clientY, viewport);
   },
 
   listMeasurements(list, meta) {
@@ -368,7 +358,8 @@ function buildSeriesPanel() {
     if (app.outlines.length > 1) {
       const heading = document.createElement("li");
       heading.className = "study-heading";
-      heading.textContent = `${index === 0 ? "This study" : "Other study"} · ${formatDate(outline.studyDate)}`;
+      // a trial read's studies are its time points (label and day, no date: blinded)
+      heading.textContent = outline.label ? `${outline.label} · day ${outline.day}` : `${index === 0 ? "This study" : "Other study"} · ${formatDate(outline.studyDate)}`;
       heading.title = outline.studyDescription || "";
       list.append(heading);
     }
@@ -386,7 +377,7 @@ function seriesItem(outline, series) {
   button.dataset.study = outline.study;
   button.draggable = true;
   const frames = series.instances.reduce((sum, i) => sum + i[1], 0);
-  button.setAttribute("aria-label", `Series ${series.number ?? ""} ${series.description || ""}, ${series.modality}, ${frames} images, study of ${formatDate(outline.studyDate)}`);
+  button.setAttribute("aria-label", `Series ${series.number ?? ""} ${series.description || ""}, ${series.modality}, ${frames} images, ${outline.label ? outline.label : `study of ${formatDate(outline.studyDate)}`}`);
   const img = document.createElement("img");
   img.alt = "";
   img.width = img.height = 96;
@@ -515,6 +506,7 @@ annotations.subscribe(() => app.redrawOverlays());
 // ------------------------------------------------------------------ start
 
 if (!annotations.getTransport()) annotations.setTransport(annotations.restTransport(app.project));
+installLabels(app);
 if (!app.canWrite) {
   for (const button of document.querySelectorAll("[data-tool]")) {
     if (TOOLS[button.dataset.tool]) { button.disabled = true; button.title = "Your role in this project can view but not annotate"; }

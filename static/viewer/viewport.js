@@ -338,7 +338,7 @@ export class Viewport {
 
   drawOverlay() {
     const item = this.shown && this.stack.items[this.shown.index];
-    const [w] = this.size;
+    const [w, h] = this.size;
     let list = item ? annotations.forItem(item) : [];
     if (this.editing) list = list.map((a) => (a.id === this.editing.id ? { ...a, points: this.editing.points, measurements: null } : a));
     const remote = this.app.remote;
@@ -355,6 +355,7 @@ export class Viewport {
       toScreen: (p) => this.toScreen(p),
       meta: this.meta,
       width: w,
+      height: h,
       editable: this.app.canWrite,
     });
     if (this.app.activeViewport === this) this.app.listMeasurements(list, this.meta);

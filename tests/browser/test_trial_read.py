@@ -1,7 +1,7 @@
 """A whole blinded double read on the phantom, through the pages of a real server.
 
-Two readers measure (their bidirectionals are created through the annotations REST API, as the
-viewer would), assign them to lesions on the read page, watch the RECIST table and sign; their
+Two readers measure (their bidirectionals are created as marks of their reads through the REST API, as
+the read's viewer would), assign them to lesions on the read's summary page, watch the RECIST table and sign; their
 overall responses disagree (reader2 misses the new liver lesion); the adjudicator chooses a read
 with a reason; the dashboard shows the result; the CSV and the DICOM SR are exported.
 """
@@ -61,13 +61,14 @@ def _page(context: Any, user: str) -> Any:
     return page
 
 
-def _measure(site: dict[str, Any], user: str, timepoint: str, lesion_id: str) -> int:
-    """What the viewer's bidirectional tool sends: the lesion's declared axes on its centre slice."""
+def _measure(site: dict[str, Any], user: str, timepoint: str, lesion_id: str, read: str) -> int:
+    """What the read's viewer sends for a bidirectional: the lesion's declared axes on its centre slice, a
+    mark of the read (the summary's chooser offers only those)."""
     lesion = next(x for x in site["truth"][timepoint]["lesions"] if x["id"] == lesion_id)
     token = site["site"].token(user)
     response = requests.post(
-        f"{site['url']}/api/projects/demo/annotations/",
-        json={"instance": lesion["sop_instance_uid"], "kind": "bidirectional", "label": lesion_id,
+        f"{site['url']}/api/trials/demo/reads/{read}/marks/",
+        json={"instance": lesion["sop_instance_uid"], "kind": "bidirectional",
               "points": [*lesion["long_axis_endpoints_px"], *lesion["short_axis_endpoints_px"]]},
         headers={"Authorization": f"Token {token}"}, timeout=30)
     assert response.status_code == 201, response.text
@@ -93,13 +94,16 @@ def _read(page: Any, site: dict[str, Any], user: str, *, sees_new_lesion: bool) 
     page.goto("/projects/demo/trial/")
     rows = page.locator("[data-testid=worklist] tbody tr")
     assert rows.count() == 1  # blinded: only their own read
-    page.click("[data-testid=worklist] a")
+    page.click("[data-testid=worklist] a")  # the read opens in the viewer; its summary is the table
+    page.wait_for_selector("body[data-read-panel=ready]")
+    read = page.url.rstrip("/").rsplit("/", 1)[-1]
+    page.goto(f"/projects/demo/trial/reads/{read}/summary/")
     page.wait_for_selector("[data-testid=recist]")
     assert "day 56" in page.inner_text(".timepoints") and "2024" not in page.inner_text(".timepoints")
 
-    ids = {(tp, lid): _measure(site, user, tp, lid) for tp in ("baseline", "followup") for lid in ("T1", "T2", "T3")}
+    ids = {(tp, lid): _measure(site, user, tp, lid, read) for tp in ("baseline", "followup") for lid in ("T1", "T2", "T3")}
     if sees_new_lesion:
-        ids[("followup", "N1")] = _measure(site, user, "followup", "N1")
+        ids[("followup", "N1")] = _measure(site, user, "followup", "N1", read)
     page.reload()
     page.wait_for_selector("[data-testid=recist]")
 
@@ -161,7 +165,7 @@ def test_double_read_with_adjudication_dashboard_and_exports(context: Any, trial
     assert chosen == {"reader1"}
     assert {r["overall_response"] for r in rows if r["timepoint"] == "follow-up 1"} == {"PD", "SD"}
 
-    organizer.goto(f"/projects/demo/trial/reads/{reader1_read}/")
+    organizer.goto(f"/projects/demo/trial/reads/{reader1_read}/summary/")
     _saved(organizer, lambda: organizer.click("[data-testid=export-sr]"))
     organizer.wait_for_selector("[data-testid=sr-instances] li")
     assert organizer.locator("[data-testid=sr-instances] li").count() == 2

@@ -112,3 +112,38 @@ def demo_path(name: str) -> Any:
     folder = REPO / "test-artifacts" / "browser"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+def test_a_label_edited_by_double_click_reaches_the_other_reader_live(browser: Any, demo: dict[str, Any]) -> None:
+    """Reader1 names their length after drawing it (double-click, type, Enter): the session's
+    `annotation.update` carries the version, and reader2 sees the new label without a reload."""
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    one = reader(browser, demo, "reader1", demo["viewer"]["open"], errors)
+    two = reader(browser, demo, "reader2", demo["viewer"]["open"], errors)
+    try:
+        before = set(one.evaluate("crossread.annotations.all().map(a => a.id)"))
+        one.locator(".viewport[data-index='0']").focus()
+        one.keyboard.press("l")
+        (x0, y0), (x1, y1) = (one.evaluate("([x, y]) => crossread.app.viewports[0].imageToClient(x, y)", p)
+                              for p in ([60, 100], [110, 100]))
+        one.mouse.move(x0, y0)
+        one.mouse.down()
+        one.mouse.move(x1, y1, steps=6)
+        one.mouse.up()
+        one.wait_for_function("(before) => crossread.annotations.all().some(a => !a.pending && !before.includes(a.id))",
+                              arg=list(before))
+        mark = next(i for i in one.evaluate("crossread.annotations.all().map(a => a.id)") if i not in before)
+        theirs = two.locator(f".viewport[data-index='0'] svg.overlay g.annotation[data-id='{mark}'] text")
+        expect(theirs).to_have_count(1)
+        one.mouse.dblclick((x0 + x1) / 2, y0)
+        expect(one.locator("#label-editor")).to_be_visible()
+        one.keyboard.type("T2 lung")
+        one.keyboard.press("Enter")
+        expect(theirs).to_contain_text("T2 lung")
+        assert two.evaluate("(id) => crossread.annotations.get(id).version", mark) == 2
+    finally:
+        one.context.close()
+        two.context.close()
+    assert not errors, errors

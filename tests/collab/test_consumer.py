@@ -550,7 +550,9 @@ def test_a_write_whose_access_the_seat_check_confirmed_reads_nothing(
     access = services.seated_access(crew["r1"], session.pk)
     assert services.check_seats(session.pk, ["r1"]).grants["r1"] == access.grant
     instances: dict[str, Any] = {}
-    for ref, reads in (("first", 1), ("second", 0)):  # the instance in the session's cases, then nothing
+    # First the member's blinding facts (viewer.access: once per access) and the instance in the session's
+    # cases, then nothing.
+    for ref, reads in (("first", 2), ("second", 0)):
         message = protocol.parse(json.dumps(length(crew["instance"], ref)))
         with django_capture_on_commit_callbacks(execute=True):
             with django_assert_num_queries(reads + 4):  # points, savepoint, insert, release

@@ -72,7 +72,6 @@ def test_the_table_reports_missing_and_broken_rules_live(trial: Any) -> None:
 
 
 @pytest.mark.parametrize(("body", "reason"), [
-    ({"status": "measured"}, "needs its bidirectional"),
     ({"status": "present"}, "must be one of"),
     ({"status": "measured", "annotation": "x"}, "annotation must be"),
     ({"status": "measured", "timepoint": 999999}, "timepoint must be"),
@@ -85,6 +84,17 @@ def test_bad_assessments_are_refused_and_write_nothing(trial: Any, body: dict[st
     response = trial.client(trial.reader1).put(_read_url(read, "assessments/"), payload, format="json")
     assert response.status_code == 400 and reason in response.json()["detail"]
     assert not lesion.assessments.exists()
+
+
+def test_a_measured_status_waits_for_its_measurement(trial: Any) -> None:
+    """Choosing "measured" before drawing is no error: the table says the lesion waits for its mark."""
+    access, read = trial.access(trial.reader1), trial.read_of(trial.reader1)
+    lesion = services.add_lesion(access, read, role="target", organ="liver")
+    base = trial.timepoints(read)[0]
+    response = trial.client(trial.reader1).put(_read_url(read, "assessments/"),
+                                               {"lesion": lesion.pk, "timepoint": base.pk, "status": "measured"}, format="json")
+    assert response.status_code == 200
+    assert "baseline: T1 waits for its measurement (draw the bidirectional)" in response.json()["recist"]["missing"]
 
 
 def test_a_reader_cannot_use_someone_elses_or_another_studys_measurement(trial: Any) -> None:
@@ -119,12 +129,19 @@ def test_readers_see_only_their_own_reads_without_dates(trial: Any) -> None:
     assert client.get(f"{API}subjects/{first.subject_id}/adjudication/").status_code == 404
 
 
-def test_measurement_choices_are_the_readers_own(trial: Any) -> None:
+def test_measurement_choices_are_the_reads_own_marks(trial: Any) -> None:
+    """Only marks drawn for this read are offered: not the reader's other annotations of the project,
+    not the other reader's."""
     read = trial.read_of(trial.reader1)
     trial.measure(trial.reader2, "baseline", "T1")
-    mine = trial.measure(trial.reader1, "baseline", "T1")
+    trial.measure(trial.reader1, "baseline", "T1")  # drawn outside the read
+    lesion = truth = trial.lesion_truth("baseline", "T1")
+    response = trial.client(trial.reader1).post(_read_url(read, "marks/"), {
+        "instance": truth["sop_instance_uid"], "kind": "bidirectional",
+        "points": [*lesion["long_axis_endpoints_px"], *lesion["short_axis_endpoints_px"]]}, format="json")
+    assert response.status_code == 201, response.json()
     body = trial.client(trial.reader1).get(_read_url(read)).json()
-    assert [m["id"] for m in body["measurements"]] == [mine]
+    assert [m["id"] for m in body["measurements"]] == [response.json()["id"]]
 
 
 def test_adjudicators_see_signed_reads_only_and_outsiders_nothing(trial: Any) -> None:
@@ -238,6 +255,14 @@ def test_plots_escape_labels() -> None:
     svg = plots.waterfall_svg([plots.WaterfallBar("<S1>", -27.7, "PD")])
     assert "&lt;S1&gt;" in svg and "<S1>" not in svg
     assert 'data-subject="&lt;S1&gt;"' in plots.spider_svg([plots.SpiderLine("<S1>", [(0, 0.0), (56, -27.7)], "PD")])
+
+
+def test_empty_plots_say_why_and_full_ones_do_not() -> None:
+    # a subject is plotted from its final read: signed reads that wait for adjudication are not "no signed reads"
+    for empty in (plots.waterfall_svg([]), plots.spider_svg([])):
+        assert plots.EMPTY_TEXT in empty and "No signed reads" not in empty
+    assert plots.EMPTY_TEXT not in plots.waterfall_svg([plots.WaterfallBar("S1", -27.7, "PR")])
+    assert plots.EMPTY_TEXT not in plots.spider_svg([plots.SpiderLine("S1", [(0, 0.0), (56, -27.7)], "PR")])
 
 
 def test_dashboard_shows_progress_agreement_and_plots(trial: Any) -> None:

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from annotations import recist
 from trials import rules
-from trials.models import Assessment, Lesion, LesionRole, Read, Trial, TrialTimepoint
+from trials.models import Assessment, Lesion, LesionRole, Read, ReadMark, Trial, TrialTimepoint
 from trials.services.access import TrialAccess
 from trials.services.reading import own_measurements
 
@@ -117,7 +117,10 @@ def recist_timepoints(access: TrialAccess, read: Read) -> tuple[list[recist.Time
             diameter = None
             if status == "measured":
                 axes = assessment_axes(access, assessment)  # type: ignore[arg-type]
-                if axes is None:
+                if axes is None and assessment.annotation_id is None:  # type: ignore[union-attr]
+                    missing.append(f"{tp.label}: {lesion.identifier} waits for its measurement (draw the bidirectional)")
+                    status = None
+                elif axes is None:
                     missing.append(f"{tp.label}: {lesion.identifier} has no usable measurement")
                     status = None
                 else:
@@ -205,6 +208,9 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
             "id": lesion.pk, "identifier": lesion.identifier, "role": lesion.role, "organ": lesion.organ,
             "nodal": lesion.nodal, "tracking_uid": lesion.tracking_uid, "assessments": cells,
         })
+    # which lesion and time point each of the read's marks is (the marks themselves: GET .../marks/)
+    data["marks"] = [{"annotation": a, "lesion": lesion, "timepoint": tp} for a, lesion, tp in ReadMark.objects.filter(
+        read=read, annotation__deleted=False).order_by("pk").values_list("annotation_id", "lesion_id", "timepoint_id")]
     if data["editable"]:
         data["measurements"] = own_measurements(read, rows.timepoints)
     return data

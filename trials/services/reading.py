@@ -7,11 +7,12 @@ from typing import Any
 
 from django.db import transaction
 
+from annotations import services as annotation_services
 from annotations import sr
 from annotations.models import Annotation
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from trials import rules
-from trials.models import Assessment, Lesion, LesionRole, Read, TrialTimepoint
+from trials.models import Assessment, Lesion, LesionRole, Read, ReadMark, TrialTimepoint
 from trials.services.access import TrialAccess, row_by_key
 from trials.services.setup import is_text
 
@@ -43,7 +44,11 @@ def lock_draft(read: Read) -> Read:
     return locked
 
 
-def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal: Any = False) -> Lesion:
+def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal: Any = False,
+               mark: Any = None) -> Lesion:
+    """A new lesion of the read; with ``mark`` (the id of a mark of this read not yet named), the
+    lesion is named from the image: the mark becomes the lesion's at its time point (see
+    :func:`assign_mark`), in the same transaction."""
     check_draft_owner(access, read)
     try:
         role = LesionRole(role)
@@ -51,6 +56,9 @@ def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal:
         raise BadRequest("role must be one of target, non_target, new.") from None
     organ = _check_organ(organ)
     nodal = _check_nodal(nodal)
+    found_mark = None if mark is None else access_mark(read, mark)
+    if found_mark is not None and found_mark.lesion_id is not None:
+        raise BadRequest("This mark already belongs to a lesion.")
     with transaction.atomic():
         read = lock_draft(read)
         count = Lesion.objects.filter(read=read, role=role).count()
@@ -58,8 +66,11 @@ def add_lesion(access: TrialAccess, read: Read, *, role: Any, organ: Any, nodal:
         while Lesion.objects.filter(read=read, identifier=identifier).exists():
             count += 1
             identifier = f"{_PREFIX[role]}{count + 1}"
-        return Lesion.objects.create(read=read, role=role, identifier=identifier, organ=organ,
-                                     nodal=nodal, tracking_uid=sr.new_uid())
+        lesion = Lesion.objects.create(read=read, role=role, identifier=identifier, organ=organ,
+                                       nodal=nodal, tracking_uid=sr.new_uid())
+        if found_mark is not None:
+            assign_mark(access, read, found_mark, lesion)
+        return lesion
 
 
 def _check_organ(organ: Any) -> str:
@@ -105,12 +116,17 @@ def access_timepoint(read: Read, timepoint_id: Any) -> TrialTimepoint:
 
 
 def _check_annotation(read: Read, timepoint: TrialTimepoint, annotation_id: Any) -> Annotation:
-    """The reader's own, live, bidirectional annotation on an image of this time point's study."""
+    """The reader's own, live, bidirectional annotation on an image of this time point's study: a mark
+    of this read, or one drawn outside any read and any reading session (it becomes this read's when
+    assigned)."""
     if isinstance(annotation_id, bool) or not isinstance(annotation_id, int):
         raise BadRequest("annotation must be the id of your bidirectional measurement.")
     annotation = Annotation.objects.select_related("instance__series__study").filter(
-        pk=annotation_id, project=read.trial.project, deleted=False).first()
+        pk=annotation_id, project=read.trial.project, deleted=False, session_id=None).first()
     if annotation is None or annotation.author_id != read.reader_id:
+        raise BadRequest("annotation must be one of your own measurements.")
+    owner = ReadMark.objects.filter(annotation=annotation).values_list("read_id", flat=True).first()
+    if owner is not None and owner != read.pk:
         raise BadRequest("annotation must be one of your own measurements.")
     if annotation.kind != "bidirectional":
         raise BadRequest("RECIST diameters come from a bidirectional measurement.")
@@ -148,8 +164,8 @@ def set_assessment(access: TrialAccess, read: Read, *, lesion: Any, timepoint: A
         if not measured:
             raise BadRequest(f"A lesion that is {status.replace('_', ' ')} has no measurement.")
         chosen = _check_annotation(read, tp, annotation)
-    elif status == "measured":
-        raise BadRequest("A measured target needs its bidirectional measurement (annotation).")
+    # "measured" without its measurement is kept: the read waits for the mark (the table says so and
+    # signing refuses until it is drawn).
     with transaction.atomic():
         lock_draft(read)
         if chosen is not None and Assessment.objects.filter(
@@ -157,14 +173,17 @@ def set_assessment(access: TrialAccess, read: Read, *, lesion: Any, timepoint: A
             raise BadRequest("This measurement is already assigned to another lesion or time point.")
         assessment, _ = Assessment.objects.update_or_create(
             lesion=found, timepoint=tp, defaults={"status": status, "annotation": chosen})
+        if chosen is not None:
+            ReadMark.objects.update_or_create(annotation=chosen, defaults={"read": read, "timepoint": tp, "lesion": found})
     return assessment
 
 
 def own_measurements(read: Read, timepoints: Sequence[TrialTimepoint]) -> list[dict[str, Any]]:
-    """The reader's bidirectional annotations on this subject's studies (only their own: blinded)."""
+    """The bidirectional marks of this read (its reader's, drawn for it: never another read's or a
+    reading session's), to choose from."""
     study_to_tp = {tp.study_id: tp for tp in timepoints}
     found = Annotation.objects.filter(
-        project=read.trial.project, author_id=read.reader_id, deleted=False, kind="bidirectional",
+        read_mark__read=read, deleted=False, kind="bidirectional",
         instance__series__study_id__in=list(study_to_tp)).select_related("instance__series__study")
     return [
         {"id": a.pk, "timepoint": study_to_tp[a.instance.series.study_id].pk, "label": a.label,
@@ -174,3 +193,159 @@ def own_measurements(read: Read, timepoints: Sequence[TrialTimepoint]) -> list[d
          "frame": a.frame, "points": a.points, "columns": a.instance.columns, "rows": a.instance.rows}
         for a in found
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Marks: what the reader draws in the read's viewer
+# --------------------------------------------------------------------------------------------
+
+#: The kinds a read's mark may be: RECIST diameters (bidirectional), a length (a non-nodal
+#: lesion's long axis, or where a lesion is), a point (where a non-target is).
+MARK_KINDS = ("bidirectional", "length", "point")
+#: A read has at most this many live marks (a subject has a handful of lesions and time points).
+MAX_MARKS_PER_READ = 400
+
+
+def read_marks(access: TrialAccess, read: Read) -> list[tuple[Annotation, ReadMark]]:
+    """The read's live marks on images the caller reaches through the gate, oldest first."""
+    visible = access.project_access.instances()
+    marks = ReadMark.objects.filter(read=read, annotation__deleted=False, annotation__instance__in=visible)
+    return [(mark.annotation, mark) for mark in marks.select_related(
+        "annotation__author", "annotation__instance__series__study").order_by("pk")]
+
+
+def serialize_mark(annotation: Annotation, mark: ReadMark) -> dict[str, Any]:
+    """An annotation as ``annotations.services.serialize`` gives it, with the read's facts of it."""
+    return annotation_services.serialize(annotation) | {
+        "read": mark.read_id, "timepoint": mark.timepoint_id, "lesion": mark.lesion_id}
+
+
+def access_mark(read: Read, annotation_id: Any) -> ReadMark:
+    """The read's live mark whose annotation is ``annotation_id`` (marks are named by their annotation)."""
+    refusal = NotFound("No such mark in this read.")
+    try:
+        key = int(annotation_id)
+    except (TypeError, ValueError):
+        raise refusal from None
+    mark = ReadMark.objects.select_related("annotation__instance__series__study", "lesion", "timepoint").filter(
+        read=read, annotation_id=key, annotation__deleted=False).first()
+    if mark is None:
+        raise refusal
+    return mark
+
+
+def _timepoint_of_instance(access: TrialAccess, read: Read, instance_uid: Any) -> TrialTimepoint:
+    """The time point whose study holds image ``instance_uid`` (through the gate)."""
+    if not isinstance(instance_uid, str) or not 0 < len(instance_uid) <= 64:
+        raise BadRequest("instance must be the SOPInstanceUID of an image of the read's studies.")
+    timepoints = {tp.study_id: tp for tp in read.subject.timepoints.select_related("study")}
+    study_id = access.project_access.instances().filter(
+        sop_instance_uid=instance_uid, series__study_id__in=list(timepoints)).values_list(
+        "series__study_id", flat=True).first()
+    if study_id is None:
+        raise BadRequest("instance must be the SOPInstanceUID of an image of the read's studies.")
+    return timepoints[study_id]
+
+
+def _assessment_for_mark(lesion: Lesion, tp: TrialTimepoint, annotation: Annotation) -> tuple[str, bool] | None:
+    """The status a lesion takes from a mark drawn for it at ``tp`` and whether the mark is its
+    measurement; None when the mark cannot be the lesion's at that time point (refused by the caller)."""
+    role = LesionRole(lesion.role)
+    if role is LesionRole.TARGET:
+        measures = annotation.kind == "bidirectional"
+        return ("measured", measures) if measures else None
+    if role is LesionRole.NEW:
+        if tp.order == 0:
+            return None
+        return ("present", annotation.kind == "bidirectional")
+    return ("present", False)  # a non-target: the mark says where it is
+
+
+def assign_mark(access: TrialAccess, read: Read, mark: ReadMark, lesion: Lesion) -> ReadMark:
+    """The mark becomes ``lesion``'s at the mark's time point: labelled with the lesion's name, and for a
+    target (a bidirectional) or a new lesion its measurement (status measured / present). A mark the
+    lesion had at that time point before is deleted (one mark per lesion and time point). Called inside
+    the caller's transaction, the read locked."""
+    annotation = mark.annotation
+    tp = mark.timepoint
+    decided = _assessment_for_mark(lesion, tp, annotation)
+    if decided is None:
+        if lesion.role == LesionRole.NEW:
+            raise BadRequest("New lesions are recorded at follow-ups only.")
+        raise BadRequest("A target is measured with the bidirectional tool (long and short axis).")
+    status, measures = decided
+    measurements = annotation.measurements or {}
+    if measures and (measurements.get("unit") != "mm" or not measurements.get("valid")):
+        raise BadRequest("The bidirectional is not valid: its axes must cross at a right angle, the short "
+                         "axis must not exceed the long axis, and the image needs a pixel spacing.")
+    for old in ReadMark.objects.filter(read=read, lesion=lesion, timepoint=tp).exclude(pk=mark.pk).select_related(
+            "annotation"):
+        if not old.annotation.deleted:
+            annotation_services.delete_annotation(access.user, old.annotation)
+    ReadMark.objects.filter(pk=mark.pk).update(lesion=lesion)
+    if annotation.label != lesion.identifier:
+        annotation_services.update_annotation(access.user, annotation, version=annotation.version,
+                                              label=lesion.identifier)
+    current = Assessment.objects.filter(lesion=lesion, timepoint=tp).first()
+    keep = current is not None and lesion.role == LesionRole.NON_TARGET and current.status != "absent"
+    if not keep:
+        Assessment.objects.update_or_create(lesion=lesion, timepoint=tp, defaults={
+            "status": status, "annotation": annotation if measures else None})
+    mark.refresh_from_db()
+    return mark
+
+
+def create_mark(access: TrialAccess, read: Read, *, instance: Any, frame: Any = 1, kind: Any, points: Any,
+                client_ref: Any = "", lesion: Any = None) -> ReadMark:
+    """Draw a mark for the read on an image of one of its studies; with ``lesion``, the mark is that
+    lesion's at the image's time point in the same gesture (:func:`assign_mark`)."""
+    check_draft_owner(access, read)
+    if kind not in MARK_KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(MARK_KINDS)}.")
+    tp = _timepoint_of_instance(access, read, instance)
+    found = None if lesion is None else access_lesion(read, lesion)
+    if found is not None:
+        probe = Annotation(kind=kind)
+        if _assessment_for_mark(found, tp, probe) is None:
+            if found.role == LesionRole.NEW:
+                raise BadRequest("New lesions are recorded at follow-ups only.")
+            raise BadRequest("A target is measured with the bidirectional tool (long and short axis).")
+    with transaction.atomic():
+        read = lock_draft(read)
+        if ReadMark.objects.filter(read=read, annotation__deleted=False).count() >= MAX_MARKS_PER_READ:
+            raise BadRequest(f"A read has at most {MAX_MARKS_PER_READ} marks.")
+        annotation = annotation_services.create_annotation(
+            access.user, read.trial.project, instance_uid=instance, frame=frame, kind=kind, points=points,
+            label=found.identifier if found is not None else "", client_ref=client_ref,
+            checked=access.project_access)
+        existing = ReadMark.objects.filter(annotation=annotation).first()
+        if existing is not None:  # a retried create (the same client_ref): the mark made the first time
+            if existing.read_id != read.pk:
+                raise Conflict("This client_ref was already used for another read.")
+            return existing
+        if annotation.session_id is not None:
+            raise Conflict("This client_ref was already used in a reading session.")
+        mark = ReadMark.objects.create(read=read, annotation=annotation, timepoint=tp)
+        if found is not None:
+            mark = assign_mark(access, read, ReadMark.objects.select_related("annotation", "timepoint").get(pk=mark.pk),
+                               found)
+    return mark
+
+
+def update_mark(access: TrialAccess, read: Read, mark: ReadMark, *, version: Any, points: Any = None,
+                label: Any = None) -> ReadMark:
+    """Move a mark (its measurement is the assessment's, which follows it) or change its text."""
+    check_draft_owner(access, read)
+    with transaction.atomic():
+        lock_draft(read)
+        annotation_services.update_annotation(access.user, mark.annotation, version=version, points=points,
+                                              label=label)
+    return access_mark(read, mark.annotation_id)
+
+
+def delete_mark(access: TrialAccess, read: Read, mark: ReadMark) -> None:
+    """Delete a mark: an assessment that rested on it waits for a new measurement."""
+    check_draft_owner(access, read)
+    with transaction.atomic():
+        lock_draft(read)
+        annotation_services.delete_annotation(access.user, mark.annotation)

@@ -1,11 +1,13 @@
 // Drawing a mark with a measurement tool (L, B, E, G, T, M): one mode per tool, made from its
 // adapter in tools.js (begin, move, valid, finish). The draft is drawn on the overlay and sent as
-// `annotation.draft`; a valid one is created when the pointer is released.
+// `annotation.draft`; a valid one is created when the pointer is released. A press on a handle of
+// the selected mark drags the handle instead (e.g. the short axis of a node, right after drawing it).
 import { imageFields } from "../../annotations.js";
 import { clampPoint } from "../../tools.js";
+import { dragMode } from "./gesture.js";
+import { editGesture } from "./select.js";
 
 const PLANE_KINDS = ["length", "ellipse"]; // what a reformatted plane takes (annotations.services.PLANE_KINDS)
-import { dragMode } from "./gesture.js";
 
 export function measureMode(vp, adapter, { button = 0 } = {}) {
   return dragMode(vp, {
@@ -15,7 +17,12 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
     begin(event) {
       const { app, stack } = vp;
       if (!app.canWrite) { app.toast("Your role in this project can view but not annotate."); return null; }
+      if (event.target.closest(".mark-label")) return null; // a mark's text: a double-click there edits it
       if (stack.modality === "SM") { app.toast("Measurements on whole-slide images are not supported yet."); return null; }
+      if (event.target.closest(".handle")) {
+        const gesture = editGesture(vp, event);
+        if (gesture !== undefined) return gesture;
+      }
       const item = vp.item;
       if (item.plane && !PLANE_KINDS.includes(adapter.kind)) { app.toast("On a reformatted plane only length and ellipse can be drawn."); return null; }
       const [columns, rows] = [item.columns, item.rows];

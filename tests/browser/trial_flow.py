@@ -1,0 +1,57 @@
+"""Drive the demo trial through its REST API, as the read page would: each reader measures the
+phantom's lesions (bidirectionals through the annotations API), adds them to their read, and signs.
+reader2 misses the new liver lesion, so the subject needs adjudication. Used by the page tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+def _call(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
+    response = session.request(method, url, timeout=30, **kwargs)
+    assert response.ok, f"{method} {url}: {response.status_code} {response.text}"
+    return response.json() if response.content else None
+
+
+def sign_read(base: str, token: str, truth: dict[str, Any], *, sees_new_lesion: bool) -> int:
+    """Measure, assess and sign this reader's one read of the demo trial; returns the read's id."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token}"
+    reads = _call(session, "GET", f"{base}/api/trials/demo/reads/")
+    read_id = (reads["reads"] if isinstance(reads, dict) else reads)[0]["id"]
+    api = f"{base}/api/trials/demo/reads/{read_id}/"
+    read = _call(session, "GET", api)
+    timepoints = [tp["id"] for tp in read["timepoints"]]
+
+    def measure(timepoint: str, lesion_id: str) -> int:
+        lesion = next(x for x in truth[timepoint]["lesions"] if x["id"] == lesion_id)
+        made = _call(session, "POST", f"{base}/api/projects/demo/annotations/", json={
+            "instance": lesion["sop_instance_uid"], "kind": "bidirectional", "label": lesion_id,
+            "points": [*lesion["long_axis_endpoints_px"], *lesion["short_axis_endpoints_px"]]})
+        return int(made["id"])
+
+    def lesion(role: str, organ: str, nodal: bool = False) -> int:
+        before = {x["id"] for x in _call(session, "GET", api)["lesions"]}
+        _call(session, "POST", f"{api}lesions/", json={"role": role, "organ": organ, "nodal": nodal})
+        return next(x["id"] for x in _call(session, "GET", api)["lesions"] if x["id"] not in before)
+
+    def assess(lesion_pk: int, order: int, status: str, annotation: int | None = None) -> None:
+        body = {"lesion": lesion_pk, "timepoint": timepoints[order], "status": status}
+        if annotation is not None:
+            body["annotation"] = annotation
+        _call(session, "PUT", f"{api}assessments/", json=body)
+
+    for identifier, organ, nodal in (("T1", "liver", False), ("T2", "lung", False), ("T3", "mediastinum", True)):
+        pk = lesion("target", organ, nodal)
+        for order, timepoint in enumerate(("baseline", "followup")):
+            assess(pk, order, "measured", measure(timepoint, identifier))
+    pk = lesion("non_target", "left lung")
+    assess(pk, 0, "present")
+    assess(pk, 1, "absent")
+    if sees_new_lesion:
+        pk = lesion("new", "liver")
+        assess(pk, 1, "present", measure("followup", "N1"))
+    _call(session, "POST", f"{api}sign/")
+    return int(read_id)
