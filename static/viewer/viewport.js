@@ -216,6 +216,7 @@ export class Viewport {
     } else if (!this.windowTimer) {
       this.windowTimer = setTimeout(() => { this.windowTimer = null; this.frames.request(this.target); }, WINDOW_REQUEST_INTERVAL);
     }
+    if (this.app.mpr) this.app.mpr.windowChanged(this, { final }); // the MPR planes share one window
     this.announce(remote);
   }
 
@@ -338,7 +339,7 @@ export class Viewport {
   drawOverlay() {
     const item = this.shown && this.stack.items[this.shown.index];
     const [w, h] = this.size;
-    let list = item ? annotations.forImage(item.sop, item.frame) : [];
+    let list = item ? annotations.forItem(item) : [];
     if (this.editing) list = list.map((a) => (a.id === this.editing.id ? { ...a, points: this.editing.points, measurements: null } : a));
     const remote = this.app.remote;
     const matches = (x) => item && x.instance === item.sop && (x.frame || 1) === item.frame;
@@ -381,6 +382,7 @@ export class Viewport {
       pan: [...this.centre],
       invert: this.invert,
       ...(this.app.linking ? this.app.linking.state() : {}),
+      ...(this.app.mpr ? this.app.mpr.stateOf(this) : {}),
     };
   }
 
