@@ -2,7 +2,9 @@
 
 - ``GET  /api/projects/<slug>/annotations/[?instance=<SOPInstanceUID>|?series=..|?study=..]``
 - ``POST /api/projects/<slug>/annotations/`` ``{"instance", "frame", "kind", "points", "label"?,
-  "client_ref"?, "session"?}`` → 201 (200 when ``client_ref`` repeats an earlier create)
+  "client_ref"?, "session"?}`` → 201 (200 when ``client_ref`` repeats an earlier create); on a
+  reformatted plane ``{"plane": {"series", "plane", "index"}, "kind", "points", ...}`` instead of
+  ``instance`` and ``frame``
 - ``GET | PATCH | DELETE /api/projects/<slug>/annotations/<id>/``; PATCH ``{"version", "points"?,
   "label"?}``, a stale version → 409 ``{"code": "conflict", "detail", "annotation": {...current}}``.
 """
@@ -58,6 +60,7 @@ class AnnotationListView(APIView):
             access.project,
             instance_uid=body.get("instance"),
             frame=body.get("frame", 1),
+            plane=body.get("plane"),
             kind=body.get("kind"),
             points=body.get("points"),
             label=body.get("label", ""),

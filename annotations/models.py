@@ -1,4 +1,5 @@
-"""Stored annotations: measurements and marks drawn on one frame of one instance.
+"""Stored annotations: measurements and marks drawn on one frame of one instance, or on a
+reformatted plane of a series (``plane``).
 
 Points are image pixel coordinates ``[[x, y], ...]`` (x = column, y = row, ``(0, 0)`` the top-left
 corner of the top-left pixel; see :mod:`annotations.geometry`). ``measurements`` is what
@@ -42,6 +43,13 @@ class Annotation(models.Model):
     #: saw, and a stale one is a conflict.
     version = models.PositiveIntegerField(default=1)
     measurements = models.JSONField(default=dict)
+    #: A mark on a reformatted plane (MPR) of the instance's series, else null: ``{"series", "plane",
+    #: "index"}`` and the plane's geometry when it was drawn (``position`` of its top left pixel,
+    #: ``orientation`` (row then column cosines), ``pixel_spacing``, ``spacing``, ``normal``, ``rows``,
+    #: ``columns``; see :func:`annotations.services.check_plane`). ``points`` are then that plane's
+    #: image coordinates, and ``instance`` is the series' middle slice (what the gate and listings
+    #: go by).
+    plane = models.JSONField(null=True, blank=True, default=None)
     #: The reading session the annotation was drawn in, if any. A plain integer here so that
     #: ``annotations`` never imports ``collab``; collab owns what the number means.
     session_id = models.BigIntegerField(null=True, blank=True, db_index=True)

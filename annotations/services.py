@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,10 @@ from annotations.models import Annotation
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
 from audit.models import Action
 from audit.services import record
-from viewer import imaging, rendering
+from viewer import imaging, rendering, volume
 from viewer.access import ProjectAccess, access_project
 from viewer.models import Instance, Project, Role
+from viewer.rendering import mpr
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -45,6 +47,11 @@ Announce = Callable[[str, dict[str, Any]], None]
 
 MAX_LABEL_LENGTH = 200
 MAX_CLIENT_REF_LENGTH = 64
+#: What may be drawn on a reformatted plane (MPR): RECIST reads take their bidirectionals from
+#: acquired slices, and the other kinds have not been asked for.
+PLANE_KINDS = (ShapeKind.LENGTH, ShapeKind.ELLIPSE)
+#: A plane's index is at most this (a volume has at most 5,000 slices of at most 65,535 pixels a side).
+MAX_PLANE_INDEX = 1 << 20
 #: Kinds whose measurement needs the frame's modality values.
 _VALUE_KINDS = {ShapeKind.ELLIPSE, ShapeKind.FREEHAND, ShapeKind.POINT}
 #: Attributes the calibration is read from (PS3.3 C.7.6.2.1.1, C.8.11.4, C.7.6.16.2.1).
@@ -77,6 +84,7 @@ def serialize(annotation: Annotation) -> dict[str, Any]:
         "points": annotation.points,
         "label": annotation.label,
         "measurements": annotation.measurements,
+        "plane": annotation.plane,
         "session": annotation.session_id,
         "client_ref": annotation.client_ref,
         "deleted": annotation.deleted,
@@ -201,17 +209,82 @@ def check_kind(kind: Any) -> ShapeKind:
         raise BadRequest(f"Unknown annotation kind; expected one of {allowed}.") from None
 
 
-def check_points(kind: ShapeKind, points: Any, instance: Instance) -> list[list[float]]:
-    """Well-formed points, as many as ``kind`` needs, a non-degenerate shape, all inside the image."""
+def check_points(kind: ShapeKind, points: Any, instance: Instance | None = None, *,
+                 size: tuple[int, int] | None = None) -> list[list[float]]:
+    """Well-formed points, as many as ``kind`` needs, a non-degenerate shape, all inside the image
+    (the instance's, or ``size``, (columns, rows), for a reformatted plane)."""
     try:
         geometry.measure(kind, points, None)  # the type, count and shape rules, without pixels
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     xy = [[float(x), float(y)] for x, y in points]
-    columns, rows = instance.columns or 0, instance.rows or 0
+    if size is not None:
+        columns, rows = size
+    else:
+        columns, rows = (instance.columns or 0, instance.rows or 0) if instance is not None else (0, 0)
     if not all(0 <= x <= columns and 0 <= y <= rows for x, y in xy):
         raise BadRequest(f"{kind}: every point must lie inside the image (0..{columns}, 0..{rows}).")
     return xy
+
+
+@dataclass(frozen=True)
+class PlaneTarget:
+    """A reformatted plane a mark is drawn on, checked through the gate: the series as a regular
+    stack (:func:`viewer.rendering.mpr.series_volume`), the plane's layout and index, the instance
+    the mark is filed under (the stack's middle slice), and what is stored (:attr:`stored`)."""
+
+    series: mpr.SeriesVolume
+    layout: volume.PlaneLayout
+    index: int
+    anchor: Instance
+    stored: dict[str, Any]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.layout.columns, self.layout.rows)
+
+
+def check_plane(access: ProjectAccess, plane: Any, *, kind: ShapeKind | None = None) -> PlaneTarget:
+    """``plane`` = ``{"series", "plane", "index"}``: a plane of a series the member reaches (the same
+    gate as the series' images: a hidden or unknown series is "no such series"), that can be
+    reformatted (else 422 with the reason), with ``index`` in range. ``kind``: refused unless one of
+    :data:`PLANE_KINDS`."""
+    if not isinstance(plane, dict):
+        raise BadRequest('plane must be {"series": <Series Instance UID>, "plane": "axial"|"sagittal"|"coronal", "index": n}.')
+    series_uid, name, index = plane.get("series"), plane.get("plane"), plane.get("index")
+    if not isinstance(series_uid, str) or not 0 < len(series_uid) <= 64 or not all(c in "0123456789." for c in series_uid):
+        raise BadRequest("plane.series must be a Series Instance UID.")
+    if name not in volume.PLANES:
+        raise BadRequest(f"plane.plane must be one of {', '.join(volume.PLANES)}.")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_PLANE_INDEX:
+        raise BadRequest(f"plane.index must be an integer from 0 to {MAX_PLANE_INDEX}.")
+    if kind is not None and kind not in PLANE_KINDS:
+        allowed = " and ".join(k.value for k in PLANE_KINDS)
+        raise BadRequest(f"On a reformatted plane only {allowed} can be drawn.")
+    try:
+        found = mpr.series_volume(access, series_uid)
+        layout = mpr.check_plane(found, name, index)
+    except NotFound:
+        raise BadRequest("No such series in this project.") from None
+    except imaging.RenderError as exc:
+        code = ErrorCode.TOO_LARGE if exc.status == 413 else ErrorCode.BAD_REQUEST if exc.status in (400, 404) else ErrorCode.UNPROCESSABLE
+        raise DomainError(exc.detail, code=code) from None
+    middle = found.images[found.stack.order[len(found.stack.order) // 2]]
+    try:
+        anchor = access.instance(middle.sop_instance_uid, series=series_uid)
+    except NotFound:  # released or removed meanwhile
+        raise BadRequest("No such series in this project.") from None
+    stored = {
+        "series": series_uid, "plane": name, "index": index,
+        "position": list(layout.position(index)),
+        "orientation": list(layout.row_cosines + layout.column_cosines),
+        "pixel_spacing": list(layout.pixel_spacing),
+        "spacing": layout.spacing,
+        "normal": list(layout.normal),
+        "rows": layout.rows,
+        "columns": layout.columns,
+    }
+    return PlaneTarget(found, layout, index, anchor, stored)
 
 
 def check_label(label: Any) -> str:
@@ -275,18 +348,40 @@ def modality_values(instance: Instance, frame: int, box: tuple[int, int, int, in
 def compute_measurements(instance: Instance, frame: int, kind: ShapeKind, points: Sequence[Sequence[float]]) -> dict[str, Any]:
     """:func:`geometry.measure` with the instance's calibration and, for regions and points, the
     modality values of the region's bounding box (points shifted into the box)."""
-    calibration = calibration_for(instance, frame)
+    return _measure(kind, points, calibration_for(instance, frame), (instance.columns or 0, instance.rows or 0),
+                    lambda box: modality_values(instance, frame, box))
+
+
+def plane_measurements(target: PlaneTarget, kind: ShapeKind, points: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """:func:`geometry.measure` on a reformatted plane: square pixels at the plane's pixel spacing
+    (``PixelSpacing`` of the slices in their plane, the same along the resampled axis), and the
+    plane's modality values (the volume's, Modality LUT applied, linear between slices)."""
+    calibration = Calibration.from_pixel_spacing(list(target.layout.pixel_spacing))
+
+    def values(box: tuple[int, int, int, int]) -> np.ndarray:
+        row0, row1, col0, col1 = box
+        try:
+            plane = mpr.volume_of(target.series).plane(target.layout.plane, target.index)
+        except imaging.RenderError as exc:
+            raise DomainError(f"The series cannot be decoded: {exc.detail}", code=ErrorCode.UNPROCESSABLE) from None
+        return plane[row0:row1, col0:col1].astype(np.float64)
+
+    return _measure(kind, points, calibration, target.size, values)
+
+
+def _measure(kind: ShapeKind, points: Sequence[Sequence[float]], calibration: Calibration, size: tuple[int, int],
+             read_values: Callable[[tuple[int, int, int, int]], np.ndarray | None]) -> dict[str, Any]:
     xy = np.asarray(points, dtype=float)
     values = None
     if kind in _VALUE_KINDS:
-        columns, rows = instance.columns or 0, instance.rows or 0
+        columns, rows = size
         col0 = min(max(math.floor(float(xy[:, 0].min())), 0), columns)
         col1 = min(max(math.ceil(float(xy[:, 0].max())), col0), columns)
         row0 = min(max(math.floor(float(xy[:, 1].min())), 0), rows)
         row1 = min(max(math.ceil(float(xy[:, 1].max())), row0), rows)
         if kind is ShapeKind.POINT:
             col1, row1 = min(col0 + 1, columns), min(row0 + 1, rows)
-        values = modality_values(instance, frame, (row0, row1, col0, col1))
+        values = read_values((row0, row1, col0, col1))
         xy = xy - np.array([col0, row0], dtype=float)
     try:
         result = geometry.measure(kind, xy, calibration, values)
@@ -323,7 +418,7 @@ def create_annotation(
     user: User,
     project: Project,
     *,
-    instance_uid: str,
+    instance_uid: str | None = None,
     frame: int = 1,
     kind: str,
     points: Any,
@@ -333,8 +428,13 @@ def create_annotation(
     checked: ProjectAccess | None = None,
     instance: Instance | None = None,
     announce: Announce | None = None,
+    plane: Any = None,
 ) -> Annotation:
     """Validate, measure and store a new annotation (``announce``: see the module's docstring).
+
+    On an image: ``instance_uid`` and ``frame``. On a reformatted plane: ``plane`` (see
+    :func:`check_plane`) and no instance; the mark is filed under the series' middle slice with the
+    plane and its geometry, and measured on the plane.
 
     The same ``(user, client_ref)`` twice returns the annotation created the first time (the
     second payload is validated, then ignored), so a client may retry a create safely. ``checked`` and ``instance``:
@@ -343,13 +443,23 @@ def create_annotation(
     """
     access = check_can_create(user, project, checked)
     client_ref = check_client_ref(client_ref)
-    instance = check_instance(access, instance_uid, instance)
-    frame = check_frame(instance, frame)
     shape = check_kind(kind)
-    xy = check_points(shape, points, instance)
+    stored_plane = None
+    target: PlaneTarget | None = None
+    if plane is not None:
+        if instance_uid not in (None, "") or frame != 1:
+            raise BadRequest("A mark is on an instance (instance, frame) or on a reformatted plane (plane), not both.")
+        target = check_plane(access, plane, kind=shape)
+        instance, frame, stored_plane = target.anchor, 1, target.stored
+        xy = check_points(shape, points, size=target.size)
+    else:
+        instance = check_instance(access, instance_uid, instance)
+        frame = check_frame(instance, frame)
+        xy = check_points(shape, points, instance)
     label = check_label(label)
     session_id = check_session_id(session_id)
-    measurements = compute_measurements(instance, frame, shape, xy)
+    measurements = (plane_measurements(target, shape, xy) if target is not None
+                    else compute_measurements(instance, frame, shape, xy))
     try:
         with transaction.atomic():
             annotation = Annotation.objects.create(
@@ -363,6 +473,7 @@ def create_annotation(
                 measurements=measurements,
                 session_id=session_id,
                 client_ref=client_ref,
+                plane=stored_plane,
             )
             _announce("created", annotation, user, announce)
     except IntegrityError:
@@ -392,15 +503,22 @@ def update_annotation(
     Raises :class:`Conflict` with ``annotation`` (the current state, serialized) when ``version``
     is not the stored one: the client should rebase on it.
     """
-    check_can_change(user, annotation)
+    access = check_can_change(user, annotation)
     if isinstance(version, bool) or not isinstance(version, int):
         raise BadRequest("version must be the integer version the change is based on.")
     changes: dict[str, Any] = {}
     if points is not None:
         shape = ShapeKind(annotation.kind)
-        xy = check_points(shape, points, annotation.instance)
+        if annotation.plane:  # on a reformatted plane: the plane again through the gate, measured on it
+            keys = ("series", "plane", "index")
+            target = check_plane(access, {key: annotation.plane.get(key) for key in keys})
+            xy = check_points(shape, points, size=target.size)
+            changes["measurements"] = plane_measurements(target, shape, xy)
+            changes["plane"] = target.stored
+        else:
+            xy = check_points(shape, points, annotation.instance)
+            changes["measurements"] = compute_measurements(annotation.instance, annotation.frame, shape, xy)
         changes["points"] = xy
-        changes["measurements"] = compute_measurements(annotation.instance, annotation.frame, shape, xy)
     if label is not None:
         changes["label"] = check_label(label)
     with transaction.atomic():
@@ -446,9 +564,11 @@ __all__ = [
     "Announce",
     "by_client_ref",
     "calibration_for",
+    "check_plane",
     "compute_measurements",
     "create_annotation",
     "delete_annotation",
+    "plane_measurements",
     "serialize",
     "update_annotation",
     "visible_annotations",

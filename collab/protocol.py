@@ -34,6 +34,10 @@ MAX_COORD = 1e6
 #: Registrations (offsets between two frames of reference) one viewport message may carry.
 MAX_REGISTRATIONS = 8
 KINDS = ("length", "bidirectional", "ellipse", "freehand", "arrow", "point")
+#: The reformatted planes of the MPR layout, and the largest index one may have (a volume is at
+#: most 5,000 slices of at most 65,535 pixels a side, resampled to square pixels).
+PLANES = ("axial", "sagittal", "coronal")
+MAX_PLANE_INDEX = 1 << 20
 
 
 class ProtocolError(Exception):
@@ -140,6 +144,21 @@ def _crosshair(value: dict[str, Any]) -> dict[str, Any]:
     return {"frameOfReference": _uid(value, "frameOfReference"), "point": _point3(value.get("point"), "crosshair.point")}
 
 
+def _mpr(value: dict[str, Any]) -> dict[str, Any]:
+    """The MPR layout of the sender: the series reformatted, the plane of the viewport that sent the
+    event, and the index shown in each of the three planes."""
+    plane = value.get("plane")
+    if plane not in PLANES:
+        raise _bad(f"mpr.plane must be one of {', '.join(PLANES)}.")
+    out: dict[str, Any] = {"series": _uid(value, "series"), "plane": plane}
+    for name in PLANES:
+        index = value.get(name)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_PLANE_INDEX:
+            raise _bad(f"mpr.{name} must be an integer from 0 to {MAX_PLANE_INDEX}.")
+        out[name] = index
+    return out
+
+
 def _ref(data: dict[str, Any]) -> str:
     value = data.get("ref")
     if not isinstance(value, str) or not value or len(value) > MAX_REF:
@@ -224,6 +243,8 @@ class Viewport(Message):
             out["registrations"] = _registrations(data["registrations"])
         if "crosshair" in data:  # null: no crosshair point (absent: left alone)
             out["crosshair"] = None if data["crosshair"] is None else _crosshair(_obj(data, "crosshair"))
+        if "mpr" in data:  # null: not in the MPR layout (absent: left alone)
+            out["mpr"] = None if data["mpr"] is None else _mpr(_obj(data, "mpr"))
         return cls(tuple(out.items()))
 
     def entry(self, user: str) -> dict[str, Any]:

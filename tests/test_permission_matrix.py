@@ -18,7 +18,7 @@ fails when a URL pattern has no cell in any matrix.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

@@ -312,6 +312,9 @@ def mpr_description(request: HttpRequest, access: ProjectAccess, series: str, pl
     spacing, each plane's size, pixel spacing, direction cosines and first pixel's position, and the
     volume's slices), for reference lines, crosshairs and measurements on reformatted planes."""
     try:
-        return JsonResponse(mpr.describe(mpr.series_volume(access, series), plane))
+        found = mpr.series_volume(access, series)
+        described = mpr.describe(found, plane)
+        mpr.warm(found)  # the planes are asked for next: their volume is assembled meanwhile
+        return JsonResponse(described)
     except imaging.RenderError as exc:
         raise DomainError(exc.detail, code=_code_for(exc.status)) from None

@@ -34,8 +34,8 @@ const hooks = {
       if (target) location.assign(target.viewer);
       return;
     }
-    const { series, instance, frame, window, zoom, pan, invert, linked, registrations, crosshair } = viewport;
-    bus.emit("apply-viewport", { series, instance, frame, window, zoom, pan, invert, linked, registrations, crosshair });
+    const { series, instance, frame, window, zoom, pan, invert, linked, registrations, crosshair, mpr } = viewport;
+    bus.emit("apply-viewport", { series, instance, frame, window, zoom, pan, invert, linked, registrations, crosshair, mpr });
   },
   draft(draft) {
     if (!draft.points || !draft.points.length) bus.emit("remote-draft-clear", { user: draft.user });

@@ -32,7 +32,22 @@ function changed(reason) { for (const listener of listeners) listener(reason); }
 export function all() { return [...byId.values()]; }
 export function get(id) { return byId.get(id); }
 export function forImage(instance, frame) {
-  return all().filter((a) => a.instance === instance && a.frame === frame && !a.deleted);
+  return all().filter((a) => a.instance === instance && a.frame === frame && !a.plane && !a.deleted);
+}
+
+/** The marks of a reformatted plane ({series, plane, index}; mpr.js). */
+export function forPlane({ series, plane, index }) {
+  return all().filter((a) => a.plane && a.plane.series === series && a.plane.plane === plane && a.plane.index === index && !a.deleted);
+}
+
+/** The marks of a viewport's item: a frame of an instance, or a reformatted plane. */
+export function forItem(item) { return item.plane ? forPlane(item.plane) : forImage(item.sop, item.frame); }
+
+/** The fields naming the image of a create, from a stack item or an annotation: {instance, frame},
+ * or {plane: {series, plane, index}} on a reformatted plane. */
+export function imageFields(x) {
+  if (x.plane) return { plane: { series: x.plane.series, plane: x.plane.plane, index: x.plane.index } };
+  return { instance: x.instance !== undefined ? x.instance : x.sop, frame: x.frame };
 }
 
 function localKey(clientRef) { return `local:${clientRef}`; }

@@ -12,7 +12,7 @@ import { Viewport } from "./viewport.js";
 import { startViewingReport } from "./viewing_report.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
-const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4 };
+const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4, mpr: 3 }; // mpr: axial, sagittal, coronal (mpr.js)
 const CURSOR_INTERVAL = 33; // ms: about 30 cursor events per second at most
 
 const app = {
@@ -33,6 +33,7 @@ const app = {
   remote: { cursors: [], drafts: new Map() },
   stacks: new Map(),
   linking: null, // linking.js: linked scrolling, reference lines, crosshairs (imported after the page's first graph)
+  mpr: null, // mpr.js: the MPR layout (imported after the first image, or when asked for)
   metadataRequests: new Map(),
   undoStack: [],
   replacedIds: new Map(), // id of a deleted mark -> id of its re-creation by undo
@@ -66,6 +67,7 @@ const app = {
   },
 
   loadSeries(uid, viewport = this.activeViewport, options = {}) {
+    if (this.mpr && this.mpr.active) { this.mpr.enter(uid); return; } // in MPR: reformat that series
     const stack = this.stackFor(uid);
     if (!stack || !viewport) return;
     viewport.setStack(stack, options);
@@ -85,9 +87,10 @@ const app = {
     viewport.referenceChanged(true); // the reference lines are now this viewport's slice
   },
 
-  setLayout(name) {
+  setLayout(name, { fill = true } = {}) {
     const count = LAYOUTS[name];
     if (!count) return;
+    if (this.mpr && this.mpr.active && name !== "mpr") { this.mpr.leave(name); return; } // restores the series, then this layout
     this.layout = name;
     const container = document.getElementById("viewports");
     container.className = `viewports layout-${name}`;
@@ -104,7 +107,7 @@ const app = {
     // Fill new viewports with the next series not on screen.
     const shown = new Set(this.viewports.slice(0, count).filter((v) => v.stack).map((v) => v.stack.series));
     for (const viewport of this.viewports.slice(0, count)) {
-      if (viewport.stack) continue;
+      if (viewport.stack || !fill) continue;
       // the next series of this study, else of the patient's other studies (a prior beside the current)
       const next = this.allSeries.find((entry) => !shown.has(entry.series.uid)) || this.allSeries[0];
       if (next) { shown.add(next.series.uid); this.loadSeries(next.series.uid, viewport); }
@@ -126,6 +129,12 @@ const app = {
     });
   },
 
+  /** The MPR layout (mpr.js), imported after the first image or when asked for. */
+  loadMpr() {
+    this.mprLoad ||= import("./mpr.js").then(({ Mpr }) => (this.mpr = new Mpr(this)));
+    return this.mprLoad;
+  },
+
   markSeries() {
     const uid = this.activeViewport && this.activeViewport.stack && this.activeViewport.stack.series;
     for (const item of document.querySelectorAll("#series-list button")) item.setAttribute("aria-current", String(item.dataset.series === uid));
@@ -137,6 +146,7 @@ const app = {
     for (const v of this.viewports) v.schedulePrefetch();
     buildSeriesPanel(); // thumbnails after the first image: they would compete with it
     this.loadLinking();
+    this.loadMpr();
     void viewport;
   },
 
@@ -216,10 +226,11 @@ const app = {
     if (!annotation) return;
     if (!this.mayEdit(annotation)) { this.toast("Only the author or an organizer can delete this."); return; }
     this.select(null);
-    const { instance, frame, kind, points, label } = annotation;
+    const { kind, points, label } = annotation;
+    const image = annotations.imageFields(annotation); // {instance, frame}, or {plane} on a reformatted plane
     const pending = annotations.remove(annotation.id);
     this.pushUndo(pending, async () => {
-      const again = await annotations.create({ instance, frame, kind, points, label }, { author: this.user });
+      const again = await annotations.create({ ...image, kind, points, label }, { author: this.user });
       this.replacedIds.set(annotation.id, again.id); // older undo entries name the old id
     });
     try {
@@ -284,6 +295,7 @@ const app = {
 
   draft(draft) {
     if (!draft) { bus.emit("annotation.draft", { instance: null, frame: null, kind: null, points: [], label: "" }); return; }
+    if (!draft.instance) return; // on a reformatted plane: not sent (drafts name an instance)
     const now = performance.now();
     if (now - (this.lastDraft || 0) < CURSOR_INTERVAL) return;
     this.lastDraft = now;
@@ -407,6 +419,7 @@ const actions = {
   delete: () => app.deleteSelected(),
   help: () => document.getElementById("shortcuts").showModal(),
   linked: () => { if (app.linking) app.linking.setOn(!app.linking.on); },
+  mpr: () => app.loadMpr().then((mpr) => mpr.toggle()),
   link: () => {
     if (!app.linking) return;
     const count = app.linking.linkOnScreen();
@@ -429,6 +442,7 @@ document.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") { event.preventDefault(); app.undo(); return; }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.shiftKey && /^Digit[123]$/.test(event.code)) { app.setLayout(["1x1", "1x2", "2x2"][Number(event.code.slice(5)) - 1]); return; }
+  if (event.shiftKey && event.code === "Digit4") { actions.mpr(); event.preventDefault(); return; }
   const handled = () => event.preventDefault();
   switch (key) {
     case "ArrowDown": case "ArrowRight": viewport.step(1); return handled();
@@ -479,7 +493,11 @@ document.addEventListener("keydown", (event) => {
 // ------------------------------------------------------------------ collaboration contract
 
 startViewingReport(boot); // the audit trail: which series and slices this reader looked at
-bus.on("apply-viewport", (state) => (app.activeViewport || app.viewports[0]).apply(state));
+bus.on("apply-viewport", (state) => {
+  // A presenter in MPR (or leaving it): mpr.js shows the same series and planes.
+  if (state.mpr || (state.mpr === null && app.mpr && app.mpr.active)) { app.loadMpr().then((mpr) => mpr.apply(state)); return; }
+  (app.activeViewport || app.viewports[0]).apply(state);
+});
 bus.on("remote-cursors", ({ cursors }) => { app.remote.cursors = cursors || []; app.redrawOverlays(); });
 bus.on("remote-draft", (draft) => { app.remote.drafts.set(draft.user, draft); app.redrawOverlays(); });
 bus.on("remote-draft-clear", ({ user }) => { app.remote.drafts.delete(user); app.redrawOverlays(); });

@@ -38,7 +38,7 @@ export function startViewingReport(boot) {
   }
 
   on("viewport", (state) => {
-    if (!state.series || !state.instance || state.remote) return;
+    if (!state.series || !(state.instance || state.mpr) || state.remote) return; // (MPR: the series, without slices)
     const now = performance.now();
     if (focus && focus !== state.series) stopClock(seen.get(focus), now);
     let entry = seen.get(state.series);

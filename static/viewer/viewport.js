@@ -217,6 +217,7 @@ export class Viewport {
     } else if (!this.windowTimer) {
       this.windowTimer = setTimeout(() => { this.windowTimer = null; this.frames.request(this.target); }, WINDOW_REQUEST_INTERVAL);
     }
+    if (this.app.mpr) this.app.mpr.windowChanged(this, { final }); // the MPR planes share one window
     this.announce(remote);
   }
 
@@ -339,7 +340,7 @@ export class Viewport {
   drawOverlay() {
     const item = this.shown && this.stack.items[this.shown.index];
     const [w, h] = this.size;
-    let list = item ? annotations.forImage(item.sop, item.frame) : [];
+    let list = item ? annotations.forItem(item) : [];
     if (this.editing) list = list.map((a) => (a.id === this.editing.id ? { ...a, points: this.editing.points, measurements: null } : a));
     if (this.markFilter) list = list.filter(this.markFilter); // a page's choice of this viewport's marks (trials' adjudication: one read's)
     const remote = this.app.remote;
@@ -383,6 +384,7 @@ export class Viewport {
       pan: [...this.centre],
       invert: this.invert,
       ...(this.app.linking ? this.app.linking.state() : {}),
+      ...(this.app.mpr ? this.app.mpr.stateOf(this) : {}),
     };
   }
 

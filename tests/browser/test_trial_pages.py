@@ -5,7 +5,6 @@ and the Overall column's cells under its heading. The members page offers "viewe
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import shutil
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import CHROMIUM, PASSWORDS, screenshot
-from tests.browser.trial_flow import sign_read
-from tests.live import REPO, LiveSite
+from tests.browser.trial_flow import demo_trial_site, sign_read
+from tests.live import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.live,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs chromium at {CHROMIUM}")]
@@ -24,14 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.live,
 @pytest.fixture(scope="module")
 def signed_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("trial-pages")
-    site = LiveSite.create(root, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="trial-pages-" + "k" * 50,
-                           DJANGO_ALLOWED_HOSTS="127.0.0.1")
-    site.manage("load_demo", "--no-studies")
-    site.manage("make_phantom", str(root / "phantom"), "--slices", "120", "--size", "128", "--seed", "0")
-    site.manage("import_dicom", str(root / "phantom"), "--project", "demo", "--quiet")
-    site.manage("load_demo_trial")
-    url = site.start(1)[0]
-    truth = json.loads((root / "phantom" / "phantom.json").read_text())["studies"]
+    site, url, truth = demo_trial_site(root, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="trial-pages-" + "k" * 50,
+                                       DJANGO_ALLOWED_HOSTS="127.0.0.1")
     sign_read(url, site.token("reader1"), truth, sees_new_lesion=True)
     sign_read(url, site.token("reader2"), truth, sees_new_lesion=False)  # misses N1: they disagree
     try:

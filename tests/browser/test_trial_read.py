@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import requests
 
 from tests.browser.conftest import CHROMIUM, PASSWORDS, login, screenshot
-from tests.live import LiveSite
+from tests.browser.trial_flow import demo_trial_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.live,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs chromium at {CHROMIUM}")]
@@ -30,13 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live,
 def trial_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Demo users, a small phantom (120 slices of 128x128) and the demo trial."""
     root = tmp_path_factory.mktemp("trial-site")
-    site = LiveSite.create(root)
-    site.manage("load_demo", "--no-studies")
-    site.manage("make_phantom", str(root / "phantom"), "--slices", "120", "--size", "128", "--seed", "0")
-    site.manage("import_dicom", str(root / "phantom"), "--project", "demo", "--quiet")
-    site.manage("load_demo_trial")
-    url = site.start(1)[0]
-    truth = json.loads((root / "phantom" / "phantom.json").read_text())["studies"]
+    site, url, truth = demo_trial_site(root)
     try:
         yield {"site": site, "url": url, "truth": truth}
     finally:

@@ -1,12 +1,29 @@
 """Drive the demo trial through its REST API, as the read page would: each reader measures the
 phantom's lesions (bidirectionals through the annotations API), adds them to their read, and signs.
-reader2 misses the new liver lesion, so the subject needs adjudication. Used by the page tests."""
+reader2 misses the new liver lesion, so the subject needs adjudication. Used by the page tests, with
+the site they share (:func:`demo_trial_site`)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.live import LiveSite
+
+
+def demo_trial_site(root: Path, **env: str) -> tuple[LiveSite, str, dict[str, Any]]:
+    """A started site with the demo users, a small phantom (120 slices of 128x128) in the demo project
+    and the demo trial on it: the site, its URL and the phantom's truth by study."""
+    site = LiveSite.create(root, **env)
+    site.manage("load_demo", "--no-studies")
+    site.manage("make_phantom", str(root / "phantom"), "--slices", "120", "--size", "128", "--seed", "0")
+    site.manage("import_dicom", str(root / "phantom"), "--project", "demo", "--quiet")
+    site.manage("load_demo_trial")
+    url = site.start(1)[0]
+    return site, url, json.loads((root / "phantom" / "phantom.json").read_text())["studies"]
 
 
 def _call(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:

@@ -69,6 +69,14 @@ def test_seat_round_trips_through_json() -> None:
     ('{"type": "viewport", "registrations": [{"from": "1.2", "to": "1.3", "offset": [0, 0, 1e308]}]}', "bad_request"),
     ('{"type": "viewport", "registrations": [{"from": "1.2", "to": "1.3"}]}', "bad_request"),
     ('{"type": "viewport", "registrations": ' + json.dumps([{"from": "1.2", "to": "1.3", "offset": [0, 0, 1]}] * 9) + "}", "bad_request"),
+    ('{"type": "viewport", "mpr": [1, 2, 3]}', "bad_request"),
+    ('{"type": "viewport", "mpr": {"series": "1.2", "plane": "oblique", "axial": 0, "sagittal": 0, "coronal": 0}}', "bad_request"),
+    ('{"type": "viewport", "mpr": {"series": "x", "plane": "axial", "axial": 0, "sagittal": 0, "coronal": 0}}', "bad_request"),
+    ('{"type": "viewport", "mpr": {"series": "1.2", "plane": "axial", "axial": -1, "sagittal": 0, "coronal": 0}}', "bad_request"),
+    ('{"type": "viewport", "mpr": {"series": "1.2", "plane": "axial", "axial": 0, "sagittal": 1.5, "coronal": 0}}', "bad_request"),
+    ('{"type": "viewport", "mpr": {"series": "1.2", "plane": "axial", "axial": 0, "sagittal": 0, "coronal": true}}', "bad_request"),
+    ('{"type": "viewport", "mpr": {"series": "1.2", "plane": "axial", "axial": 0, "sagittal": 0}}', "bad_request"),
+    ('{"type": "viewport", "mpr": {"series": "1.2", "plane": "axial", "axial": 0, "sagittal": 0, "coronal": 1048577}}', "bad_request"),
     ('{"type": "annotation.draft", "points": [[1, 2, 3]]}', "bad_request"),
     ('{"type": "annotation.update", "ref": "r", "id": 1, "version": 1, "annotation": {}}', "bad_request"),
     ('{"type": "annotation.create", "ref": "' + "x" * 65 + '", "annotation": {}}', "bad_request"),
@@ -105,6 +113,18 @@ def test_a_viewport_carries_linked_scrolling_and_the_crosshair_point() -> None:
     }
     assert protocol.parse('{"type": "viewport", "crosshair": null}').entry("p") == {"user": "p", "crosshair": None}
     assert "crosshair" not in protocol.parse('{"type": "viewport", "zoom": 2}').entry("p")
+
+
+def test_a_viewport_carries_the_mpr_planes() -> None:
+    """The presenter's MPR layout: the series, the plane of the viewport that sent it, the three indices."""
+    mpr = {"series": "1.2.3", "plane": "sagittal", "axial": 29, "sagittal": 135, "coronal": 1 << 20, "extra": 1}
+    message = protocol.parse(json.dumps({"type": "viewport", "series": "1.2.3", "mpr": mpr,
+                                         "crosshair": {"frameOfReference": "1.2.9", "point": [-84.7, 0, -225]}}))
+    entry = message.entry("p")
+    assert entry["mpr"] == {"series": "1.2.3", "plane": "sagittal", "axial": 29, "sagittal": 135, "coronal": 1 << 20}
+    assert entry["crosshair"] == {"frameOfReference": "1.2.9", "point": [-84.7, 0.0, -225.0]}
+    assert protocol.parse('{"type": "viewport", "mpr": null}').entry("p") == {"user": "p", "mpr": None}
+    assert "mpr" not in protocol.parse('{"type": "viewport", "zoom": 2}').entry("p")
 
 
 def test_an_error_keeps_the_frames_ref() -> None:

@@ -280,3 +280,12 @@ def test_which_planes_render_on_the_event_loop(client, team, series):
     assert not mpr.renders_quickly(found, "coronal", 5, rendering.parse_options(QueryDict("accept=image/png")))
     mpr.VOLUME_CACHE.clear()
     assert not mpr.renders_quickly(found, "coronal", 5, options)  # the volume to assemble first
+
+
+def test_a_description_has_the_volume_assembled_in_the_background(client, team, series):
+    """The viewer asks for the planes' description, then for planes: the volume is assembled meanwhile."""
+    assert client.get(f"{series['url']}/sagittal", **auth(team)).status_code == 200
+    mpr._WARMING.submit(lambda: None).result(timeout=30)  # the queued assembly has run
+    assert len(mpr.VOLUME_CACHE) == 1
+    assert client.get(f"{series['url']}/coronal", **auth(team)).status_code == 200  # cached: nothing queued
+    assert len(mpr.VOLUME_CACHE) == 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -169,6 +170,27 @@ def volume_of(series: SeriesVolume) -> volume.Volume:
     if found is not None:
         return found
     return IN_FLIGHT.run(key, lambda: VOLUME_CACHE.get(key) or _assemble(series, key))
+
+
+#: One thread that assembles the volume of a series whose planes were just described: the viewer asks
+#: for the description first, then for planes, so their first request finds the volume ready or under
+#: way (it waits for it, :data:`IN_FLIGHT`) instead of starting it one round trip later.
+_WARMING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpr-warm")
+
+
+def warm(series: SeriesVolume) -> None:
+    """Assemble ``series``' volume in the background unless it is cached (no database, no access
+    decision: the volume is reached only through a request that passed the gate for the series)."""
+    if _volume_key(series) in VOLUME_CACHE:
+        return
+
+    def run() -> None:
+        try:
+            volume_of(series)
+        except Exception:  # noqa: BLE001 - a plane request reports the failure itself
+            return
+
+    _WARMING.submit(run)
 
 
 def _assemble(series: SeriesVolume, key: Hashable) -> volume.Volume:

@@ -63,6 +63,7 @@ export class Frames {
     const params = {};
     if (window) params.window = windowKey(window);
     params.accept = "image/jpeg";
+    if (stack.urlOf) return stack.urlOf(index, params); // a reformatted plane (mpr.js)
     return app.web.frameRendered(stack.study, stack.series, item.sop, item.frame, params);
   }
 

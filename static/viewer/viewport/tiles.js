@@ -9,7 +9,7 @@ export const TILE_THRESHOLD = 1024; // larger images (either side) are drawn fro
 
 /** Whether a stack item (rows, columns) is drawn from tiles. */
 export function isLarge(item) {
-  return !!item && Math.max(item.rows, item.columns) > TILE_THRESHOLD;
+  return !!item && !item.plane && Math.max(item.rows, item.columns) > TILE_THRESHOLD; // (planes are rendered whole)
 }
 
 /** The levels to draw at `zoom` (device pixels per image pixel): {maxLevel, levels}. Pure. */

@@ -8,7 +8,7 @@ export function hoverMode(vp) {
     if (!vp.stack || event.buttons) return;
     const item = vp.item;
     const [x, y] = vp.toImage(event.clientX, event.clientY);
-    const inside = item && x >= 0 && y >= 0 && x <= item.columns && y <= item.rows;
+    const inside = item && item.sop && x >= 0 && y >= 0 && x <= item.columns && y <= item.rows;
     vp.app.cursor(vp, inside ? { instance: item.sop, frame: item.frame, x, y } : null);
   };
   const leave = () => vp.app.cursor(vp, null);

@@ -2,9 +2,12 @@
 // adapter in tools.js (begin, move, valid, finish). The draft is drawn on the overlay and sent as
 // `annotation.draft`; a valid one is created when the pointer is released. A press on a handle of
 // the selected mark drags the handle instead (e.g. the short axis of a node, right after drawing it).
+import { imageFields } from "../../annotations.js";
 import { clampPoint } from "../../tools.js";
 import { dragMode } from "./gesture.js";
 import { editGesture } from "./select.js";
+
+const PLANE_KINDS = ["length", "ellipse"]; // what a reformatted plane takes (annotations.services.PLANE_KINDS)
 
 export function measureMode(vp, adapter, { button = 0 } = {}) {
   return dragMode(vp, {
@@ -21,6 +24,7 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
         if (gesture !== undefined) return gesture;
       }
       const item = vp.item;
+      if (item.plane && !PLANE_KINDS.includes(adapter.kind)) { app.toast("On a reformatted plane only length and ellipse can be drawn."); return null; }
       const [columns, rows] = [item.columns, item.rows];
       const here = (e) => clampPoint(vp.toImage(e.clientX, e.clientY), columns, rows);
       const instance = item.sop;
@@ -39,7 +43,7 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
         app.draft(null);
         if (draft && adapter.valid(draft.points, minimum)) {
           const points = adapter.finish ? adapter.finish(draft.points) : draft.points;
-          app.createAnnotation({ instance, frame, kind: adapter.kind, points, label: "" }, adapter.asksLabel);
+          app.createAnnotation({ ...imageFields(item), kind: adapter.kind, points, label: "" }, adapter.asksLabel);
         }
         vp.drawOverlay();
       };
