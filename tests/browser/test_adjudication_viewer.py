@@ -12,7 +12,6 @@ opened alone in the viewer, is read-only and shows its marks.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import CHROMIUM, login
-from tests.browser.trial_flow import sign_read
-from tests.live import LiveSite
+from tests.browser.trial_flow import demo_trial_site, sign_read
 
 pytestmark = [pytest.mark.browser, pytest.mark.live,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs chromium at {CHROMIUM}")]
@@ -34,14 +32,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 @pytest.fixture(scope="module")
 def disagreeing_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The demo trial on a 128x128 phantom, both reads signed and disagreeing."""
-    root = tmp_path_factory.mktemp("adjudication-site")
-    site = LiveSite.create(root)
-    site.manage("load_demo", "--no-studies")
-    site.manage("make_phantom", str(root / "phantom"), "--slices", "120", "--size", "128", "--seed", "0")
-    site.manage("import_dicom", str(root / "phantom"), "--project", "demo", "--quiet")
-    site.manage("load_demo_trial")
-    url = site.start(1)[0]
-    truth = json.loads((root / "phantom" / "phantom.json").read_text())["studies"]
+    site, url, truth = demo_trial_site(tmp_path_factory.mktemp("adjudication-site"))
     reads = {"reader1": sign_read(url, site.token("reader1"), truth, sees_new_lesion=True),
              "reader2": sign_read(url, site.token("reader2"), truth, sees_new_lesion=False)}
     try:
