@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from annotations import geometry
+from annotations import geometry, planes
 from annotations.geometry import Calibration, ShapeKind
 from annotations.models import Annotation
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
@@ -47,11 +47,10 @@ Announce = Callable[[str, dict[str, Any]], None]
 
 MAX_LABEL_LENGTH = 200
 MAX_CLIENT_REF_LENGTH = 64
-#: What may be drawn on a reformatted plane (MPR): RECIST reads take their bidirectionals from
-#: acquired slices, and the other kinds have not been asked for.
-PLANE_KINDS = (ShapeKind.LENGTH, ShapeKind.ELLIPSE)
-#: A plane's index is at most this (a volume has at most 5,000 slices of at most 65,535 pixels a side).
-MAX_PLANE_INDEX = 1 << 20
+#: What may be drawn on a reformatted plane (MPR; :data:`annotations.planes.PLANE_KINDS`).
+PLANE_KINDS = tuple(ShapeKind(kind) for kind in planes.PLANE_KINDS)
+#: A plane's index is at most this (:data:`annotations.planes.MAX_PLANE_INDEX`).
+MAX_PLANE_INDEX = planes.MAX_PLANE_INDEX
 #: Kinds whose measurement needs the frame's modality values.
 _VALUE_KINDS = {ShapeKind.ELLIPSE, ShapeKind.FREEHAND, ShapeKind.POINT}
 #: Attributes the calibration is read from (PS3.3 C.7.6.2.1.1, C.8.11.4, C.7.6.16.2.1).
@@ -245,22 +244,18 @@ class PlaneTarget:
 
 
 def check_plane(access: ProjectAccess, plane: Any, *, kind: ShapeKind | None = None) -> PlaneTarget:
-    """``plane`` = ``{"series", "plane", "index"}``: a plane of a series the member reaches (the same
-    gate as the series' images: a hidden or unknown series is "no such series"), that can be
-    reformatted (else 422 with the reason), with ``index`` in range. ``kind``: refused unless one of
+    """``plane`` = ``{"series", "plane", "index"}`` (read by :func:`annotations.planes.read_plane`, the
+    one reading REST and the websocket share): a plane of a series the member reaches (the same gate
+    as the series' images: a hidden or unknown series is "no such series"), that can be reformatted
+    (else 422 with the reason), with ``index`` in range. ``kind``: refused unless one of
     :data:`PLANE_KINDS`."""
-    if not isinstance(plane, dict):
-        raise BadRequest('plane must be {"series": <Series Instance UID>, "plane": "axial"|"sagittal"|"coronal", "index": n}.')
-    series_uid, name, index = plane.get("series"), plane.get("plane"), plane.get("index")
-    if not isinstance(series_uid, str) or not 0 < len(series_uid) <= 64 or not all(c in "0123456789." for c in series_uid):
-        raise BadRequest("plane.series must be a Series Instance UID.")
-    if name not in volume.PLANES:
-        raise BadRequest(f"plane.plane must be one of {', '.join(volume.PLANES)}.")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_PLANE_INDEX:
-        raise BadRequest(f"plane.index must be an integer from 0 to {MAX_PLANE_INDEX}.")
-    if kind is not None and kind not in PLANE_KINDS:
-        allowed = " and ".join(k.value for k in PLANE_KINDS)
-        raise BadRequest(f"On a reformatted plane only {allowed} can be drawn.")
+    try:
+        ref = planes.read_plane(plane)
+        if kind is not None:
+            planes.check_plane_kind(kind.value)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    series_uid, name, index = ref.series, ref.plane, ref.index
     try:
         found = mpr.series_volume(access, series_uid)
         layout = mpr.check_plane(found, name, index)
@@ -429,6 +424,7 @@ def create_annotation(
     instance: Instance | None = None,
     announce: Announce | None = None,
     plane: Any = None,
+    target: PlaneTarget | None = None,
 ) -> Annotation:
     """Validate, measure and store a new annotation (``announce``: see the module's docstring).
 
@@ -440,19 +436,22 @@ def create_annotation(
     second payload is validated, then ignored), so a client may retry a create safely. ``checked`` and ``instance``:
     what a caller (a reading session) already read for this user, project and instance, so a live
     write does not read them twice; they are verified to be for the same user, project and UID.
+    ``target``: the plane as :func:`check_plane` found it with ``checked`` (a reading session checks
+    the plane before it writes), used when it names the same series, plane and index.
     """
     access = check_can_create(user, project, checked)
     client_ref = check_client_ref(client_ref)
     shape = check_kind(kind)
     stored_plane = None
-    target: PlaneTarget | None = None
     if plane is not None:
         if instance_uid not in (None, "") or frame != 1:
             raise BadRequest("A mark is on an instance (instance, frame) or on a reformatted plane (plane), not both.")
-        target = check_plane(access, plane, kind=shape)
+        if target is None or checked is not access or shape not in PLANE_KINDS or not _same_plane(target, plane):
+            target = check_plane(access, plane, kind=shape)
         instance, frame, stored_plane = target.anchor, 1, target.stored
         xy = check_points(shape, points, size=target.size)
     else:
+        target = None
         instance = check_instance(access, instance_uid, instance)
         frame = check_frame(instance, frame)
         xy = check_points(shape, points, instance)
@@ -484,6 +483,14 @@ def create_annotation(
             raise BadRequest("No such instance in this project.") from None
         return existing
     return annotation  # (its instance, series, study and author are loaded: what serialize reads)
+
+
+def _same_plane(target: PlaneTarget, plane: Any) -> bool:
+    """Does ``plane`` name the plane ``target`` is (series, plane and index)?"""
+    try:
+        return planes.read_plane(plane) == planes.read_plane(target.stored)
+    except ValueError:
+        return False
 
 
 def by_client_ref(user: User, client_ref: str, project: Project) -> Annotation | None:

@@ -82,8 +82,9 @@ class SessionHub:
         self.mode = mode
         self.private = private  # the project's private_annotations (collab.visibility), as last checked
         self.project_id = project_id
-        #: The project's instances held in quarantine, as of the last seat check (None: too many to list,
-        #: every instance counts as held); ephemeral entries on them reach project organizers only.
+        #: The project's instances held in quarantine and their series, as of the last seat check (None:
+        #: too many to list, every instance counts as held); ephemeral entries on them (or on a plane of
+        #: such a series) reach project organizers only.
         self.held: frozenset[str] | None = frozenset()
         self.layer = get_channel_layer()
         self.loop = asyncio.get_running_loop()
@@ -245,11 +246,14 @@ class SessionHub:
         grants.access_changed.send(sender=SessionHub, session_id=self.session_id)
 
     def _on_held(self, entry: dict[str, Any]) -> bool:
-        """Is this cursor, viewport or draft on an instance held in quarantine?"""
-        instance = entry.get("instance")
-        if not instance:
+        """Is this cursor, viewport or draft on an instance held in quarantine, or on a reformatted plane
+        of a series holding one (``plane``, or a viewport's ``mpr``)? A plane is as held as the series it
+        is cut from (the set holds the held images' series too: ``viewer.access.held_instance_uids``)."""
+        plane = entry.get("plane") or entry.get("mpr")  # (a viewport in the MPR layout: its series')
+        uids = [uid for uid in (entry.get("instance"), plane.get("series") if isinstance(plane, dict) else None) if uid]
+        if not uids:
             return False
-        return self.held is None or instance in self.held
+        return self.held is None or any(uid in self.held for uid in uids)
 
     async def _verify(self) -> None:
         from collab.services import check_seats

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from annotations.planes import MAX_PLANE_INDEX, PLANES, PlaneRef, check_plane_kind, read_plane
+
 #: Raised whenever the protocol changes incompatibly; sent in the first frame (``session.state``).
 #: 2: the snapshot's annotations may continue in ``annotations.page`` frames (``more``).
 PROTOCOL_LEVEL = 2
@@ -34,10 +36,8 @@ MAX_COORD = 1e6
 #: Registrations (offsets between two frames of reference) one viewport message may carry.
 MAX_REGISTRATIONS = 8
 KINDS = ("length", "bidirectional", "ellipse", "freehand", "arrow", "point")
-#: The reformatted planes of the MPR layout, and the largest index one may have (a volume is at
-#: most 5,000 slices of at most 65,535 pixels a side, resampled to square pixels).
-PLANES = ("axial", "sagittal", "coronal")
-MAX_PLANE_INDEX = 1 << 20
+#: The reformatted planes of the MPR layout and the largest index one may have are
+#: ``annotations.planes``' (PLANES, MAX_PLANE_INDEX, imported above): a plane is read in one place.
 
 
 class ProtocolError(Exception):
@@ -103,6 +103,13 @@ def _text(data: dict[str, Any], key: str, limit: int, default: str | None = None
     return value
 
 
+def _plane_kind(kind: str) -> None:
+    try:
+        check_plane_kind(kind)
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+
+
 def _kind(data: dict[str, Any]) -> str:
     kind = data.get("kind")
     if kind not in KINDS:
@@ -159,6 +166,33 @@ def _mpr(value: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _plane(data: dict[str, Any]) -> PlaneRef | None:
+    """``plane`` (``{"series", "plane", "index"}``) when present and not null: what REST reads
+    (:func:`annotations.planes.read_plane`), with the same bounds and messages."""
+    if data.get("plane") is None:
+        return None
+    try:
+        return read_plane(data["plane"])
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
+
+
+def _image(data: dict[str, Any]) -> tuple[str, int, PlaneRef | None]:
+    """Where an entry or a shape is: ``(instance, frame, None)`` on an image, or ``("", 1, plane)`` on
+    a reformatted plane (an ``instance`` besides ``plane`` is refused, as REST refuses it)."""
+    plane = _plane(data)
+    if plane is None:
+        return _uid(data, "instance") or "", _int(data, "frame", minimum=1, default=1) or 1, None
+    if data.get("instance") not in (None, "") or data.get("frame", 1) not in (None, 1):
+        raise _bad("A mark is on an instance (instance, frame) or on a reformatted plane (plane), not both.")
+    return "", 1, plane
+
+
+def _at(instance: str, frame: int, plane: PlaneRef | None) -> dict[str, Any]:
+    """The place of an entry as sent: ``{"instance", "frame"}`` or ``{"plane": {series, plane, index}}``."""
+    return {"plane": plane.as_dict()} if plane is not None else {"instance": instance, "frame": frame}
+
+
 def _ref(data: dict[str, Any]) -> str:
     value = data.get("ref")
     if not isinstance(value, str) or not value or len(value) > MAX_REF:
@@ -189,20 +223,23 @@ class Message:
 
 @dataclass(frozen=True)
 class Cursor(Message):
+    """The pointer on a frame of an instance, or on a reformatted plane (``plane`` instead of ``instance``)."""
+
     type = "cursor"
     ephemeral = True
     instance: str
     frame: int
     x: float
     y: float
+    plane: PlaneRef | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Cursor:
-        return cls(_uid(data, "instance") or "", _int(data, "frame", minimum=1, default=1) or 1,
-                   _num(data.get("x"), "x"), _num(data.get("y"), "y"))
+        instance, frame, plane = _image(data)
+        return cls(instance, frame, _num(data.get("x"), "x"), _num(data.get("y"), "y"), plane)
 
     def entry(self, user: str) -> dict[str, Any]:
-        return {"user": user, "instance": self.instance, "frame": self.frame, "x": self.x, "y": self.y}
+        return {"user": user, **_at(self.instance, self.frame, self.plane), "x": self.x, "y": self.y}
 
 
 @dataclass(frozen=True)
@@ -253,7 +290,8 @@ class Viewport(Message):
 
 @dataclass(frozen=True)
 class Draft(Message):
-    """A shape being drawn; ``points: []`` clears the sender's draft."""
+    """A shape being drawn, on an image or on a reformatted plane (``plane`` instead of ``instance``,
+    a kind a plane takes); ``points: []`` clears the sender's draft."""
 
     type = "annotation.draft"
     ephemeral = True
@@ -262,29 +300,36 @@ class Draft(Message):
     kind: str
     points: list[list[float]]
     label: str
+    plane: PlaneRef | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Draft:
         points = _points(data, allow_empty=True)
         if not points:
             return cls("", 1, "", [], "")
-        return cls(_uid(data, "instance") or "", _int(data, "frame", minimum=1, default=1) or 1, _kind(data),
-                   points, _text(data, "label", MAX_LABEL, ""))
+        instance, frame, plane = _image(data)
+        kind = _kind(data)
+        if plane is not None:
+            _plane_kind(kind)
+        return cls(instance, frame, kind, points, _text(data, "label", MAX_LABEL, ""), plane)
 
     def entry(self, user: str) -> dict[str, Any]:
         if not self.points:
             return {"user": user, "points": []}
-        return {"user": user, "instance": self.instance, "frame": self.frame, "kind": self.kind,
+        return {"user": user, **_at(self.instance, self.frame, self.plane), "kind": self.kind,
                 "points": self.points, "label": self.label}
 
 
 @dataclass(frozen=True)
 class Shape:
+    """A mark to create: on ``instance`` and ``frame``, or on ``plane`` (then ``instance`` is empty)."""
+
     instance: str
     frame: int
     kind: str
     points: list[list[float]]
     label: str
+    plane: PlaneRef | None = None
 
 
 @dataclass(frozen=True)
@@ -297,9 +342,11 @@ class AnnotationCreate(Message):
     def parse(cls, data: dict[str, Any]) -> AnnotationCreate:
         ref = _ref(data)
         shape = _obj(data, "annotation")
-        return cls(ref, Shape(_uid(shape, "instance") or "", _int(shape, "frame", minimum=1, default=1) or 1,
-                              _kind(shape), _points(shape), _text(shape, "label", MAX_LABEL, "")))
-
+        instance, frame, plane = _image(shape)
+        kind = _kind(shape)
+        if plane is not None:
+            _plane_kind(kind)
+        return cls(ref, Shape(instance, frame, kind, _points(shape), _text(shape, "label", MAX_LABEL, ""), plane))
 
     @property
     def point_count(self) -> int:
@@ -314,6 +361,9 @@ class AnnotationUpdate(Message):
     version: int
     points: list[list[float]] | None
     label: str | None
+    #: Optional with new points: the plane the mark is on, which must be the one it was drawn on (a
+    #: mark stays on its plane; the server measures the points there).
+    plane: PlaneRef | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> AnnotationUpdate:
@@ -323,7 +373,8 @@ class AnnotationUpdate(Message):
         label = _text(fields, "label", MAX_LABEL) if fields.get("label") is not None else None
         if points is None and label is None:
             raise _bad("annotation must change points or label.")
-        return cls(ref, _int(data, "id", minimum=1) or 0, _int(data, "version", minimum=1) or 0, points, label)
+        return cls(ref, _int(data, "id", minimum=1) or 0, _int(data, "version", minimum=1) or 0, points, label,
+                   _plane(fields))
 
     @property
     def point_count(self) -> int:

@@ -187,13 +187,14 @@ MAX_HELD_UIDS = 100_000
 
 
 def held_instance_uids(project_id: int) -> frozenset[str] | None:
-    """The SOP Instance UIDs of the project held in quarantine, or ``None`` when there are more than
+    """The SOP Instance UIDs of the project held in quarantine and the Series Instance UIDs of their
+    series (UIDs are unique, so one set holds both), or ``None`` when there are more than
     :data:`MAX_HELD_UIDS`. A reading session's hub keeps cursors, viewports and drafts on these from
-    everyone but the project's organizers, as the images themselves (``rules.sees_instance``)."""
-    found = frozenset(
-        Instance.objects.filter(project_id=project_id, quarantined=True)
-        .values_list("sop_instance_uid", flat=True)[: MAX_HELD_UIDS + 1]
-    )
+    everyone but the project's organizers, as the images themselves (``rules.sees_instance``): an entry
+    on a reformatted plane names its series, and a series holding a held image counts as held."""
+    rows = (Instance.objects.filter(project_id=project_id, quarantined=True)
+            .values_list("sop_instance_uid", "series__series_instance_uid")[: MAX_HELD_UIDS + 1])
+    found = frozenset(uid for row in rows for uid in row)
     return None if len(found) > MAX_HELD_UIDS else found
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection
 
 from annotations import services as annotation_services
+from annotations.geometry import ShapeKind
 from annotations.models import Annotation
 from collab import events
 from collab.access import SessionAccess, access_session
@@ -74,8 +75,10 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
     session changes).
     """
     access = _writer(user, session_id, confirmed, origin)
-    check_point_budget(access, len(message.annotation.points))
     shape = message.annotation
+    if shape.plane is not None:
+        return _create_on_plane(user, access, message, origin)
+    check_point_budget(access, len(shape.points))
     instance = _instance_in_session(access, shape.instance, instances)
     if instance is None:
         raise BadRequest("The instance is not in one of this session's cases.")
@@ -85,6 +88,33 @@ def create_annotation(user: Any, session_id: int, message: AnnotationCreate, *,
         label=shape.label, client_ref=message.ref, session_id=access.session.pk,
         checked=access.project, instance=instance, announce=_announcer(access.session, instance, origin),
     )
+    return _created(access, message, annotation, origin)
+
+
+def _create_on_plane(user: Any, access: SessionAccess, message: AnnotationCreate,
+                     origin: events.Origin | None) -> dict[str, Any] | None:
+    """A mark on a reformatted plane (``shape.plane``): the series must be in one of the session's
+    cases and one the participant reaches (``annotations.services.check_plane``, REST's gate: a hidden
+    series is "no such series", one that cannot be reformatted 422); the point budgets as on images.
+    The mark is filed under the series' middle slice, whose quarantine decides who sees it, as REST
+    and the snapshot decide."""
+    shape = message.annotation
+    plane = shape.plane.as_dict() if shape.plane is not None else None
+    if plane is None or not _series_in_session(access, plane["series"]):
+        raise BadRequest("The series is not in one of this session's cases.")
+    check_point_budget(access, len(shape.points))
+    target = annotation_services.check_plane(access.project, plane, kind=ShapeKind(shape.kind))
+    annotation = annotation_services.create_annotation(
+        user, access.session.project, plane=plane, target=target, kind=shape.kind, points=shape.points,
+        label=shape.label, client_ref=message.ref, session_id=access.session.pk, checked=access.project,
+        announce=_announcer(access.session, target.anchor, origin),
+    )
+    return _created(access, message, annotation, origin)
+
+
+def _created(access: SessionAccess, message: AnnotationCreate, annotation: Annotation,
+             origin: events.Origin | None) -> dict[str, Any] | None:
+    """The sender's answer when the create was not announced (a repeated ``ref``), else ``None``."""
     if origin is not None and origin.announced:
         return None
     if annotation.session_id != access.session.pk:
@@ -99,6 +129,10 @@ def update_annotation(user: Any, session_id: int, message: AnnotationUpdate, *,
                       confirmed: SessionAccess | None = None, origin: events.Origin | None = None) -> None:
     access = _writer(user, session_id, confirmed, origin)
     annotation = _session_annotation(access, message.id)
+    if message.plane is not None and (not annotation.plane or any(
+            annotation.plane.get(key) != value for key, value in message.plane.as_dict().items())):
+        raise BadRequest("A mark stays on the plane it was drawn on." if annotation.plane
+                         else "This mark is on an image, not on a reformatted plane.")
     if message.points is not None:
         check_point_budget(access, len(message.points) - len(annotation.points), author_id=annotation.author_id)
     annotation_services.update_annotation(
@@ -113,6 +147,15 @@ def delete_annotation(user: Any, session_id: int, message: AnnotationDelete, *,
     annotation = _session_annotation(access, message.id)
     annotation_services.delete_annotation(user, annotation, version=message.version,
                                           announce=_announcer(access.session, annotation.instance, origin))
+
+
+def _series_in_session(access: SessionAccess, series_uid: str) -> bool:
+    """Is the series ``series_uid`` in one of the session's cases, with an image the participant
+    reaches (the gate's series: not every image held, for a reader)? One statement."""
+    return access.project.series().filter(
+        series_instance_uid=series_uid,
+        study__in=SessionCase.objects.filter(session=access.session).values("study"),
+    ).exists()
 
 
 def _instance_in_session(access: SessionAccess, instance_uid: str, memo: dict[str, Any] | None = None) -> Any:

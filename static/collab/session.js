@@ -72,7 +72,7 @@ function asHttpError(frame) {
 annotations.setTransport({
   create: (fields) => connection.request({
     type: "annotation.create", ref: fields.client_ref || newRef(),
-    annotation: { instance: fields.instance, frame: fields.frame, kind: fields.kind, points: fields.points, label: fields.label || "" },
+    annotation: { ...annotations.imageFields(fields), kind: fields.kind, points: fields.points, label: fields.label || "" },
   }).then((reply) => {
     if (reply.type === "annotation.deleted") throw Object.assign(new Error("Deleted meanwhile."), { status: 404 });
     known.add(reply.annotation.id);
@@ -87,7 +87,12 @@ annotations.setTransport({
 annotations.subscribe((reason) => { if (reason === "load") reconcile(); }); // the viewer's first load
 
 // The viewer's events to the others (the server coalesces; viewports are also thinned here).
-bus.on("cursor", (c) => { if (c && c.x != null) connection.send({ type: "cursor", instance: c.instance, frame: c.frame || 1, x: c.x, y: c.y }); });
+// On a reformatted plane (MPR) cursors and drafts name the plane ({series, plane, index}), not an instance.
+bus.on("cursor", (c) => {
+  if (!c || c.x == null) return;
+  const at = c.plane ? { plane: c.plane } : { instance: c.instance, frame: c.frame || 1 };
+  connection.send({ type: "cursor", ...at, x: c.x, y: c.y });
+});
 bus.on("annotation.draft", (d) => connection.send({ type: "annotation.draft", ...d, points: d.points || [] }));
 let viewportTimer = null;
 let lastViewport = null;

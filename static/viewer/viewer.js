@@ -295,11 +295,13 @@ const app = {
 
   draft(draft) {
     if (!draft) { bus.emit("annotation.draft", { instance: null, frame: null, kind: null, points: [], label: "" }); return; }
-    if (!draft.instance) return; // on a reformatted plane: not sent (drafts name an instance)
+    if (!draft.instance && !draft.plane) return;
     const now = performance.now();
     if (now - (this.lastDraft || 0) < CURSOR_INTERVAL) return;
     this.lastDraft = now;
-    bus.emit("annotation.draft", { instance: draft.instance, frame: draft.frame, kind: draft.kind, points: draft.points, label: "" });
+    // on a reformatted plane (MPR) the draft names its plane ({series, plane, index}) instead of an instance
+    const at = draft.plane ? annotations.imageFields(draft) : { instance: draft.instance, frame: draft.frame };
+    bus.emit("annotation.draft", { ...at, kind: draft.kind, points: draft.points, label: "" });
   },
 
   redrawOverlays() { for (const viewport of this.viewports) viewport.drawOverlay(); },

@@ -344,7 +344,10 @@ export class Viewport {
     if (this.editing) list = list.map((a) => (a.id === this.editing.id ? { ...a, points: this.editing.points, measurements: null } : a));
     if (this.markFilter) list = list.filter(this.markFilter); // a page's choice of this viewport's marks (trials' adjudication: one read's)
     const remote = this.app.remote;
-    const matches = (x) => item && x.instance === item.sop && (x.frame || 1) === item.frame;
+    // others' drafts and cursors: on this frame of this instance, or on this reformatted plane
+    const matches = (x) => !!item && (x.plane
+      ? !!item.plane && x.plane.series === item.plane.series && x.plane.plane === item.plane.plane && x.plane.index === item.plane.index
+      : !item.plane && x.instance === item.sop && (x.frame || 1) === item.frame);
     const linked = item && this.app.linking ? this.app.linking.overlayFor(this) : { references: [], crosshair: null };
     drawOverlay(this.overlay, {
       references: linked.references,

@@ -237,6 +237,32 @@ def test_viewport_events_carry_the_planes_and_followers_apply_them(page, demo_si
     sent = page.evaluate("seen.filter((v) => v.mpr && v.mpr.plane === 'sagittal').pop()")
     assert sent["mpr"] == {"series": series, "plane": "sagittal", "axial": 119, "sagittal": 257, "coronal": 256}
     assert sent["series"] == series and sent["instance"] is None
+    # The pointer and a draft on a plane name the plane, not an instance (a session sends them so);
+    # others' cursors and drafts on a plane are drawn on that plane only.
+    page.evaluate("""() => { window.cursors = []; window.drafts = [];
+        crossread.bus.on('cursor', (c) => cursors.push(c)); crossread.bus.on('annotation.draft', (d) => drafts.push(d)); }""")
+    coronal = {"series": series, "plane": "coronal", "index": 256}
+    x, y = page.evaluate("() => crossread.app.viewports[2].imageToClient(200.5, 100.5)")
+    page.mouse.move(x - 5, y - 5)  # (one move alone may fall within the cursor's 33 ms)
+    page.mouse.move(x, y, steps=3)
+    cursor = page.wait_for_function("() => cursors.length && cursors.at(-1).plane && cursors.at(-1)").json_value()
+    assert cursor["plane"] == coronal and cursor["instance"] is None and abs(cursor["x"] - 200.5) < 0.6
+    page.keyboard.press("l")
+    page.mouse.down()
+    page.mouse.move(x + 60, y + 40, steps=4)
+    draft = page.wait_for_function("() => drafts.length && drafts.at(-1).plane && drafts.at(-1)").json_value()
+    assert draft["plane"] == coronal and draft["kind"] == "length" and "instance" not in draft
+    page.keyboard.press("Escape")
+    page.mouse.up()
+    page.keyboard.press("v")
+    page.evaluate("""(plane) => {
+        crossread.bus.emit('remote-cursors', {cursors: [{user: 'reader2', colour: '#f5a623', plane, x: 300, y: 100}]});
+        crossread.bus.emit('remote-draft', {user: 'reader2', colour: '#f5a623', plane, kind: 'length', points: [[10, 10], [200, 200]]});
+    }""", coronal)
+    for index, count in ((0, 0), (1, 0), (2, 1)):
+        expect(page.locator(f".viewport[data-index='{index}'] svg.overlay g.remote-cursor")).to_have_count(count)
+        expect(page.locator(f".viewport[data-index='{index}'] svg.overlay g.remote-draft")).to_have_count(count)
+    page.evaluate("""() => { crossread.bus.emit('remote-cursors', {cursors: []}); crossread.bus.emit('remote-draft-clear', {user: 'reader2'}); }""")
     # A presenter's planes and crosshair (the lymph node T3 at (0, 4.9, -75)).
     frame = page.evaluate("crossread.app.viewports[0].meta.frameOfReference")
     page.evaluate("""([series, frame]) => crossread.bus.emit('apply-viewport', {series, window: {center: 40, width: 400},

@@ -1,9 +1,12 @@
 """Two readers in two browser contexts on the real viewer: a length drawn by one appears for the other
-without a reload, with the drawer's cursor; in a blinded session the other sees neither."""
+without a reload, with the drawer's cursor; in a blinded session the other sees neither; a label edited
+reaches the other; in the MPR layout, a length drawn on a coronal plane, its draft and the cursor reach
+the other reader's coronal plane."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 PASSWORDS = {"reader1": "demo-reader1-pass", "reader2": "demo-reader2-pass"}
 SETUP = r"""
 import json
+import re
 from django.contrib.auth import get_user_model
 from collab import services
 from viewer.models import Study
@@ -143,6 +147,78 @@ def test_a_label_edited_by_double_click_reaches_the_other_reader_live(browser: A
         one.keyboard.press("Enter")
         expect(theirs).to_contain_text("T2 lung")
         assert two.evaluate("(id) => crossread.annotations.get(id).version", mark) == 2
+    finally:
+        one.context.close()
+        two.context.close()
+    assert not errors, errors
+
+
+def enter_mpr(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.keyboard.press("Shift+Digit4")
+    expect(page.locator("body")).to_have_attribute("data-mpr", "on")
+    for index in range(3):
+        expect(page.locator(f".viewport[data-index='{index}']")).not_to_have_class(re.compile(r"\bloading\b"))
+
+
+def test_a_length_on_a_coronal_plane_reaches_the_other_reader_in_mpr(browser: Any, demo: dict[str, Any]) -> None:
+    """Both readers in MPR on the session's CT series: reader1's draft on the coronal plane shows on
+    reader2's coronal plane while it is drawn, then the length, measured by the server in mm at the
+    plane's square pixels, with the same value on both; and reader1's cursor on the plane. Nothing
+    on the other planes, no "Not saved"."""
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    one = reader(browser, demo, "reader1", demo["viewer"]["open"], errors)
+    two = reader(browser, demo, "reader2", demo["viewer"]["open"], errors)
+    try:
+        expect(two.locator("#collab-panel li[data-user='reader1'].online")).to_have_count(1)
+        enter_mpr(one)
+        enter_mpr(two)
+        series = one.evaluate("crossread.app.viewports[2].stack.series")
+        assert two.evaluate("crossread.app.viewports[2].stack.series") == series
+        index = one.evaluate("crossread.app.viewports[2].target")
+        two.evaluate(f"crossread.app.viewports[2].setIndex({index})")
+        expect(two.locator(".viewport[data-index='2'] .slice-label")).to_have_text(re.compile(rf"^Im {index + 1}/"))
+        before = set(one.evaluate("crossread.annotations.all().map(a => a.id)"))
+
+        one.keyboard.press("v")
+        one.locator(".viewport[data-index='2']").click()
+        one.keyboard.press("l")
+        columns, rows = one.evaluate("[crossread.app.viewports[2].item.columns, crossread.app.viewports[2].item.rows]")
+        ends = [[columns * 0.3, rows * 0.25], [columns * 0.65, rows * 0.75]]
+        (x0, y0), (x1, y1) = (one.evaluate("([x, y]) => crossread.app.viewports[2].imageToClient(x, y)", p) for p in ends)
+        one.mouse.move(x0, y0)
+        one.mouse.down()
+        one.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=6)
+        one.mouse.move(x1, y1, steps=6)
+        # the draft on reader2's coronal plane (and on no other plane) while reader1 still holds the button
+        expect(two.locator(".viewport[data-index='2'] svg.overlay g.remote-draft")).to_have_count(1)
+        expect(two.locator(".viewport[data-index='0'] svg.overlay g.remote-draft")).to_have_count(0)
+        one.mouse.up()
+        one.wait_for_function("(before) => crossread.annotations.all().some(a => !a.pending && !before.includes(a.id))",
+                              arg=list(before))
+        mark = one.evaluate("(before) => crossread.annotations.all().find(a => !before.includes(a.id))", list(before))
+        assert mark["plane"]["series"] == series and mark["plane"]["plane"] == "coronal" and mark["plane"]["index"] == index
+        assert mark["measurements"]["unit"] == "mm" and mark["measurements"]["length"] > 0
+        expect(one.locator("#toasts")).not_to_contain_text("Not saved")
+
+        theirs = two.locator(f".viewport[data-index='2'] svg.overlay g.annotation.length[data-id='{mark['id']}']")
+        expect(theirs).to_have_count(1)
+        expect(theirs).to_contain_text(f"{mark['measurements']['length']:.1f} mm")
+        two.wait_for_function("(id) => crossread.annotations.get(id) && !crossread.annotations.get(id).pending", arg=mark["id"])
+        seen = two.evaluate("(id) => crossread.annotations.get(id)", mark["id"])
+        assert seen["measurements"] == mark["measurements"] and seen["plane"] == mark["plane"]
+        expect(two.locator(".viewport[data-index='2'] svg.overlay g.remote-draft")).to_have_count(0)
+        for other in (0, 1):
+            expect(two.locator(f".viewport[data-index='{other}'] svg.overlay [data-id='{mark['id']}']")).to_have_count(0)
+
+        # reader1's pointer on the coronal plane: a cursor on reader2's coronal plane
+        one.mouse.move(x1 - 30, y1 - 20, steps=4)
+        one.mouse.move(x1 - 40, y1 - 25, steps=4)
+        expect(two.locator(".viewport[data-index='2'] svg.overlay g.remote-cursor")).not_to_have_count(0)
+        two.screenshot(path=str(demo_path("collab-mpr-reader2.png")))
     finally:
         one.context.close()
         two.context.close()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from annotations.planes import PlaneRef
 from collab import protocol
 from collab.protocol import ProtocolError
 from collab.ratelimit import TokenBucket
@@ -125,6 +126,75 @@ def test_a_viewport_carries_the_mpr_planes() -> None:
     assert entry["crosshair"] == {"frameOfReference": "1.2.9", "point": [-84.7, 0.0, -225.0]}
     assert protocol.parse('{"type": "viewport", "mpr": null}').entry("p") == {"user": "p", "mpr": None}
     assert "mpr" not in protocol.parse('{"type": "viewport", "zoom": 2}').entry("p")
+
+
+PLANE = {"series": "1.2.3", "plane": "coronal", "index": 30}
+
+
+def test_a_create_draft_and_cursor_may_be_on_a_reformatted_plane() -> None:
+    """``plane`` instead of ``instance``: read as REST reads it (annotations.planes.read_plane); the
+    geometry a stored plane carries is ignored (the server computes it); entries carry the plane."""
+    stored = {**PLANE, "position": [1, 2, 3], "rows": 426, "columns": 512}
+    create = protocol.parse(json.dumps({"type": "annotation.create", "ref": "p-1", "annotation": {
+        "plane": stored, "kind": "length", "points": [[30.5, 10], [30.5, 30]]}}))
+    assert isinstance(create, protocol.AnnotationCreate)
+    shape = create.annotation
+    assert (shape.instance, shape.frame, shape.plane) == ("", 1, PlaneRef("1.2.3", "coronal", 30))
+    assert create.point_count == 2
+    with_null_instance = protocol.parse(json.dumps({"type": "annotation.create", "ref": "p-2", "annotation": {
+        "instance": None, "frame": 1, "plane": PLANE, "kind": "ellipse", "points": [[1, 1], [4, 3]]}}))
+    assert with_null_instance.annotation.plane == PlaneRef("1.2.3", "coronal", 30)
+    draft = protocol.parse(json.dumps({"type": "annotation.draft", "instance": None, "plane": PLANE,
+                                       "kind": "length", "points": [[1, 2], [3, 4]]}))
+    assert draft.entry("r1") == {"user": "r1", "plane": PLANE, "kind": "length", "points": [[1.0, 2.0], [3.0, 4.0]],
+                                 "label": ""}
+    cursor = protocol.parse(json.dumps({"type": "cursor", "plane": {**PLANE, "index": 0}, "x": 1, "y": 2.5}))
+    assert cursor.entry("r1") == {"user": "r1", "plane": {**PLANE, "index": 0}, "x": 1.0, "y": 2.5}
+    update = protocol.parse(json.dumps({"type": "annotation.update", "ref": "u", "id": 1, "version": 1,
+                                        "annotation": {"points": [[1, 1], [2, 2]], "plane": PLANE}}))
+    assert update.plane == PlaneRef("1.2.3", "coronal", 30)
+    assert protocol.parse(json.dumps({"type": "annotation.update", "ref": "u", "id": 1, "version": 1,
+                                      "annotation": {"label": "x"}})).plane is None
+
+
+def _on_plane(kind: str, **plane: object) -> dict[str, object]:
+    return {"plane": {**PLANE, **plane}, "kind": kind, "points": [[1, 1], [2, 2]]}
+
+
+@pytest.mark.parametrize("message, detail", [
+    ({"type": "annotation.create", "ref": "r", "annotation": {**_on_plane("length"), "instance": "1.2.3.4"}}, "not both"),
+    ({"type": "annotation.create", "ref": "r", "annotation": {**_on_plane("length"), "frame": 2}}, "not both"),
+    ({"type": "annotation.create", "ref": "r", "annotation": _on_plane("bidirectional")}, "only length and ellipse"),
+    ({"type": "annotation.create", "ref": "r", "annotation": _on_plane("length", plane="oblique")}, "plane.plane"),
+    ({"type": "annotation.create", "ref": "r", "annotation": _on_plane("length", index=-1)}, "plane.index"),
+    ({"type": "annotation.create", "ref": "r", "annotation": _on_plane("length", index=True)}, "plane.index"),
+    ({"type": "annotation.create", "ref": "r", "annotation": _on_plane("length", index=(1 << 20) + 1)}, "plane.index"),
+    ({"type": "annotation.create", "ref": "r", "annotation": _on_plane("length", series="x" * 70)}, "plane.series"),
+    ({"type": "annotation.create", "ref": "r", "annotation": _on_plane("length", series="1.2.a")}, "plane.series"),
+    ({"type": "annotation.create", "ref": "r", "annotation": {**_on_plane("length"), "plane": "coronal"}}, "plane must be"),
+    ({"type": "annotation.create", "ref": "r", "annotation": {**_on_plane("length"), "points": [[1, 1e308]]}}, "finite"),
+    ({"type": "annotation.draft", **_on_plane("point")}, "only length and ellipse"),
+    ({"type": "annotation.draft", **_on_plane("length", index=1.5)}, "plane.index"),
+    ({"type": "cursor", "plane": {**PLANE, "plane": "axial2"}, "x": 1, "y": 1}, "plane.plane"),
+    ({"type": "cursor", "plane": PLANE, "instance": "1.2.3.4", "x": 1, "y": 1}, "not both"),
+    ({"type": "cursor", "plane": [1, 2], "x": 1, "y": 1}, "plane must be"),
+    ({"type": "annotation.update", "ref": "u", "id": 1, "version": 1,
+      "annotation": {"points": [[1, 1], [2, 2]], "plane": {**PLANE, "index": -2}}}, "plane.index"),
+])
+def test_plane_refusals_are_bad_requests_with_the_rest_paths_reasons(message: dict[str, object], detail: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        protocol.parse(json.dumps(message))
+    assert caught.value.code == "bad_request" and detail in caught.value.message, caught.value.message
+    assert caught.value.ref == message.get("ref")
+
+
+def test_the_protocol_reads_planes_with_the_rest_paths_bounds() -> None:
+    from annotations import planes, services
+    from viewer import volume
+
+    assert protocol.PLANES == planes.PLANES == volume.PLANES
+    assert protocol.MAX_PLANE_INDEX == planes.MAX_PLANE_INDEX == services.MAX_PLANE_INDEX
+    assert tuple(k.value for k in services.PLANE_KINDS) == planes.PLANE_KINDS
 
 
 def test_an_error_keeps_the_frames_ref() -> None:

@@ -8,8 +8,10 @@ export function hoverMode(vp) {
     if (!vp.stack || event.buttons) return;
     const item = vp.item;
     const [x, y] = vp.toImage(event.clientX, event.clientY);
-    const inside = item && item.sop && x >= 0 && y >= 0 && x <= item.columns && y <= item.rows;
-    vp.app.cursor(vp, inside ? { instance: item.sop, frame: item.frame, x, y } : null);
+    const inside = item && (item.sop || item.plane) && x >= 0 && y >= 0 && x <= item.columns && y <= item.rows;
+    // on a reformatted plane (MPR) the position names the plane ({series, plane, index}), not an instance
+    const at = item && item.plane ? { instance: null, frame: null, plane: item.plane } : { instance: item && item.sop, frame: item && item.frame };
+    vp.app.cursor(vp, inside ? { ...at, x, y } : null);
   };
   const leave = () => vp.app.cursor(vp, null);
   return {

@@ -29,7 +29,7 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
       const here = (e) => clampPoint(vp.toImage(e.clientX, e.clientY), columns, rows);
       const instance = item.sop;
       const frame = item.frame;
-      vp.draft = { kind: adapter.kind, points: adapter.begin(here(event)), instance, frame };
+      vp.draft = { kind: adapter.kind, points: adapter.begin(here(event)), instance, frame, plane: item.plane || null };
       app.draft(vp.draft);
       const minimum = 3 / vp.scale;
       const move = (e) => {
