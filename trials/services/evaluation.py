@@ -166,6 +166,9 @@ def recist_table(access: TrialAccess, read: Read) -> dict[str, Any]:
     if read.is_signed and read.result is not None:
         return {"evaluation": read.result, "errors": [], "missing": []}
     timepoints, missing = recist_timepoints(access, read)
+    if not any(tp.targets or tp.non_target is recist.NonTarget.PRESENT for tp in timepoints[:1]):
+        # no lesion yet: what is missing says so ("no target or non-target lesion yet"), not an error
+        return {"evaluation": None, "errors": [], "missing": missing}
     try:
         evaluation = recist.evaluation_to_json(recist.evaluate(timepoints, trial_settings(read.trial)))
         errors: list[str] = []
