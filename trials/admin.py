@@ -5,7 +5,7 @@ from trials.models import Adjudication, Read, Subject, Trial, TrialTimepoint
 
 @admin.register(Trial)
 class TrialAdmin(admin.ModelAdmin):
-    list_display = ("name", "project", "double_read", "confirmation_required")
+    list_display = ("name", "project", "double_read", "confirmation_required", "targets_by_length")
 
 
 @admin.register(Subject)

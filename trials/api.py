@@ -1,6 +1,7 @@
 """REST endpoints of trials (DRF). Thin: resolve through :mod:`trials.services.access`, call one action.
 
-- ``GET|POST /api/trials/<slug>/``: the trial (any member) / create it (organizer)
+- ``GET|POST /api/trials/<slug>/``: the trial (any member) / create it (organizer) ``{"name", "double_read"?,
+  "confirmation_required"?, "targets_by_length"?, "adjudicators"?}``
 - ``POST /api/trials/<slug>/subjects/`` ``{"label", "patient_id"}`` (organizer)
 - ``POST /api/trials/<slug>/assign/`` ``{"readers": [username, ...]}`` (organizer)
 - ``GET /api/trials/<slug>/reads/``: the caller's worklist (readers: own reads, random order)
@@ -44,6 +45,7 @@ def trial_json(access: TrialAccess) -> dict[str, Any]:
         "name": trial.name,
         "double_read": trial.double_read,
         "confirmation_required": trial.confirmation_required,
+        "targets_by_length": trial.targets_by_length,
         "adjudicators": setup.usernames(trial.adjudicators.all()),
         "subjects": trial.subjects.count(),
         "you": {"organizer": access.is_organizer, "adjudicator": access.is_adjudicator},
@@ -58,7 +60,8 @@ class TrialView(APIView):
         body = _body(request)
         setup.create_trial(
             request.user, slug, name=body.get("name"), double_read=body.get("double_read", True),
-            confirmation_required=body.get("confirmation_required", True), adjudicators=body.get("adjudicators", []))
+            confirmation_required=body.get("confirmation_required", True),
+            targets_by_length=body.get("targets_by_length", False), adjudicators=body.get("adjudicators", []))
         return Response(trial_json(access_trial(request.user, slug)), status=201)
 
 

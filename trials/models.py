@@ -33,6 +33,10 @@ class Trial(models.Model):
     blinded = models.BooleanField(default=True)
     #: RECIST 1.1 §4.6.1: CR and PR need confirmation for the best overall response.
     confirmation_required = models.BooleanField(default=True)
+    #: A non-nodal target (and a non-nodal new lesion) may be measured with a length, its long axis,
+    #: instead of a bidirectional (RECIST 1.1 §3.1.1: the longest diameter); nodes always need the
+    #: bidirectional's short axis. ``trials.rules.measuring_kinds`` decides. Set when the trial is created.
+    targets_by_length = models.BooleanField(default=False)
     #: Users who resolve disagreements; they never read the trial's subjects themselves.
     adjudicators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="adjudicated_trials")
     created_at = models.DateTimeField(auto_now_add=True)

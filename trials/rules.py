@@ -83,3 +83,49 @@ def decide_write(project_role: str | None, *, own: bool, status: str) -> str | N
 def may_adjudicate(project_role: str | None, *, adjudicator: bool, state: str) -> bool:
     """Adjudicators choose a read of a subject whose two signed reads disagree, once."""
     return adjudicates(project_role, adjudicator=adjudicator) and state == NEEDS_ADJUDICATION
+
+
+# --------------------------------------------------------------------------------------------
+# Which marks measure a lesion
+# --------------------------------------------------------------------------------------------
+
+BIDIRECTIONAL, LENGTH, POINT = "bidirectional", "length", "point"
+#: The kinds a read's mark may be.
+MARK_KINDS = (BIDIRECTIONAL, LENGTH, POINT)
+TARGET, NON_TARGET, NEW = "target", "non_target", "new"
+
+
+def measuring_kinds(role: str, *, nodal: bool, targets_by_length: bool) -> tuple[str, ...]:
+    """The kinds of mark that are a lesion's measurement (its RECIST diameter), in the order offered.
+
+    A bidirectional always measures a target or a new lesion (long and short axis). RECIST 1.1 measures a
+    non-nodal lesion by its longest diameter (§3.1.1), so a trial that allows it (``targets_by_length``)
+    also takes a length, the long axis alone, for a non-nodal target and a non-nodal new lesion. A lymph
+    node is measured by its short axis: the bidirectional only, whatever the trial. Non-targets are not
+    measured (a mark says where they are): none.
+    """
+    if role == NON_TARGET:
+        return ()
+    if targets_by_length and not nodal:
+        return (BIDIRECTIONAL, LENGTH)
+    return (BIDIRECTIONAL,)
+
+
+def mark_refusal(role: str, *, nodal: bool, targets_by_length: bool, kind: str, baseline: bool) -> str | None:
+    """Why a mark of ``kind`` cannot be a lesion's at a time point (``baseline``: the first), in words;
+    ``None`` when it can. A target's mark must be its measurement (:func:`measuring_kinds`); a new
+    lesion's may be any kind (one that does not measure it says where it is), but never at baseline; a
+    non-target's any kind (where it is)."""
+    if role == NEW and baseline:
+        return "New lesions are recorded at follow-ups only."
+    if role != TARGET or kind in measuring_kinds(role, nodal=nodal, targets_by_length=targets_by_length):
+        return None
+    if nodal:
+        return ("A lymph node target is measured with the bidirectional tool: its RECIST diameter is the "
+                "short axis.")
+    if targets_by_length:
+        return "A target is measured with the bidirectional or the length tool."
+    if kind == LENGTH:
+        return ("This trial measures targets with the bidirectional tool (long and short axis), not with a "
+                "length.")
+    return "A target is measured with the bidirectional tool (long and short axis)."

@@ -197,7 +197,7 @@ function recistTable(read) {
 function lesionButton(read, lesion) {
   const tp = currentTp();
   const cell = lesion.assessments[read.timepoints.findIndex((t) => t.id === tp.id)] || null;
-  const now = cell ? (cell.long_axis_mm !== null && cell.long_axis_mm !== undefined ? `${mm(cell.long_axis_mm)} × ${mm(cell.short_axis_mm)}` : STATUS_TEXT[cell.status] || dash(cell.status)) : "–";
+  const now = cell ? (cell.long_axis_mm !== null && cell.long_axis_mm !== undefined ? (cell.short_axis_mm === null || cell.short_axis_mm === undefined ? mm(cell.long_axis_mm) : `${mm(cell.long_axis_mm)} × ${mm(cell.short_axis_mm)}`) : STATUS_TEXT[cell.status] || dash(cell.status)) : "–";
   return el("li", {}, el("button", {
     type: "button", class: "lesion-button", "data-testid": `lesion-${read.side}-${lesion.identifier}`,
     title: `Go to reader ${read.side}'s ${lesion.identifier}`, on: { click: () => goTo(read.side, lesion) },

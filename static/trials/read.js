@@ -52,8 +52,13 @@ function axis(value) {
   return value === null || value === undefined ? "–" : value;
 }
 
+/** A measurement's axes: "long × short", or the long axis alone for a length (no short axis). */
+function axes(m) {
+  return m.short_axis_mm === null || m.short_axis_mm === undefined ? axis(m.long_axis_mm) : `${axis(m.long_axis_mm)} × ${axis(m.short_axis_mm)}`;
+}
+
 function svgShot(item) {
-  // The rendered frame with the bidirectional's two axes drawn over it, in image pixel coordinates.
+  // The rendered frame with the bidirectional's two axes (a length's one) drawn over it, in image pixel coordinates.
   if (!item || !item.points || !item.columns) return null;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -66,7 +71,7 @@ function svgShot(item) {
   image.setAttribute("height", item.rows);
   svg.append(image);
   const [a, b, c, d] = item.points;
-  for (const [p, q, colour] of [[a, b, "#ffd33d"], [c, d, "#4fb3ff"]]) {
+  for (const [p, q, colour] of [[a, b, "#ffd33d"], [c, d, "#4fb3ff"]].filter(([p, q]) => p && q)) {
     const line = document.createElementNS(ns, "line");
     Object.entries({ x1: p[0], y1: p[1], x2: q[0], y2: q[1], stroke: colour, "stroke-width": Math.max(item.columns / 160, 0.6) })
       .forEach(([k, v]) => line.setAttribute(k, v));
@@ -84,7 +89,7 @@ function cell(lesion, tp, index) {
   });
   if (lesion.role === "new" && tp.order === 0) return el("td", { class: "cell muted" }, "—");
   const shown = assessment && assessment.long_axis_mm !== null
-    ? el("div", { class: "value" }, `${axis(assessment.long_axis_mm)} × ${axis(assessment.short_axis_mm)} mm`) : null;
+    ? el("div", { class: "value" }, `${axes(assessment)} mm`) : null;
   // the key image opens the read's viewer at that time point, on the lesion's slice
   const picture = svgShot(assessment ? { ...assessment, timepoint: tp.id } : null);
   const shot = picture ? el("a", { href: `${boot.viewer}?timepoint=${tp.id}&lesion=${lesion.id}`, title: `${lesion.identifier} at ${tp.label}: open on its slice` }, picture) : null;
@@ -102,7 +107,7 @@ function cell(lesion, tp, index) {
     on: { change: () => save(lesion, tp, status.value || (lesion.role === "new" ? "present" : "measured"), measurement.value) },
   }, el("option", { value: "" }, "— measurement —"),
   own.map((m) => el("option", { value: m.id, selected: assessment && assessment.annotation === m.id },
-    `#${m.id} ${m.label ? m.label + " " : ""}${axis(m.long_axis_mm)} × ${axis(m.short_axis_mm)} ${m.unit || ""}${m.valid ? "" : " (invalid)"}`)));
+    `#${m.id} ${m.label ? m.label + " " : ""}${axes(m)} ${m.unit || ""}${m.kind === "length" ? " (length)" : ""}${m.valid ? "" : " (invalid)"}`)));
   const canMeasure = lesion.role === "target" || lesion.role === "new";
   return el("td", { class: "cell" }, status, canMeasure ? measurement : null, shown, shot);
 }

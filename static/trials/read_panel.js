@@ -8,8 +8,9 @@
 //   one a click away), linked scrolling on (linking.js); the registration between the two studies the
 //   reader sets with the link action is remembered for the read (localStorage).
 // - One gesture: a selected ("armed") lesion takes the next mark drawn (bidirectional: its measurement
-//   at the image's time point, labelled with its name). A mark drawn with no lesion selected asks for
-//   its name in the panel (role, organ): a new lesion.
+//   at the image's time point, labelled with its name; a length too for a non-nodal target where the trial
+//   measures targets by length: the server's lesion.measured_by says which, and the panel offers those
+//   tools). A mark drawn with no lesion selected asks for its name in the panel (role, organ): a new lesion.
 // - Tracking: a lesion's button brings the viewports to its last mark and centres it; its history shows
 //   the axes at every time point, each a key image that jumps to its slice.
 import { requestJson } from "../viewer/api.js";
@@ -123,6 +124,9 @@ function el(tag, attrs = {}, ...children) {
 }
 
 const mm = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(1));
+const TOOL_TEXT = { bidirectional: "bidirectional", length: "length" };
+/** A measurement's axes: "long × short", or the long axis alone for a length (no short axis). */
+const axes = (cell) => (cell.short_axis_mm === null || cell.short_axis_mm === undefined ? mm(cell.long_axis_mm) : `${mm(cell.long_axis_mm)} × ${mm(cell.short_axis_mm)}`);
 
 // ------------------------------------------------------------------ the read's facts
 
@@ -138,6 +142,14 @@ function besideTp() {
   const chosen = ui.beside && tpById(ui.beside);
   if (chosen && chosen.order < cur.order) return chosen;
   return timepoints().filter((tp) => tp.order < cur.order).pop() || null;
+}
+
+/** Arm `lesion` (its next mark is its measurement): a drawing tool that cannot measure it gives way to one that can
+ * (a node's bidirectional after a length). */
+function arm(lesion) {
+  ui.armed = lesion ? lesion.id : null;
+  const kinds = (lesion && lesion.measured_by) || [];
+  if (lesion && kinds.length && TOOL_TEXT[app.tool] && !kinds.includes(app.tool)) app.setTool(kinds[0]);
 }
 
 function allowedStatuses(lesion, tp) {
@@ -211,7 +223,8 @@ async function goTo(lesion, tp = null) {
     viewport = viewportOf(target);
     if (!viewport) return;
   }
-  await app.loadMetadata(viewport.stack);
+  // every viewport's metadata first: a time point hung a moment ago is centred too, not only moved to the level
+  await Promise.all(app.viewports.filter((v) => !v.root.hidden && v.stack).map((v) => app.loadMetadata(v.stack)));
   const { instance, frame, points } = where.annotation;
   const index = viewport.stack.indexOf(instance, frame || 1);
   if (index < 0) return;
@@ -257,7 +270,8 @@ async function setStatus(lesion, tp, status) {
   if (!data) return;
   ui.read = data;
   // a status that needs a measurement waits for it: the lesion takes the next mark drawn
-  ui.armed = status === "measured" && !body.annotation ? lesion.id : ui.armed === lesion.id ? null : ui.armed;
+  if (status === "measured" && !body.annotation) arm(lesion);
+  else if (ui.armed === lesion.id) ui.armed = null;
   render();
 }
 
@@ -283,7 +297,7 @@ async function addLesion(role, organ, nodal) {
   const lesion = lesionById(created.id);
   const tp = currentTp();
   if (lesion && lesion.role === "non_target" && tp.order === 0) await setStatus(lesion, tp, "present");
-  else ui.armed = created.id; // its mark is the next one drawn
+  else arm(lesion || { id: created.id }); // its mark is the next one drawn
   render();
 }
 
@@ -347,7 +361,7 @@ function lesionItem(lesion) {
   const editable = ui.read.editable;
   const armed = ui.armed === lesion.id;
   const measuredHere = cell && cell.long_axis_mm !== null && cell.long_axis_mm !== undefined;
-  const now = cell ? (measuredHere ? `${mm(cell.long_axis_mm)} × ${mm(cell.short_axis_mm)} mm` : STATUS_TEXT[cell.status] + (cell.status === "measured" ? ": waiting for the mark" : "")) : (lesion.role === "new" && tp.order === 0 ? "" : "not assessed");
+  const now = cell ? (measuredHere ? `${axes(cell)} mm` : STATUS_TEXT[cell.status] + (cell.status === "measured" ? ": waiting for the mark" : "")) : (lesion.role === "new" && tp.order === 0 ? "" : "not assessed");
   const head = el("button", {
     type: "button", class: `lesion-button${armed ? " armed" : ""}`, "data-testid": `lesion-${lesion.identifier}`, "aria-pressed": String(armed),
     title: editable ? `Go to ${lesion.identifier}; the next mark drawn is its measurement at ${tp.label}` : `Go to ${lesion.identifier}`,
@@ -355,7 +369,7 @@ function lesionItem(lesion) {
       click: () => {
         ui.selected = lesion.id;
         // the next mark drawn is its measurement while it has none here (select its mark to adjust one)
-        if (editable && allowedStatuses(lesion, tp).length && !(cell && cell.annotation)) ui.armed = armed ? null : lesion.id;
+        if (editable && allowedStatuses(lesion, tp).length && !(cell && cell.annotation)) arm(armed ? null : lesion);
         else if (armed) ui.armed = null;
         render();
         goTo(lesion);
@@ -373,7 +387,7 @@ function lesionItem(lesion) {
   const history = timepoints().map((t, i) => {
     const c = lesion.assessments[i];
     if (!c) return null;
-    const text = c.long_axis_mm !== null && c.long_axis_mm !== undefined ? `${mm(c.long_axis_mm)} × ${mm(c.short_axis_mm)}` : STATUS_TEXT[c.status];
+    const text = c.long_axis_mm !== null && c.long_axis_mm !== undefined ? axes(c) : STATUS_TEXT[c.status];
     const where = locate(lesion, t);
     return el("button", {
       type: "button", class: `history${t.id === tp.id ? " here" : ""}`, "data-testid": `history-${lesion.identifier}-${t.order}`,
@@ -412,6 +426,20 @@ function recistBox() {
       : !problems.length ? el("p", { class: "ok", "data-testid": "complete" }, "Complete: no rule broken.") : null);
 }
 
+/** The lesion that takes the next mark, and the tools that measure it (bidirectional; length where the trial allows it). */
+function armedNote(lesion) {
+  const kinds = (lesion.measured_by || []).filter((kind) => TOOL_TEXT[kind]);
+  const tools = kinds.length > 1 ? el("span", { class: "chips tools", role: "group", "aria-label": `Measure ${lesion.identifier} with` }, kinds.map((kind) => el("button", {
+    type: "button", class: "chip", "aria-pressed": String(app.tool === kind), "data-testid": `armed-tool-${kind}`,
+    title: kind === "length" ? "Length: the long axis alone (L)" : "Bidirectional: long and short axis (B)",
+    on: { click: () => { app.setTool(kind); render(); } },
+  }, TOOL_TEXT[kind]))) : null;
+  const what = kinds.length ? kinds.map((kind) => TOOL_TEXT[kind]).join(" or ") : "mark";
+  return el("p", { class: "armed-note", "data-testid": "armed" },
+    `Drawing for ${lesion.identifier}: the next ${what} is its ${kinds.length ? "measurement" : "mark"}. `, tools, tools ? " " : null,
+    el("button", { type: "button", class: "small-button quiet", on: { click: () => { ui.armed = null; render(); } } }, "Stop"));
+}
+
 function render() {
   if (!ui.read || !app) return;
   const read = ui.read;
@@ -443,9 +471,7 @@ function render() {
       role: (tpById(ui.naming.timepoint) || tp).order === 0 ? "target" : "new",
       onPick: nameMark, onCancel: discardNaming,
     }) : null,
-    ui.armed && lesionById(ui.armed) ? el("p", { class: "armed-note", "data-testid": "armed" },
-      `Drawing for ${lesionById(ui.armed).identifier}: the next bidirectional is its measurement. `,
-      el("button", { type: "button", class: "small-button quiet", on: { click: () => { ui.armed = null; render(); } } }, "Stop")) : null,
+    ui.armed && lesionById(ui.armed) ? armedNote(lesionById(ui.armed)) : null,
     ...Object.entries(ROLES).map(([role, title]) => {
       const lesions = read.lesions.filter((lesion) => lesion.role === role);
       if (role === "new" && tp.order === 0 && !lesions.length) return null;
@@ -458,7 +484,7 @@ function render() {
         ui.adding === role ? chooser({ title: `New ${ROLE_ONE[role].toLowerCase()} lesion`, testid: "add-lesion", roles: [role], role,
           onPick: addLesion, onCancel: () => { ui.adding = null; render(); } }) : null,
         lesions.length ? el("ol", { class: "lesions" }, lesions.map(lesionItem))
-          : el("p", { class: "muted small" }, role === "target" ? "Draw a bidirectional on a lesion, then name it." : "None."));
+          : el("p", { class: "muted small" }, role === "target" ? `Draw a bidirectional${read.targets_by_length ? " (or a length)" : ""} on a lesion, then name it.` : "None."));
     }),
     recistBox(),
     ui.errors.length ? el("ul", { class: "problems", role: "alert", "data-testid": "errors" }, ui.errors.map((e) => el("li", {}, e))) : null,
@@ -515,6 +541,8 @@ document.addEventListener("keydown", (event) => {
 
 await whenReady(() => window.crossread && window.crossread.app);
 app = window.crossread.app;
+// the armed note shows which of its tools is on: drawn again when the tool changes (toolbar, keys)
+new MutationObserver(() => { if (ui.armed) render(); }).observe(document.getElementById("viewports"), { attributes: true, attributeFilter: ["data-tool"] });
 app.readPanel = { ui, refresh, goTo: (identifier, order) => goTo(ui.read.lesions.find((l) => l.identifier === identifier), order === undefined ? null : timepoints().find((t) => t.order === order)) };
 await refresh();
 if (ui.read) {

@@ -9,21 +9,56 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import requests
+from pydicom.uid import generate_uid
 
 from tests.live import LiveSite
 
 
-def demo_trial_site(root: Path, **env: str) -> tuple[LiveSite, str, dict[str, Any]]:
+def later_study(source: Path, out: Path, *, date: str, tag: str) -> Path:
+    """A copy of the study in ``source`` (a folder of the phantom's) as a later scan of the same patient: new
+    Study, Series, SOP Instance and Frame of Reference UIDs (derived from the old ones and ``tag``), the
+    dates ``date`` (YYYYMMDD), its own accession number and study ID. Returns ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
+            setattr(ds, keyword, generate_uid(entropy_srcs=[tag, str(getattr(ds, keyword))]))
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+            setattr(ds, keyword, date)
+        ds.AccessionNumber = f"{tag}"[:16]
+        ds.StudyID = f"{tag}"[:16]
+        ds.save_as(out / path.name, enforce_file_format=True)
+    return out
+
+
+def demo_trial_site(root: Path, *, follow_up_2: bool = False, targets_by_length: bool = False,
+                    **env: str) -> tuple[LiveSite, str, dict[str, Any]]:
     """A started site with the demo users, a small phantom (120 slices of 128x128) in the demo project
-    and the demo trial on it: the site, its URL and the phantom's truth by study."""
+    and the demo trial on it: the site, its URL and the phantom's truth by study. ``follow_up_2``: the
+    phantom's follow-up again as a third study of the patient, 8 weeks after the follow-up (a copy under new
+    UIDs, :func:`later_study`), so the subject has three time points (its truth is the follow-up's, under
+    ``"followup2"``); ``targets_by_length``: the trial's setting."""
     site = LiveSite.create(root, **env)
     site.manage("load_demo", "--no-studies")
     site.manage("make_phantom", str(root / "phantom"), "--slices", "120", "--size", "128", "--seed", "0")
     site.manage("import_dicom", str(root / "phantom"), "--project", "demo", "--quiet")
-    site.manage("load_demo_trial")
+    truth = json.loads((root / "phantom" / "phantom.json").read_text())["studies"]
+    if follow_up_2:
+        later_study(root / "phantom" / "followup", root / "followup2", date="20240429", tag="FU2")
+        site.manage("import_dicom", str(root / "followup2"), "--project", "demo", "--quiet")
+        again = json.loads(json.dumps(truth["followup"]))
+        for key in ("study_instance_uid", "series_instance_uid"):
+            again[key] = generate_uid(entropy_srcs=["FU2", again[key]])
+        for lesion in again["lesions"]:
+            if lesion.get("sop_instance_uid"):  # (an absent lesion has none)
+                lesion["sop_instance_uid"] = generate_uid(entropy_srcs=["FU2", lesion["sop_instance_uid"]])
+        truth["followup2"] = again
+    site.manage("load_demo_trial", *(["--targets-by-length"] if targets_by_length else []))
     url = site.start(1)[0]
-    return site, url, json.loads((root / "phantom" / "phantom.json").read_text())["studies"]
+    return site, url, truth
 
 
 def _call(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:

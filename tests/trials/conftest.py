@@ -97,15 +97,26 @@ class Trial:
         return read
 
 
-@pytest.fixture
-def trial(team: dict[str, Any], phantom_files: dict[str, Any]) -> Trial:
+def make_trial(team: dict[str, Any], phantom_files: dict[str, Any], **settings: Any) -> Trial:
+    """The phantom trial, created with ``settings`` (e.g. ``targets_by_length=True``)."""
     handles = Trial(team, phantom_files["truth"])
     for tp in ("baseline", "followup"):
         for data in phantom_files["files"][tp]:
             assert ingest_bytes(handles.project, data).ok
     services.create_trial(handles.organizer, handles.project.slug, name="Phantom trial",
-                          adjudicators=["adjudicator"])
+                          adjudicators=["adjudicator"], **settings)
     access = handles.access(handles.organizer)
     services.add_subject(access, label="S001", patient_id="PHANTOM-001")
     services.assign_readers(access, readers=["reader", "reader2"])
     return handles
+
+
+@pytest.fixture
+def trial(team: dict[str, Any], phantom_files: dict[str, Any]) -> Trial:
+    return make_trial(team, phantom_files)
+
+
+@pytest.fixture
+def length_trial(team: dict[str, Any], phantom_files: dict[str, Any]) -> Trial:
+    """The phantom trial where a non-nodal target may be measured with a length."""
+    return make_trial(team, phantom_files, targets_by_length=True)

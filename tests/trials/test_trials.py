@@ -52,6 +52,14 @@ def test_the_read_reproduces_the_phantom_recist_scenario(trial: Any) -> None:
     assert [lesion["identifier"] for lesion in body["lesions"]] == ["T1", "T2", "T3", "NT1", "N1"]
 
 
+def test_a_read_without_lesions_says_what_is_missing_not_an_error(trial: Any) -> None:
+    access, read = trial.access(trial.reader1), trial.read_of(trial.reader1)
+    assert services.recist_table(access, read) == {
+        "evaluation": None, "errors": [], "missing": ["baseline: no target or non-target lesion yet"]}
+    response = trial.client(trial.reader1).post(_read_url(read, "sign/"))
+    assert response.status_code == 400 and response.json()["errors"] == ["baseline: no target or non-target lesion yet"]
+
+
 def test_the_table_reports_missing_and_broken_rules_live(trial: Any) -> None:
     access, read = trial.access(trial.reader1), trial.read_of(trial.reader1)
     base, follow = trial.timepoints(read)

@@ -12,13 +12,15 @@ from annotations import recist
 from trials import rules
 from trials.models import Assessment, Lesion, LesionRole, Read, ReadMark, Trial, TrialTimepoint
 from trials.services.access import TrialAccess
-from trials.services.reading import own_measurements
+from trials.services.reading import lesion_kinds, own_measurements
 
 
 @dataclass(frozen=True)
 class Axes:
+    """A measurement: a bidirectional's long and short axis, or a length's long axis alone (no short axis)."""
+
     long_mm: Decimal
-    short_mm: Decimal
+    short_mm: Decimal | None
     points: list[list[float]]
     sop_instance_uid: str
     sop_class_uid: str
@@ -35,17 +37,19 @@ def assessment_axes(access: TrialAccess, assessment: Assessment) -> Axes | None:
         series_uid, columns, rows = access.project_access.instances().filter(
             sop_instance_uid=assessment.sop_instance_uid
         ).values_list("series__series_instance_uid", "columns", "rows").first() or ("", 0, 0)
-        return Axes(assessment.long_axis_mm, assessment.short_axis_mm or Decimal(0), assessment.points or [],
+        return Axes(assessment.long_axis_mm, assessment.short_axis_mm, assessment.points or [],
                     assessment.sop_instance_uid, assessment.sop_class_uid, assessment.frame or 1,
                     assessment.timepoint.study.study_instance_uid, series_uid, columns or 0, rows or 0)
     annotation = assessment.annotation
     if annotation is None or annotation.deleted:
         return None
     values = annotation.measurements or {}
-    if values.get("long_axis") is None:
+    long_axis = values.get("long_axis", values.get("length"))  # a length (targets_by_length) is the long axis
+    if long_axis is None:
         return None
+    short_axis = values.get("short_axis")
     instance = annotation.instance
-    return Axes(Decimal(str(values["long_axis"])), Decimal(str(values.get("short_axis") or 0)),
+    return Axes(Decimal(str(long_axis)), None if short_axis is None else Decimal(str(short_axis)),
                 annotation.points, instance.sop_instance_uid, instance.sop_class_uid, annotation.frame,
                 instance.series.study.study_instance_uid, instance.series.series_instance_uid,
                 instance.columns or 0, instance.rows or 0)
@@ -118,10 +122,15 @@ def recist_timepoints(access: TrialAccess, read: Read) -> tuple[list[recist.Time
             if status == "measured":
                 axes = assessment_axes(access, assessment)  # type: ignore[arg-type]
                 if axes is None and assessment.annotation_id is None:  # type: ignore[union-attr]
-                    missing.append(f"{tp.label}: {lesion.identifier} waits for its measurement (draw the bidirectional)")
+                    tool = " or the length" if rules.LENGTH in lesion_kinds(lesion) else ""
+                    missing.append(f"{tp.label}: {lesion.identifier} waits for its measurement (draw the bidirectional{tool})")
                     status = None
                 elif axes is None:
                     missing.append(f"{tp.label}: {lesion.identifier} has no usable measurement")
+                    status = None
+                elif lesion.nodal and axes.short_mm is None:  # a length, and the lesion made a node since
+                    missing.append(f"{tp.label}: {lesion.identifier} is a lymph node: its short axis is measured "
+                                   "with the bidirectional")
                     status = None
                 else:
                     diameter = axes.short_mm if lesion.nodal else axes.long_mm
@@ -157,6 +166,9 @@ def recist_table(access: TrialAccess, read: Read) -> dict[str, Any]:
     if read.is_signed and read.result is not None:
         return {"evaluation": read.result, "errors": [], "missing": []}
     timepoints, missing = recist_timepoints(access, read)
+    if not any(tp.targets or tp.non_target is recist.NonTarget.PRESENT for tp in timepoints[:1]):
+        # no lesion yet: what is missing says so ("no target or non-target lesion yet"), not an error
+        return {"evaluation": None, "errors": [], "missing": missing}
     try:
         evaluation = recist.evaluation_to_json(recist.evaluate(timepoints, trial_settings(read.trial)))
         errors: list[str] = []
@@ -176,6 +188,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
         "reader": read.reader.get_username(),
         "status": read.status,
         "signed_at": read.signed_at.isoformat() if read.signed_at else None,
+        "targets_by_length": read.trial.targets_by_length,
         "editable": rules.decide_write(access.role, own=read.reader_id == access.user.pk, status=read.status) is None,
         "timepoints": [
             {"id": tp.pk, "label": tp.label, "order": tp.order, "day": rows.day(tp),
@@ -196,7 +209,7 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
                 "status": assessment.status,
                 "annotation": assessment.annotation_id,
                 "long_axis_mm": float(axes.long_mm) if axes else None,
-                "short_axis_mm": float(axes.short_mm) if axes else None,
+                "short_axis_mm": float(axes.short_mm) if axes and axes.short_mm is not None else None,
                 "points": axes.points if axes else None,
                 "instance": axes.sop_instance_uid if axes else None,
                 "series": axes.series_uid if axes else None,
@@ -207,6 +220,8 @@ def serialize_read(access: TrialAccess, read: Read) -> dict[str, Any]:
         data["lesions"].append({
             "id": lesion.pk, "identifier": lesion.identifier, "role": lesion.role, "organ": lesion.organ,
             "nodal": lesion.nodal, "tracking_uid": lesion.tracking_uid, "assessments": cells,
+            # the kinds of mark that measure it (trials.rules.measuring_kinds): the panel offers their tools
+            "measured_by": list(lesion_kinds(lesion)),
         })
     # which lesion and time point each of the read's marks is (the marks themselves: GET .../marks/)
     data["marks"] = [{"annotation": a, "lesion": lesion, "timepoint": tp} for a, lesion, tp in ReadMark.objects.filter(

@@ -87,7 +87,8 @@ def _check_nodal(nodal: Any) -> bool:
 
 
 def access_lesion(read: Read, lesion_id: Any) -> Lesion:
-    return row_by_key(Lesion.objects.filter(read=read), lesion_id, NotFound("No such lesion."))
+    return row_by_key(Lesion.objects.filter(read=read).select_related("read__trial"), lesion_id,
+                      NotFound("No such lesion."))
 
 
 def update_lesion(access: TrialAccess, lesion: Lesion, *, organ: Any = None, nodal: Any = None) -> Lesion:
@@ -115,12 +116,38 @@ def access_timepoint(read: Read, timepoint_id: Any) -> TrialTimepoint:
                       BadRequest("timepoint must be the id of one of the subject's time points."))
 
 
-def _check_annotation(read: Read, timepoint: TrialTimepoint, annotation_id: Any) -> Annotation:
-    """The reader's own, live, bidirectional annotation on an image of this time point's study: a mark
-    of this read, or one drawn outside any read and any reading session (it becomes this read's when
-    assigned)."""
+def lesion_kinds(lesion: Lesion) -> tuple[str, ...]:
+    """The kinds of mark that measure this lesion in its trial (``trials.rules.measuring_kinds``)."""
+    return rules.measuring_kinds(lesion.role, nodal=lesion.nodal, targets_by_length=lesion.read.trial.targets_by_length)
+
+
+def mark_refusal(lesion: Lesion, tp: TrialTimepoint, kind: str) -> str | None:
+    """Why a mark of ``kind`` cannot be ``lesion``'s at ``tp`` (``trials.rules.mark_refusal``)."""
+    return rules.mark_refusal(lesion.role, nodal=lesion.nodal, targets_by_length=lesion.read.trial.targets_by_length,
+                              kind=kind, baseline=tp.order == 0)
+
+
+def unusable(annotation: Annotation) -> str | None:
+    """Why a measuring mark gives no RECIST diameter (in words), ``None`` when it does: a valid
+    bidirectional, or a length, in mm."""
+    measurements = annotation.measurements or {}
+    if measurements.get("unit") != "mm":
+        return "The image has no pixel spacing: the measurement is not in mm."
+    if annotation.kind == rules.BIDIRECTIONAL and not measurements.get("valid"):
+        return ("The bidirectional is not valid: its axes must cross at a right angle and the short axis must "
+                "not exceed the long axis.")
+    if annotation.kind == rules.LENGTH and not measurements.get("length"):
+        return "The length is 0 mm."
+    return None
+
+
+def _check_annotation(read: Read, timepoint: TrialTimepoint, lesion: Lesion, annotation_id: Any) -> Annotation:
+    """The reader's own, live measurement of ``lesion`` (a kind of :func:`lesion_kinds`) on an image of this
+    time point's study: a mark of this read, or one drawn outside any read and any reading session (it
+    becomes this read's when assigned)."""
+    kinds = lesion_kinds(lesion)
     if isinstance(annotation_id, bool) or not isinstance(annotation_id, int):
-        raise BadRequest("annotation must be the id of your bidirectional measurement.")
+        raise BadRequest(f"annotation must be the id of your {' or '.join(kinds)} measurement.")
     annotation = Annotation.objects.select_related("instance__series__study").filter(
         pk=annotation_id, project=read.trial.project, deleted=False, session_id=None).first()
     if annotation is None or annotation.author_id != read.reader_id:
@@ -128,16 +155,14 @@ def _check_annotation(read: Read, timepoint: TrialTimepoint, annotation_id: Any)
     owner = ReadMark.objects.filter(annotation=annotation).values_list("read_id", flat=True).first()
     if owner is not None and owner != read.pk:
         raise BadRequest("annotation must be one of your own measurements.")
-    if annotation.kind != "bidirectional":
-        raise BadRequest("RECIST diameters come from a bidirectional measurement.")
+    if annotation.kind not in kinds:
+        raise BadRequest(mark_refusal(lesion, timepoint, annotation.kind)
+                         or "RECIST diameters come from a bidirectional measurement.")
     if annotation.instance.series.study_id != timepoint.study_id:
         raise BadRequest(f"The measurement is not on an image of the {timepoint.label} study.")
-    measurements = annotation.measurements or {}
-    if measurements.get("unit") != "mm":
-        raise BadRequest("The image has no pixel spacing: the measurement is not in mm.")
-    if not measurements.get("valid"):
-        raise BadRequest("The bidirectional is not valid: its axes must cross at a right angle "
-                         "and the short axis must not exceed the long axis.")
+    problem = unusable(annotation)
+    if problem:
+        raise BadRequest(problem)
     return annotation
 
 
@@ -163,7 +188,7 @@ def set_assessment(access: TrialAccess, read: Read, *, lesion: Any, timepoint: A
     if annotation is not None:
         if not measured:
             raise BadRequest(f"A lesion that is {status.replace('_', ' ')} has no measurement.")
-        chosen = _check_annotation(read, tp, annotation)
+        chosen = _check_annotation(read, tp, found, annotation)
     # "measured" without its measurement is kept: the read waits for the mark (the table says so and
     # signing refuses until it is drawn).
     with transaction.atomic():
@@ -179,16 +204,18 @@ def set_assessment(access: TrialAccess, read: Read, *, lesion: Any, timepoint: A
 
 
 def own_measurements(read: Read, timepoints: Sequence[TrialTimepoint]) -> list[dict[str, Any]]:
-    """The bidirectional marks of this read (its reader's, drawn for it: never another read's or a
-    reading session's), to choose from."""
+    """The measuring marks of this read (its reader's, drawn for it: never another read's or a reading
+    session's), to choose from: bidirectionals, and lengths in a trial that measures targets by length."""
     study_to_tp = {tp.study_id: tp for tp in timepoints}
+    kinds = [rules.BIDIRECTIONAL, rules.LENGTH] if read.trial.targets_by_length else [rules.BIDIRECTIONAL]
     found = Annotation.objects.filter(
-        read_mark__read=read, deleted=False, kind="bidirectional",
+        read_mark__read=read, deleted=False, kind__in=kinds,
         instance__series__study_id__in=list(study_to_tp)).select_related("instance__series__study")
     return [
-        {"id": a.pk, "timepoint": study_to_tp[a.instance.series.study_id].pk, "label": a.label,
-         "long_axis_mm": (a.measurements or {}).get("long_axis"), "short_axis_mm": (a.measurements or {}).get("short_axis"),
-         "valid": bool((a.measurements or {}).get("valid")), "unit": (a.measurements or {}).get("unit"),
+        {"id": a.pk, "timepoint": study_to_tp[a.instance.series.study_id].pk, "label": a.label, "kind": a.kind,
+         "long_axis_mm": (a.measurements or {}).get("long_axis", (a.measurements or {}).get("length")),
+         "short_axis_mm": (a.measurements or {}).get("short_axis"),
+         "valid": unusable(a) is None, "unit": (a.measurements or {}).get("unit"),
          "instance": a.instance.sop_instance_uid, "series": a.instance.series.series_instance_uid,
          "frame": a.frame, "points": a.points, "columns": a.instance.columns, "rows": a.instance.rows}
         for a in found
@@ -200,8 +227,8 @@ def own_measurements(read: Read, timepoints: Sequence[TrialTimepoint]) -> list[d
 # --------------------------------------------------------------------------------------------
 
 #: The kinds a read's mark may be: RECIST diameters (bidirectional), a length (a non-nodal
-#: lesion's long axis, or where a lesion is), a point (where a non-target is).
-MARK_KINDS = ("bidirectional", "length", "point")
+#: lesion's long axis where the trial allows it, or where a lesion is), a point (where a non-target is).
+MARK_KINDS = rules.MARK_KINDS
 #: A read has at most this many live marks (a subject has a handful of lesions and time points).
 MAX_MARKS_PER_READ = 400
 
@@ -247,18 +274,13 @@ def _timepoint_of_instance(access: TrialAccess, read: Read, instance_uid: Any) -
     return timepoints[study_id]
 
 
-def _assessment_for_mark(lesion: Lesion, tp: TrialTimepoint, annotation: Annotation) -> tuple[str, bool] | None:
+def _assessment_for_mark(lesion: Lesion, tp: TrialTimepoint, annotation: Annotation) -> tuple[str, bool]:
     """The status a lesion takes from a mark drawn for it at ``tp`` and whether the mark is its
-    measurement; None when the mark cannot be the lesion's at that time point (refused by the caller)."""
-    role = LesionRole(lesion.role)
-    if role is LesionRole.TARGET:
-        measures = annotation.kind == "bidirectional"
-        return ("measured", measures) if measures else None
-    if role is LesionRole.NEW:
-        if tp.order == 0:
-            return None
-        return ("present", annotation.kind == "bidirectional")
-    return ("present", False)  # a non-target: the mark says where it is
+    measurement; the mark must be one the lesion takes there (:func:`mark_refusal`, checked by the caller)."""
+    measures = annotation.kind in lesion_kinds(lesion)
+    if lesion.role == LesionRole.TARGET:
+        return ("measured", True)
+    return ("present", measures)  # a new lesion (measured or not), a non-target (the mark says where it is)
 
 
 def assign_mark(access: TrialAccess, read: Read, mark: ReadMark, lesion: Lesion) -> ReadMark:
@@ -268,16 +290,13 @@ def assign_mark(access: TrialAccess, read: Read, mark: ReadMark, lesion: Lesion)
     the caller's transaction, the read locked."""
     annotation = mark.annotation
     tp = mark.timepoint
-    decided = _assessment_for_mark(lesion, tp, annotation)
-    if decided is None:
-        if lesion.role == LesionRole.NEW:
-            raise BadRequest("New lesions are recorded at follow-ups only.")
-        raise BadRequest("A target is measured with the bidirectional tool (long and short axis).")
-    status, measures = decided
-    measurements = annotation.measurements or {}
-    if measures and (measurements.get("unit") != "mm" or not measurements.get("valid")):
-        raise BadRequest("The bidirectional is not valid: its axes must cross at a right angle, the short "
-                         "axis must not exceed the long axis, and the image needs a pixel spacing.")
+    refusal = mark_refusal(lesion, tp, annotation.kind)
+    if refusal:
+        raise BadRequest(refusal)
+    status, measures = _assessment_for_mark(lesion, tp, annotation)
+    problem = unusable(annotation) if measures else None
+    if problem:
+        raise BadRequest(problem)
     for old in ReadMark.objects.filter(read=read, lesion=lesion, timepoint=tp).exclude(pk=mark.pk).select_related(
             "annotation"):
         if not old.annotation.deleted:
@@ -305,11 +324,9 @@ def create_mark(access: TrialAccess, read: Read, *, instance: Any, frame: Any = 
     tp = _timepoint_of_instance(access, read, instance)
     found = None if lesion is None else access_lesion(read, lesion)
     if found is not None:
-        probe = Annotation(kind=kind)
-        if _assessment_for_mark(found, tp, probe) is None:
-            if found.role == LesionRole.NEW:
-                raise BadRequest("New lesions are recorded at follow-ups only.")
-            raise BadRequest("A target is measured with the bidirectional tool (long and short axis).")
+        refusal = mark_refusal(found, tp, kind)
+        if refusal:
+            raise BadRequest(refusal)
     with transaction.atomic():
         read = lock_draft(read)
         if ReadMark.objects.filter(read=read, annotation__deleted=False).count() >= MAX_MARKS_PER_READ:

@@ -61,7 +61,8 @@ def dashboard(access: TrialAccess) -> dict[str, Any]:
     agreed = agreement_mod.agreement(pairs)
     return {
         "trial": {"name": trial.name, "double_read": trial.double_read,
-                  "confirmation_required": trial.confirmation_required},
+                  "confirmation_required": trial.confirmation_required,
+                  "targets_by_length": trial.targets_by_length},
         "progress": progress,
         "subjects": rows,
         "states": states,

@@ -45,25 +45,29 @@ def _users(project_access: ProjectAccess, names: Any, what: str, minimum: str) -
 
 
 def create_trial(user: User, slug: str, *, name: Any, double_read: Any = True,
-                 confirmation_required: Any = True, adjudicators: Any = ()) -> Trial:
+                 confirmation_required: Any = True, targets_by_length: Any = False, adjudicators: Any = ()) -> Trial:
+    """A trial on the project. Its settings are set here, once: ``targets_by_length`` lets a non-nodal
+    target be measured with a length (``trials.rules.measuring_kinds``)."""
     project_access = access_project(user, slug, minimum=Role.ORGANIZER)
     if not is_text(name, 64):
         raise BadRequest("name must be 1-64 printable characters.")
-    if not isinstance(double_read, bool) or not isinstance(confirmation_required, bool):
-        raise BadRequest("double_read and confirmation_required must be true or false.")
+    if not all(isinstance(v, bool) for v in (double_read, confirmation_required, targets_by_length)):
+        raise BadRequest("double_read, confirmation_required and targets_by_length must be true or false.")
     people = _users(project_access, list(adjudicators), "adjudicators", Role.READER)
     with transaction.atomic():
         if Trial.objects.filter(project=project_access.project).exists():
             raise Conflict("This project already has a trial.")
         trial = Trial.objects.create(project=project_access.project, name=name.strip(),
-                                     double_read=double_read, confirmation_required=confirmation_required)
+                                     double_read=double_read, confirmation_required=confirmation_required,
+                                     targets_by_length=targets_by_length)
         trial.adjudicators.set(people)
         if double_read:  # blinded readers: neither sees the other's marks, in the viewer too
             project_access.project.private_annotations = True
             project_access.project.save(update_fields=["private_annotations"])
         record(Action.TRIAL_CREATED, actor=user, project=project_access.project, object_type="trial",
                object_id=str(trial.pk), name=trial.name, double_read=double_read,
-               confirmation_required=confirmation_required, adjudicators=usernames(people))
+               confirmation_required=confirmation_required, targets_by_length=targets_by_length,
+               adjudicators=usernames(people))
     return trial
 
 

@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="demo")
         parser.add_argument("--adjudicator", default="organizer")
         parser.add_argument("--readers", nargs=2, default=["reader1", "reader2"])
+        parser.add_argument("--targets-by-length", action="store_true",
+                            help="non-nodal targets may be measured with a length (the trial's setting)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
@@ -37,6 +39,7 @@ class Command(BaseCommand):
         try:
             if not Trial.objects.filter(project=project).exists():
                 services.create_trial(user, project.slug, name="Demo RECIST trial",
+                                      targets_by_length=options["targets_by_length"],
                                       adjudicators=[adjudicator.get_username()] if adjudicator else [])
             access = services.access_trial(user, project.slug)
             if not Subject.objects.filter(trial=access.trial, patient_id="PHANTOM-001").exists():
