@@ -236,3 +236,19 @@ def test_reformatted_planes_of_a_hidden_series_stay_hidden_when_an_organizer_war
            f"/instances/{mine.SOPInstanceUID}/frames/1/rendered")
     assert _get(client, blinded["reader"], own).status_code == 200
     assert _get(client, blinded["reader"], plane).status_code == 404  # ... and the stack is in memory
+
+
+def test_the_home_page_counts_and_the_worklist_lists_only_what_a_blinded_reader_may_list(client, blinded):
+    """The worklist page draws its rows from QIDO-RS /studies (static/viewer/worklist.js, tested above);
+    the home page counts each project's studies on the server."""
+    client.force_login(blinded["reader"])
+    assert client.get("/").context["projects"][0].study_count == 1  # the study outside the trial
+    page = client.get("/projects/trial/")
+    assert page.status_code == 200
+    _assert_no_phi(page.content.decode())
+    client.force_login(blinded["organizer"])
+    assert client.get("/").context["projects"][0].study_count == 4
+    blinded["trial"].blinded = False
+    blinded["trial"].save()
+    client.force_login(blinded["reader"])
+    assert client.get("/").context["projects"][0].study_count == 4
