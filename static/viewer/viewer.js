@@ -15,6 +15,34 @@ const boot = JSON.parse(document.getElementById("boot").textContent);
 const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4, mpr: 3 }; // mpr: axial, sagittal, coronal (mpr.js)
 const CURSOR_INTERVAL = 33; // ms: about 30 cursor events per second at most
 
+/**
+ * `send(value)` at most once per `interval` ms: the first at once, and the latest one held back at the
+ * end of the interval, so where the pointer comes to rest (or a draft's last shape) always goes out.
+ */
+function throttle(interval, send) {
+  let last = -Infinity;
+  let timer = null;
+  let latest = null;
+  const flush = () => {
+    timer = null;
+    if (latest === null) return;
+    const value = latest;
+    latest = null;
+    last = performance.now();
+    send(value);
+  };
+  const throttled = (value) => {
+    const now = performance.now();
+    if (timer === null && now - last >= interval) { last = now; send(value); return; }
+    latest = value;
+    if (timer === null) timer = setTimeout(flush, Math.max(0, interval - (now - last)));
+  };
+  throttled.cancel = () => { latest = null; if (timer !== null) { clearTimeout(timer); timer = null; } };
+  return throttled;
+}
+const sendCursor = throttle(CURSOR_INTERVAL, (position) => bus.emit("cursor", position));
+const sendDraft = throttle(CURSOR_INTERVAL, (draft) => bus.emit("annotation.draft", draft));
+
 const app = {
   project: boot.project,
   user: boot.user,
@@ -285,23 +313,17 @@ const app = {
   // ---------------------------------------------------------------- collaboration events
 
   cursor(viewport, position) {
-    const now = performance.now();
-    const detail = position || { instance: null, frame: null, x: null, y: null };
-    if (position && now - (this.lastCursor || 0) < CURSOR_INTERVAL) return;
-    this.lastCursor = now;
-    bus.emit("cursor", detail);
     void viewport;
+    if (!position) { sendCursor.cancel(); bus.emit("cursor", { instance: null, frame: null, x: null, y: null }); return; }
+    sendCursor(position);
   },
 
   draft(draft) {
-    if (!draft) { bus.emit("annotation.draft", { instance: null, frame: null, kind: null, points: [], label: "" }); return; }
+    if (!draft) { sendDraft.cancel(); bus.emit("annotation.draft", { instance: null, frame: null, kind: null, points: [], label: "" }); return; }
     if (!draft.instance && !draft.plane) return;
-    const now = performance.now();
-    if (now - (this.lastDraft || 0) < CURSOR_INTERVAL) return;
-    this.lastDraft = now;
     // on a reformatted plane (MPR) the draft names its plane ({series, plane, index}) instead of an instance
     const at = draft.plane ? annotations.imageFields(draft) : { instance: draft.instance, frame: draft.frame };
-    bus.emit("annotation.draft", { ...at, kind: draft.kind, points: draft.points, label: "" });
+    sendDraft({ ...at, kind: draft.kind, points: [...draft.points], label: "" });
   },
 
   redrawOverlays() { for (const viewport of this.viewports) viewport.drawOverlay(); },

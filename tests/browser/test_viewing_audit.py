@@ -29,6 +29,7 @@ def test_series_and_slice_range_reach_the_audit_trail(page, demo_site):
     assert events[0]["action"] == "study.opened"
     viewed = [e for e in events if e["action"] == "series.viewed"]
     assert viewed, events
-    last = viewed[-1]
-    assert last["first_slice"] == 1 and last["last_slice"] == 7
-    assert last["seconds"] > 0
+    # The viewer flushes what was seen every few seconds too: a slow run may split the range in records.
+    ranges = [(e["first_slice"], e["last_slice"]) for e in viewed if "first_slice" in e]
+    assert min(first for first, _ in ranges) == 1 and max(last for _, last in ranges) == 7, viewed
+    assert sum(e["seconds"] for e in viewed) > 0
