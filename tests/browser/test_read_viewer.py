@@ -198,9 +198,12 @@ def test_a_read_from_the_worklist_to_the_signed_read_in_the_viewer(browser: Any,
     # the reader aligns the two studies by hand (linking off, the baseline two slices on, link): the
     # registration is remembered for the read
     page.evaluate("crossread.app.activate(crossread.app.viewports[1])")
+    before = page.evaluate("crossread.app.viewports[1].shown.index")
     page.keyboard.press("k")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
+    # (the link takes the slices on screen: wait until the second step is shown, as a reader would)
+    page.wait_for_function("(i) => Math.abs(crossread.app.viewports[1].shown.index - i) === 2", arg=before)
     page.keyboard.press("Shift+K")
     offset = page.wait_for_function("() => { const r = crossread.app.linking.registrations(); return r.length && Math.abs(r[0].offset[2]) > 1 && r[0].offset; }").json_value()
     assert abs(abs(offset[2]) - 5.0) < 1e-6  # two slices of 2.5 mm
