@@ -131,6 +131,9 @@ class FastImageRoutes:
         request.user = SimpleLazyObject(lambda: auth.get_user(request))
         response: HttpResponse = await match.func(request, *match.args, **match.kwargs)
         self.security_headers.add(request, response)
+        if not response.streaming and not response.has_header("Content-Length"):
+            # (as Django's CommonMiddleware would: a known length, not a chunked body)
+            response["Content-Length"] = str(len(response.content))
         if scope["method"] == "HEAD":
             response.content = b""
         await self.django_app.send_response(response, send)

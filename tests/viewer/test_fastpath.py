@@ -38,6 +38,7 @@ def test_rendered_images_through_the_fast_path(client, team):
     assert fast["status"] == 200
     assert fast["body"] == slow.content
     headers = dict(fast["headers"])
+    assert headers[b"Content-Length"] == str(len(fast["body"])).encode()  # not a chunked body
     assert headers[b"ETag"].decode() == slow["ETag"]
     assert headers[b"X-Content-Type-Options"] == b"nosniff"
 
