@@ -76,21 +76,27 @@ def hold_down(page, seconds: float, repeat_hz: float) -> dict[str, float]:
             "presses": presses, "seconds": elapsed}
 
 
+def logged_in_at(context, study: str, latency_ms: float):
+    """A page of ``context`` logged in as reader1, opening ``study`` with ``latency_ms`` added to each request."""
+    page = context.new_page()
+    page.goto("/accounts/login/")
+    page.fill("#id_username", "reader1")
+    page.fill("#id_password", "demo-reader1-pass")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": latency_ms, "downloadThroughput": -1, "uploadThroughput": -1})
+    page.goto(f"/projects/demo/studies/{study}/")
+    return page
+
+
 def run_condition(browser, url: str, study: str, latency_ms: float, args: argparse.Namespace) -> dict[str, float]:
     results: dict[str, float] = {}
     for phase in ("cold", "warm"):
         context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=url)
-        page = context.new_page()
-        page.goto("/accounts/login/")
-        page.fill("#id_username", "reader1")
-        page.fill("#id_password", "demo-reader1-pass")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/")
-        cdp = context.new_cdp_session(page)
-        cdp.send("Network.enable")
-        cdp.send("Network.emulateNetworkConditions", {
-            "offline": False, "latency": latency_ms, "downloadThroughput": -1, "uploadThroughput": -1})
-        page.goto(f"/projects/demo/studies/{study}/")
+        page = logged_in_at(context, study, latency_ms)
         page.wait_for_selector("body[data-first-image]", timeout=30_000)
         if phase == "cold":
             results["first_image_ms"] = float(page.evaluate("crossread.app.firstImageAt"))
@@ -113,17 +119,7 @@ def first_reformatted(browser, url: str, study: str, latency_ms: float) -> dict[
     """Open ``study``, press Shift+4 at once: ms from the key press to the first and to all three
     reformatted images drawn."""
     context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=url)
-    page = context.new_page()
-    page.goto("/accounts/login/")
-    page.fill("#id_username", "reader1")
-    page.fill("#id_password", "demo-reader1-pass")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/")
-    cdp = context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": latency_ms, "downloadThroughput": -1, "uploadThroughput": -1})
-    page.goto(f"/projects/demo/studies/{study}/")
+    page = logged_in_at(context, study, latency_ms)
     page.wait_for_selector("body[data-first-image][data-modes]", timeout=30_000)
     page.evaluate("""document.addEventListener('keydown', (e) => {
         if (e.code === 'Digit4' && e.shiftKey && !window.mprPressedAt) window.mprPressedAt = performance.now(); }, true)""")

@@ -8,6 +8,7 @@
 // State comes from GET .../subjects/<id>/adjudication/ (trials.services.signing.adjudication_view).
 import { requestJson } from "../viewer/api.js";
 import * as annotations from "../viewer/annotations.js";
+import { el, mm } from "./dom.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const J = boot.adjudication;
@@ -43,19 +44,6 @@ async function refresh() {
   render();
 }
 
-// ------------------------------------------------------------------ small DOM helper
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "on") for (const [name, fn] of Object.entries(value)) node.addEventListener(name, fn);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) node.append(child);
-  return node;
-}
-
-const mm = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(1));
 const dash = (value) => (value === null || value === undefined || value === "" ? "–" : String(value));
 
 // ------------------------------------------------------------------ the view's facts

@@ -17,6 +17,7 @@ import { requestJson } from "../viewer/api.js";
 import * as annotations from "../viewer/annotations.js";
 import * as bus from "../viewer/bus.js";
 import { add, patientToPixel, pixelToPatient } from "../viewer/geometry.js";
+import { el, mm } from "./dom.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const R = boot.read;
@@ -111,19 +112,6 @@ async function refresh() {
 /** The marks' labels changed on the server (a lesion named, renamed): the store gets the new versions. */
 function reloadMarks() { return annotations.load({}).catch(() => {}); }
 
-// ------------------------------------------------------------------ small DOM helper
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "on") for (const [name, fn] of Object.entries(value)) node.addEventListener(name, fn);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) node.append(child);
-  return node;
-}
-
-const mm = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(1));
 const TOOL_TEXT = { bidirectional: "bidirectional", length: "length" };
 /** A measurement's axes: "long × short", or the long axis alone for a length (no short axis). */
 const axes = (cell) => (cell.short_axis_mm === null || cell.short_axis_mm === undefined ? mm(cell.long_axis_mm) : `${mm(cell.long_axis_mm)} × ${mm(cell.short_axis_mm)}`);
