@@ -35,7 +35,7 @@ def _body(request: Request) -> dict[str, Any]:
 
 def detail(access: SessionAccess) -> dict[str, Any]:
     seat = access.seat
-    data = services.session_payload(access.session)
+    data = services.session_payload(access.session, access.project)
     data["participants"] = services.participants_payload(access.session)
     data["you"] = {
         "user": access.user.get_username(),
@@ -52,7 +52,7 @@ class SessionListView(APIView):
         found = services.sessions_for(
             request.user, project=request.query_params.get("project"), status=request.query_params.get("status")
         )
-        return Response({"sessions": [services.session_payload(s) for s in found]})
+        return Response({"sessions": services.sessions_payload(request.user, found)})
 
     def post(self, request: Request) -> Response:
         body = _body(request)

@@ -39,7 +39,7 @@ from collab.services.live import (
     prepare_live_writes,
     update_annotation,
 )
-from collab.services.payloads import participants_payload, session_payload, snapshot, visible_session_annotations
+from collab.services.payloads import participants_payload, session_payload, sessions_payload, snapshot, visible_session_annotations
 from collab.services.presence import close_connection, open_connection, refreshed_state, touch_connections
 from collab.services.seats import SeatCheck, check_seats, remove_participant, seat_participant, seated_access
 from collab.services.sessions import close_session, create_session, sessions_for, update_session
@@ -49,6 +49,6 @@ __all__ = [
     "close_session", "create_annotation", "create_invitation", "create_session", "delete_annotation",
     "delete_session_annotation", "invitation_payload", "invitation_token", "invitations_of", "open_connection",
     "participants_payload", "prepare_live_writes", "refreshed_state", "remove_participant", "revoke_invitation",
-    "seat_participant", "seated_access", "session_payload", "sessions_for", "snapshot", "touch_connections",
+    "seat_participant", "seated_access", "session_payload", "sessions_for", "sessions_payload", "snapshot", "touch_connections",
     "update_annotation", "update_session", "visible_session_annotations",
 ]

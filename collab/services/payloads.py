@@ -18,7 +18,8 @@ from collab.models import Connection, Participant, ReadingSession, SessionCase, 
 from collab.protocol import PROTOCOL_LEVEL
 from collab.visibility import Seat, What, may_see
 from crossread.errors import DomainError
-from viewer.models import Membership, Role
+from viewer.access import ProjectAccess, access_project
+from viewer.models import Membership, Role, Study
 
 #: A connection not refreshed for this long no longer counts as online (its process died).
 ONLINE_WINDOW = dt.timedelta(seconds=90)
@@ -30,7 +31,11 @@ def viewer_url(session: ReadingSession, study_uid: str) -> str:
     return f"{path}?session={session.pk}"
 
 
-def session_payload(session: ReadingSession) -> dict[str, Any]:
+def session_payload(session: ReadingSession, access: ProjectAccess | None = None) -> dict[str, Any]:
+    """The session as ``access``'s member may see it. Each case is labelled with its study's
+    description and date only where the member's blinding allows (a trial's masked study takes its
+    time point's label); without ``access`` (a frame broadcast to every participant) the cases carry
+    no labels, and clients keep those they were told."""
     cases = SessionCase.objects.filter(session=session).select_related("study").order_by("position")
     return {
         "id": session.pk,
@@ -47,13 +52,33 @@ def session_payload(session: ReadingSession) -> dict[str, Any]:
             {
                 "index": index,
                 "study": case.study.study_instance_uid,
-                "description": case.study.study_description,
-                "date": case.study.study_date,
+                **case_label(case.study, access),
                 "viewer": viewer_url(session, case.study.study_instance_uid),
             }
             for index, case in enumerate(cases)
         ],
     }
+
+
+def sessions_payload(user: Any, sessions: list[ReadingSession]) -> list[dict[str, Any]]:
+    """A list of sessions, each labelled as the user may see it (one project access per project)."""
+    accesses: dict[str, ProjectAccess] = {}
+    found = []
+    for session in sessions:
+        slug = session.project.slug
+        if slug not in accesses:
+            accesses[slug] = access_project(user, slug)
+        found.append(session_payload(session, accesses[slug]))
+    return found
+
+
+def case_label(study: Study, access: ProjectAccess | None) -> dict[str, str]:
+    """A case's description and date as the member may be told them (blank when not)."""
+    blinding = access.blinding if access is not None else None
+    if access is None or (blinding is not None and not blinding.lists(study.pk)):
+        mask = blinding.mask(study.pk) if blinding is not None else None
+        return {"description": mask.description if mask else "", "date": ""}
+    return {"description": study.study_description, "date": study.study_date}
 
 
 def participants_payload(session: ReadingSession) -> list[dict[str, Any]]:
@@ -119,7 +144,7 @@ def snapshot(access: SessionAccess) -> dict[str, Any]:
     return {
         "type": "session.state",
         "protocol": PROTOCOL_LEVEL,
-        "session": session_payload(access.session),
+        "session": session_payload(access.session, access.project),
         "you": {**you, "organizer": seat.organizer, "can_annotate": _can_annotate(access)},
         "participants": participants,
         "annotations": visible_session_annotations(access),

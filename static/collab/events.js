@@ -21,10 +21,17 @@ export function dispatch(frame, hooks = {}) {
       snapshotAnnotations.push(...frame.annotations);
       if (!frame.more) endSnapshot(hooks);
       break;
-    case "session.updated":
+    case "session.updated": {
+      // A broadcast change carries no case labels (each reader may be told different ones): keep ours.
+      const told = new Map((state.session ? state.session.cases : []).map((c) => [c.study, c]));
+      for (const c of frame.session.cases) {
+        const before = told.get(c.study);
+        if (before && !c.description && !c.date) Object.assign(c, { description: before.description, date: before.date });
+      }
       state.session = frame.session;
       changed("session");
       break;
+    }
     case "presence":
       setParticipants(frame.participants);
       changed("presence");

@@ -252,3 +252,36 @@ def test_the_home_page_counts_and_the_worklist_lists_only_what_a_blinded_reader_
     blinded["trial"].save()
     client.force_login(blinded["reader"])
     assert client.get("/").context["projects"][0].study_count == 4
+
+
+def test_a_reading_session_labels_its_cases_as_the_blinded_reader_may_see_them(client, blinded) -> None:
+    """A session whose cases are a study the reader reads masked, a trial study hidden from them and a
+    study outside the trial: the session's REST detail, list and lobby, and its websocket snapshot, name
+    the masked case by its time point, the hidden one not at all, and only the outside one as it is. A
+    change broadcast to every participant carries no labels."""
+    from collab.access import access_session
+    from collab.models import Participant, ReadingSession, SessionCase, Status
+    from collab.services import session_payload, snapshot
+
+    session = ReadingSession.objects.create(project=blinded["project"], title="Board", organizer=blinded["organizer"],
+                                            status=Status.ACTIVE)
+    for position, name in enumerate(("baseline", "other", "outside")):
+        SessionCase.objects.create(session=session, study=blinded["studies"][name][0], position=position)
+    Participant.objects.create(session=session, user=blinded["reader"], role="reader", colour="#ff0000")
+    reader = blinded["reader"]
+
+    def labels(cases: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(case["description"], case["date"]) for case in cases]
+
+    detail = _get(client, reader, f"/api/sessions/{session.pk}/").json()
+    listed = _get(client, reader, "/api/sessions/").json()["sessions"]
+    state = snapshot(access_session(reader, session.pk))
+    for cases in (detail["cases"], listed[0]["cases"], state["session"]["cases"]):
+        assert labels(cases) == [("baseline", ""), ("", ""), ("outside the trial", "20230301")]
+    client.force_login(reader)
+    lobby = client.get(f"/sessions/{session.pk}/").content.decode()
+    for secret in ("baseline scan", "unrelated", "20240115", "20240401"):
+        assert secret not in lobby and secret not in json.dumps([detail, listed, state])
+    assert labels(session_payload(session)["cases"]) == [("", "")] * 3
+    organizer_view = _get(client, blinded["organizer"], f"/api/sessions/{session.pk}/").json()
+    assert labels(organizer_view["cases"])[0] == ("baseline scan", "20240115")
