@@ -113,7 +113,10 @@ class Series(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "series_instance_uid"], name="series_uid_unique_in_project")
         ]
-        indexes = [models.Index(fields=["project", "modality"])]
+        # The series of a page of studies (QIDO-RS, the worklist) by (project, study), whatever the
+        # database's statistics: an index on the study alone loses to the project's.
+        indexes = [models.Index(fields=["project", "modality"]),
+                   models.Index(fields=["project", "study"], name="series_of_study")]
 
     def __str__(self) -> str:
         return self.series_instance_uid
@@ -147,6 +150,8 @@ class Instance(models.Model):
         indexes = [
             models.Index(fields=["project", "sop_class_uid"]),
             models.Index(fields=["project", "quarantined"]),
+            # The instances of given series (counts, a series' slices), for any member.
+            models.Index(fields=["project", "series", "quarantined"], name="instances_of_series"),
         ]
         ordering = ["instance_number", "id"]
 
