@@ -53,11 +53,12 @@ class ProjectAccess:
         """Quarantined instances (possible burned-in text) are shown to organizers only."""
         return rules.sees_quarantine(self.role)
 
-    @cached_property
+    @property
     def hides_quarantine(self) -> bool:
-        """Whether studies and series must be checked for visible instances: asked once per access,
-        and only true when the project holds quarantined instances (most hold none, and then no
-        listing pays for the check)."""
+        """Whether studies and series must be checked for visible instances: only when the project
+        holds quarantined instances (most hold none, and then no listing pays for the check). Asked
+        each time (one lookup in the (project, quarantined) index): an access may outlive a request
+        (a session's socket), and an image quarantined meanwhile must hide its series at once."""
         if self.sees_quarantine:
             return False
         return Instance.objects.filter(project=self.project, quarantined=True).exists()

@@ -217,6 +217,12 @@ def condition(key: MatchKey, value: str, prefix: str, series: QuerySet[Series]) 
             return Q(**{field: int(value)})
         except ValueError:
             raise BadRequest(f"{key.keyword} must be an integer.") from None
+    if value.endswith("*") and "*" not in value[:-1] and "?" not in value:
+        # The common wildcard, a prefix: a LIKE an index can serve (docs/dicomweb.md, "Search at scale").
+        # SQLite's LIKE ignores case: other keys than names are checked again, case and all.
+        if key.kind == "pn":
+            return Q(**{f"{field}__istartswith": value[:-1]})
+        return Q(**{f"{field}__startswith": value[:-1], f"{field}__regex": _wildcard_regex(value)})
     if "*" in value or "?" in value:
         lookup = "iregex" if key.kind == "pn" else "regex"
         return Q(**{f"{field}__{lookup}": _wildcard_regex(value)})
