@@ -100,6 +100,10 @@ function textWidth(text) {
 
 /** The screen box of a mark (its points; a point's cross and an ellipse's outline included). */
 function boundsOf(kind, pts) {
+  if (kind === "angle" && pts.length === 3) { // the text beside the vertex and its arc
+    const [x, y] = pts[1];
+    return { x0: x - 26, y0: y - 26, x1: x + 26, y1: y + 26 }; // (the arc's radius is at most 24)
+  }
   const xs = pts.map((p) => p[0]);
   const ys = pts.map((p) => p[1]);
   const pad = kind === "point" ? 9 : 0;

@@ -120,6 +120,9 @@ const CALIBRATION_NOTE = {
   "PixelSpacing/slide": " (slide)",
 };
 
+/** The note after a unit for a spacing source (the corner text's and the marks'): "" for PixelSpacing. */
+export function calibrationNote(source) { return CALIBRATION_NOTE[source] || ""; }
+
 /** A length (power 1) or an area (power 2) with its unit: micrometres of a slide become mm when large. */
 function sized(value, unit, power = 1) {
   const digits = power === 1 ? 1 : 2;

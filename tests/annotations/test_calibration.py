@@ -83,7 +83,8 @@ def test_points_in_the_two_halves_of_a_dual_image_are_refused():
 
 def test_points_outside_every_spatial_region_are_refused():
     ds = corpus_file("pydicom", "examples_palette.dcm")
-    # Below the B-mode box (rows 60..518) lies the Doppler spectrum (time x velocity): no length there.
+    # Below the B-mode box (rows 60..518) lies the Doppler spectrum (time x velocity; in OBXXXX1A, of which
+    # this file keeps the first 350 rows): no length there, nor in the margin left of column 120.
     with pytest.raises(CalibrationError, match="Point 2 lies outside every calibrated ultrasound region"):
         calibrate(ds, LENGTH, [[300, 200], [300, 540]])
     with pytest.raises(CalibrationError, match="Point 1 lies outside"):

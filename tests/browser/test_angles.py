@@ -54,6 +54,9 @@ def press_drag(page: Any, start: list[float], end: list[float]) -> None:
 
 
 def marks(page: Any, kind: str) -> list[dict[str, Any]]:
+    """The saved marks of ``kind`` (waits until there is one)."""
+    page.wait_for_function(
+        "(kind) => crossread.annotations.all().some((a) => a.kind === kind && !a.pending && a.measurements)", arg=kind)
     return page.evaluate("(kind) => crossread.annotations.all().filter((a) => a.kind === kind && !a.pending)", kind)
 
 
@@ -131,15 +134,16 @@ def test_an_angle_and_a_cobb_angle_drawn_on_a_radiograph_show_their_values(page,
 
 
 def test_ultrasound_lengths_in_the_region_and_slide_lengths_in_micrometres(page, demo_site):
-    study, _ = study_of(demo_site, "series__modality='US', rows=350")  # examples_palette: B-mode over a spectrum
+    # examples_palette (800 x 350): a B-mode region from column 120 (its spectrum region lies below the rows kept)
+    study, _ = study_of(demo_site, "series__modality='US', rows=350")
     login(page, "reader2")
     open_study(page, study)
     page.keyboard.press("l")
-    press_drag(page, [300, 150], [300, 450])  # inside the B-mode region (rows 60..518)
+    press_drag(page, [300, 100], [300, 300])  # inside the B-mode region (columns 120..800, rows 60..518)
     expect(page.locator("#measurement-list .measurement", has_text="Length")).to_contain_text("mm (US region)")
     length = float(value_of(page, "Length").split()[0])
-    assert abs(length - 300 * 0.2622878766196998) < 0.5  # 300 rows x 0.0262 cm
-    press_drag(page, [300, 450], [300, 560])  # into the Doppler spectrum below: refused
+    assert abs(length - 200 * 0.2622878766196998) < 0.6  # 200 rows x 0.0262 cm
+    press_drag(page, [300, 200], [60, 200])  # out of the region, into the margin on its left: refused
     expect(page.locator("#toasts")).to_contain_text("outside every calibrated ultrasound region")
     expect(page.locator("#measurement-list .measurement", has_text="Length")).to_have_count(1)
     screenshot(page, "viewer-ultrasound-length")
