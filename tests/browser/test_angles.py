@@ -146,7 +146,7 @@ def test_ultrasound_lengths_in_the_region_and_slide_lengths_in_micrometres(page,
     press_drag(page, [300, 200], [60, 200])  # out of the region, into the margin on its left: refused
     expect(page.locator("#toasts")).to_contain_text("outside every calibrated ultrasound region")
     expect(page.locator("#measurement-list .measurement", has_text="Length")).to_have_count(1)
-    screenshot(page, "viewer-ultrasound-length")
+    shutil.copy(screenshot(page, "viewer-ultrasound-length"), DOCS / "viewer-ultrasound-length.png")
 
     slide, _ = study_of(demo_site, "series__modality='SM'")
     open_study(page, slide)
