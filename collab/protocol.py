@@ -35,7 +35,7 @@ MAX_LABEL = 200
 MAX_COORD = 1e6
 #: Registrations (offsets between two frames of reference) one viewport message may carry.
 MAX_REGISTRATIONS = 8
-KINDS = ("length", "bidirectional", "ellipse", "freehand", "arrow", "point")
+KINDS = ("length", "bidirectional", "ellipse", "freehand", "arrow", "point", "angle", "cobb")
 #: The reformatted planes of the MPR layout and the largest index one may have are
 #: ``annotations.planes``' (PLANES, MAX_PLANE_INDEX, imported above): a plane is read in one place.
 

@@ -1,6 +1,7 @@
 // The reference text of a viewport: the four corners and the orientation letters on the edges.
 // cornerText is pure (the lines of each corner); writeText puts them in the viewport's nodes.
 import { fallbackWindow, orientationLetters } from "../stack.js";
+import { calibrationNote } from "../tools.js";
 
 function fmt(n, digits = 0) { return Number.isFinite(n) ? n.toFixed(digits) : "–"; }
 
@@ -38,7 +39,8 @@ export function cornerText({ stack, item, meta, shownIndex, window, effective, z
     ],
     br: [
       item ? `${item.columns} × ${item.rows}${tiled ? " (tiles)" : ""}` : "",
-      meta ? (meta.spacing ? `${spacingText(meta.spacing)}${meta.calibration === "PixelSpacing" ? "" : " (detector)"}` : "No pixel spacing: lengths in px") : "",
+      meta ? (meta.spacing && !meta.ultrasoundRegions ? `${spacingText(meta.spacing)}${calibrationNote(meta.calibration)}`
+        : meta.ultrasoundRegions ? "US regions: lengths in mm inside one" : "No pixel spacing: lengths in px") : "",
     ],
   };
 }

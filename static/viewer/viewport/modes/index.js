@@ -3,6 +3,7 @@
 // on a long link (see docs/viewer.md, "Modules").
 
 import { TOOLS } from "../../tools.js";
+import { angleMode } from "./angle.js";
 import { crosshairMode } from "./crosshair.js";
 import { hoverMode } from "./hover.js";
 import { labelMode } from "./label.js";
@@ -18,7 +19,7 @@ const TOOL_MODES = { pointer: selectMode, wl: windowLevelMode, pan: panMode, zoo
 
 /** The primary button's mode for `tool` (the toolbar's: pointer, wl, pan, zoom, crosshair, or a measurement tool). */
 export function toolMode(viewport, tool) {
-  if (TOOLS[tool]) return measureMode(viewport, TOOLS[tool], { button: 0 });
+  if (TOOLS[tool]) return (TOOLS[tool].steps ? angleMode : measureMode)(viewport, TOOLS[tool], { button: 0 });
   return (TOOL_MODES[tool] || selectMode)(viewport, { button: 0 });
 }
 
