@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,7 +46,23 @@ class LiveSite:
         )
         site = cls(root, env)
         site.manage("migrate", "--noinput")
+        if not site.debug:
+            site.collect_static()
         return site
+
+    @property
+    def debug(self) -> bool:
+        return self.env.get("DJANGO_DEBUG", "1").strip().lower() not in ("0", "false", "no", "off", "")
+
+    def collect_static(self) -> None:
+        """``collectstatic`` as a deployment runs it (DJANGO_DEBUG=0 pages name the collected, hashed
+        files). Run once per test process: later sites get a copy of the first one's files."""
+        target = Path(self.env["CROSSREAD_DATA_DIR"]) / "static-root"
+        if _collected:
+            shutil.copytree(_collected[0], target, dirs_exist_ok=True)
+            return
+        self.manage("collectstatic", "--noinput")
+        _collected.append(target)
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -89,6 +106,9 @@ class LiveSite:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+_collected: list[Path] = []
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
