@@ -125,6 +125,7 @@ STORAGES = {
 # As the storage: while debugging, each request finds its file in static/ (decided here, where DEBUG
 # comes from the environment, not by the test runner's DEBUG=False).
 WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_MAX_AGE = 0 if DEBUG else 60  # unhashed names (hashed ones are cached for good)
 WHITENOISE_ALLOW_ALL_ORIGINS = False  # this site's pages only
 
 # Sessions end after CROSSREAD_SESSION_HOURS (default 8, a working day) and with the browser.
