@@ -36,7 +36,7 @@ class LiveSite:
     def create(cls, root: Path, database_url: str = "", **extra_env: str) -> LiveSite:
         """A site in ``root``: its own SQLite file unless ``database_url`` names an empty database."""
         root.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CROSSREAD_PUBLIC_URL")}
         env.update(
             CROSSREAD_DATA_DIR=str(root / "data"),
             DATABASE_URL=database_url or f"sqlite:///{root / 'db.sqlite3'}",
@@ -91,7 +91,8 @@ class LiveSite:
             }[server]
             process = subprocess.Popen(
                 [sys.executable, *command, "crossread.asgi:application"],
-                env={**self.env, "CROSSREAD_PUBLIC_URL": url}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                # (a site behind a proxy names the proxy's URL in its environment)
+                env={"CROSSREAD_PUBLIC_URL": url, **self.env}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             )
             self.processes.append(process)
             _wait_for_port(port, process)
