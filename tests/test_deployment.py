@@ -30,8 +30,6 @@ from tests.collab.test_live import redis_running, until
 from tests.collab.wsclient import WebSocket
 from tests.live import REPO, LiveSite, free_port
 
-pytestmark = pytest.mark.live
-
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
 CONFIG = REPO / "deploy" / "nginx.conf"
 REDIS_URL = "redis://127.0.0.1:6379/3"  # (0: the collab live tests, 15: bench/collab.py)
@@ -185,6 +183,7 @@ def wsconnects(d: dict[str, Any]) -> dict[int, int]:
     return {port: log.read_text().count("WSCONNECT ") for port, log in d["logs"].items()}
 
 
+@pytest.mark.live
 def test_two_daphnes_behind_nginx_with_postgresql_and_redis(deployment: dict[str, Any]) -> None:
     d, info = deployment, deployment["info"]
     url = d["url"]
