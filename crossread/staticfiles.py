@@ -32,8 +32,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from io import BytesIO
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -64,7 +66,7 @@ class StaticFiles:
         self.app = app
         self.headers = headers
         self.whitenoise = WhiteNoiseMiddleware(get_response=_no_file)
-        self.prefix = self.whitenoise.static_prefix
+        self.prefix = "/" + urlparse(settings.STATIC_URL or "/static/").path.strip("/") + "/"
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"].startswith(self.prefix):
