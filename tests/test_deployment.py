@@ -48,7 +48,7 @@ def nginx_site_config(daphne_ports: list[int], http_port: int, https_port: int, 
         "    server 127.0.0.1:8001;\n    server 127.0.0.1:8002;\n":
             "".join(f"    server 127.0.0.1:{port};\n" for port in daphne_ports),
         "listen 80;": f"listen 127.0.0.1:{http_port};",
-        "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",  # (nginx 1.22, Debian 12)
         "/etc/letsencrypt/live/crossread.example.org/fullchain.pem": str(cert),
         "/etc/letsencrypt/live/crossread.example.org/privkey.pem": str(key),
     }
