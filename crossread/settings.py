@@ -113,6 +113,20 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static-root"
+# The server answers /static/ itself (crossread.staticfiles, WhiteNoise). In production the files are
+# collected (`manage.py collectstatic`) under hashed names, with gzip and Brotli copies, and cached
+# for good; while debugging they are read from static/ as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "crossread.staticfiles.ManifestStorage"
+    },
+}
+# As the storage: while debugging, each request finds its file in static/ (decided here, where DEBUG
+# comes from the environment, not by the test runner's DEBUG=False).
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_MAX_AGE = 0 if DEBUG else 60  # unhashed names (hashed ones are cached for good)
+WHITENOISE_ALLOW_ALL_ORIGINS = False  # this site's pages only
 
 # Sessions end after CROSSREAD_SESSION_HOURS (default 8, a working day) and with the browser.
 SESSION_COOKIE_AGE = get_int("CROSSREAD_SESSION_HOURS", 8) * 3600

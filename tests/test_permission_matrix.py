@@ -485,7 +485,6 @@ def test_trial_matrix(trial_world):
 EXEMPT = {
     "admin/": "Django's admin: staff only, guarded by Django itself",
     "accounts/": "login, logout and password views of django.contrib.auth (tests/test_security.py)",
-    "^static/": "static files, served while debugging; no data",
     "api/health/": "the health check: public by design, says nothing about projects",
 }
 
