@@ -540,6 +540,7 @@ _STAT_NAMES: Final = {"mean": codes.SCT.Mean, "std": codes.SCT.StandardDeviation
 _PIXELS: Final = hd.sr.CodedConcept("{pixels}", "UCUM", "pixels")
 _SQUARE_PIXELS: Final = hd.sr.CodedConcept("{pixels}2", "UCUM", "square pixels")
 _NO_UNITS: Final = hd.sr.CodedConcept("1", "UCUM", "no units")
+_DEGREES: Final = hd.sr.CodedConcept("deg", "UCUM", "degree")
 _MARK_KINDS: Final = frozenset({"length", "bidirectional", "ellipse", "freehand", "point", "arrow"})
 
 
@@ -644,6 +645,9 @@ def _mark_group(mark: MarkForSR) -> hd.sr.MeasurementsAndQualitativeEvaluations 
                 graphic_type=hd.sr.GraphicTypeValues.POINT, graphic_data=p[0:1],
                 source_image=hd.sr.SourceImageForRegion(image.sop_class_uid, image.sop_instance_uid,
                                                         referenced_frame_numbers=frames))]))
+    if mark.kind not in _MARK_KINDS and (value := _number(m, "angle")) is not None:  # an angle or Cobb angle
+        measurements.append(hd.sr.Measurement(name=codes.SCT.Angle, value=value, unit=_DEGREES,
+                                              referenced_coordinates=polyline(p)))
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, measurements=measurements or None,
         source_images=[hd.sr.SourceImageForMeasurementGroup(image.sop_class_uid, image.sop_instance_uid,
