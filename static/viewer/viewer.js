@@ -175,6 +175,7 @@ const app = {
     buildSeriesPanel(); // thumbnails after the first image: they would compete with it
     this.loadLinking();
     this.loadMpr();
+    loadToolbox();
     void viewport;
   },
 
@@ -548,4 +549,9 @@ for (const outline of app.outlines) {
 app.fillPresets();
 setTimeout(buildSeriesPanel, 1500); // in case the first image never comes
 window.crossread = { app, bus, annotations, loader };
-import("./toolbox.js").then(({ install }) => { app.toolbox = install(app); }); // measurement table, tags, loupe, capture
+setTimeout(loadToolbox, 1500); // in case the first image never comes
+
+/** The reading tools (toolbox.js: measurement table, tags, loupe, capture), after the first image. */
+function loadToolbox() {
+  app.toolboxLoad ||= import("./toolbox.js").then(({ install }) => { app.toolbox = install(app); });
+}
