@@ -160,6 +160,35 @@ def test_the_loupe_follows_the_pointer_with_the_full_resolution_image(page, demo
     expect(loupe).to_have_count(0)
 
 
+def test_the_loupe_on_a_tiled_radiograph_asks_for_the_region_at_full_resolution(page, demo_site):
+    out = demo_site["site"].manage(
+        "shell", "-c",
+        "from viewer.models import Instance; i = Instance.objects.filter(columns__gt=1024, series__modality='CR').first(); "
+        "print(i.series.study.study_instance_uid)",
+    )
+    login(page)
+    regions: list[Any] = []
+    page.on("response", lambda response: regions.append(response) if "viewport=" in response.url else None)
+    viewport = open_study(page, out.split()[-1])
+    expect(viewport.locator(".corner.br")).to_contain_text("(tiles)")
+    page.keyboard.press("u")
+    x, y = page.evaluate("crossread.app.viewports[0].imageToClient(900, 900)")
+    page.mouse.move(x - 10, y)
+    page.mouse.move(x, y, steps=3)
+    page.wait_for_function("""() => {
+        const canvas = document.querySelector(".viewport[data-index='0'] .loupe canvas");
+        if (!canvas) return false;
+        const px = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        let bright = 0;
+        for (let i = 0; i < px.length; i += 4) if (px[i] > 30) bright += 1;
+        return bright > px.length / 4 * 0.2;
+    }""")
+    assert regions and regions[0].status == 200, [r.url for r in regions]
+    params = dict(part.split("=", 1) for part in regions[0].url.split("?", 1)[1].split("&"))
+    w, h, sx, sy, sw, sh = (int(v) for v in params["viewport"].replace("%2C", ",").split(","))
+    assert (w, h) == (sw, sh) and sx <= 900 <= sx + sw and sy <= 900 <= sy + sh  # native size: one pixel a pixel
+
+
 def _capture(page: Any, without_patient: bool) -> tuple[Image.Image, dict[str, Any]]:
     page.keyboard.press("Shift+S")
     dialog = page.locator("dialog.capture-dialog")
