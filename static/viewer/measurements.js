@@ -181,6 +181,11 @@ export class MeasurementTable {
       const on = button.dataset.sort === this.sort;
       button.parentElement.setAttribute("aria-sort", on ? (this.descending ? "descending" : "ascending") : "none");
     }
+    // the units of values (HU...) come with a series' metadata: ask for it once for the series listed
+    for (const row of rows) {
+      const stack = row.entry && !row.annotation.plane && this.app.stackFor(row.entry.series.uid);
+      if (stack && !this.app.metadataRequests.has(stack.series)) this.app.loadMetadata(stack).then(() => this.scheduleRender());
+    }
     const body = this.root.querySelector("tbody");
     body.replaceChildren(...rows.map((row) => {
       const tr = document.createElement("tr");
