@@ -100,6 +100,27 @@ def test_the_measurement_table_lists_the_studys_marks_goes_to_them_and_exports_c
     page.evaluate("(id) => crossread.annotations.remove(id)", there["id"])
 
 
+def test_a_mark_on_a_reformatted_plane_is_listed_with_its_plane_and_a_click_opens_mpr_there(page, demo_site):
+    login(page)
+    open_study(page, demo_site["truth"]["studies"]["baseline"]["study_instance_uid"])
+    label = f"tbl-plane-{uuid.uuid4().hex[:6]}"
+    mark = page.evaluate(
+        """async (label) => crossread.annotations.create({plane: {series: crossread.app.outline.series[0].uid,
+            plane: "coronal", index: 200}, kind: "length", points: [[150, 100], [250, 100]], label}, {author: "reader1"})""",
+        label)
+    assert mark["plane"]["plane"] == "coronal"
+    page.keyboard.press("Shift+M")
+    row = page.locator("dialog.measurement-table tbody tr", has_text=label)
+    expect(row).to_contain_text("coronal 201")
+    row.click()
+    expect(page.locator("body")).to_have_attribute("data-mpr", "on")
+    coronal = page.locator(".viewport[data-index='2']")
+    expect(coronal.locator(".slice-label")).to_contain_text("Im 201/")
+    expect(coronal.locator("svg.overlay .annotation.selected")).to_have_count(1)
+    assert page.evaluate("crossread.app.selected") == mark["id"]
+    page.evaluate("(id) => crossread.annotations.remove(id)", mark["id"])
+
+
 def test_the_tag_browser_lists_a_corpus_ct_with_sequences_private_names_and_bulk_links(page, demo_site):
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     login(page)
