@@ -158,6 +158,8 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("series thumbnail", "get", f"{series}/thumbnail", READ),
         Cell("instance thumbnail", "get", f"{instance}/thumbnail", READ),
         Cell("Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['sop']}/1.dzi", READ),
+        # the tag browser of an instance
+        Cell("instance tags", "get", f"/projects/trial/instances/{ids['sop']}/tags", READ),
         # reformatted planes (MPR) of a series and their description
         Cell("MPR plane", "get", f"/projects/trial/series/{ids['series']}/mpr/sagittal/0", READ),
         Cell("MPR description", "get", f"/projects/trial/series/{ids['series']}/mpr/coronal", READ),
@@ -183,6 +185,10 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         # its author (the reader) and organizers change it
         Cell("change annotation", "patch", annotation, WRITE, {"version": 1, "label": "x"}),
         Cell("delete annotation", "delete", annotation, (204, 204, 403, 404, 401)),
+        # the study's marks exported from the viewer: downloaded by any member, stored by readers
+        Cell("export marks CSV", "get", f"/api/projects/trial/annotations/export/?study={ids['study']}&as=csv", READ),
+        Cell("export marks SR", "get", f"/api/projects/trial/annotations/export/?study={ids['study']}&as=sr", READ),
+        Cell("store marks SR", "post", "/api/projects/trial/annotations/export/", CREATE, {"study": ids["study"]}),
         # an instance in quarantine: everything that reaches its pixels answers as for an unknown one
         *held_cells(ids),
         Cell("RECIST evaluate", "post", "/api/recist/evaluate", ANY_USER, RECIST_BODY),
@@ -219,6 +225,7 @@ def held_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("held: series thumbnail", "get", f"{held.rsplit('/instances/', 1)[0]}/thumbnail", (404, 404, 404, 404, 401)),
         Cell("held: MPR plane", "get", f"/projects/trial/series/{ids['held_series']}/mpr/axial/1", HELD),
         Cell("held: MPR description", "get", f"/projects/trial/series/{ids['held_series']}/mpr/axial", HELD),
+        Cell("held: instance tags", "get", f"/projects/trial/instances/{ids['held']}/tags", HELD),
         Cell("held: Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['held']}/1.dzi", HELD),
         Cell("held: Deep Zoom tile", "get", f"/projects/trial/tiles/{ids['held']}/1_files/0/0_0.jpeg", HELD),
         # measuring it (HU statistics, a point's value) reads its pixels: refused as for an unknown UID

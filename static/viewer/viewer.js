@@ -175,13 +175,14 @@ const app = {
     buildSeriesPanel(); // thumbnails after the first image: they would compete with it
     this.loadLinking();
     this.loadMpr();
+    loadToolbox();
     void viewport;
   },
 
   // ---------------------------------------------------------------- tools and annotations
 
   setTool(tool) {
-    if (!["pointer", "wl", "pan", "zoom", "crosshair", ...Object.keys(TOOLS)].includes(tool)) return;
+    if (!["pointer", "wl", "pan", "zoom", "crosshair", "loupe", ...Object.keys(TOOLS)].includes(tool)) return;
     if (TOOLS[tool] && !this.canWrite) { this.toast("Your role in this project can view but not annotate."); return; }
     this.tool = tool;
     for (const viewport of this.viewports) viewport.setTool(tool); // the old tool's mode exits, the new one's enters
@@ -193,6 +194,7 @@ const app = {
     this.selected = id;
     for (const viewport of this.viewports) viewport.drawOverlay();
     showSelected(this, id);
+    if (this.toolbox) this.toolbox.selected(id); // the measurement table marks its row
   },
 
   mayEdit(annotation) {
@@ -454,7 +456,7 @@ for (const button of document.querySelectorAll("[data-action]")) {
   button.addEventListener("click", () => { app.activeViewport.takeOver(); actions[button.dataset.action](); });
 }
 
-const TOOL_KEYS = { v: "pointer", w: "wl", p: "pan", z: "zoom", c: "crosshair", ...Object.fromEntries(Object.entries(TOOLS).map(([name, tool]) => [tool.key, name])) };
+const TOOL_KEYS = { v: "pointer", w: "wl", p: "pan", z: "zoom", c: "crosshair", u: "loupe", ...Object.fromEntries(Object.entries(TOOLS).map(([name, tool]) => [tool.key, name])) };
 
 document.addEventListener("keydown", (event) => {
   const target = event.target;
@@ -503,6 +505,7 @@ document.addEventListener("keydown", (event) => {
     }
     return handled();
   }
+  if (app.toolbox && app.toolbox.key(event)) return handled(); // Shift+M, Shift+D, Shift+S (toolbox.js)
   if (key === "K" && event.shiftKey) { actions.link(); return handled(); }
   const lower = key.toLowerCase();
   if (lower === "k") { actions.linked(); return handled(); }
@@ -546,3 +549,9 @@ for (const outline of app.outlines) {
 app.fillPresets();
 setTimeout(buildSeriesPanel, 1500); // in case the first image never comes
 window.crossread = { app, bus, annotations, loader };
+setTimeout(loadToolbox, 1500); // in case the first image never comes
+
+/** The reading tools (toolbox.js: measurement table, tags, loupe, capture), after the first image. */
+function loadToolbox() {
+  app.toolboxLoad ||= import("./toolbox.js").then(({ install }) => { app.toolbox = install(app); });
+}
