@@ -66,7 +66,7 @@ def test_readers_on_two_processes_see_each_other(site: LiveSite) -> None:
         try:
             for ws in (r1, r2):
                 state = json.loads(await ws.recv())
-                assert state["type"] == "session.state" and state["protocol"] == 2
+                assert state["type"] == "session.state" and state["protocol"] == 3
             # presence crosses processes: reader1 sees reader2 come online
             await until(r1, lambda f: f["type"] == "presence" and any(p["user"] == "reader2" and p["online"] for p in f["participants"]))
             # cursors: reader1 moves on process 1, reader2 sees it on process 2, and never its own
