@@ -15,8 +15,10 @@ from annotations import services as annotation_services
 from collab import events
 from collab.access import SessionAccess
 from collab.models import ChatMessage, Connection, Participant, ReadingSession, SessionCase, SessionRole
+from collab.ice import check_servers, reach
 from collab.protocol import PROTOCOL_LEVEL
 from collab.visibility import Seat, What, may_see
+from crossread.conf import option
 from crossread.errors import DomainError
 from viewer.access import ProjectAccess, access_project
 from viewer.models import Membership, Role, Study
@@ -154,7 +156,7 @@ def snapshot(access: SessionAccess) -> dict[str, Any]:
         "you": {**you, "organizer": seat.organizer, "can_annotate": _can_annotate(access)},
         "participants": participants,
         "chat": visible_chat(access, limit=CHAT_SNAPSHOT),
-        "call": {"peers": call_roster(access.session)},
+        "call": {"peers": call_roster(access.session), "reach": reach(check_servers(option("ICE_SERVERS")))},
         "annotations": visible_session_annotations(access),
     }
 

@@ -214,7 +214,7 @@ async def test_a_blinded_session_talks_only_when_its_organizer_allows_voice(crew
     room = Room(blinded, cookies)
     try:
         state = await room.join("r1")
-        assert state["session"]["voice"] is False and state["call"] == {"peers": []}
+        assert state["session"]["voice"] is False and state["call"] == {"peers": [], "reach": "local"}
         await room.join("r2")
         await room.send("r1", {"type": "call.join", "ref": "j"})
         error = await answer(room, "r1")
