@@ -42,6 +42,7 @@ export class Call {
       this.iceServers = iceServers;
       this.reach = reach;
       this.active = true;
+      this.listed = false;
       this.muted = false;
       for (const peer of peers) await this.offerTo(peer.user);
       this.timer = setInterval(() => this.measure(), LEVEL_EVERY_MS);
@@ -79,7 +80,10 @@ export class Call {
   setRoster(peers) {
     this.roster = peers || [];
     const inCall = new Set(this.roster.map((p) => p.user));
-    if (this.active && !inCall.has(this.me)) { this.leave({ tell: false }); return; } // the call was ended for us
+    // A roster without us after one with us: the call was ended for us (an older roster, sent before
+    // our join, may still arrive after it: that one is not a reason to leave).
+    if (this.active && inCall.has(this.me)) this.listed = true;
+    else if (this.active && this.listed) { this.leave({ tell: false }); return; }
     for (const user of [...this.peers.keys()]) if (!inCall.has(user)) this.drop(user);
     this.changed("roster");
   }
