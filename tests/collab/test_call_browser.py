@@ -65,7 +65,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         site.stop()
 
 
-def open_reader(browser: Any, site: dict[str, Any], username: str, errors: list[str]) -> Any:
+def open_reader(browser: Any, site: dict[str, Any], username: str, errors: list[str], mode: str = "open") -> Any:
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=site["base"])
     context.set_default_timeout(20_000)
     page = context.new_page()
@@ -75,7 +75,7 @@ def open_reader(browser: Any, site: dict[str, Any], username: str, errors: list[
     page.fill("#id_password", PASSWORDS[username])
     page.click("button[type=submit]")
     page.wait_for_url("**/")
-    page.goto(site["viewer"]["open"])
+    page.goto(site["viewer"][mode])
     page.wait_for_selector("body[data-first-image][data-modes]")
     page.wait_for_selector("#collab-panel .collab-connection.online")
     return page
@@ -148,4 +148,34 @@ def test_two_readers_talk_mute_and_point_at_a_slice(media_browser: Any, site: di
     finally:
         one.context.close()
         two.context.close()
+    assert not errors, errors
+
+
+def test_the_organizer_allows_voice_in_a_blinded_session_from_the_lobby(media_browser: Any, site: dict[str, Any]) -> None:
+    """A blinded session has no call until its organizer ticks "Allow voice" in the lobby; the reader's
+    panel offers "Join audio" as soon as that is saved, without a reload."""
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    reader = open_reader(media_browser, site, "reader1", errors, mode="blinded")
+    context = media_browser.new_context(base_url=site["base"])
+    organizer = context.new_page()
+    organizer.on("pageerror", lambda error: errors.append(f"organizer: {error}"))
+    try:
+        expect(reader.locator(".collab-call-controls")).to_contain_text("Voice is off in this blinded session")
+        expect(reader.locator("#collab-join-audio")).to_have_count(0)
+        organizer.goto("/accounts/login/")
+        organizer.fill("#id_username", "organizer")
+        organizer.fill("#id_password", "demo-organizer-pass")
+        organizer.click("button[type=submit]")
+        organizer.wait_for_url("**/")
+        session_id = site["viewer"]["blinded"].split("session=")[1]
+        organizer.goto(f"/sessions/{session_id}/")
+        organizer.check("#collab-voice")
+        expect(reader.locator("#collab-join-audio")).to_be_visible()
+        organizer.reload()
+        expect(organizer.locator("#collab-voice")).to_be_checked()
+    finally:
+        reader.context.close()
+        context.close()
     assert not errors, errors
