@@ -327,3 +327,20 @@ def test_ice_configuration() -> None:
     assert ice.ice_servers(fixed, secret="s", user="7", now=1000, ttl=60) == fixed  # its own credentials kept
     assert ice.turn_credentials("s", "7", 1000.9, 60)[0] == "1060:7"
     assert [ice.reach(s) for s in ([], [{"urls": ["stun:x"]}], fixed)] == ["local", "stun", "turn"]
+
+
+@run_async
+async def test_an_observer_may_listen_in(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
+    """Observers watch and do not annotate, but they may join the call (as in a reading room)."""
+    room = Room(session, cookies)
+    try:
+        for who in ("r1", "watcher"):
+            await room.join(who)
+        await join_call(room, "r1")
+        reply = await join_call(room, "watcher")
+        assert reply["peers"] == [{"user": "r1", "video": False}]
+        await settle(room, "r1", "watcher")
+        await room.send("watcher", {"type": "rtc.offer", "to": "r1", "sdp": SDP})
+        assert (await answer(room, "r1"))["from"] == "watcher"
+    finally:
+        await room.close()
