@@ -254,9 +254,10 @@ class SessionConsumer:
     # -- the call and the chat ---------------------------------------------------------------------
 
     async def on_call_join(self, message: CallJoin) -> None:
-        confirmed = self._confirmed()
+        # Read afresh (joins are rare): whether voice is allowed is not part of the grant a seat check
+        # confirms. Signals need a connection in the call, and every change that takes voice away ends it.
         access, reply = await database_sync_to_async(services.join_call)(
-            self.user, self.session_id, self.connection_id, video=message.video, ref=message.ref, confirmed=confirmed)
+            self.user, self.session_id, self.connection_id, video=message.video, ref=message.ref)
         self.access, self.in_call = access, True
         await self.send(text_data=encode(reply))
 

@@ -5,6 +5,7 @@ without voice, a seat taken away), malformed payloads and the rate limit."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -17,6 +18,7 @@ from channels.db import database_sync_to_async
 
 from audit.models import AuditEvent
 from collab import consumers, protocol, services
+from collab import hub as hubs
 from tests.collab.conftest import make_session, run_async
 from tests.collab.test_consumer import Room
 
@@ -235,6 +237,10 @@ async def test_a_blinded_session_talks_only_when_its_organizer_allows_voice(crew
         assert rosters[-1]["peers"] == []
         await room.send("r2", {"type": "rtc.answer", "to": "r1", "sdp": SDP})
         assert (await answer(room, "r2"))["code"] == "forbidden"
+        await asyncio.sleep(hubs.RECHECK_SECONDS + 0.2)  # a seat check confirms the socket's grant again
+        await room.send("r2", {"type": "call.join", "ref": "again"})
+        assert (await answer(room, "r2"))["code"] == "forbidden"
+        assert await frames_of(room, "r1") == []
     finally:
         await room.close()
 
