@@ -350,3 +350,19 @@ async def test_an_observer_may_listen_in(crew: dict[str, Any], session: Any, coo
         assert (await answer(room, "r1"))["from"] == "watcher"
     finally:
         await room.close()
+
+
+def test_a_broken_call_configuration_stops_the_start(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
+
+    from crossread.env import get_json
+
+    settings.CROSSREAD = {"ICE_SERVERS": [{"urls": "turn:turn.example.org"}]}  # TURN without a secret
+    with pytest.raises(ImproperlyConfigured, match="CROSSREAD_TURN_SECRET"):
+        apps.get_app_config("collab").ready()
+    settings.CROSSREAD = {"ICE_SERVERS": [{"urls": "turn:turn.example.org"}], "TURN_SECRET": "s"}
+    apps.get_app_config("collab").ready()
+    monkeypatch.setenv("CROSSREAD_ICE_SERVERS", "[{'urls': 1}")
+    with pytest.raises(ImproperlyConfigured, match="must be JSON"):
+        get_json("CROSSREAD_ICE_SERVERS", [])
