@@ -309,6 +309,7 @@ def session_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("invite", "post", f"{api}invitations/", (201, *MANAGE[1:]), {"role": "observer"}),
         Cell("revoke invitation", "delete", f"{api}invitations/{ids['invitation']}/", (204, *MANAGE[1:])),
         Cell("session annotations", "get", f"{api}annotations/", SEATED),
+        Cell("session chat export", "get", f"{api}chat/?as=csv", SEATED),
         # The reader's mark: the organizer deletes any, the author their own; the presenter does not
         # see it when blinded; an observer does not annotate.
         Cell("delete a session annotation", "delete", f"{api}annotations/{ids['mark']}/",
