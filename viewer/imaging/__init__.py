@@ -58,6 +58,7 @@ from .presentation import apply_presentation_lut, color_to_rgb8, palette_lut
 from .presets import PRESETS, preset_window, presets_for
 from .render import (
     PreparedFrame,
+    auto_window,
     downscale_prepared,
     grey_lookup_table,
     prepare_frame,
@@ -66,6 +67,7 @@ from .render import (
 )
 
 __all__ = [
+    "auto_window",
     "DEFAULT_LIMITS",
     "MEDIA_TYPES",
     "PRESETS",
