@@ -64,6 +64,7 @@ const app = {
   mpr: null, // mpr.js: the MPR layout (imported after the first image, or when asked for)
   metadataRequests: new Map(),
   undoStack: [],
+  redoStack: [], // undone actions, redone by Ctrl+Shift+Z / Ctrl+Y; a new action empties it
   replacedIds: new Map(), // id of a deleted mark -> id of its re-creation by undo
   framesShown: 0,
   firstImageAt: 0,
@@ -207,15 +208,33 @@ const app = {
     return current;
   },
 
-  pushUndo(pending, undo) {
-    const entry = { undo: async () => undo(await pending) };
+  pushUndo(pending, undo, redo) {
+    const entry = { undo: async () => undo(await pending), redo: async () => redo(await pending) };
     this.undoStack.push(entry);
+    this.redoStack = [];
     pending.catch(() => { this.undoStack = this.undoStack.filter((e) => e !== entry); });
+  },
+
+  /** Remove mark `id` (its latest id) and return a function that creates it again as it was. */
+  removeForUndo(id) {
+    const current = this.currentId(id);
+    const before = annotations.get(current);
+    return annotations.remove(current).then(() => before);
+  },
+
+  /** Create again a mark removed by an undo or a delete; older entries naming its old id find the new one. */
+  async recreate(annotation) {
+    const { kind, points, label } = annotation;
+    const again = await annotations.create({ ...annotations.imageFields(annotation), kind, points, label }, { author: this.user });
+    this.replacedIds.set(annotation.id, again.id);
+    return again;
   },
 
   async createAnnotation(fields, asksLabel = false) {
     const pending = annotations.create(fields, { author: this.user });
-    this.pushUndo(pending, (saved) => annotations.remove(this.currentId(saved.id)));
+    let removed = null; // the mark as it was when its creation was undone
+    this.pushUndo(pending, async (saved) => { removed = await this.removeForUndo(saved.id); },
+      async (saved) => this.recreate(removed || saved));
     try {
       const saved = await pending;
       this.select(saved.id);
@@ -234,10 +253,12 @@ const app = {
   async updateAnnotation(annotation, fields, { version, quiet = false } = {}) {
     const before = Object.fromEntries(Object.keys(fields).map((key) => [key, annotation[key]]));
     const pending = annotations.update(annotation.id, fields, { version });
-    this.pushUndo(pending, (saved) => {
+    const after = { ...fields };
+    const change = (values) => (saved) => {
       const id = this.currentId(saved.id);
-      return annotations.get(id) ? annotations.update(id, before) : null;
-    });
+      return annotations.get(id) ? annotations.update(id, values) : null;
+    };
+    this.pushUndo(pending, change(before), change(after));
     try {
       await pending;
       return null;
@@ -254,13 +275,10 @@ const app = {
     if (!annotation) return;
     if (!this.mayEdit(annotation)) { this.toast("Only the author or an organizer can delete this."); return; }
     this.select(null);
-    const { kind, points, label } = annotation;
-    const image = annotations.imageFields(annotation); // {instance, frame}, or {plane} on a reformatted plane
     const pending = annotations.remove(annotation.id);
-    this.pushUndo(pending, async () => {
-      const again = await annotations.create({ ...image, kind, points, label }, { author: this.user });
-      this.replacedIds.set(annotation.id, again.id); // older undo entries name the old id
-    });
+    let removed = annotation; // as it was when deleted (a redo deletes it again, an undo re-creates it)
+    this.pushUndo(pending, async () => { await this.recreate(removed); },
+      async () => { removed = await this.removeForUndo(annotation.id); });
     try {
       await pending;
     } catch (error) {
@@ -268,13 +286,19 @@ const app = {
     }
   },
 
-  /** Undo the last action; undos run one after the other (each may wait for the server). */
-  undo() {
-    const action = this.undoStack.pop();
-    if (!action) { this.toast("Nothing to undo."); return this.undoing; }
+  /** Undo the last action; undos and redos run one after the other (each may wait for the server). */
+  undo() { return this.replay(this.undoStack, this.redoStack, "undo", "Undo"); },
+
+  /** Redo the last undone action (Ctrl+Shift+Z, Ctrl+Y). */
+  redo() { return this.replay(this.redoStack, this.undoStack, "redo", "Redo"); },
+
+  replay(from, to, step, name) {
+    const action = from.pop();
+    if (!action) { this.toast(`Nothing to ${step}.`); return this.undoing; }
     this.undoing = (this.undoing || Promise.resolve())
-      .then(() => action.undo())
-      .catch((error) => this.toast(`Undo failed: ${error.message}`));
+      .then(() => action[step]())
+      .then(() => to.push(action))
+      .catch((error) => this.toast(`${name} failed: ${error.message}`));
     return this.undoing;
   },
 
@@ -463,6 +487,7 @@ document.addEventListener("keydown", (event) => {
   if (!viewport) return;
   viewport.takeOver();
   const key = event.key;
+  if ((event.ctrlKey || event.metaKey) && (key.toLowerCase() === "y" || (key.toLowerCase() === "z" && event.shiftKey))) { event.preventDefault(); app.redo(); return; }
   if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") { event.preventDefault(); app.undo(); return; }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.shiftKey && /^Digit[123]$/.test(event.code)) { app.setLayout(["1x1", "1x2", "2x2"][Number(event.code.slice(5)) - 1]); return; }

@@ -55,7 +55,7 @@ from .lut import (
     parse_window,
 )
 from .presentation import apply_presentation_lut, color_to_rgb8, palette_lut
-from .presets import PRESETS, preset_window, presets_for
+from .presets import CT_ORDER, PRESETS, REGIONS, body_region, preset_orders, preset_window, presets_for
 from .render import (
     PreparedFrame,
     auto_window,
@@ -115,6 +115,10 @@ __all__ = [
     "parse_viewport",
     "parse_window",
     "prepare_frame",
+    "CT_ORDER",
+    "REGIONS",
+    "body_region",
+    "preset_orders",
     "preset_window",
     "presets_for",
     "render_frame",
