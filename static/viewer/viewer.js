@@ -9,10 +9,12 @@ import * as loader from "./loader.js";
 import { Stack } from "./stack.js";
 import { TOOLS, measurementLines as measurementText } from "./tools.js";
 import { Viewport } from "./viewport.js";
+import * as layouts from "./layouts.js";
+import * as presets from "./presets.js";
 import { startViewingReport } from "./viewing_report.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
-const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4, mpr: 3 }; // mpr: axial, sagittal, coronal (mpr.js)
+const { LAYOUTS } = layouts; // name -> viewports (layouts.js); mpr: axial, sagittal, coronal (mpr.js)
 const CURSOR_INTERVAL = 33; // ms: about 30 cursor events per second at most
 
 /**
@@ -52,6 +54,8 @@ const app = {
   outlines: [boot.outline, ...(boot.related || [])], // this study, then the patient's others
   get allSeries() { return this.outlines.flatMap((o) => o.series.map((series) => ({ outline: o, series }))); },
   presets: boot.presets,
+  presetOrders: boot.presetOrders || {},
+  userPresets: boot.userPresets || [],
   web: dicomweb(boot.project),
   viewports: [],
   activeViewport: null,
@@ -295,10 +299,14 @@ const app = {
   replay(from, to, step, name) {
     const action = from.pop();
     if (!action) { this.toast(`Nothing to ${step}.`); return this.undoing; }
+    to.push(action); // at once: a redo pressed while its undo still waits for the server follows it
     this.undoing = (this.undoing || Promise.resolve())
       .then(() => action[step]())
-      .then(() => to.push(action))
-      .catch((error) => this.toast(`${name} failed: ${error.message}`));
+      .catch((error) => {
+        const at = to.indexOf(action);
+        if (at >= 0) to.splice(at, 1);
+        this.toast(`${name} failed: ${error.message}`);
+      });
     return this.undoing;
   },
 
@@ -360,42 +368,13 @@ const app = {
     setTimeout(() => item.remove(), 5000);
   },
 
-  fillPresets() {
-    const select = document.getElementById("preset");
-    const stack = this.activeViewport && this.activeViewport.stack;
-    const modality = stack ? stack.modality : "";
-    const list = this.presetsFor(modality);
-    const options = [new Option("0 · As acquired", "")];
-    list.forEach((preset, i) => options.push(new Option(`${i + 1} · ${preset.label}${preset.center !== undefined ? ` (${preset.width}/${preset.center})` : ""}`, preset.id)));
-    select.replaceChildren(...options);
-    const keys = document.getElementById("preset-keys");
-    keys.replaceChildren(...list.map((preset, i) => Object.assign(document.createElement("li"), { textContent: `${i + 1}: ${preset.label}` })));
-  },
+  fillPresets() { presets.fill(this); },
 
-  presetsFor(modality) {
-    return this.presets.filter((p) => p.modality === modality && p.voi !== "file").slice(0, 9);
-  },
+  /** The presets of `modality` for the active series (its body region), in number-key order (presets.js). */
+  presetsFor(modality) { return presets.presetsFor(this, modality); },
 
-  applyPreset(id) {
-    const viewport = this.activeViewport;
-    if (!viewport || !viewport.stack) return;
-    if (!id) { viewport.setWindow(null); return; }
-    const preset = this.presets.find((p) => p.id === id);
-    if (!preset) return;
-    if (preset.center !== undefined) viewport.setWindow({ center: preset.center, width: preset.width });
-    else if (preset.voi === "full") viewport.setWindow(fullRange(viewport));
-    else viewport.setWindow(null);
-    document.getElementById("preset").value = id;
-  },
+  applyPreset(id) { presets.apply(this, id); },
 };
-
-function fullRange(viewport) {
-  const meta = viewport.meta;
-  if (!meta) return null;
-  const high = (meta.signed ? 2 ** (meta.bitsStored - 1) - 1 : 2 ** meta.bitsStored - 1) * meta.slope + meta.intercept;
-  const low = (meta.signed ? -(2 ** (meta.bitsStored - 1)) : 0) * meta.slope + meta.intercept;
-  return { center: (low + high) / 2, width: high - low };
-}
 
 // ------------------------------------------------------------------ series panel
 
@@ -453,7 +432,8 @@ function formatDate(da) {
 
 // ------------------------------------------------------------------ toolbar and keyboard
 
-for (const button of document.querySelectorAll("[data-layout]")) button.addEventListener("click", () => app.setLayout(button.dataset.layout));
+for (const button of document.querySelectorAll("[data-layout]")) button.addEventListener("click", () => layouts.choose(app, button.dataset.layout));
+layouts.install(app); // the layout menu
 for (const button of document.querySelectorAll("[data-tool]")) button.addEventListener("click", () => app.setTool(button.dataset.tool));
 document.getElementById("preset").addEventListener("change", (event) => app.applyPreset(event.target.value));
 
@@ -461,7 +441,13 @@ const actions = {
   invert: () => app.activeViewport.setInvert(!app.activeViewport.invert),
   fit: () => app.activeViewport.fit(),
   actual: () => app.activeViewport.actualSize(),
-  reset: () => { const v = app.activeViewport; v.invert = false; v.setWindow(null); v.fit(); document.getElementById("preset").value = ""; },
+  reset: () => { const v = app.activeViewport; v.invert = false; v.rotation = 0; v.flipH = v.flipV = false; v.setWindow(null); v.fit(); document.getElementById("preset").value = ""; },
+  rotate: () => app.activeViewport.rotate(1),
+  rotateLeft: () => app.activeViewport.rotate(-1),
+  flipH: () => app.activeViewport.flip("h"),
+  flipV: () => app.activeViewport.flip("v"),
+  redo: () => app.redo(),
+  presets: () => presets.openManager(app),
   cine: () => app.activeViewport.togglePlay(),
   undo: () => app.undo(),
   delete: () => app.deleteSelected(),
@@ -490,8 +476,9 @@ document.addEventListener("keydown", (event) => {
   if ((event.ctrlKey || event.metaKey) && (key.toLowerCase() === "y" || (key.toLowerCase() === "z" && event.shiftKey))) { event.preventDefault(); app.redo(); return; }
   if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") { event.preventDefault(); app.undo(); return; }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (event.shiftKey && /^Digit[123]$/.test(event.code)) { app.setLayout(["1x1", "1x2", "2x2"][Number(event.code.slice(5)) - 1]); return; }
+  if (event.shiftKey && /^Digit[123]$/.test(event.code)) { layouts.choose(app, ["1x1", "1x2", "2x2"][Number(event.code.slice(5)) - 1]); return; }
   if (event.shiftKey && event.code === "Digit4") { actions.mpr(); event.preventDefault(); return; }
+  if (event.shiftKey && event.code === "Digit0") { app.applyPreset(""); event.preventDefault(); return; } // as acquired
   const handled = () => event.preventDefault();
   switch (key) {
     case "ArrowDown": case "ArrowRight": viewport.step(1); return handled();
@@ -520,14 +507,7 @@ document.addEventListener("keydown", (event) => {
     }
     default: break;
   }
-  if (/^[0-9]$/.test(key) && !event.shiftKey) {
-    if (key === "0") app.applyPreset("");
-    else {
-      const preset = app.presetsFor(viewport.stack ? viewport.stack.modality : "")[Number(key) - 1];
-      if (preset) app.applyPreset(preset.id);
-    }
-    return handled();
-  }
+  if (/^[0-9]$/.test(key) && !event.shiftKey) { presets.applyKey(app, key); return handled(); } // 1-9, 0: the first ten presets
   if (key === "K" && event.shiftKey) { actions.link(); return handled(); }
   const lower = key.toLowerCase();
   if (lower === "k") { actions.linked(); return handled(); }
@@ -535,6 +515,8 @@ document.addEventListener("keydown", (event) => {
   if (lower === "f") { actions.fit(); return handled(); }
   if (lower === "a") { actions.actual(); return handled(); }
   if (lower === "r") { actions.reset(); return handled(); }
+  if (lower === "o") { (event.shiftKey ? actions.rotateLeft : actions.rotate)(); return handled(); } // rotate 90 degrees
+  if (lower === "h") { (event.shiftKey ? actions.flipV : actions.flipH)(); return handled(); } // flip
   if (TOOL_KEYS[lower]) { app.setTool(TOOL_KEYS[lower]); return handled(); }
   return undefined;
 });
@@ -560,10 +542,10 @@ if (!app.canWrite) {
   for (const button of document.querySelectorAll("[data-tool]")) {
     if (TOOLS[button.dataset.tool]) { button.disabled = true; button.title = "Your role in this project can view but not annotate"; }
   }
-  for (const action of ["undo", "delete"]) document.querySelector(`[data-action='${action}']`).disabled = true;
+  for (const action of ["undo", "redo", "delete"]) document.querySelector(`[data-action='${action}']`).disabled = true;
 }
 app.setTool("pointer");
-app.setLayout("1x1"); // loads the first series: its first frame is requested now
+app.setLayout(layouts.initial(app)); // loads the first series: its first frame is requested now
 if (!app.outline.series.length) app.toast("This study has no images to show.");
 for (const outline of app.outlines) {
   annotations.load({ study: outline.study }).catch((error) => app.toast(`Annotations could not be loaded: ${error.message}`));

@@ -13,10 +13,11 @@ from .errors import InvalidParameter
 from .lut import Window
 
 
-def _ct(name: str, label: str, center: int, width: int) -> dict[str, Any]:
+def _ct(name: str, label: str, center: int, width: int, group: str) -> dict[str, Any]:
     return {
         "id": f"ct-{name}",
         "modality": "CT",
+        "group": group,  # where the viewer's menu lists it
         "label": label,
         "center": center,
         "width": width,
@@ -27,24 +28,24 @@ def _ct(name: str, label: str, center: int, width: int) -> dict[str, Any]:
 def _relative(modality: str) -> tuple[dict[str, Any], ...]:
     prefix = modality.lower()
     return (
-        {"id": f"{prefix}-default", "modality": modality, "label": "As acquired", "voi": "file"},
-        {"id": f"{prefix}-full", "modality": modality, "label": "Full range", "voi": "full"},
+        {"id": f"{prefix}-default", "modality": modality, "group": "Relative", "label": "As acquired", "voi": "file"},
+        {"id": f"{prefix}-full", "modality": modality, "group": "Relative", "label": "Full range", "voi": "full"},
     )
 
 
-#: Every preset: ``id``, ``modality``, ``label``, and either ``center``/``width``/``function``
+#: Every preset: ``id``, ``modality``, ``group`` (its heading in the viewer's menu), ``label``, and either ``center``/``width``/``function``
 #: (a fixed window, in modality units) or ``voi`` (``"file"`` or ``"full"``).
 PRESETS: tuple[dict[str, Any], ...] = (
-    _ct("brain", "Brain", 40, 80),
-    _ct("subdural", "Subdural", 75, 215),
-    _ct("stroke", "Stroke", 40, 40),
-    _ct("temporal-bone", "Temporal bones", 600, 2800),
-    _ct("soft-tissue", "Soft tissue", 50, 400),
-    _ct("lung", "Lung", -600, 1500),
-    _ct("mediastinum", "Mediastinum", 50, 350),
-    _ct("abdomen", "Abdomen", 40, 400),
-    _ct("liver", "Liver", 30, 150),
-    _ct("bone", "Bone", 400, 1800),
+    _ct("brain", "Brain", 40, 80, "Head"),
+    _ct("subdural", "Subdural", 75, 215, "Head"),
+    _ct("stroke", "Stroke", 40, 40, "Head"),
+    _ct("temporal-bone", "Temporal bones", 600, 2800, "Head"),
+    _ct("soft-tissue", "Soft tissue", 50, 400, "Body"),
+    _ct("lung", "Lung", -600, 1500, "Chest"),
+    _ct("mediastinum", "Mediastinum", 50, 350, "Chest"),
+    _ct("abdomen", "Abdomen", 40, 400, "Abdomen"),
+    _ct("liver", "Liver", 30, 150, "Abdomen"),
+    _ct("bone", "Bone", 400, 1800, "Bone"),
     *_relative("MR"),
     *_relative("CR"),
     *_relative("DX"),
