@@ -35,10 +35,15 @@ export function initial(app) {
   return (first && remembered(first.modality)) || "1x1";
 }
 
-/** A small grid icon of a layout, as text: e.g. 2x3 -> "▦". */
+/** A small picture of a layout: its rows and columns of cells. */
 function icon(name) {
   const [rows, columns] = name.split("x").map(Number);
-  return Array.from({ length: rows }, () => "▪".repeat(columns)).join("\n");
+  const grid = document.createElement("span");
+  grid.className = "layout-icon";
+  grid.setAttribute("aria-hidden", "true");
+  grid.style.gridTemplate = `repeat(${rows}, 1fr) / repeat(${columns}, 1fr)`;
+  for (let i = 0; i < rows * columns; i += 1) grid.append(document.createElement("span"));
+  return grid;
 }
 
 /** The layout menu: the toolbar button #layout-menu-button opens #layout-menu. */
@@ -52,9 +57,7 @@ export function install(app) {
     item.setAttribute("role", "menuitemradio");
     item.dataset.layoutChoice = name;
     item.setAttribute("aria-label", `Layout ${title(name)}`);
-    const grid = Object.assign(document.createElement("span"), { className: "layout-icon", textContent: icon(name) });
-    grid.setAttribute("aria-hidden", "true");
-    item.append(grid, Object.assign(document.createElement("span"), { textContent: title(name) }));
+    item.append(icon(name), Object.assign(document.createElement("span"), { textContent: title(name) }));
     item.addEventListener("click", () => { close(); choose(app, name); });
     return item;
   }));
