@@ -170,12 +170,13 @@ function build(app) {
     const window = viewport && viewport.stack && viewport.effectiveWindow();
     const input = document.getElementById("my-preset-name");
     if (!window) return;
+    const label = input.value.trim();
     run(app, async () => {
       await requestJson(API, { method: "POST", body: {
-        modality: viewport.stack.modality, label: input.value.trim(),
+        modality: viewport.stack.modality, label,
         center: Math.round(window.center * 100) / 100, width: Math.max(1, Math.round(window.width * 100) / 100),
       } });
-      input.value = "";
+      if (input.value.trim() === label) input.value = ""; // not what was typed meanwhile
       await reload(app);
     });
   });
