@@ -88,8 +88,11 @@ export function apply(app, id) {
   select.value = id;
 }
 
-/** The stored range of values (the "Full range" preset of MR, CR, DX). */
+/** The "Full range" preset of MR, CR, DX: the range of the values present when the server said it
+ * (X-Crossread-Window, an image without a window of its own), else the stored range. */
 function fullRange(viewport) {
+  const auto = viewport.autoWindow();
+  if (auto) return { ...auto };
   const meta = viewport.meta;
   if (!meta) return null;
   const high = (meta.signed ? 2 ** (meta.bitsStored - 1) - 1 : 2 ** meta.bitsStored - 1) * meta.slope + meta.intercept;
