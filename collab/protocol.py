@@ -273,6 +273,15 @@ class Viewport(Message):
             if not isinstance(data["invert"], bool):
                 raise _bad("invert must be true or false.")
             out["invert"] = data["invert"]
+        if data.get("rotation") is not None:  # degrees clockwise as seen (docs/viewer.md, rotate and flip)
+            if data["rotation"] not in (0, 90, 180, 270) or isinstance(data["rotation"], bool):
+                raise _bad("rotation must be 0, 90, 180 or 270.")
+            out["rotation"] = int(data["rotation"])
+        for key in ("flipH", "flipV"):
+            if data.get(key) is not None:
+                if not isinstance(data[key], bool):
+                    raise _bad(f"{key} must be true or false.")
+                out[key] = data[key]
         if data.get("linked") is not None:
             if not isinstance(data["linked"], bool):
                 raise _bad("linked must be true or false.")
