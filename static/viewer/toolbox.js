@@ -5,7 +5,7 @@ const BUTTONS = [
   { toolbox: "table", label: "Measurement table of the study", title: "Measurements of the study: table, CSV, DICOM SR (Shift+M)", text: "☷" },
   { toolbox: "tags", label: "DICOM tags of the image", title: "DICOM tags of the image shown (Shift+D)", text: "#" },
   { tool: "loupe", label: "Magnifier loupe", title: "Magnifier loupe (U)", text: "⊙" },
-  { toolbox: "capture", label: "Capture the viewport as an image", title: "Capture the viewport as PNG or JPEG (Shift+S)", text: "▦" },
+  { toolbox: "capture", label: "Capture the viewport as an image", title: "Capture the viewport as PNG or JPEG (Shift+S)", text: "⇩" },
 ];
 
 export function install(app) {

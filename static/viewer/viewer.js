@@ -147,7 +147,6 @@ const app = {
     }
     if (!this.activeViewport || this.activeViewport.root.hidden) this.activate(this.viewports[0]);
     if (this.linking) { this.linking.hang(); this.redrawOverlays(); }
-    for (const button of document.querySelectorAll("[data-layout]")) button.setAttribute("aria-pressed", String(button.dataset.layout === name));
     for (const viewport of this.viewports) viewport.resize();
   },
 
@@ -434,7 +433,6 @@ function formatDate(da) {
 
 // ------------------------------------------------------------------ toolbar and keyboard
 
-for (const button of document.querySelectorAll("[data-layout]")) button.addEventListener("click", () => layouts.choose(app, button.dataset.layout));
 layouts.install(app); // the layout menu
 for (const button of document.querySelectorAll("[data-tool]")) button.addEventListener("click", () => app.setTool(button.dataset.tool));
 document.getElementById("preset").addEventListener("change", (event) => app.applyPreset(event.target.value));
@@ -462,6 +460,11 @@ const actions = {
     app.toast(count ? "Linked: the slices on screen now match, and scroll together." : "Nothing to link: show a parallel series of another study or frame of reference beside this one.");
   },
 };
+// A small menu of a toolbar group closes once an action is chosen, and on a click elsewhere.
+for (const more of document.querySelectorAll("details.tool-more")) {
+  more.addEventListener("click", (event) => { if (event.target.closest("button")) more.open = false; });
+  document.addEventListener("pointerdown", (event) => { if (!more.contains(event.target)) more.open = false; });
+}
 for (const button of document.querySelectorAll("[data-action]")) {
   button.addEventListener("click", () => { app.activeViewport.takeOver(); actions[button.dataset.action](); });
 }

@@ -369,7 +369,8 @@ def test_the_layout_fits_a_laptop_and_a_reading_room_monitor(page, demo_site, si
     page.set_viewport_size({"width": size[0], "height": size[1]})
     login(page)
     open_baseline(page, demo_site)
-    page.click(f"[data-layout='{layout}']")
+    page.click("#layout-menu-button")
+    page.click(f"#layout-menu [data-layout-choice='{layout}']")
     count = {"1x2": 2, "2x2": 4}[layout]
     visible = page.locator(".viewport:not([hidden])")
     expect(visible).to_have_count(count)
