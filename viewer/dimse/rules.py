@@ -17,6 +17,7 @@ from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
@@ -169,7 +170,7 @@ def part10(dataset: bytes, *, transfer_syntax: str, sop_class: str, sop_instance
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
     if valid_ae_title(source_ae):
         meta.SourceApplicationEntityTitle = source_ae.strip()
-    buffer = io.BytesIO()
+    buffer = DicomBytesIO()
     buffer.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(buffer, meta, enforce_standard=True)
     buffer.write(dataset)
