@@ -142,3 +142,24 @@ def test_retrieves_reach_what_the_node_may_see(stored):
     sent = list(query.stored_datasets(access, found))
     assert [ds.SOPInstanceUID for ds in sent] == [i.sop_instance_uid for i in found]
     assert all(ds.PatientIdentityRemoved == "YES" for ds in sent)
+
+
+def test_nodes_are_configured_by_command(projects):
+    from django.core.management import CommandError, call_command
+
+    from audit.models import AuditEvent
+
+    call_command("dicom_node", "add", "demo", "MR2", "--address", "10.0.0.9", "--kind", "query",
+                 "--host", "10.0.0.9", "--port", "104")
+    assert isinstance(nodes.identify("DEMO", "MR2", "10.0.0.9"), nodes.Caller)
+    assert nodes.move_destination(projects["demo"], "MR2").port == 104
+    assert AuditEvent.objects.filter(object_type="dicom.node", object_id="MR2").exists()
+    for bad in (["add", "demo", "BAD\\AE", "--address", "10.0.0.1"], ["add", "demo", "X", "--address", "ten"],
+                ["add", "demo", "X", "--address", "10.0.0.1", "--port", "104"],
+                ["ae-title", "demo", "ARCHIVE"], ["ae-title", "pacs", "DEMO"], ["remove", "demo", "NOPE"]):
+        with pytest.raises(CommandError):
+            call_command("dicom_node", *bad)
+    call_command("dicom_node", "ae-title", "demo", "RESEARCH")
+    assert nodes.project_for_ae_title("RESEARCH") == projects["demo"] and nodes.project_for_ae_title("DEMO") is None
+    call_command("dicom_node", "remove", "demo", "MR2")
+    assert nodes.identify("RESEARCH", "MR2", "10.0.0.9").diagnostic == rules.CALLING_AE_NOT_RECOGNISED
