@@ -435,3 +435,24 @@ def _wait(port: int, timeout: float = 10) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+def test_associations_are_limited_in_number_and_idle_time(site):
+    port = site.live.start_dicom(CROSSREAD_DIMSE_MAX_ASSOCIATIONS="2", CROSSREAD_DIMSE_NETWORK_TIMEOUT="2",
+                                 CROSSREAD_DIMSE_ACSE_TIMEOUT="2")
+    # The connection that found the port open sent no association request: it holds a slot until the
+    # ACSE timeout.
+    time.sleep(3)
+    ae = site.scu("WORKSTATION")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    first = ae.associate("127.0.0.1", port, ae_title="DEMO")
+    second = ae.associate("127.0.0.1", port, ae_title="DEMO")
+    assert first.is_established and second.is_established
+    third = ae.associate("127.0.0.1", port, ae_title="DEMO")
+    assert third.is_rejected  # transient: local limit exceeded
+    assert third.acceptor.primitive.result == 0x02 and third.acceptor.primitive.diagnostic == 0x02
+    time.sleep(4)  # idle beyond the network timeout: the listener aborts both
+    assert not first.is_established and not second.is_established
+    third = ae.associate("127.0.0.1", port, ae_title="DEMO")
+    assert third.is_established and third.send_c_echo().Status == 0x0000
+    third.release()

@@ -121,6 +121,7 @@ def on_requested(event: evt.Event) -> None:
                reason=found.reason)
         event.assoc.acse.send_reject(0x01, 0x01, found.diagnostic)
         event.assoc.kill()  # as pynetdicom's own rejection: the DUL sends the PDU, then stops
+        connections.close_all()  # no release or abort event follows a rejection
         return
     event.assoc.crossread = _Association(found)
 
