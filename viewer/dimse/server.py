@@ -333,5 +333,8 @@ def application_entity(ae_title: str = "CROSSREAD") -> AE:
 def serve(host: str, port: int, ae_title: str = "CROSSREAD") -> None:
     """Listen on ``host:port`` until interrupted."""
     ae = application_entity(ae_title)
+    # pynetdicom logs every message at INFO, C-FIND identifiers and answers with their patient names
+    # among them: warnings and errors only.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     log.info("DIMSE listener %s on %s:%s", ae_title, host, port)
     ae.start_server((host, port), block=True, evt_handlers=HANDLERS)
