@@ -150,7 +150,7 @@ def main() -> None:
             size = sum(p.stat().st_size for p in dimse_series) / 1e6
             print(f"\nDIMSE C-STORE (storescu, one association), phantom CT 120 x 512x512 ({size:.1f} MB), instances/s:")
             for name, (ae_title, port) in nodes.items():
-                seconds = timed(lambda: dcmtk("storescu", ae_title, port, *map(str, dimse_series)))
+                seconds = timed(lambda: dcmtk("storescu", ae_title, port, files=dimse_series))
                 print(f"  {name:<10} {120 / seconds:7.1f}")
             print(f"\nDIMSE C-FIND latency (findscu: a process and an association each), {args.queries} runs, "
                   "p50 / p95 in ms:")
@@ -177,8 +177,8 @@ FINDS = {
 }
 
 
-def dcmtk(tool: str, ae_title: str, port: int, *args: str) -> None:
-    done = subprocess.run([tool, "-aet", "BENCH", "-aec", ae_title, *args, "127.0.0.1", str(port)],
+def dcmtk(tool: str, ae_title: str, port: int, *options: str, files: list[Path] = []) -> None:  # noqa: B006
+    done = subprocess.run([tool, "-aet", "BENCH", "-aec", ae_title, *options, "127.0.0.1", str(port), *map(str, files)],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"{tool} failed: {done.stderr[-2000:]}")
