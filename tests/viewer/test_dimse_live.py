@@ -16,7 +16,7 @@ import pydicom
 import pytest
 import requests
 from pydicom.dataset import Dataset
-from pynetdicom import AE, StoragePresentationContexts, build_role
+from pynetdicom import AE, build_role, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
@@ -237,6 +237,10 @@ def test_a_sender_may_not_query(site):
     answers = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
     assoc.release()
     assert len(answers) == 1 and answers[0][0].Status == 0x0124 and answers[0][1] is None
+    out = site.shell("from audit.models import AuditEvent\n"
+                     "print(AuditEvent.objects.filter(action='access.denied', object_type='dicom.query',"
+                     " actor_name='dicom:MODALITY', project='secure').count())")
+    assert int(out) == 1
 
 
 def test_refused_data_sets_leave_nothing(site):
@@ -275,6 +279,10 @@ def test_refused_data_sets_leave_nothing(site):
     assert store(mismatched, CTImageStorage, "1.2.3.4.5.6.7") == 0xA900  # nor another instance
     assoc.release()
     assert instance_count(site, "demo") == before
+    out = site.shell("from audit.models import AuditEvent\n"
+                     "e = AuditEvent.objects.filter(action='upload', actor_name='dicom:MODALITY').first()\n"
+                     "print(e.detail['failed'], e.detail['stored'])")
+    assert out.split() == ["3", "0"]  # the association's refusals are in its audit event
     out = site.shell("from viewer.storage import object_store\nfrom viewer.models import Instance, Project\n"
                      "p = Project.objects.get(slug='demo')\n"
                      "print(len(object_store().iter_keys(p.pk)), Instance.objects.filter(project=p).count())")
@@ -374,7 +382,6 @@ def test_c_get_returns_the_stored_instances(site, phantom, tmp_path):
     ae = site.scu("PYSCU")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     ae.add_requested_context(CTImageStorage)
-    from pynetdicom import evt
     handlers = [(evt.EVT_C_STORE, lambda event: received.append(event.dataset) or 0x0000)]
     assoc = ae.associate("127.0.0.1", site.port, ae_title="DEMO", ext_neg=[build_role(CTImageStorage, scp_role=True)],
                          evt_handlers=handlers)

@@ -59,6 +59,7 @@ from viewer import rules as access_rules
 from viewer.access import access_node
 from viewer.dimse import nodes, query, rules
 from viewer.ingest import IngestResult, Outcome as IngestOutcome, ingest_bytes
+from viewer.ingest import failed as ingest_failed
 
 log = logging.getLogger(__name__)
 
@@ -162,19 +163,24 @@ def handle_store(event: evt.Event) -> Dataset:
     if state is None:
         return _status(rules.NOT_AUTHORISED)
     caller = state.caller
-    if not access_rules.node_may_store(caller.node.kind):
-        return _status(rules.NOT_AUTHORISED, "This node may not store into the project.")
     request = event.request
     sop_class = _text(request.AffectedSOPClassUID)
     sop_instance = _text(request.AffectedSOPInstanceUID)
+
+    def refused(status: int, reason: str) -> Dataset:
+        state.stored.append(ingest_failed(sop_instance, reason, status))  # counted in the association's audit
+        return _status(status, reason)
+
+    if not access_rules.node_may_store(caller.node.kind):
+        return refused(rules.NOT_AUTHORISED, "This node may not store into the project.")
     encoded = event.encoded_dataset(include_meta=False)
     if len(encoded) > option("MAX_INSTANCE_BYTES"):
-        return _status(rules.OUT_OF_RESOURCES, "The instance is larger than this archive accepts.")
+        return refused(rules.OUT_OF_RESOURCES, "The instance is larger than this archive accepts.")
     data = rules.part10(encoded, transfer_syntax=str(event.context.transfer_syntax), sop_class=sop_class,
                         sop_instance=sop_instance, source_ae=caller.calling)
     mismatch = rules.identity_status(data, sop_class=sop_class, sop_instance=sop_instance)
     if mismatch is not None:
-        return _status(mismatch, "The data set's SOP Class or Instance UID differs from the request's.")
+        return refused(mismatch, "The data set's SOP Class or Instance UID differs from the request's.")
     result = ingest_bytes(caller.project, data, name=sop_instance)
     state.stored.append(result)
     status = rules.store_status(ok=result.ok, failure_code=result.failure_code,
@@ -189,6 +195,10 @@ def _query_access(event: evt.Event) -> tuple[_Association, Any, str]:
     try:
         access = access_node(state.caller.project, state.caller.node.kind)
     except DomainError:
+        caller = state.caller
+        record(Action.ACCESS_DENIED, actor_name=f"dicom:{caller.calling}"[:150], outcome=Outcome.FAILURE,
+               project=caller.project, object_type="dicom.query", object_id=caller.called, source_ip=caller.address,
+               via="dimse", reason="a sender may not query or retrieve")
         raise rules.IdentifierError("This node may not query the project.", rules.NOT_AUTHORISED) from None
     return state, access, QUERY_MODELS[_text(event.request.AffectedSOPClassUID)]
 
