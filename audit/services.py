@@ -29,6 +29,7 @@ def record(
     object_id: str = "",
     outcome: Outcome | str = Outcome.SUCCESS,
     in_transaction: bool = False,
+    source_ip: str | None = None,
     **detail: Any,
 ) -> None:
     """Append one event, after the surrounding transaction commits (a rolled-back action is not logged).
@@ -36,6 +37,7 @@ def record(
     A failed or refused action is recorded at once: it must be logged although nothing committed.
     ``in_transaction`` writes the event now, inside the surrounding transaction: it commits or rolls
     back with the rows it describes, and no crash between the commit and its hooks can lose it.
+    ``source_ip``: the caller's address when there is no HTTP request (a DICOM node over DIMSE).
     """
     request = request if request is not None else current_request.get()
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
@@ -48,7 +50,7 @@ def record(
         object_type=object_type,
         object_id=str(object_id)[:200],
         detail=detail,
-        source_ip=client_address(request),
+        source_ip=source_ip or client_address(request),
         user_agent=(request.headers.get("User-Agent", "") if request is not None else "")[:300],
     )
     if in_transaction or outcome == Outcome.FAILURE or not transaction.get_connection().in_atomic_block:

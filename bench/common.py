@@ -41,10 +41,14 @@ class Orthanc:
     BINARY = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
     PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
-    def __init__(self, root: Path) -> None:
+    #: Orthanc's DICOM (DIMSE) AE title when started with ``dicom=True``.
+    AE_TITLE = "ORTHANC"
+
+    def __init__(self, root: Path, *, dicom: bool = False) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.dicom_port = free_port() if dicom else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -55,7 +59,9 @@ class Orthanc:
         config = {
             "Name": "bench",
             "HttpPort": self.port,
-            "DicomServerEnabled": False,
+            "DicomServerEnabled": self.dicom_port is not None,
+            **({"DicomPort": self.dicom_port, "DicomAet": self.AE_TITLE, "DicomAlwaysAllowStore": True,
+                "DicomAlwaysAllowFind": True, "DicomCheckCalledAet": False} if self.dicom_port else {}),
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "StorageDirectory": str(self.root / "storage"),
@@ -69,6 +75,8 @@ class Orthanc:
         log = open(self.root / "orthanc.log", "wb")
         self.process = subprocess.Popen([self.BINARY, str(self.root / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
         _wait_for_port(self.port, self.process)  # type: ignore[arg-type]
+        if self.dicom_port is not None:
+            _wait_for_port(self.dicom_port, self.process)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         if self.process is not None:

@@ -4,7 +4,11 @@ Prints, for each server:
 - STOW-RS instances per second for the 120-slice 512x512 phantom CT series (one request, and in
   batches of 10);
 - QIDO-RS latency (p50, p95) for common searches with at least 10,000 instances indexed (the same
-  synthetic instances, stored through STOW-RS into both).
+  synthetic instances, stored through STOW-RS into both);
+- DIMSE: dcmtk's storescu sending another 120-slice phantom series to Crossread's listener
+  (``manage.py dicom_listener``) and to Orthanc's DICOM port (instances/s, one association), and
+  findscu latency (p50, p95; each run a process and an association, as a workstation's query) for
+  study searches over the same index.
 
 Usage: .venv/bin/python bench/ingest.py [--instances 10000] [--queries 50]
 Needs Debian's orthanc and orthanc-dicomweb for the baseline (skipped, with a note, if absent).
@@ -13,6 +17,8 @@ Needs Debian's orthanc and orthanc-dicomweb for the baseline (skipped, with a no
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +81,7 @@ def main() -> None:
         files = write_phantom_studies(root / "phantom", slices=120)
         baseline = [p.read_bytes() for p in files[:120]]
         followup = [p.read_bytes() for p in files[120:240]]
+        dimse_series = write_phantom_studies(root / "phantom-dimse", slices=120, seed=1)[:120]
         fill = synthetic_batches(max(0, args.instances - 240))
 
         site = LiveSite.create(root / "crossread")
@@ -82,8 +89,9 @@ def main() -> None:
         ours = requests.Session()
         ours.headers["Authorization"] = f"Token {site.token('reader1')}"
         (server,) = site.start()
+        dicom_port = site.start_dicom()
         servers = {"crossread": (ours, f"{server}/projects/demo/dicomweb")}
-        orthanc = Orthanc(root / "orthanc") if Orthanc.available() else None
+        orthanc = Orthanc(root / "orthanc", dicom=True) if Orthanc.available() else None
         if orthanc:
             orthanc.start()
             servers["orthanc"] = (requests.Session(), f"{orthanc.url}/dicom-web")
@@ -132,10 +140,55 @@ def main() -> None:
             for name in servers:
                 line += f"{percentile(totals[name], 50):8.1f} /{percentile(totals[name], 95):6.1f}      "
             print(line)
+
+            if shutil.which("storescu") is None:
+                print("\n(dcmtk is not installed: no DIMSE figures; apt-get install dcmtk)")
+                return
+            nodes = {"crossread": ("DEMO", dicom_port)}
+            if orthanc and orthanc.dicom_port:
+                nodes["orthanc"] = (Orthanc.AE_TITLE, orthanc.dicom_port)
+            size = sum(p.stat().st_size for p in dimse_series) / 1e6
+            print(f"\nDIMSE C-STORE (storescu, one association), phantom CT 120 x 512x512 ({size:.1f} MB), instances/s:")
+            for name, (ae_title, port) in nodes.items():
+                seconds = timed(lambda: dcmtk("storescu", ae_title, port, files=dimse_series))
+                print(f"  {name:<10} {120 / seconds:7.1f}")
+            print(f"\nDIMSE C-FIND latency (findscu: a process and an association each), {args.queries} runs, "
+                  "p50 / p95 in ms:")
+            print(f"  {'search':<42}" + "".join(f"{name:>22}" for name in nodes))
+            for label, keys in FINDS.items():
+                line = f"  {label:<42}"
+                for name, (ae_title, port) in nodes.items():
+                    timings = timed_runs(lambda: dcmtk("findscu", ae_title, port, "-S", *keys), args.queries)
+                    line += f"{percentile(timings, 50):8.1f} /{percentile(timings, 95):6.1f}       "
+                print(line)
         finally:
             site.stop()
             if orthanc:
                 orthanc.stop()
+
+
+#: C-FIND searches at the study level (Study Root), as findscu keys.
+FINDS = {
+    "STUDY PatientID=": ["-k", "QueryRetrieveLevel=STUDY", "-k", "PatientID=P00042", "-k", "StudyInstanceUID"],
+    "STUDY PatientName=Bench^Patient0004*": ["-k", "QueryRetrieveLevel=STUDY", "-k", "PatientName=Bench^Patient0004*",
+                                             "-k", "StudyInstanceUID"],
+    "STUDY AccessionNumber=": ["-k", "QueryRetrieveLevel=STUDY", "-k", "AccessionNumber=A000500",
+                               "-k", "StudyInstanceUID"],
+}
+
+
+def dcmtk(tool: str, ae_title: str, port: int, *options: str, files: list[Path] = []) -> None:  # noqa: B006
+    done = subprocess.run([tool, "-aet", "BENCH", "-aec", ae_title, *options, "127.0.0.1", str(port), *map(str, files)],
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{tool} failed: {done.stderr[-2000:]}")
+
+
+def timed_runs(action: object, runs: int) -> list[float]:
+    timings = []
+    for _ in range(runs):
+        timings.append(timed(action) * 1000)
+    return timings
 
 
 def stow(session: requests.Session, base: str, files: list[bytes]) -> None:

@@ -45,6 +45,15 @@ DEFAULTS: dict[str, Any] = {
     "ICE_SERVERS": [],
     "TURN_SECRET": "",
     "TURN_TTL_SECONDS": 12 * 3600,
+    # DIMSE (manage.py dicom_listener, docs/dicomweb.md): concurrent associations, the largest PDU
+    # received, the seconds an association may sit idle (network), wait for association messages
+    # (ACSE) and for DIMSE messages, and the most matches one C-FIND, C-GET or C-MOVE answers.
+    "DIMSE_MAX_ASSOCIATIONS": 10,
+    "DIMSE_MAX_PDU_BYTES": 1024 * 1024,
+    "DIMSE_NETWORK_TIMEOUT": 60,
+    "DIMSE_ACSE_TIMEOUT": 30,
+    "DIMSE_DIMSE_TIMEOUT": 60,
+    "DIMSE_MAX_MATCHES": 10_000,
 }
 
 

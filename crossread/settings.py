@@ -206,6 +206,11 @@ if os.environ.get("CROSSREAD_TURN_SECRET"):
     CROSSREAD["TURN_SECRET"] = os.environ["CROSSREAD_TURN_SECRET"]
 if os.environ.get("CROSSREAD_MAX_INSTANCE_BYTES"):
     CROSSREAD["MAX_INSTANCE_BYTES"] = get_int("CROSSREAD_MAX_INSTANCE_BYTES", 0)
+# The DIMSE listener's limits (docs/dicomweb.md): CROSSREAD_DIMSE_MAX_ASSOCIATIONS and the others.
+for _dimse in ("MAX_ASSOCIATIONS", "MAX_PDU_BYTES", "NETWORK_TIMEOUT", "ACSE_TIMEOUT", "DIMSE_TIMEOUT",
+               "MAX_MATCHES"):
+    if os.environ.get(f"CROSSREAD_DIMSE_{_dimse}"):
+        CROSSREAD[f"DIMSE_{_dimse}"] = get_int(f"CROSSREAD_DIMSE_{_dimse}", 0)
 
 LOGGING = {
     "version": 1,

@@ -99,6 +99,18 @@ class LiveSite:
             self.urls.append(url)
         return self.urls
 
+    def start_dicom(self, ae_title: str = "CROSSREAD", **extra_env: str) -> int:
+        """Start ``manage.py dicom_listener`` (DIMSE) on a free port, with ``extra_env``; its port."""
+        port = free_port()
+        log = open(self.root / f"dicom-{port}.log", "wb")
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "dicom_listener", "--port", str(port), "--ae-title", ae_title],
+            env={**self.env, **extra_env}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        _wait_for_port(port, process)
+        return port
+
     def stop(self) -> None:
         for process in self.processes:
             process.terminate()

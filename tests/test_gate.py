@@ -56,6 +56,15 @@ def test_roles_include_the_lower_ones():
     assert not rules.has_role("someone", "viewer")  # an unknown role is no role
 
 
+@pytest.mark.parametrize("kind", ("sender", "query", "peer", "unknown"))
+def test_what_a_dicom_node_may_do(kind):
+    """A DIMSE caller is not a user: its node's kind gives it a fixed role (viewer.access.access_node)."""
+    role = rules.node_role(kind)
+    assert role == {"query": "reader", "peer": "reader"}.get(kind)
+    assert rules.node_may_store(kind) is (kind in ("sender", "peer"))
+    assert not rules.sees_quarantine(role)  # nodes never reach held images
+
+
 @pytest.mark.parametrize(("role", "own", "private", "quarantined"),
                          list(itertools.product(ROLES, (False, True), (False, True), (False, True))))
 def test_who_sees_an_annotation(role, own, private, quarantined):

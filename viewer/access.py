@@ -228,3 +228,16 @@ def access_project(
         # A member without the role knows that the project exists, so 403 is honest here.
         raise DomainError(f"This needs the {minimum} role in the project.", code=ErrorCode.FORBIDDEN)
     return ProjectAccess(project=membership.project, membership=membership)
+
+
+def access_node(project: Project, kind: str, *, minimum: str = Role.VIEWER) -> ProjectAccess:
+    """The access of a remote DICOM node (DIMSE: C-FIND, C-GET, C-MOVE) of ``kind`` to ``project``.
+
+    A node is not a user: it was identified by its AE title and address (``viewer.dimse.nodes``), and
+    acts with the fixed role :func:`viewer.rules.node_role` gives its kind, as a member without
+    blinding. The role stands in for a membership that is never saved.
+    """
+    role = rules.node_role(kind)
+    if role is None or not rules.has_role(role, minimum):
+        raise DomainError("This DICOM node may not read the project.", code=ErrorCode.FORBIDDEN)
+    return ProjectAccess(project=project, membership=Membership(project=project, role=role))

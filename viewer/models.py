@@ -40,10 +40,16 @@ class Project(models.Model):
     #: Blinded reading (e.g. a double-read trial): readers and viewers see only their own annotations;
     #: organizers see all.
     private_annotations = models.BooleanField(default=False)
+    #: The AE title DICOM nodes call to reach this project over DIMSE; blank: the slug in capitals, cut
+    #: to 16 characters (:func:`viewer.dimse.rules.project_ae_title`).
+    ae_title = models.CharField(max_length=16, blank=True, default="")
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["ae_title"], condition=~models.Q(ae_title=""), name="one_project_per_ae_title")
+        ]
 
     def __str__(self) -> str:
         return self.slug
@@ -192,3 +198,37 @@ class UserPreset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.modality})"
+
+
+class NodeKind(models.TextChoices):
+    """What a remote DICOM node may do in its project (:func:`viewer.rules.node_role`)."""
+
+    SENDER = "sender", "Sender (C-STORE only)"
+    QUERY = "query", "Query/retrieve (C-FIND, C-GET, C-MOVE with reader access)"
+    PEER = "peer", "Sender and query/retrieve"
+
+
+class DicomNode(models.Model):
+    """A remote DICOM application entity (a modality, a PACS, a workstation) known to one project.
+
+    A DIMSE caller is not a Django user: it is identified by its calling AE title and its network
+    address, and acts in the project with the fixed role of its ``kind``. ``host`` and ``port`` make it a
+    C-MOVE destination.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dicom_nodes")
+    #: The calling AE title, or ``*`` for any AE title from the addresses.
+    ae_title = models.CharField(max_length=16)
+    #: Addresses or CIDR networks the node calls from (``["127.0.0.1", "10.1.0.0/16"]``).
+    addresses = models.JSONField(default=list)
+    kind = models.CharField(max_length=16, choices=NodeKind.choices, default=NodeKind.SENDER)
+    #: Where C-MOVE sends to this node (blank: not a move destination).
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "ae_title"], name="one_node_per_ae_title")]
+
+    def __str__(self) -> str:
+        return f"{self.ae_title} ({self.kind}) in {self.project}"

@@ -46,3 +46,19 @@ def sees_project_annotation(role: str | None, *, own: bool, private: bool, quara
     if not sees_instance(role, quarantined=quarantined):
         return False
     return own or not private or has_role(role, "organizer")
+
+
+#: The project role a remote DICOM node acts with, by its kind (``viewer.models.NodeKind``): a sender
+#: only stores and reads nothing; a query/retrieve node (or a peer, which also stores) reads as a reader
+#: (no quarantined images). A DIMSE caller is not a user: this fixed role stands in for a membership.
+NODE_ROLES: dict[str, str | None] = {"sender": None, "query": "reader", "peer": "reader"}
+
+
+def node_role(kind: str) -> str | None:
+    """The role a DICOM node of ``kind`` reads with (``None``: it may read nothing)."""
+    return NODE_ROLES.get(kind)
+
+
+def node_may_store(kind: str) -> bool:
+    """May a DICOM node of ``kind`` store instances (C-STORE) into its project?"""
+    return kind in ("sender", "peer")

@@ -17,7 +17,7 @@ from django.db import transaction
 from demo import corpus
 from viewer.ingest import ingest_files
 from viewer.importing import iter_named_files
-from viewer.models import Membership, Project, Role
+from viewer.models import DicomNode, Membership, NodeKind, Project, Role
 
 DEMO_USERS = {
     "organizer": (Role.ORGANIZER, "demo-organizer-pass"),
@@ -78,6 +78,12 @@ class Command(BaseCommand):
             user.save()
             Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
             self.stdout.write(f"  {username:<10} {password:<22} {role}")
+        # DIMSE (manage.py dicom_listener): any AE title calling DEMO from this machine may store and
+        # query/retrieve, as a reader.
+        DicomNode.objects.update_or_create(
+            project=project, ae_title="*", defaults={"addresses": ["127.0.0.1"], "kind": NodeKind.PEER}
+        )
+        self.stdout.write("DICOM: any AE title from 127.0.0.1 may call DEMO on port 11112 (dicom_listener).")
         return project
 
     def _slide(self, folder: Path) -> list[Path]:
