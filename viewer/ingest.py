@@ -99,9 +99,13 @@ def ingest_bytes(
     if len(data) > option("MAX_INSTANCE_BYTES"):
         return too_large(name)
     try:
-        ds = dicomfile.read_part10(data)
+        part = dicomfile.read_dicom(data)
     except InvalidDicom as exc:
         return failed(name, exc.reason, exc.failure_code, **exc.uids)
+    # A file without preamble or file meta is kept as the PS3.10 file it should have been.
+    ds, data = part.dataset, part.data
+    if len(data) > option("MAX_INSTANCE_BYTES"):
+        return too_large(name)
 
     attrs = dicomfile.index_attributes(ds)
     uids = {
