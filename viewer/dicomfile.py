@@ -84,7 +84,7 @@ def read_dicom(data: bytes) -> Part10:
         )
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=not complete)
-    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, NotImplementedError) as exc:
+    except (InvalidDicomError, EOFError, OSError, struct.error, ValueError, KeyError, NotImplementedError) as exc:
         raise InvalidDicom(f"Unreadable DICOM file ({type(exc).__name__}).") from None
     meta = getattr(ds, "file_meta", None)
     has_syntax = meta is not None and "TransferSyntaxUID" in meta
@@ -120,7 +120,7 @@ def transfer_syntax_of(ds: Dataset) -> str:
     Pixel Data is encapsulated cannot be placed (its compression is unknown) and is refused.
     """
     pixel = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
-    if pixel is not None and getattr(pixel, "length", None) == UNDEFINED_LENGTH:
+    if pixel is not None and (getattr(pixel, "is_undefined_length", False) or getattr(pixel, "length", None) == UNDEFINED_LENGTH):
         raise InvalidDicom("Compressed Pixel Data without a Transfer Syntax UID: the compression cannot be known.")
     implicit, little = ds.original_encoding
     if implicit is None or little is None:
