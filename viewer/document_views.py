@@ -34,22 +34,34 @@ from viewer.storage import object_store
 
 @functools.lru_cache(maxsize=8)
 def _dataset(project_id: int, sha256: str) -> Dataset:
-    """The stored object parsed once (a few recent ones kept: a SEG is asked for once per slice)."""
+    """The stored object parsed once (a few recent ones kept), read-only: SR and RTSTRUCT answers and a
+    SEG's description."""
+    return _parse(object_store().read(project_id, sha256))
+
+
+def _parse(data: bytes) -> Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pydicom.dcmread(io.BytesIO(object_store().read(project_id, sha256)))
-
-
-@functools.lru_cache(maxsize=4)
-def _segmentation(project_id: int, sha256: str) -> Any:
-    return segmentation.read_segmentation(_dataset(project_id, sha256))
+        return pydicom.dcmread(io.BytesIO(data))
 
 
 @functools.lru_cache(maxsize=8)
-def _covered(project_id: int, sha256: str) -> dict[str, list[int]]:
-    """A SEG's segments on each source frame ("<sop>/<frame>"), from its functional groups."""
-    frames: dict[str, list[int]] = segmentation.describe_segmentation(_dataset(project_id, sha256))["frames"]
-    return frames
+def _described(project_id: int, sha256: str) -> dict[str, Any]:
+    """A SEG's segments and the source frames they cover, once checked that highdicom decodes it."""
+    segmentation.read_segmentation(_parse(object_store().read(project_id, sha256)))  # refuses what cannot be drawn
+    return segmentation.describe_segmentation(_dataset(project_id, sha256))
+
+
+@functools.lru_cache(maxsize=256)
+def _overlay(project_id: int, sha256: str, number: int, source: str, frame: int, multiframe: bool) -> bytes:
+    """One segment on one source frame as a PNG. highdicom's Segmentation is made here, in this thread,
+    from the stored bytes (its index is an SQLite database bound to the thread that made it); the PNGs
+    are what is kept."""
+    ds = _parse(object_store().read(project_id, sha256))
+    item = next(s for s in ds.SegmentSequence if int(s.SegmentNumber) == number)
+    colour = segmentation.segment_colour(item, number)
+    seg = segmentation.read_segmentation(ds)
+    return segmentation.overlay_png(segmentation.segment_mask(seg, number, source, frame, multiframe=multiframe), colour)
 
 
 def _object(access: ProjectAccess, sop: str) -> tuple[Instance, Dataset, bool]:
@@ -77,36 +89,37 @@ def report(request: HttpRequest, access: ProjectAccess, sop: str) -> HttpRespons
 
 @project_endpoint(("GET",))
 def segments(request: HttpRequest, access: ProjectAccess, sop: str) -> HttpResponse:
-    instance, ds, masked = _object(access, sop)
+    instance, _ds, masked = _object(access, sop)
     try:
-        _segmentation(instance.project_id, instance.sha256)
-        description = segmentation.describe_segmentation(ds, masked=masked)
+        description = _described(instance.project_id, instance.sha256)
     except segmentation.TooLarge as exc:
         raise DomainError(str(exc), code=ErrorCode.TOO_LARGE) from None
     except segmentation.NotAnOverlay as exc:
         raise DomainError(str(exc), code=ErrorCode.UNPROCESSABLE) from None
+    if masked:  # free text left out for a blinded reader
+        description = {**description, "segments": [{k: v for k, v in s.items() if k != "description"}
+                                                   for s in description["segments"]]}
     return _private(JsonResponse(description))
 
 
 @project_endpoint(("GET",))
 def segment_overlay(request: HttpRequest, access: ProjectAccess, sop: str, number: int, source: str,
                     frame: int) -> HttpResponse:
-    instance, ds, _masked = _object(access, sop)
+    instance = access.instance(sop)
     target = access.instance(source)  # the source image through the gate too
     frames = target.number_of_frames or 1
     if not 1 <= frame <= frames:
         raise NotFound("No such frame.")
     try:
-        if number not in _covered(instance.project_id, instance.sha256).get(f"{source}/{frame}", []):
-            raise NotFound("The segment has no frame on that image.")
-        seg = _segmentation(instance.project_id, instance.sha256)
-        item = next((s for s in ds.SegmentSequence if int(s.SegmentNumber) == number), None)
-        if item is None:
-            raise NotFound("No such segment.")
-        mask = segmentation.segment_mask(seg, number, source, frame, multiframe=frames > 1)
+        covered = _described(instance.project_id, instance.sha256)["frames"]
     except (segmentation.NotAnOverlay, segmentation.TooLarge) as exc:
         raise NotFound(str(exc)) from None
-    png = segmentation.overlay_png(mask, segmentation.segment_colour(item, number))
+    if number not in covered.get(f"{source}/{frame}", []):
+        raise NotFound("The segment has no frame on that image.")
+    try:
+        png = _overlay(instance.project_id, instance.sha256, number, source, frame, frames > 1)
+    except segmentation.NotAnOverlay as exc:
+        raise NotFound(str(exc)) from None
     return _private(HttpResponse(png, content_type="image/png"))
 
 

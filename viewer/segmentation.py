@@ -62,6 +62,8 @@ def segment_colour(item: Dataset, number: int) -> tuple[int, int, int]:
 
 
 def read_segmentation(ds: Dataset) -> hd.seg.Segmentation:
+    """The SEG decoded by highdicom. ``ds`` becomes the Segmentation (no copy), whose index is an SQLite
+    database of the thread that made it: use it in that thread only."""
     if str(ds.get("SOPClassUID", "")) != SEG_SOP_CLASS:
         raise NotAnOverlay("Not a DICOM Segmentation.")
     if len(ds.get("SegmentSequence", []) or []) > MAX_SEGMENTS:
@@ -77,7 +79,10 @@ def describe_segmentation(ds: Dataset, *, masked: bool = False) -> dict[str, Any
 
     ``masked``: segment descriptions (free text) are left out, labels and codes stay.
     """
-    read_segmentation(ds)  # refuses what highdicom cannot read, before anything is promised
+    if str(ds.get("SOPClassUID", "")) != SEG_SOP_CLASS:
+        raise NotAnOverlay("Not a DICOM Segmentation.")
+    if len(ds.get("SegmentSequence", []) or []) > MAX_SEGMENTS:
+        raise TooLarge(f"The segmentation has more than {MAX_SEGMENTS} segments.")
     segments = []
     for item in ds.SegmentSequence:
         number = int(item.SegmentNumber)

@@ -24,7 +24,7 @@ function documentItem(app, outline, doc) {
   button.setAttribute("aria-label", `${what}: series ${doc.number ?? ""} ${doc.description || ""}, ${doc.modality}${opens ? "" : " (not shown)"}`);
   const badge = document.createElement("span");
   badge.className = "document-badge";
-  badge.textContent = doc.modality || "?";
+  badge.textContent = doc.modality === "RTSTRUCT" ? "RT" : (doc.modality || "?").slice(0, 4);
   const text = document.createElement("span");
   const title = document.createElement("strong");
   title.textContent = `${doc.modality} · Se ${doc.number ?? "–"}`;
@@ -147,12 +147,14 @@ export function panel(app, { title, kind, onClose }) {
   close.className = "close";
   close.textContent = "✕";
   close.setAttribute("aria-label", `Close ${title}`);
-  close.addEventListener("click", () => { aside.closeHandler(); aside.remove(); });
+  const reader = document.querySelector(".reader");
+  close.addEventListener("click", () => { aside.closeHandler(); aside.remove(); reader.classList.remove("document-open"); });
   header.append(h2, close);
   const body = document.createElement("div");
   body.className = "document-body";
   aside.append(header, body);
   aside.closeHandler = () => { aside.closeHandler = null; if (onClose) onClose(); };
   aside.hidden = false;
+  reader.classList.add("document-open"); // the viewports make room for the panel
   return body;
 }

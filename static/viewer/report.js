@@ -135,7 +135,9 @@ function listItem(app, node, level) {
     default:
       value.textContent = "";
   }
-  const relation = node.relationship && !["CONTAINS", "HAS PROPERTIES"].includes(node.relationship)
+  // the relations that say where a value comes from; the others (contains, has properties,
+  // observation context, concept modifier) read as plain nesting
+  const relation = ["INFERRED FROM", "SELECTED FROM", "HAS ACQ CONTEXT"].includes(node.relationship)
     ? `${node.relationship.toLowerCase()} ` : "";
   if (relation) {
     const rel = document.createElement("span");

@@ -66,18 +66,27 @@ export async function openSegmentation(app, outline, doc, sop) {
     labelOf: (s) => `${s.number} ${s.label}${s.type ? ` (${s.type})` : ""}`,
   });
   const colours = new Map(description.segments.map((s) => [s.number, s.colour]));
+  const images = new Map(); // href -> <image>, kept across redraws: a loaded mask is not fetched and decoded again
   setLayer(app, "seg", (viewport, svg, item) => {
     const numbers = description.frames[`${item.sop}/${item.frame}`];
     if (!numbers) return;
     const group = svgEl("g", { class: "seg-overlay", transform: imageTransform(viewport), opacity: String(state.opacity) }, svg);
     for (const number of numbers) {
       if (state.hidden.has(number)) continue;
-      svgEl("image", {
-        href: `${instanceUrl(app, sop)}/segments/${number}/${e(item.sop)}/${item.frame}`,
-        x: 0, y: 0, width: item.columns, height: item.rows, preserveAspectRatio: "none",
-        "data-segment": String(number), "data-colour": colours.get(number) || "",
-        style: "image-rendering: pixelated",
-      }, group);
+      const href = `${instanceUrl(app, sop)}/segments/${number}/${e(item.sop)}/${item.frame}`;
+      const key = `${viewport.index}|${href}`;
+      let image = images.get(key);
+      if (!image) {
+        image = svgEl("image", {
+          x: 0, y: 0, width: item.columns, height: item.rows, preserveAspectRatio: "none",
+          "data-segment": String(number), "data-colour": colours.get(number) || "", style: "image-rendering: pixelated",
+        });
+        image.addEventListener("load", () => image.setAttribute("data-loaded", ""), { once: true });
+        image.setAttribute("href", href);
+        if (images.size > 400) images.delete(images.keys().next().value);
+        images.set(key, image);
+      }
+      group.append(image);
     }
   });
   // Show a covered image unless one is on screen.

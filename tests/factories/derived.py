@@ -163,3 +163,83 @@ def point_report(image: Dataset) -> Dataset:
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion, imaging_measurements=[group])
     return hd.sr.Comprehensive3DSR(evidence=[image], content=content, series_number=91, series_instance_uid=hd.UID(),
                                    sop_instance_uid=hd.UID(), instance_number=1, manufacturer="tests")
+
+
+def lesion_structure_set(folder: Path, timepoint: str = "baseline", ids: tuple[str, ...] = TARGETS,
+                         points: int = 24) -> tuple[Dataset, dict[str, list[tuple[str, np.ndarray]]]]:
+    """An RT Structure Set (PS3.3 A.19) written with pydicom over the time point's slices: one ROI per
+    lesion, one CLOSED_PLANAR contour per slice it crosses (the sphere's circle there, ``points`` points,
+    patient mm), each naming its slice in ContourImageSequence; and the contours per lesion as
+    ``(slice SOP Instance UID, points (n, 3))``."""
+    from pydicom.sequence import Sequence as Seq
+    from pydicom.uid import ImplicitVRLittleEndian, RTStructureSetStorage, generate_uid
+
+    sources = images(folder, timepoint)
+    lesions = {lesion["id"]: lesion for lesion in truth(folder, timepoint)["lesions"]}
+    first = sources[0]
+    ds = Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.SOPClassUID = RTStructureSetStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+                    "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName"):
+        setattr(ds, keyword, first.get(keyword, ""))
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = 8101
+    ds.SeriesDescription = "Lesion contours"
+    ds.InstanceNumber = 1
+    ds.Manufacturer = "Crossread tests"
+    ds.StructureSetLabel = "Lesions"
+    ds.StructureSetDate, ds.StructureSetTime = "20240305", "120000"
+    frame = Dataset()
+    frame.FrameOfReferenceUID = first.FrameOfReferenceUID
+    ds.ReferencedFrameOfReferenceSequence = Seq([frame])
+    rois, contours_of, observations = [], [], []
+    drawn: dict[str, list[tuple[str, np.ndarray]]] = {}
+    angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    for number, lid in enumerate(ids, start=1):
+        lesion = lesions[lid]
+        cx, cy, cz = lesion["centre_mm"]
+        radius = lesion["long_axis_mm"] / 2
+        roi = Dataset()
+        roi.ROINumber = number
+        roi.ReferencedFrameOfReferenceUID = first.FrameOfReferenceUID
+        roi.ROIName = lid
+        roi.ROIGenerationAlgorithm = "MANUAL"
+        rois.append(roi)
+        item = Dataset()
+        item.ReferencedROINumber = number
+        item.ROIDisplayColor = [[255, 0, 0], [0, 255, 0], [0, 128, 255]][(number - 1) % 3]
+        contours = []
+        for ds_slice in sources:
+            z = float(ds_slice.ImagePositionPatient[2])
+            if abs(z - cz) >= radius:
+                continue
+            r = float(np.sqrt(radius ** 2 - (z - cz) ** 2))
+            outline = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles), np.full(points, z)], axis=1)
+            contour = Dataset()
+            image = Dataset()
+            image.ReferencedSOPClassUID = ds_slice.SOPClassUID
+            image.ReferencedSOPInstanceUID = ds_slice.SOPInstanceUID
+            contour.ContourImageSequence = Seq([image])
+            contour.ContourGeometricType = "CLOSED_PLANAR"
+            contour.NumberOfContourPoints = points
+            contour.ContourData = [f"{v:.3f}" for v in outline.ravel()]
+            contours.append(contour)
+            drawn.setdefault(lid, []).append((str(ds_slice.SOPInstanceUID), np.round(outline, 3)))
+        item.ContourSequence = Seq(contours)
+        contours_of.append(item)
+        observation = Dataset()
+        observation.ObservationNumber = number
+        observation.ReferencedROINumber = number
+        observation.RTROIInterpretedType = "GTV"
+        observation.ROIInterpreter = ""
+        observations.append(observation)
+    ds.StructureSetROISequence = Seq(rois)
+    ds.ROIContourSequence = Seq(contours_of)
+    ds.RTROIObservationsSequence = Seq(observations)
+    return ds, drawn
