@@ -29,7 +29,7 @@ function documentItem(app, outline, doc) {
   const title = document.createElement("strong");
   title.textContent = `${doc.modality} · Se ${doc.number ?? "–"}`;
   const description = document.createElement("span");
-  description.textContent = doc.description || what;
+  description.textContent = doc.description || "";
   const count = document.createElement("span");
   count.className = "muted small";
   count.textContent = opens ? what : `${what}: not shown`;
