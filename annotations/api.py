@@ -7,17 +7,21 @@
   ``instance`` and ``frame``
 - ``GET | PATCH | DELETE /api/projects/<slug>/annotations/<id>/``; PATCH ``{"version", "points"?,
   "label"?}``, a stale version → 409 ``{"code": "conflict", "detail", "annotation": {...current}}``.
+- ``GET  /api/projects/<slug>/annotations/export/?study=<uid>&as=csv|sr``: the study's marks that the
+  member sees, as the measurement table (CSV) or a DICOM SR TID 1500 file, downloaded
+  (:mod:`annotations.exports`); ``POST`` ``{"study"}`` stores that SR in the archive (readers) → 201.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import services
+from annotations import exports, services
 from crossread.errors import BadRequest
 from viewer.access import access_project
 from viewer.models import Role
@@ -91,3 +95,27 @@ class AnnotationDetailView(APIView):
         version = request.query_params.get("version")
         services.delete_annotation(request.user, annotation, version=int(version) if version and version.isdigit() else None)
         return Response(status=204)
+
+
+class AnnotationExportView(APIView):
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        access = access_project(request.user, slug, minimum=Role.VIEWER)
+        study = request.query_params.get("study")
+        fmt = request.query_params.get("as", "csv")
+        if fmt == "csv":
+            response = HttpResponse(exports.marks_csv(access, study), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="measurements.csv"'
+        elif fmt == "sr":
+            report = exports.marks_sr(access, study)
+            response = HttpResponse(report.data, content_type="application/dicom")
+            response["Content-Disposition"] = 'attachment; filename="measurements-sr.dcm"'
+            response["X-Marks"] = str(report.marks)
+            response["X-Marks-Skipped"] = str(report.skipped)
+        else:
+            raise BadRequest("as must be csv or sr.")
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    def post(self, request: Request, slug: str) -> Response:
+        access = access_project(request.user, slug, minimum=Role.READER)
+        return Response(exports.store_marks_sr(access, _body(request).get("study")), status=201)

@@ -32,7 +32,7 @@ of a 2-D array already in modality units (e.g. HU): count, mean, population stan
 
 Rounding of :func:`measure` output
 ----------------------------------
-Lengths to 0.1 (mm or px: the RECIST evaluator takes diameters in 0.1 mm), areas to 0.01 (mm^2 or
+Lengths to 0.1 (mm, um or px: the RECIST evaluator takes diameters in 0.1 mm), areas to 0.01 (mm^2 or
 px^2), angles to 0.1 degree, mean and standard deviation to 0.01; min and max are pixel values as
 they are. Python's ``round`` (to nearest, ties to even on the binary value) is used: the inputs are
 floats, so "exact halves" carry no meaning here.
@@ -68,7 +68,12 @@ class ShapeKind(enum.StrEnum):
     FREEHAND = "freehand"
     ARROW = "arrow"
     POINT = "point"
+    ANGLE = "angle"
+    COBB = "cobb"
 
+
+#: The kinds whose measurement is an angle (degrees; no length unit).
+ANGLE_KINDS: Final = frozenset({ShapeKind.ANGLE, ShapeKind.COBB})
 
 _POINT_COUNTS: Final[dict[ShapeKind, str]] = {
     ShapeKind.LENGTH: "2 points (the two ends)",
@@ -77,6 +82,8 @@ _POINT_COUNTS: Final[dict[ShapeKind, str]] = {
     ShapeKind.FREEHAND: f"3 to {MAX_FREEHAND_POINTS} points (a closed outline)",
     ShapeKind.ARROW: "2 points (tip, then tail)",
     ShapeKind.POINT: "1 point",
+    ShapeKind.ANGLE: "3 points (an arm's end, the vertex, the other arm's end)",
+    ShapeKind.COBB: "4 points (the ends of the first line, then of the second)",
 }
 
 
@@ -86,6 +93,16 @@ class CalibrationSource(enum.StrEnum):
     PIXEL_SPACING = "PixelSpacing"
     IMAGER_PIXEL_SPACING = "ImagerPixelSpacing"
     MAGNIFICATION_CORRECTED = "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"
+    #: A projection radiograph's PixelSpacing that differs from its ImagerPixelSpacing: calibrated
+    #: to the patient (PS3.3 10.7.1.3; how is in PixelSpacingCalibrationType, when given).
+    CALIBRATED = "PixelSpacing/calibrated"
+    #: A projection radiograph with PixelSpacing and no ImagerPixelSpacing: in which plane the
+    #: spacing holds is not known (PS3.3 10.7.1.3).
+    PROJECTION_UNKNOWN = "PixelSpacing/projection"
+    #: The Physical Delta X and Y of the ultrasound region the points lie in (PS3.3 C.8.5.5.1).
+    ULTRASOUND_REGION = "SequenceOfUltrasoundRegions"
+    #: A whole-slide image: the PixelSpacing of the pyramid's base level, lengths in micrometres.
+    SLIDE = "PixelSpacing/slide"
     NONE = "none"
 
 
@@ -106,10 +123,15 @@ class Calibration:
     row_spacing: float = 1.0
     column_spacing: float = 1.0
     source: CalibrationSource = CalibrationSource.NONE
+    #: The length unit of the spacing: ``"mm"`` (``"px"`` when uncalibrated); ``"um"`` (UCUM
+    #: micrometres) for whole-slide images.
+    length_unit: str = "mm"
 
     def __post_init__(self) -> None:
         _as_float(self.row_spacing, "row spacing")
         _as_float(self.column_spacing, "column spacing")
+        if self.length_unit not in ("mm", "um"):
+            raise ValueError("length unit must be mm or um")
 
     @classmethod
     def from_pixel_spacing(cls, spacing: Sequence[float],
@@ -128,32 +150,81 @@ class Calibration:
         Order: ``PixelSpacing``; the Pixel Measures functional group of ``frame``, then the shared
         one (enhanced multi-frame images); ``ImagerPixelSpacing``, divided by
         ``EstimatedRadiographicMagnificationFactor`` when present; otherwise uncalibrated.
+
+        A projection radiograph (:func:`is_projection`: CR, DX, MG, IO, XA, RF...) follows PS3.3
+        10.7.1.3 as OHIF and Cornerstone read it: a ``PixelSpacing`` equal to the
+        ``ImagerPixelSpacing`` is at the detector (magnification corrected when the factor is known);
+        one that differs is calibrated (:attr:`CalibrationSource.CALIBRATED`); ``PixelSpacing``
+        without ``ImagerPixelSpacing`` holds in an unknown plane
+        (:attr:`CalibrationSource.PROJECTION_UNKNOWN`). A spacing that is not two positive numbers
+        is ignored, as if absent.
         """
-        spacing = getattr(dataset, "PixelSpacing", None)
+        spacing = _spacing_pair(getattr(dataset, "PixelSpacing", None))
         if spacing is None:
-            spacing = _functional_group_spacing(dataset, frame)
+            spacing = _spacing_pair(_functional_group_spacing(dataset, frame))
+        imager = _spacing_pair(getattr(dataset, "ImagerPixelSpacing", None))
+        projection = is_projection(dataset)
+        if spacing is not None and projection:
+            if imager is None:
+                return cls(spacing[0], spacing[1], CalibrationSource.PROJECTION_UNKNOWN)
+            if not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(spacing, imager)):
+                return cls(spacing[0], spacing[1], CalibrationSource.CALIBRATED)
+            spacing = None  # the same as at the detector: no calibration to the patient
         if spacing is not None:
-            return cls.from_pixel_spacing([float(v) for v in spacing])
-        imager = getattr(dataset, "ImagerPixelSpacing", None)
+            return cls(spacing[0], spacing[1], CalibrationSource.PIXEL_SPACING)
         if imager is None:
             return cls()
         magnification = getattr(dataset, "EstimatedRadiographicMagnificationFactor", None)
-        if magnification is None:
-            return cls.from_pixel_spacing([float(v) for v in imager],
-                                          CalibrationSource.IMAGER_PIXEL_SPACING)
-        factor = _as_float(float(magnification), "magnification factor")
-        return cls.from_pixel_spacing([float(v) / factor for v in imager],
-                                      CalibrationSource.MAGNIFICATION_CORRECTED)
+        try:
+            factor = _as_float(float(magnification), "magnification factor") if magnification is not None else None
+        except (TypeError, ValueError):
+            factor = None  # tolerant when reading: a broken factor leaves the detector's spacing
+        if factor is None:
+            return cls(imager[0], imager[1], CalibrationSource.IMAGER_PIXEL_SPACING)
+        return cls(imager[0] / factor, imager[1] / factor, CalibrationSource.MAGNIFICATION_CORRECTED)
 
     @property
     def unit(self) -> str:
-        """``"mm"`` when calibrated, else ``"px"``; areas are in this unit squared."""
-        return "px" if self.source is CalibrationSource.NONE else "mm"
+        """``"mm"`` (or ``"um"``) when calibrated, else ``"px"``; areas are in this unit squared."""
+        return "px" if self.source is CalibrationSource.NONE else self.length_unit
 
     def scale(self, delta: FloatArray) -> FloatArray:
         """Pixel displacements ``[..., (dx, dy)]`` in calibrated units."""
         scaled: FloatArray = delta * np.array([self.column_spacing, self.row_spacing])
         return scaled
+
+
+#: Projection radiography (PS3.3 10.7.1.3 names CR, DX, MG, IO, XA, RF and the like): modalities ...
+PROJECTION_MODALITIES: Final = frozenset({"CR", "DX", "MG", "IO", "PX", "RF", "XA", "RG"})
+#: ... and SOP classes (CR; DX, MG and IO for presentation and processing; XA, RF and their
+#: enhanced forms; X-Ray 3D angiographic images are volumes, not projections).
+PROJECTION_SOP_CLASSES: Final = frozenset({
+    "1.2.840.10008.5.1.4.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.2", "1.2.840.10008.5.1.4.1.1.1.2.1",
+    "1.2.840.10008.5.1.4.1.1.1.3", "1.2.840.10008.5.1.4.1.1.1.3.1",
+    "1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.12.1.1",
+    "1.2.840.10008.5.1.4.1.1.12.2", "1.2.840.10008.5.1.4.1.1.12.2.1",
+})
+
+
+def is_projection(dataset: Any) -> bool:
+    """Whether ``dataset`` is a projection radiograph (by SOP class, else by modality)."""
+    sop_class = str(getattr(dataset, "SOPClassUID", "") or "")
+    return sop_class in PROJECTION_SOP_CLASSES or str(getattr(dataset, "Modality", "") or "") in PROJECTION_MODALITIES
+
+
+def _spacing_pair(value: Any) -> tuple[float, float] | None:
+    """Two positive finite numbers from a DICOM spacing value, else ``None`` (tolerant reading)."""
+    if value is None or isinstance(value, str | bytes):
+        return None
+    try:
+        pair = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(pair) != 2 or not all(math.isfinite(v) and v > 0 for v in pair):
+        return None
+    return pair[0], pair[1]
 
 
 def _functional_group_spacing(dataset: Any, frame: int) -> Sequence[Any] | None:
@@ -225,6 +296,42 @@ def bidirectional(points: Points, calibration: Calibration,
     angle = math.degrees(math.acos(min(1.0, cosine)))
     return Bidirectional(long_axis, short_axis, angle, 90.0 - angle <= tolerance_deg,
                          segments_intersect(xy[0], xy[1], xy[2], xy[3]))
+
+
+# --------------------------------------------------------------------------------------------
+# Angles
+# --------------------------------------------------------------------------------------------
+
+
+def _direction(delta: FloatArray, what: str) -> FloatArray:
+    norm = float(np.hypot(delta[0], delta[1]))
+    if norm == 0:
+        raise ValueError(f"{what} has zero length")
+    unit: FloatArray = delta / norm
+    return unit
+
+
+def angle(points: Points, calibration: Calibration) -> float:
+    """The angle at the vertex ``points[1]`` between the arms to ``points[0]`` and ``points[2]``,
+    in degrees from 0 to 180, in physical space (the pixel displacements scaled by the spacing
+    first: with anisotropic pixels the angle on screen pixels is not the patient's)."""
+    xy = np.asarray(points, dtype=float)
+    first = _direction(calibration.scale(xy[0] - xy[1]), "angle: the first arm")
+    second = _direction(calibration.scale(xy[2] - xy[1]), "angle: the second arm")
+    return math.degrees(math.atan2(abs(float(first[0] * second[1] - first[1] * second[0])),
+                                   float(np.dot(first, second))))
+
+
+def cobb_angle(points: Points, calibration: Calibration) -> float:
+    """The Cobb angle between the line ``points[0]``-``points[1]`` and the line
+    ``points[2]``-``points[3]``: the acute angle between the two lines (0 to 90 degrees, the
+    direction in which each line was drawn does not matter), in physical space."""
+    xy = np.asarray(points, dtype=float)
+    first = _direction(calibration.scale(xy[1] - xy[0]), "cobb: the first line")
+    second = _direction(calibration.scale(xy[3] - xy[2]), "cobb: the second line")
+    between = math.degrees(math.atan2(abs(float(first[0] * second[1] - first[1] * second[0])),
+                                      abs(float(np.dot(first, second)))))
+    return between
 
 
 def segments_intersect(a: PointLike, b: PointLike, c: PointLike, d: PointLike) -> bool:
@@ -435,7 +542,8 @@ def measure(kind: str, points: Any, calibration: Calibration | Sequence[float] |
     points
         ``[[x, y], ...]`` in pixel coordinates (see the module docstring), as many as the kind
         needs: length 2, bidirectional 4 (long axis, then short axis), ellipse 2 (opposite
-        corners of the bounding box), freehand 3 or more, arrow 2, point 1.
+        corners of the bounding box), freehand 3 or more, arrow 2, point 1, angle 3 (the vertex
+        in the middle), cobb 4 (two lines).
     calibration
         A :class:`Calibration`, a DICOM ``PixelSpacing`` pair (row, column), or ``None`` for pixels.
     values
@@ -455,6 +563,9 @@ def measure(kind: str, points: Any, calibration: Calibration | Sequence[float] |
           or ``None`` without values)
         - point: ``value``, the value of the pixel containing the point (``None`` without values
           or outside the image)
+        - angle, cobb: ``angle`` in degrees (``unit`` ``"deg"``; ``calibration`` the spacing the
+          angle was computed with, as it matters for anisotropic pixels): the angle at the vertex
+          (0 to 180) or the acute angle between two lines (0 to 90)
 
     Raises
     ------
@@ -475,6 +586,9 @@ def measure(kind: str, points: Any, calibration: Calibration | Sequence[float] |
         if shape_kind is ShapeKind.POINT:
             result["value"] = None if image is None else _value_at(image, xy[0])
         return result
+    if shape_kind in ANGLE_KINDS:
+        degrees = angle(xy, cal) if shape_kind is ShapeKind.ANGLE else cobb_angle(xy, cal)
+        return result | {"unit": "deg", "calibration": str(cal.source), "angle": _round(degrees, 1)}
     result |= {"unit": cal.unit, "calibration": str(cal.source)}
     match shape_kind:
         case ShapeKind.LENGTH:
@@ -543,7 +657,7 @@ def _points(kind: ShapeKind, points: Any) -> FloatArray:
                        _as_float(point[1], f"{kind}: point {index} y", positive=False)))
     count = len(parsed) if plain is None else len(plain)
     wanted = {ShapeKind.LENGTH: 2, ShapeKind.BIDIRECTIONAL: 4, ShapeKind.ELLIPSE: 2,
-              ShapeKind.ARROW: 2, ShapeKind.POINT: 1}.get(kind)
+              ShapeKind.ARROW: 2, ShapeKind.POINT: 1, ShapeKind.ANGLE: 3, ShapeKind.COBB: 4}.get(kind)
     if (count != wanted) if wanted is not None else not 3 <= count <= MAX_FREEHAND_POINTS:
         raise ValueError(f"{kind}: got {count} points; expected {expected}")
     return np.array(parsed, dtype=float) if plain is None else plain

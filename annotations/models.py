@@ -27,6 +27,8 @@ class Kind(models.TextChoices):
     FREEHAND = ShapeKind.FREEHAND.value, "Freehand ROI"
     ARROW = ShapeKind.ARROW.value, "Arrow"
     POINT = ShapeKind.POINT.value, "Point"
+    ANGLE = ShapeKind.ANGLE.value, "Angle"
+    COBB = ShapeKind.COBB.value, "Cobb angle"
 
 
 class Annotation(models.Model):
@@ -42,6 +44,9 @@ class Annotation(models.Model):
     #: Starts at 1; every write (points, label, deletion) adds 1. Updates name the version they
     #: saw, and a stale one is a conflict.
     version = models.PositiveIntegerField(default=1)
+    #: What :func:`annotations.geometry.measure` returned, with the measurement's ``unit`` (``"mm"``,
+    #: ``"um"`` on a whole-slide image, ``"px"``, ``"deg"`` for angles) and ``calibration``, the spacing
+    #: it was computed with (:class:`annotations.geometry.CalibrationSource`).
     measurements = models.JSONField(default=dict)
     #: A mark on a reformatted plane (MPR) of the instance's series, else null: ``{"series", "plane",
     #: "index"}`` and the plane's geometry when it was drawn (``position`` of its top left pixel,

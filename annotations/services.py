@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from annotations import geometry, planes
+from annotations import calibration, geometry, planes
 from annotations.geometry import Calibration, ShapeKind
 from annotations.models import Annotation
 from crossread.errors import BadRequest, Conflict, DomainError, ErrorCode, NotFound
@@ -53,14 +53,21 @@ PLANE_KINDS = tuple(ShapeKind(kind) for kind in planes.PLANE_KINDS)
 MAX_PLANE_INDEX = planes.MAX_PLANE_INDEX
 #: Kinds whose measurement needs the frame's modality values.
 _VALUE_KINDS = {ShapeKind.ELLIPSE, ShapeKind.FREEHAND, ShapeKind.POINT}
-#: Attributes the calibration is read from (PS3.3 C.7.6.2.1.1, C.8.11.4, C.7.6.16.2.1).
+#: Attributes the calibration is read from (PS3.3 C.7.6.2.1.1, C.8.11.4, C.7.6.16.2.1, 10.7.1.3,
+#: C.8.5.5; see :mod:`annotations.calibration`).
 _CALIBRATION_TAGS = {
+    "00080016",  # SOPClassUID
+    "00080060",  # Modality
     "00280030",  # PixelSpacing
     "00181164",  # ImagerPixelSpacing
     "00181114",  # EstimatedRadiographicMagnificationFactor
+    "00280A02",  # PixelSpacingCalibrationType
+    "00186011",  # SequenceOfUltrasoundRegions
     "52009229",  # SharedFunctionalGroupsSequence
     "52009230",  # PerFrameFunctionalGroupsSequence
 }
+#: TotalPixelMatrixColumns and TotalPixelMatrixRows: the size of a whole-slide image's level.
+_TOTAL_COLUMNS, _TOTAL_ROWS = "00480006", "00480007"
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +227,7 @@ def check_points(kind: ShapeKind, points: Any, instance: Instance | None = None,
     if size is not None:
         columns, rows = size
     else:
-        columns, rows = (instance.columns or 0, instance.rows or 0) if instance is not None else (0, 0)
+        columns, rows = image_size(instance) if instance is not None else (0, 0)
     if not all(0 <= x <= columns and 0 <= y <= rows for x, y in xy):
         raise BadRequest(f"{kind}: every point must lie inside the image (0..{columns}, 0..{rows}).")
     return xy
@@ -309,17 +316,40 @@ def check_session_id(session_id: Any) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
-def calibration_for(instance: Instance, frame: int = 1) -> Calibration:
-    """PixelSpacing (or the frame's Pixel Measures), else ImagerPixelSpacing (magnification
-    corrected when known), else pixels; see :meth:`Calibration.from_dataset`."""
+def image_size(instance: Instance) -> tuple[int, int]:
+    """(columns, rows) of the image marks are drawn on: the frame's, or for a whole-slide image the
+    total pixel matrix of its level (the viewer shows the finest level, in its pixel coordinates)."""
+    if instance.sop_class_uid == calibration.WSI_SOP_CLASS:
+        columns, rows = _first_int(instance, _TOTAL_COLUMNS), _first_int(instance, _TOTAL_ROWS)
+        if columns and rows:
+            return columns, rows
+    return instance.columns or 0, instance.rows or 0
+
+
+def _first_int(instance: Instance, tag: str) -> int:
+    values = (instance.metadata or {}).get(tag, {}).get("Value") or [0]
+    return values[0] if isinstance(values[0], int) and not isinstance(values[0], bool) else 0
+
+
+def calibration_for(instance: Instance, frame: int = 1, kind: ShapeKind = ShapeKind.LENGTH,
+                    points: Sequence[Sequence[float]] = ()) -> Calibration:
+    """The spacing ``points`` of ``kind`` are measured with (:func:`annotations.calibration.calibrate`:
+    a slide's base level in micrometres, the ultrasound region holding the points, PixelSpacing,
+    projection radiographs by PS3.3 10.7.1.3, else pixels). Points across ultrasound regions or
+    outside every calibrated one are refused (400)."""
     subset = {tag: value for tag, value in instance.metadata.items() if tag in _CALIBRATION_TAGS}
     if not subset:
         return Calibration()
     try:
         dataset = pydicom.Dataset.from_json(subset, bulk_data_uri_handler=lambda *args: b"")
-        return Calibration.from_dataset(dataset, frame - 1)
     except (ValueError, TypeError, AttributeError, IndexError, KeyError):
-        return Calibration()  # tolerant when reading: a malformed spacing measures in pixels
+        return Calibration()  # tolerant when reading: malformed attributes measure in pixels
+    try:
+        return calibration.calibrate(dataset, kind, points, frame - 1)
+    except calibration.CalibrationError as exc:
+        raise BadRequest(str(exc)) from None
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+        return Calibration()
 
 
 def modality_values(instance: Instance, frame: int, box: tuple[int, int, int, int]) -> np.ndarray | None:
@@ -343,8 +373,9 @@ def modality_values(instance: Instance, frame: int, box: tuple[int, int, int, in
 def compute_measurements(instance: Instance, frame: int, kind: ShapeKind, points: Sequence[Sequence[float]]) -> dict[str, Any]:
     """:func:`geometry.measure` with the instance's calibration and, for regions and points, the
     modality values of the region's bounding box (points shifted into the box)."""
-    return _measure(kind, points, calibration_for(instance, frame), (instance.columns or 0, instance.rows or 0),
-                    lambda box: modality_values(instance, frame, box))
+    slide = instance.sop_class_uid == calibration.WSI_SOP_CLASS
+    return _measure(kind, points, calibration_for(instance, frame, kind, points), image_size(instance),
+                    (lambda box: None) if slide else (lambda box: modality_values(instance, frame, box)))
 
 
 def plane_measurements(target: PlaneTarget, kind: ShapeKind, points: Sequence[Sequence[float]]) -> dict[str, Any]:

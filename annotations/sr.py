@@ -37,6 +37,7 @@ import datetime
 import enum
 import math
 import re
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -437,6 +438,33 @@ def build_measurement_report(
         If a referenced image is missing from ``evidence``, the evidence spans several studies,
         or a UID is invalid (and highdicom raises ``ValueError`` for anything it refuses).
     """
+    _check_evidence(evidence, [(f"lesion {f.identifier}", f.image) for f in read.findings if f.image is not None],
+                    series_instance_uid, sop_instance_uid)
+
+    report = hd.sr.MeasurementReport(
+        observation_context=_observation_context(read.reader_name, read.reader_login),
+        procedure_reported=_IMAGING_PROCEDURE,
+        imaging_measurements=[_group(read, finding) for finding in read.findings],
+    )
+    container = _responses_container(read.responses)
+    if container is not None:
+        report[0].ContentSequence.append(container)
+    return _document(report, evidence, series_instance_uid=series_instance_uid, sop_instance_uid=sop_instance_uid,
+                     series_number=series_number, instance_number=instance_number, manufacturer=manufacturer,
+                     content_datetime=content_datetime, series_description=series_description)
+
+
+def _observation_context(name: str, login: str | None) -> hd.sr.ObservationContext:
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Person,
+        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=name, login_name=login),
+    )
+    return hd.sr.ObservationContext(observer_person_context=observer)
+
+
+def _check_evidence(evidence: Sequence[pydicom.Dataset], images: Sequence[tuple[str, ImageReference]],
+                    series_instance_uid: str, sop_instance_uid: str) -> None:
+    """The report's UIDs, and every referenced image (``(what, image)``) in the one study's evidence."""
     problems: list[str] = []
     for name, uid in (("series_instance_uid", series_instance_uid),
                       ("sop_instance_uid", sop_instance_uid)):
@@ -446,35 +474,42 @@ def build_measurement_report(
         problems.append("evidence must hold the header of at least one image of the study")
     studies = {str(ds.StudyInstanceUID) for ds in evidence}
     if len(studies) > 1:
-        problems.append("the evidence spans several studies; a report covers one time point")
+        problems.append("the evidence spans several studies; a report covers one study")
     known = {str(ds.SOPInstanceUID): str(ds.SOPClassUID) for ds in evidence}
-    for finding in read.findings:
-        if finding.image is None:
-            continue
-        uid = finding.image.sop_instance_uid
+    for what, image in images:
+        uid = image.sop_instance_uid
         if uid not in known:
-            problems.append(f"lesion {finding.identifier}: image {uid} is not in the evidence")
-        elif known[uid] != finding.image.sop_class_uid:
-            problems.append(f"lesion {finding.identifier}: SOP Class differs from the evidence")
+            problems.append(f"{what}: image {uid} is not in the evidence")
+        elif known[uid] != image.sop_class_uid:
+            problems.append(f"{what}: SOP Class differs from the evidence")
     _check(problems)
 
-    observer = hd.sr.ObserverContext(
-        observer_type=codes.DCM.Person,
-        observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
-            name=read.reader_name, login_name=read.reader_login),
-    )
-    report = hd.sr.MeasurementReport(
-        observation_context=hd.sr.ObservationContext(observer_person_context=observer),
-        procedure_reported=_IMAGING_PROCEDURE,
-        imaging_measurements=[_group(read, finding) for finding in read.findings],
-    )
-    container = _responses_container(read.responses)
-    if container is not None:
-        report[0].ContentSequence.append(container)
 
+#: Type 2 attributes of the Patient and General Study modules the document copies from its evidence.
+_TYPE2_FROM_EVIDENCE: Final = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                               "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def _with_type2(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """``ds``, or a copy with the Type 2 attributes the report copies present (empty) when the header
+    lacks them (tolerant when reading: a header may omit them, or a blinded reader's leaves them out)."""
+    missing = [keyword for keyword in _TYPE2_FROM_EVIDENCE if keyword not in ds]
+    if not missing:
+        return ds
+    copy = pydicom.Dataset(ds)
+    for keyword in missing:
+        setattr(copy, keyword, "")
+    return copy
+
+
+def _document(report: hd.sr.MeasurementReport, evidence: Sequence[pydicom.Dataset], *, series_instance_uid: str,
+              sop_instance_uid: str, series_number: int, instance_number: int, manufacturer: str,
+              content_datetime: datetime.datetime | None, series_description: str) -> hd.sr.Comprehensive3DSR:
+    """The Comprehensive 3D SR document of a TID 1500 ``report`` (shared by the RECIST reads' reports and
+    the viewer's marks), with Crossread's local coding scheme declared."""
     now = content_datetime or datetime.datetime.now()
     sr = hd.sr.Comprehensive3DSR(
-        evidence=list(evidence),
+        evidence=[_with_type2(ds) for ds in evidence],
         content=report[0],
         series_instance_uid=series_instance_uid,
         series_number=series_number,
@@ -495,6 +530,174 @@ def build_measurement_report(
     return sr
 
 
+# ---------------------------------------------------------------------------- the viewer's marks
+
+#: Kinds of marks with measurements in a report; any other kind (an arrow, a point without value, a
+#: kind this module does not know) is a measurement group with its label, image and no values.
+_LENGTH_NAMES: Final = {"length": codes.SCT.Length, "long_axis": codes.SCT.LongAxis, "short_axis": codes.SCT.ShortAxis}
+_STAT_NAMES: Final = {"mean": codes.SCT.Mean, "std": codes.SCT.StandardDeviation, "min": codes.SCT.Minimum,
+                      "max": codes.SCT.Maximum}
+_PIXELS: Final = hd.sr.CodedConcept("{pixels}", "UCUM", "pixels")
+_SQUARE_PIXELS: Final = hd.sr.CodedConcept("{pixels}2", "UCUM", "square pixels")
+_NO_UNITS: Final = hd.sr.CodedConcept("1", "UCUM", "no units")
+_DEGREES: Final = hd.sr.CodedConcept("deg", "UCUM", "degree")
+_MARK_KINDS: Final = frozenset({"length", "bidirectional", "ellipse", "freehand", "point", "arrow"})
+
+
+@dataclass(frozen=True)
+class MarkForSR:
+    """One mark of the viewer (an annotation on one frame of one image) for a TID 1500 report.
+
+    ``identifier``: its label, or a made-up name ("Length 12"), 1-64 characters; ``tracking_uid``
+    stays the same for the same mark; ``points`` image pixel coordinates as stored;
+    ``measurements`` what :func:`annotations.geometry.measure` gave; ``value_unit`` the unit of the
+    image's values (``"HU"`` for CT, else ``""``: no units).
+    """
+
+    identifier: str
+    tracking_uid: str
+    kind: str
+    points: tuple[tuple[float, float], ...]
+    measurements: dict[str, object]
+    image: ImageReference
+    value_unit: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points", tuple((float(x), float(y)) for x, y in self.points))
+        problems = []
+        if not isinstance(self.identifier, str) or not 0 < len(self.identifier.strip()) <= 64:
+            problems.append("identifier must be 1-64 characters")
+        if not is_uid(self.tracking_uid):
+            problems.append(f"mark {self.identifier!r}: tracking_uid is not a valid UID")
+        if not self.points or not all(math.isfinite(v) and v >= 0 for p in self.points for v in p):
+            problems.append(f"mark {self.identifier!r}: points must be finite, non-negative image coordinates")
+        needed = {"length": 2, "bidirectional": 4, "ellipse": 2, "arrow": 2, "point": 1}.get(self.kind)
+        if needed is not None and len(self.points) != needed:
+            problems.append(f"mark {self.identifier!r}: a {self.kind} has {needed} points")
+        if self.kind == "freehand" and len(self.points) < 3:
+            problems.append(f"mark {self.identifier!r}: a freehand outline has at least 3 points")
+        _check(problems)
+
+
+def _number(measurements: dict[str, object], key: str) -> float | None:
+    value = measurements.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+def _mark_region(mark: MarkForSR, source: hd.sr.SourceImageForRegion) -> hd.sr.ImageRegion | None:
+    p = np.asarray(mark.points, dtype=np.float64)
+    if mark.kind == "ellipse":  # stored as the bounding box's corners; SCOORD ELLIPSE wants both axes' end points
+        (x0, y0), (x1, y1) = p
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2
+        horizontal = [[cx - rx, cy], [cx + rx, cy]]
+        vertical = [[cx, cy - ry], [cx, cy + ry]]
+        axes = horizontal + vertical if rx >= ry else vertical + horizontal
+        return hd.sr.ImageRegion(hd.sr.GraphicTypeValues.ELLIPSE, np.asarray(axes), source)
+    if mark.kind == "freehand":
+        closed = np.vstack([p, p[:1]]) if tuple(p[0]) != tuple(p[-1]) else p
+        return hd.sr.ImageRegion(hd.sr.GraphicTypeValues.POLYLINE, closed, source)
+    return None
+
+
+def _mark_group(mark: MarkForSR) -> hd.sr.MeasurementsAndQualitativeEvaluations | \
+        hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    m = mark.measurements
+    image = mark.image
+    frames = [image.frame] if image.frame is not None else None
+    tracking = hd.sr.TrackingIdentifier(uid=mark.tracking_uid, identifier=mark.identifier.strip()[:64])
+    in_mm = m.get("unit") == "mm"
+    length_unit = codes.UCUM.Millimeter if in_mm else _PIXELS
+    value_unit = codes.UCUM.HounsfieldUnit if mark.value_unit == "HU" else _NO_UNITS
+    measurements: list[hd.sr.Measurement] = []
+
+    def polyline(points: np.ndarray) -> list[hd.sr.CoordinatesForMeasurement]:
+        return [hd.sr.CoordinatesForMeasurement(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=points,
+            source_image=hd.sr.SourceImageForRegion(image.sop_class_uid, image.sop_instance_uid,
+                                                    referenced_frame_numbers=frames))]
+
+    p = np.asarray(mark.points, dtype=np.float64)
+    if mark.kind == "length" and (value := _number(m, "length")) is not None:
+        measurements.append(hd.sr.Measurement(name=_LENGTH_NAMES["length"], value=value, unit=length_unit,
+                                              referenced_coordinates=polyline(p[0:2])))
+    if mark.kind == "bidirectional":
+        for key, points in (("long_axis", p[0:2]), ("short_axis", p[2:4])):
+            if (value := _number(m, key)) is not None:
+                measurements.append(hd.sr.Measurement(name=_LENGTH_NAMES[key], value=value, unit=length_unit,
+                                                      referenced_coordinates=polyline(points)))
+    if mark.kind in ("ellipse", "freehand"):
+        if (area := _number(m, "area")) is not None:
+            measurements.append(hd.sr.Measurement(name=codes.SCT.Area, value=area,
+                                                  unit=codes.UCUM.SquareMillimeter if in_mm else _SQUARE_PIXELS))
+        stats = m.get("stats")
+        if isinstance(stats, dict) and stats.get("count"):
+            for key, name in _STAT_NAMES.items():
+                if (value := _number(stats, key)) is not None:
+                    measurements.append(hd.sr.Measurement(name=name, value=value, unit=value_unit))
+        source = hd.sr.SourceImageForRegion(image.sop_class_uid, image.sop_instance_uid, referenced_frame_numbers=frames)
+        region = _mark_region(mark, source)
+        return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking, referenced_region=region, measurements=measurements or None)
+    if mark.kind == "point" and (value := _number(m, "value")) is not None:
+        measurements.append(hd.sr.Measurement(
+            name=codes.SCT.Mean, value=value, unit=value_unit,
+            referenced_coordinates=[hd.sr.CoordinatesForMeasurement(
+                graphic_type=hd.sr.GraphicTypeValues.POINT, graphic_data=p[0:1],
+                source_image=hd.sr.SourceImageForRegion(image.sop_class_uid, image.sop_instance_uid,
+                                                        referenced_frame_numbers=frames))]))
+    if mark.kind not in _MARK_KINDS and (value := _number(m, "angle")) is not None:  # an angle or Cobb angle
+        measurements.append(hd.sr.Measurement(name=codes.SCT.Angle, value=value, unit=_DEGREES,
+                                              referenced_coordinates=polyline(p)))
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=tracking, measurements=measurements or None,
+        source_images=[hd.sr.SourceImageForMeasurementGroup(image.sop_class_uid, image.sop_instance_uid,
+                                                            referenced_frame_numbers=frames)])
+
+
+def build_marks_report(
+    marks: Sequence[MarkForSR],
+    *,
+    observer_name: str,
+    observer_login: str | None,
+    evidence: Sequence[pydicom.Dataset],
+    series_instance_uid: str,
+    sop_instance_uid: str,
+    series_number: int,
+    instance_number: int = 1,
+    manufacturer: str = "Crossread",
+    content_datetime: datetime.datetime | None = None,
+    series_description: str = "Measurements",
+) -> hd.sr.Comprehensive3DSR:
+    """A Comprehensive 3D SR (TID 1500) of the viewer's marks on one study: one measurement group per
+    mark (TID 1501 for lengths, bidirectionals, points, arrows; TID 1410 with its SCOORD region for
+    ellipses and freehand outlines), its label as the tracking identifier. The observer is the person
+    who exports; the document, evidence checks and coding scheme are those of
+    :func:`build_measurement_report`.
+
+    Raises
+    ------
+    SRInputError
+        No mark, a referenced image missing from ``evidence``, several studies, an invalid UID.
+    """
+    if not marks:
+        raise SRInputError(["a report needs at least one mark"])
+    _check_evidence(evidence, [(f"mark {mark.identifier}", mark.image) for mark in marks],
+                    series_instance_uid, sop_instance_uid)
+    report = hd.sr.MeasurementReport(
+        observation_context=_observation_context(observer_name, observer_login),
+        procedure_reported=_IMAGING_PROCEDURE,
+        imaging_measurements=[_mark_group(mark) for mark in marks],
+    )
+    return _document(report, evidence, series_instance_uid=series_instance_uid, sop_instance_uid=sop_instance_uid,
+                     series_number=series_number, instance_number=instance_number, manufacturer=manufacturer,
+                     content_datetime=content_datetime, series_description=series_description)
+
+
+def tracking_uid_of(key: str) -> str:
+    """A stable ``2.25`` UID for ``key`` (the same mark gets the same tracking UID in every export)."""
+    return "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, f"crossread:{key}").int)
+
+
 def new_uid() -> str:
     """A fresh ``2.25`` UID (PS3.5 B.2): a random UUID as a decimal integer."""
     return str(UID(pydicom.uid.generate_uid(prefix=None)))
@@ -505,13 +708,16 @@ __all__ = [
     "ImageReference",
     "LesionFinding",
     "LesionRole",
+    "MarkForSR",
     "ORGAN_CODES",
     "ROLE_STATUSES",
     "ReadForSR",
     "Responses",
     "SRInputError",
+    "build_marks_report",
     "build_measurement_report",
     "finding_site",
     "is_uid",
     "new_uid",
+    "tracking_uid_of",
 ]

@@ -6,6 +6,7 @@ from annotations import api
 
 urlpatterns = [
     path("api/projects/<slug:slug>/annotations/", api.AnnotationListView.as_view(), name="annotations"),
+    path("api/projects/<slug:slug>/annotations/export/", api.AnnotationExportView.as_view(), name="annotations-export"),
     path(
         "api/projects/<slug:slug>/annotations/<int:pk>/",
         api.AnnotationDetailView.as_view(),

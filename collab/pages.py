@@ -84,7 +84,7 @@ def lobby(request: HttpRequest, session_id: int) -> HttpResponse:
         return _error(request, error)
     return render(request, "collab/lobby.html", {
         "access": access,
-        "session": services.session_payload(access.session),
+        "session": services.session_payload(access.session, access.project),
         "participants": services.participants_payload(access.session),
         "roles": SessionRole.choices,
         "members": Membership.objects.filter(project=access.session.project).select_related("user").order_by("user__username"),

@@ -12,17 +12,22 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from collab.routing import websocket_urlpatterns  # noqa: E402
+from crossread.health import HealthRoutes  # noqa: E402
 from crossread.security import SameOriginWebsockets  # noqa: E402
 from crossread.sqlite import checkpoint_in_background  # noqa: E402
+from crossread.staticfiles import StaticFiles  # noqa: E402
 from viewer.fastpath import FastImageRoutes  # noqa: E402
 
 # A commit never pays for an SQLite checkpoint in a server process (see crossread.sqlite).
 checkpoint_in_background()
 
+images = FastImageRoutes(django_asgi_app)
+
 application = ProtocolTypeRouter(
     {
-        # Rendered images skip the middleware chain (see viewer.fastpath); the rest is plain Django.
-        "http": FastImageRoutes(django_asgi_app),
+        # The health checks (crossread.health), static files (crossread.staticfiles, WhiteNoise) and
+        # rendered images (viewer.fastpath) skip the middleware chain; the rest is plain Django.
+        "http": HealthRoutes(StaticFiles(images, images.security_headers)),
         # Handshakes only from this site's pages (scheme, host and port); unknown paths close with 4404.
         "websocket": SameOriginWebsockets(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }

@@ -13,6 +13,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
 from django.template.response import TemplateResponse
+from django.utils.deprecation import MiddlewareMixin
 
 from crossread.conf import option
 from crossread.errors import error_headers, error_response
@@ -34,25 +35,18 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-class ContentSecurityPolicyMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+class ContentSecurityPolicyMiddleware(MiddlewareMixin):
+    """Sync and async alike (``MiddlewareMixin``): under ASGI a sync-only middleware costs every
+    request two thread hops."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
 
 
-class LoginThrottledMiddleware:
+class LoginThrottledMiddleware(MiddlewareMixin):
     """Answers a login refused by :mod:`crossread.logins` in any view that does not itself: a page
     saying when to try again (the admin's login), or ``{"code", "detail"}`` for a non-browser client."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, LoginThrottled):

@@ -19,6 +19,7 @@ from pathlib import Path
 from crossread.env import (
     get_bool,
     get_int,
+    get_json,
     get_list,
     get_networks,
     get_path,
@@ -113,6 +114,20 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static-root"
+# The server answers /static/ itself (crossread.staticfiles, WhiteNoise). In production the files are
+# collected (`manage.py collectstatic`) under hashed names, with gzip and Brotli copies, and cached
+# for good; while debugging they are read from static/ as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "crossread.staticfiles.ManifestStorage"
+    },
+}
+# As the storage: while debugging, each request finds its file in static/ (decided here, where DEBUG
+# comes from the environment, not by the test runner's DEBUG=False).
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_MAX_AGE = 0 if DEBUG else 60  # unhashed names (hashed ones are cached for good)
+WHITENOISE_ALLOW_ALL_ORIGINS = False  # this site's pages only
 
 # Sessions end after CROSSREAD_SESSION_HOURS (default 8, a working day) and with the browser.
 SESSION_COOKIE_AGE = get_int("CROSSREAD_SESSION_HOURS", 8) * 3600
@@ -182,6 +197,13 @@ if os.environ.get("CROSSREAD_TRUSTED_PROXIES"):
     # The reverse proxies in front of the servers (comma separated addresses or CIDR networks): only
     # from them is X-Forwarded-For believed, to find a client's address (crossread.proxies).
     CROSSREAD["TRUSTED_PROXIES"] = get_networks("CROSSREAD_TRUSTED_PROXIES")
+if os.environ.get("CROSSREAD_ICE_SERVERS"):
+    # STUN and TURN servers of reading sessions' calls, JSON as RTCPeerConnection takes them (checked
+    # when collab starts: collab.ice.check_config).
+    CROSSREAD["ICE_SERVERS"] = get_json("CROSSREAD_ICE_SERVERS", [])
+if os.environ.get("CROSSREAD_TURN_SECRET"):
+    # coturn's static-auth-secret: each participant gets TURN credentials for TURN_TTL_SECONDS.
+    CROSSREAD["TURN_SECRET"] = os.environ["CROSSREAD_TURN_SECRET"]
 if os.environ.get("CROSSREAD_MAX_INSTANCE_BYTES"):
     CROSSREAD["MAX_INSTANCE_BYTES"] = get_int("CROSSREAD_MAX_INSTANCE_BYTES", 0)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,7 +36,7 @@ class LiveSite:
     def create(cls, root: Path, database_url: str = "", **extra_env: str) -> LiveSite:
         """A site in ``root``: its own SQLite file unless ``database_url`` names an empty database."""
         root.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CROSSREAD_PUBLIC_URL")}
         env.update(
             CROSSREAD_DATA_DIR=str(root / "data"),
             DATABASE_URL=database_url or f"sqlite:///{root / 'db.sqlite3'}",
@@ -45,7 +46,23 @@ class LiveSite:
         )
         site = cls(root, env)
         site.manage("migrate", "--noinput")
+        if not site.debug:
+            site.collect_static()
         return site
+
+    @property
+    def debug(self) -> bool:
+        return self.env.get("DJANGO_DEBUG", "1").strip().lower() not in ("0", "false", "no", "off", "")
+
+    def collect_static(self) -> None:
+        """``collectstatic`` as a deployment runs it (DJANGO_DEBUG=0 pages name the collected, hashed
+        files). Run once per test process: later sites get a copy of the first one's files."""
+        target = Path(self.env["CROSSREAD_DATA_DIR"]) / "static-root"
+        if _collected:
+            shutil.copytree(_collected[0], target, dirs_exist_ok=True)
+            return
+        self.manage("collectstatic", "--noinput")
+        _collected.append(target)
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -74,7 +91,8 @@ class LiveSite:
             }[server]
             process = subprocess.Popen(
                 [sys.executable, *command, "crossread.asgi:application"],
-                env={**self.env, "CROSSREAD_PUBLIC_URL": url}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                # (a site behind a proxy names the proxy's URL in its environment)
+                env={"CROSSREAD_PUBLIC_URL": url, **self.env}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             )
             self.processes.append(process)
             _wait_for_port(port, process)
@@ -89,6 +107,9 @@ class LiveSite:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+_collected: list[Path] = []
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -404,6 +404,7 @@ ALLOWED = {
     "viewer/access.py": "the gate itself",
     "viewer/ingest.py": "writes the index rows of new instances (no caller's read)",
     "demo/management/commands/load_demo.py": "the demo loader, a command, not a caller's request",
+    "demo/scale.py": "a synthetic index for measuring searches at scale (benchmarks and plan tests), not a request",
 }
 
 _MODELS = {"Study", "Series", "Instance"}

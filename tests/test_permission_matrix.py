@@ -42,6 +42,7 @@ from tests.viewer.dicomweb_helpers import stow, stow_body
 from annotations.models import Annotation
 from trials import services as trial_services
 from trials.models import ReadMark
+from viewer import user_presets
 from viewer.ingest import ingest_bytes
 from viewer.models import Instance
 
@@ -162,6 +163,8 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("series thumbnail", "get", f"{series}/thumbnail", READ),
         Cell("instance thumbnail", "get", f"{instance}/thumbnail", READ),
         Cell("Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['sop']}/1.dzi", READ),
+        # the tag browser of an instance
+        Cell("instance tags", "get", f"/projects/trial/instances/{ids['sop']}/tags", READ),
         # reformatted planes (MPR) of a series and their description
         Cell("MPR plane", "get", f"/projects/trial/series/{ids['series']}/mpr/sagittal/0", READ),
         Cell("SR report", "get", f"/projects/trial/instances/{ids['sr']}/report", READ),
@@ -184,6 +187,13 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("quarantine decision", "post", f"/api/projects/trial/quarantine/{ids['held']}/", ORGANIZE,
              {"decision": "release", "reason": "no text on it"}),
         Cell("window presets", "get", "/api/presets/?modality=CT", ANY_USER),
+        # a user's own presets (the reader owns ids["preset"]): anyone signed in has theirs, nobody another's
+        Cell("my presets", "get", "/api/me/presets/", ANY_USER),
+        Cell("add my preset", "post", "/api/me/presets/", (201, 201, 201, 201, 401),
+             {"modality": "CT", "label": "Lung wide", "center": -550, "width": 1700}),
+        Cell("change my preset", "patch", f"/api/me/presets/{ids['preset']}/", (404, 200, 404, 404, 401), {"label": "x"}),
+        Cell("delete my preset", "delete", f"/api/me/presets/{ids['preset']}/", (404, 204, 404, 404, 401)),
+        Cell("order my presets", "post", "/api/me/presets/order/", (404, 200, 404, 404, 401), {"ids": [ids["preset"]]}),
         # annotations (outside sessions); the reader wrote ids["annotation"]
         Cell("annotations", "get", "/api/projects/trial/annotations/", READ),
         Cell("create annotation", "post", "/api/projects/trial/annotations/", CREATE, new_annotation),
@@ -191,6 +201,10 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         # its author (the reader) and organizers change it
         Cell("change annotation", "patch", annotation, WRITE, {"version": 1, "label": "x"}),
         Cell("delete annotation", "delete", annotation, (204, 204, 403, 404, 401)),
+        # the study's marks exported from the viewer: downloaded by any member, stored by readers
+        Cell("export marks CSV", "get", f"/api/projects/trial/annotations/export/?study={ids['study']}&as=csv", READ),
+        Cell("export marks SR", "get", f"/api/projects/trial/annotations/export/?study={ids['study']}&as=sr", READ),
+        Cell("store marks SR", "post", "/api/projects/trial/annotations/export/", CREATE, {"study": ids["study"]}),
         # an instance in quarantine: everything that reaches its pixels answers as for an unknown one
         *held_cells(ids),
         Cell("RECIST evaluate", "post", "/api/recist/evaluate", ANY_USER, RECIST_BODY),
@@ -229,6 +243,7 @@ def held_cells(ids: dict[str, Any]) -> list[Cell]:
         # a held image is no SR: the organizer reaches it and is told so (422); others do not reach it
         Cell("held: SR report", "get", f"/projects/trial/instances/{ids['held']}/report", (422, 404, 404, 404, 401)),
         Cell("held: MPR description", "get", f"/projects/trial/series/{ids['held_series']}/mpr/axial", HELD),
+        Cell("held: instance tags", "get", f"/projects/trial/instances/{ids['held']}/tags", HELD),
         Cell("held: Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['held']}/1.dzi", HELD),
         Cell("held: Deep Zoom tile", "get", f"/projects/trial/tiles/{ids['held']}/1_files/0/0_0.jpeg", HELD),
         # measuring it (HU statistics, a point's value) reads its pixels: refused as for an unknown UID
@@ -261,13 +276,14 @@ def world(client, team):
         team["reader"], team["project"], instance_uid=ds.SOPInstanceUID, kind="point", points=[[2, 2]])
     on_held = annotation_services.create_annotation(
         team["organizer"], team["project"], instance_uid=held.SOPInstanceUID, kind="point", points=[[2, 2]])
+    preset = user_presets.create_preset(team["reader"], {"modality": "CT", "label": "Mine", "center": 40, "width": 400})
     seg, report = derived.square_segmentation([ds, other]), derived.point_report(ds)  # objects that are not images
     rtstruct = corpus.file("pydicom", "rtstruct.dcm").read_bytes()
     for data in (to_bytes(seg), to_bytes(report), rtstruct):
         assert ingest_bytes(team["project"], data).ok
     ids = {"study": ds.StudyInstanceUID, "series": ds.SeriesInstanceUID, "sop": ds.SOPInstanceUID,
            "held": held.SOPInstanceUID, "held_series": held.SeriesInstanceUID, "annotation": annotation.pk,
-           "held_annotation": on_held.pk, "seg": seg.SOPInstanceUID, "sr": report.SOPInstanceUID,
+           "held_annotation": on_held.pk, "preset": preset["id"], "seg": seg.SOPInstanceUID, "sr": report.SOPInstanceUID,
            "rtstruct": pydicom.dcmread(io.BytesIO(rtstruct), force=True).SOPInstanceUID}
     return team, ids
 
@@ -317,6 +333,7 @@ def session_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("invite", "post", f"{api}invitations/", (201, *MANAGE[1:]), {"role": "observer"}),
         Cell("revoke invitation", "delete", f"{api}invitations/{ids['invitation']}/", (204, *MANAGE[1:])),
         Cell("session annotations", "get", f"{api}annotations/", SEATED),
+        Cell("session chat export", "get", f"{api}chat/?as=csv", SEATED),
         # The reader's mark: the organizer deletes any, the author their own; the presenter does not
         # see it when blinded; an observer does not annotate.
         Cell("delete a session annotation", "delete", f"{api}annotations/{ids['mark']}/",
@@ -500,7 +517,6 @@ def test_trial_matrix(trial_world):
 EXEMPT = {
     "admin/": "Django's admin: staff only, guarded by Django itself",
     "accounts/": "login, logout and password views of django.contrib.auth (tests/test_security.py)",
-    "^static/": "static files, served while debugging; no data",
     "api/health/": "the health check: public by design, says nothing about projects",
 }
 
@@ -519,7 +535,7 @@ def url_routes(patterns: Sequence[URLPattern | URLResolver], prefix: str = "") -
 def covered_routes() -> set[str]:
     ids: dict[str, Any] = dict.fromkeys(
         ("study", "series", "sop", "held", "held_series", "held_annotation", "annotation", "session", "invitation", "token", "mark", "read", "lesion",
-         "subject", "baseline", "read_mark", "read_sop", "seg", "sr", "rtstruct"), "1")
+         "subject", "baseline", "read_mark", "read_sop", "preset", "seg", "sr", "rtstruct"), "1")
     cells: list[Cell] = [*project_cells(ids), *session_cells(ids), *trial_cells(ids, "draft")]
     return {resolve(cell.url.split("?")[0]).route for cell in cells}
 

@@ -1,7 +1,8 @@
-"""The one ingest path: web upload, STOW-RS and ``manage.py import_dicom`` all call :func:`ingest_bytes`.
+"""The one ingest path: web upload, STOW-RS and ``manage.py import_dicom`` all call :func:`ingest_many`
+(one file: :func:`ingest_bytes`).
 
-For each instance: parse and validate (:mod:`viewer.dicomfile`), store the file content-addressed
-with an atomic write, then index Study/Series/Instance rows in one transaction. Re-sending the same
+For each instance: parse and validate (:mod:`viewer.dicomfile`) once, store the file content-addressed
+with an atomic write, then index Study/Series/Instance rows in one transaction per batch of files. Re-sending the same
 bytes is a success that stores nothing new; the same SOP Instance UID with other bytes is a
 conflict and the stored instance is untouched. A refused file leaves no row and no file behind.
 
@@ -96,6 +97,73 @@ def ingest_bytes(
     measurement report): it is stored as made, because de-identifying it again would replace the
     UIDs by which it references those instances.
     """
+    return ingest_many(project, [(name, data)], expected_study_uid=expected_study_uid, derived=derived)[0]
+
+
+#: How many instances of one request are indexed in one transaction.
+INDEX_BATCH = 200
+
+
+def ingest_many(
+    project: Project,
+    files: Iterable[tuple[str, bytes | IngestResult]],
+    *,
+    expected_study_uid: str | None = None,
+    derived: bool = False,
+) -> list[IngestResult]:
+    """:func:`ingest_bytes` for many files, each succeeding or failing on its own, in input order.
+
+    Each file is parsed once; the index rows of up to :data:`INDEX_BATCH` files are written in one
+    transaction (a few queries for the batch, not a few per file). A file a reader refused already
+    comes as its failed result.
+    """
+    results: list[IngestResult] = []
+    batch: list[_Prepared] = []
+    positions: list[int] = []
+    for name, data in files:
+        prepared = data if isinstance(data, IngestResult) else _prepare(project, data, name, expected_study_uid, derived)
+        results.append(prepared if isinstance(prepared, IngestResult) else IngestResult(Outcome.FAILED))
+        if isinstance(prepared, _Prepared):
+            batch.append(prepared)
+            positions.append(len(results) - 1)
+            if len(batch) >= INDEX_BATCH:
+                _place(results, positions, _index(project, batch))
+                batch, positions = [], []
+    if batch:
+        _place(results, positions, _index(project, batch))
+    return results
+
+
+def _place(results: list[IngestResult], positions: list[int], outcomes: list[IngestResult]) -> None:
+    for position, outcome in zip(positions, outcomes, strict=True):
+        results[position] = outcome
+
+
+@dataclass
+class _Prepared:
+    """A file parsed, validated and (in a de-identifying project) de-identified: ready to store."""
+
+    name: str
+    data: bytes
+    digest: str
+    attrs: dicomfile.IndexAttributes
+    uids: dict[str, str]
+    metadata: dict[str, Any]
+    protection: _Protected | None
+
+
+def _uids_of(attrs: dicomfile.IndexAttributes) -> dict[str, str]:
+    return {
+        "SOPClassUID": attrs.instance["sop_class_uid"],
+        "SOPInstanceUID": attrs.instance["sop_instance_uid"],
+        "StudyInstanceUID": attrs.study["study_instance_uid"],
+        "SeriesInstanceUID": attrs.series["series_instance_uid"],
+    }
+
+
+def _prepare(
+    project: Project, data: bytes, name: str, expected_study_uid: str | None, derived: bool
+) -> _Prepared | IngestResult:
     if len(data) > option("MAX_INSTANCE_BYTES"):
         return too_large(name)
     try:
@@ -108,12 +176,7 @@ def ingest_bytes(
         return too_large(name)
 
     attrs = dicomfile.index_attributes(ds)
-    uids = {
-        "SOPClassUID": attrs.instance["sop_class_uid"],
-        "SOPInstanceUID": attrs.instance["sop_instance_uid"],
-        "StudyInstanceUID": attrs.study["study_instance_uid"],
-        "SeriesInstanceUID": attrs.series["series_instance_uid"],
-    }
+    uids = _uids_of(attrs)
     if expected_study_uid is not None and attrs.study["study_instance_uid"] != expected_study_uid:
         return failed(
             name, "The instance belongs to another study than the one in the URL.", dicomfile.FAILURE_STUDY_MISMATCH, **uids
@@ -127,68 +190,124 @@ def ingest_bytes(
             return failed(name, f"The file cannot be de-identified ({exc}).", dicomfile.FAILURE_PROCESSING)
         ds, data = protection.result.dataset, protection.data
         attrs = dicomfile.index_attributes(ds)
-        uids = {
-            "SOPClassUID": attrs.instance["sop_class_uid"],
-            "SOPInstanceUID": attrs.instance["sop_instance_uid"],
-            "StudyInstanceUID": attrs.study["study_instance_uid"],
-            "SeriesInstanceUID": attrs.series["series_instance_uid"],
-        }
-
-    digest = sha256_hex(data)
-    existing = _existing(project, attrs.instance["sop_instance_uid"], digest, name, uids)
-    if existing is not None:
-        return existing
-
+        uids = _uids_of(attrs)
     try:
         metadata = dicomfile.dicom_json(ds)
     except Exception as exc:  # pydicom cannot express some damaged values as JSON
         return failed(name, f"The file cannot be described as DICOM JSON ({type(exc).__name__}).", **uids)
+    return _Prepared(name, data, sha256_hex(data), attrs, uids, metadata, protection)
 
-    # The object first, then its rows: a crash in between leaves an unreferenced object, never a row
+
+def _index(project: Project, batch: list[_Prepared]) -> list[IngestResult]:
+    """Store and index a batch: the objects first, then all their rows in one transaction. Should
+    another request store one of these instances meanwhile, the batch is indexed again file by file."""
+    outcomes: list[IngestResult | None] = [None] * len(batch)
+    stored = dict(
+        Instance.objects.filter(project=project, sop_instance_uid__in={p.uids["SOPInstanceUID"] for p in batch})
+        .values_list("sop_instance_uid", "sha256")
+    )
+    new: list[int] = []
+    for position, prepared in enumerate(batch):
+        sop = prepared.uids["SOPInstanceUID"]
+        if sop in stored:  # stored before, or earlier in this batch
+            outcomes[position] = _already(prepared, stored[sop])
+        else:
+            stored[sop] = prepared.digest
+            new.append(position)
+    if not new:
+        return [o for o in outcomes if o is not None]
+
+    # The objects first, then their rows: a crash in between leaves unreferenced objects, never a row
     # without its file.
     store = object_store()
-    target = store.put(project.pk, data, digest)
+    targets = {batch[i].digest: store.put(project.pk, batch[i].data, batch[i].digest) for i in new}
     try:
         with transaction.atomic():
-            study = _study_for(project, attrs, metadata)
-            series = _series_for(project, study, attrs, metadata)
-            Instance.objects.create(
-                project=project,
-                series=series,
-                sha256=digest,
-                size=len(data),
-                metadata=metadata,
-                quarantined=bool(protection and protection.result.burned_in_text_risk),
-                quarantine_reasons=list(protection.result.burned_in_text_reasons) if protection else [],
-                **attrs.instance,
-            )
-            if protection and protection.link and project.keep_pseudonym_links:
-                PseudonymLink.objects.get_or_create(
-                    project=project, original_patient_id=protection.link[0], defaults={"pseudonym": protection.link[1]}
-                )
-            if protection:
-                record(  # with the rows, not after the commit: no crash can keep one without the other
-                    Action.DEIDENTIFIED, project=project, object_type="instance",
-                    object_id=attrs.instance["sop_instance_uid"], profile=project.deidentification,
-                    quarantined=protection.result.burned_in_text_risk, in_transaction=True,
-                )
-    except _Refused as refused:
-        discard_unreferenced(project, digest)
-        return failed(name, refused.reason, refused.code, **uids)
+            for position, outcome in zip(new, _write_rows(project, [batch[i] for i in new]), strict=True):
+                outcomes[position] = outcome
     except IntegrityError:
-        # Another request stored this SOP instance between our check and our insert.
-        existing = _existing(project, attrs.instance["sop_instance_uid"], digest, name, uids)
+        if len(new) > 1:  # another request stored one of them: each on its own, to say which
+            for position in new:
+                outcomes[position] = _index(project, [batch[position]])[0]
+            return [o for o in outcomes if o is not None]
+        prepared = batch[new[0]]
+        existing = _existing(project, prepared.uids["SOPInstanceUID"], prepared.digest, prepared.name, prepared.uids)
         if existing is None:  # pragma: no cover - the row that won must be visible now
             raise
         if not existing.ok:
-            discard_unreferenced(project, digest)
-        return existing
+            discard_unreferenced(project, prepared.digest)
+        return [existing]
     except BaseException:
-        discard_unreferenced(project, digest)
+        for digest in targets:
+            discard_unreferenced(project, digest)
         raise
-    if not target.exists():  # clean_storage took it for an orphan just before the commit: write it again
-        store.put(project.pk, data, digest)
-    return IngestResult(Outcome.STORED, name=name, **_result_uids(uids))
+    for position in new:
+        prepared = batch[position]
+        outcome = outcomes[position]
+        if outcome is not None and not outcome.ok:
+            discard_unreferenced(project, prepared.digest)
+        elif not targets[prepared.digest].exists():  # clean_storage took it for an orphan before the commit
+            store.put(project.pk, prepared.data, prepared.digest)
+    return [o for o in outcomes if o is not None]
+
+
+def _already(prepared: _Prepared, stored_digest: str) -> IngestResult:
+    if stored_digest == prepared.digest:
+        return IngestResult(Outcome.ALREADY_STORED, name=prepared.name, **_result_uids(prepared.uids))
+    return failed(
+        prepared.name,
+        "An instance with this SOP Instance UID is already stored with different content.",
+        dicomfile.FAILURE_DUPLICATE_CONFLICT,
+        **prepared.uids,
+    )
+
+
+def _write_rows(project: Project, batch: list[_Prepared]) -> list[IngestResult]:
+    """The Study, Series and Instance rows of a batch (inside the caller's transaction): the batch's
+    studies and series read in one query each, the missing ones created, the instances inserted in
+    one statement, with their de-identification events. An instance whose series is stored under
+    another study is refused."""
+    studies = {s.study_instance_uid: s for s in Study.objects.filter(
+        project=project, study_instance_uid__in={p.attrs.study["study_instance_uid"] for p in batch})}
+    series_of = {s.series_instance_uid: s for s in Series.objects.filter(
+        project=project, series_instance_uid__in={p.attrs.series["series_instance_uid"] for p in batch})}
+    outcomes: list[IngestResult] = []
+    rows: list[Instance] = []
+    for prepared in batch:
+        attrs, protection = prepared.attrs, prepared.protection
+        study = studies.get(attrs.study["study_instance_uid"])
+        if study is None:
+            study = studies[attrs.study["study_instance_uid"]] = _new_study(project, attrs, prepared.metadata)
+        series = series_of.get(attrs.series["series_instance_uid"])
+        if series is None:
+            series = series_of[attrs.series["series_instance_uid"]] = _new_series(project, study, attrs, prepared.metadata)
+        if series.study_id != study.pk:
+            outcomes.append(failed(prepared.name, "The Series Instance UID is already stored under another study.",
+                                   dicomfile.FAILURE_PROCESSING, **prepared.uids))
+            continue
+        rows.append(Instance(
+            project=project,
+            series=series,
+            sha256=prepared.digest,
+            size=len(prepared.data),
+            metadata=prepared.metadata,
+            quarantined=bool(protection and protection.result.burned_in_text_risk),
+            quarantine_reasons=list(protection.result.burned_in_text_reasons) if protection else [],
+            **attrs.instance,
+        ))
+        if protection and protection.link and project.keep_pseudonym_links:
+            PseudonymLink.objects.get_or_create(
+                project=project, original_patient_id=protection.link[0], defaults={"pseudonym": protection.link[1]}
+            )
+        if protection:
+            record(  # with the rows, not after the commit: no crash can keep one without the other
+                Action.DEIDENTIFIED, project=project, object_type="instance",
+                object_id=attrs.instance["sop_instance_uid"], profile=project.deidentification,
+                quarantined=protection.result.burned_in_text_risk, in_transaction=True,
+            )
+        outcomes.append(IngestResult(Outcome.STORED, name=prepared.name, **_result_uids(prepared.uids)))
+    Instance.objects.bulk_create(rows)
+    return outcomes
 
 
 def _result_uids(uids: dict[str, str]) -> dict[str, str]:
@@ -340,40 +459,21 @@ def _deidentify(project: Project, ds: dicomfile.Dataset) -> _Protected:
     return _Protected(result, buffer.getvalue(), seen[0] if seen else None)
 
 
-class _Refused(Exception):
-    def __init__(self, reason: str, code: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-def _study_for(project: Project, attrs: dicomfile.IndexAttributes, metadata: dict) -> Study:
-    study, _ = Study.objects.get_or_create(
+def _new_study(project: Project, attrs: dicomfile.IndexAttributes, metadata: dict) -> Study:
+    return Study.objects.create(
         project=project,
-        study_instance_uid=attrs.study["study_instance_uid"],
-        defaults={
-            **{k: v for k, v in attrs.study.items() if k != "study_instance_uid"},
-            "metadata": dicomfile.level_subset(metadata, dicomfile.STUDY_LEVEL_TAGS),
-        },
+        **attrs.study,
+        metadata=dicomfile.level_subset(metadata, dicomfile.STUDY_LEVEL_TAGS),
     )
-    return study
 
 
-def _series_for(project: Project, study: Study, attrs: dicomfile.IndexAttributes, metadata: dict) -> Series:
-    series, _ = Series.objects.get_or_create(
+def _new_series(project: Project, study: Study, attrs: dicomfile.IndexAttributes, metadata: dict) -> Series:
+    return Series.objects.create(
         project=project,
-        series_instance_uid=attrs.series["series_instance_uid"],
-        defaults={
-            "study": study,
-            **{k: v for k, v in attrs.series.items() if k != "series_instance_uid"},
-            "metadata": dicomfile.level_subset(metadata, dicomfile.SERIES_LEVEL_TAGS),
-        },
+        study=study,
+        **attrs.series,
+        metadata=dicomfile.level_subset(metadata, dicomfile.SERIES_LEVEL_TAGS),
     )
-    if series.study_id != study.pk:
-        raise _Refused(
-            "The Series Instance UID is already stored under another study.", dicomfile.FAILURE_PROCESSING
-        )
-    return series
 
 
 # --------------------------------------------------------------------------- batches and containers
@@ -531,16 +631,13 @@ def ingest_files(project: Project, files: Iterable[tuple[str, bytes | IngestResu
 
     A file its reader refused already (:mod:`viewer.importing`) comes as its failed result.
     """
-    report = BatchReport()
+    return BatchReport(ingest_many(project, _opened(files)))
+
+
+def _opened(files: Iterable[tuple[str, bytes | IngestResult]]) -> Iterator[tuple[str, bytes | IngestResult]]:
+    """The files, each zip archive replaced by its members."""
     for name, data in files:
-        if isinstance(data, IngestResult):
-            report.add(data)
-        elif is_zip(data):
-            for member, content in iter_zip_members(data, name):
-                if isinstance(content, IngestResult):
-                    report.add(content)
-                else:
-                    report.add(ingest_bytes(project, content, name=member))
+        if isinstance(data, bytes) and is_zip(data):
+            yield from iter_zip_members(data, name)
         else:
-            report.add(ingest_bytes(project, data, name=name))
-    return report
+            yield name, data

@@ -113,7 +113,10 @@ class Series(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "series_instance_uid"], name="series_uid_unique_in_project")
         ]
-        indexes = [models.Index(fields=["project", "modality"])]
+        # The series of a page of studies (QIDO-RS, the worklist) by (project, study), whatever the
+        # database's statistics: an index on the study alone loses to the project's.
+        indexes = [models.Index(fields=["project", "modality"]),
+                   models.Index(fields=["project", "study"], name="series_of_study")]
 
     def __str__(self) -> str:
         return self.series_instance_uid
@@ -147,6 +150,8 @@ class Instance(models.Model):
         indexes = [
             models.Index(fields=["project", "sop_class_uid"]),
             models.Index(fields=["project", "quarantined"]),
+            # The instances of given series (counts, a series' slices), for any member.
+            models.Index(fields=["project", "series", "quarantined"], name="instances_of_series"),
         ]
         ordering = ["instance_number", "id"]
 
@@ -166,3 +171,24 @@ class PseudonymLink(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "original_patient_id"], name="one_pseudonym_per_patient")
         ]
+
+
+class UserPreset(models.Model):
+    """A reader's own window preset (``viewer.user_presets``, ``/api/me/presets/``), offered in every
+    project for images of its modality, before the built-in presets, in the reader's order."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="window_presets")
+    modality = models.CharField(max_length=16)
+    label = models.CharField(max_length=40)
+    center = models.FloatField()
+    width = models.FloatField()
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["user", "position"])]
+        constraints = [models.CheckConstraint(condition=models.Q(width__gte=1), name="user_preset_width_at_least_1")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.modality})"

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from viewer import api, document_views, member_pages, render_views
+from viewer import api, document_views, member_pages, render_views, tag_views
 
 urlpatterns = [
     path("api/projects/", api.ProjectListView.as_view(), name="projects"),
@@ -10,6 +10,9 @@ urlpatterns = [
     path("api/projects/<slug:slug>/quarantine/", api.QuarantineView.as_view(), name="quarantine"),
     path("api/projects/<slug:slug>/quarantine/<str:sop>/", api.QuarantineView.as_view(), name="quarantine-decision"),
     path("api/presets/", api.PresetsView.as_view(), name="presets"),
+    path("api/me/presets/", api.MyPresetsView.as_view(), name="my-presets"),
+    path("api/me/presets/order/", api.MyPresetsOrderView.as_view(), name="my-presets-order"),
+    path("api/me/presets/<int:preset_id>/", api.MyPresetView.as_view(), name="my-preset"),
     path("api/health/", api.health, name="health"),
     path("projects/<slug:slug>/members/", member_pages.members, name="members-page"),
     path("projects/<slug:slug>/dicomweb/", include("viewer.dicomweb.urls")),
@@ -21,6 +24,7 @@ urlpatterns = [
     path("projects/<slug:slug>/instances/<str:sop>/segments/<int:number>/<str:source>/<int:frame>",
          document_views.segment_overlay, name="seg-overlay"),
     path("projects/<slug:slug>/instances/<str:sop>/contours", document_views.contours, name="rt-contours"),
+    path("projects/<slug:slug>/instances/<str:sop>/tags", tag_views.instance_tags, name="instance-tags"),
     path("projects/<slug:slug>/tiles/<str:sop>/<str:frame>.dzi", render_views.dzi, name="dzi"),
     path(
         "projects/<slug:slug>/tiles/<str:sop>/<str:frame>_files/<int:level>/<int:col>_<int:row>.<str:ext>",

@@ -12,6 +12,9 @@ export function dispatch(frame, hooks = {}) {
       state.session = frame.session;
       state.you = frame.you;
       setParticipants(frame.participants);
+      state.call = frame.call || null;
+      hooks.chatSnapshot && hooks.chatSnapshot(frame.chat || []);
+      hooks.call && hooks.call(frame.call ? frame.call.peers : []);
       snapshotAnnotations = [...frame.annotations];
       if (!frame.more) endSnapshot(hooks);
       changed("state");
@@ -21,10 +24,17 @@ export function dispatch(frame, hooks = {}) {
       snapshotAnnotations.push(...frame.annotations);
       if (!frame.more) endSnapshot(hooks);
       break;
-    case "session.updated":
+    case "session.updated": {
+      // A broadcast change carries no case labels (each reader may be told different ones): keep ours.
+      const told = new Map((state.session ? state.session.cases : []).map((c) => [c.study, c]));
+      for (const c of frame.session.cases) {
+        const before = told.get(c.study);
+        if (before && !c.description && !c.date) Object.assign(c, { description: before.description, date: before.date });
+      }
       state.session = frame.session;
       changed("session");
       break;
+    }
     case "presence":
       setParticipants(frame.participants);
       changed("presence");
@@ -48,6 +58,20 @@ export function dispatch(frame, hooks = {}) {
     case "annotation.updated":
     case "annotation.deleted":
       hooks.annotation && hooks.annotation(frame);
+      break;
+    // level 3: the call's roster, its signalling (addressed to us alone) and the chat
+    case "call":
+      if (state.call) state.call.peers = frame.peers;
+      hooks.call && hooks.call(frame.peers);
+      break;
+    case "rtc.offer":
+    case "rtc.answer":
+    case "rtc.ice":
+    case "rtc.leave":
+      hooks.signal && hooks.signal(frame);
+      break;
+    case "chat.message":
+      hooks.chat && hooks.chat(frame.message);
       break;
     case "error":
       if (frame.ref == null && frame.code !== "rate_limited") hooks.error && hooks.error(frame);

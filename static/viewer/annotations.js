@@ -16,6 +16,7 @@ let transport = null;
 export function restTransport(project) {
   const base = `/api/projects/${encodeURIComponent(project)}/annotations/`;
   return {
+    scope: "project", // the project's own marks (the viewer's exports are of these: measurements.js)
     create: (fields) => requestJson(base, { method: "POST", body: fields }),
     update: (id, version, fields) => requestJson(`${base}${id}/`, { method: "PATCH", body: { version, ...fields } }),
     remove: (id) => requestJson(`${base}${id}/`, { method: "DELETE" }),

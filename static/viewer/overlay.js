@@ -17,6 +17,19 @@ function pathOf(points, close = false) {
   return points.map((p, i) => `${i ? "L" : "M"}${p[0].toFixed(1)},${p[1].toFixed(1)}`).join("") + (close ? "Z" : "");
 }
 
+/** An arc at `vertex` from the arm towards `a` to the arm towards `b`, the smaller way round (screen pixels). */
+function arcOf(vertex, a, b) {
+  const arm = (p) => Math.hypot(p[0] - vertex[0], p[1] - vertex[1]);
+  const radius = Math.max(4, Math.min(24, 0.35 * Math.min(arm(a), arm(b))));
+  const [ta, tb] = [a, b].map((p) => Math.atan2(p[1] - vertex[1], p[0] - vertex[0]));
+  let sweep = tb - ta;
+  while (sweep <= -Math.PI) sweep += 2 * Math.PI;
+  while (sweep > Math.PI) sweep -= 2 * Math.PI;
+  const at = (t) => [vertex[0] + radius * Math.cos(t), vertex[1] + radius * Math.sin(t)];
+  const [start, end] = [at(ta), at(ta + sweep)];
+  return `M${start[0].toFixed(1)},${start[1].toFixed(1)}A${radius.toFixed(1)},${radius.toFixed(1)} 0 0 ${sweep > 0 ? 1 : 0} ${end[0].toFixed(1)},${end[1].toFixed(1)}`;
+}
+
 function shapeOf(kind, pts, group, className) {
   // Each shape twice: a wide transparent stroke to grab, then the visible one.
   const shapes = [];
@@ -47,6 +60,14 @@ function shapeOf(kind, pts, group, className) {
     }
     case "freehand":
       add("path", { d: pathOf(pts, pts.length > 2) });
+      break;
+    case "angle": // the arms through the vertex (a draft may have only the first), and an arc at the vertex
+      add("path", { d: pathOf(pts) });
+      if (pts.length === 3) el("path", { d: arcOf(pts[1], pts[0], pts[2]), class: `${className} arc` }, group);
+      break;
+    case "cobb": // two lines (a draft may have only the first)
+      add("path", { d: pathOf(pts.slice(0, 2)) });
+      if (pts.length === 4) add("path", { d: pathOf(pts.slice(2, 4)) });
       break;
     case "point":
       add("circle", { cx: pts[0][0], cy: pts[0][1], r: 4 });
@@ -79,6 +100,10 @@ function textWidth(text) {
 
 /** The screen box of a mark (its points; a point's cross and an ellipse's outline included). */
 function boundsOf(kind, pts) {
+  if (kind === "angle" && pts.length === 3) { // the text beside the vertex and its arc
+    const [x, y] = pts[1];
+    return { x0: x - 26, y0: y - 26, x1: x + 26, y1: y + 26 }; // (the arc's radius is at most 24)
+  }
   const xs = pts.map((p) => p[0]);
   const ys = pts.map((p) => p[1]);
   const pad = kind === "point" ? 9 : 0;
@@ -135,11 +160,12 @@ function drawReferences(svg, references, crosshair, toScreen) {
   const [cx, cy] = toScreen([x, y]);
   const gap = 10;
   const group = el("g", { class: "crosshair", "data-x": x.toFixed(2), "data-y": y.toFixed(2) }, svg);
-  const [left, right] = [toScreen([0, y])[0], toScreen([columns, y])[0]];
-  const [top, bottom] = [toScreen([x, 0])[1], toScreen([x, rows])[1]];
-  const segments = [[left, cy, cx - gap, cy], [cx + gap, cy, right, cy], [cx, top, cx, cy - gap], [cx, cy + gap, cx, bottom]];
-  for (const [x1, y1, x2, y2] of segments) {
-    if (Math.hypot(x2 - x1, y2 - y1) > 1 && (x2 - x1 >= 0 && y2 - y1 >= 0)) el("line", { x1: x1.toFixed(1), y1: y1.toFixed(1), x2: x2.toFixed(1), y2: y2.toFixed(1) }, group);
+  // an arm from the point to each edge of the image (any rotation or flip of the view), a gap around the point
+  for (const [ex, ey] of [toScreen([0, y]), toScreen([columns, y]), toScreen([x, 0]), toScreen([x, rows])]) {
+    const length = Math.hypot(ex - cx, ey - cy);
+    if (length <= gap + 1) continue;
+    const [ux, uy] = [(ex - cx) / length, (ey - cy) / length];
+    el("line", { x1: (cx + ux * gap).toFixed(1), y1: (cy + uy * gap).toFixed(1), x2: ex.toFixed(1), y2: ey.toFixed(1) }, group);
   }
   el("circle", { cx: cx.toFixed(1), cy: cy.toFixed(1), r: 3 }, group);
 }

@@ -61,6 +61,7 @@ export function describe(meta, frame = 1) {
     }
   }
   if (spacing.length !== 2 || !(spacing[0] > 0 && spacing[1] > 0)) { spacing = null; calibration = "none"; }
+  if (spacing) [spacing, calibration] = radiographSpacing(meta, spacing, calibration);
   const position = numbers(plane || meta, "ImagePositionPatient");
   const iop = numbers(orientation || meta, "ImageOrientationPatient");
   const centers = numbers(voi || meta, "WindowCenter");
@@ -88,7 +89,24 @@ export function describe(meta, frame = 1) {
     signed: Number(value(meta, "PixelRepresentation")) === 1,
     slope: numbers(meta, "RescaleSlope")[0] ?? 1, intercept: numbers(meta, "RescaleIntercept")[0] ?? 0,
     frameTime: numbers(meta, "FrameTime")[0],
+    // spatially calibrated ultrasound regions: lengths in mm inside one (annotations/calibration.py)
+    // (SequenceOfUltrasoundRegions 0018,6011; PhysicalUnitsX/YDirection 0018,6024/6026: 3 = cm)
+    ultrasoundRegions: values(meta, "00186011").filter((r) => numbers(r, "00186024")[0] === 3 && numbers(r, "00186026")[0] === 3).length,
   };
+}
+
+const PROJECTION = ["CR", "DX", "MG", "IO", "PX", "RF", "XA", "RG"];
+
+/** A projection radiograph's PixelSpacing by PS3.3 10.7.1.3, as the server decides (annotations.geometry):
+ * equal to ImagerPixelSpacing it is the detector's (magnification corrected when the factor is known),
+ * different it is calibrated, alone its plane is unknown. */
+function radiographSpacing(meta, spacing, calibration) {
+  if (calibration !== "PixelSpacing" || !PROJECTION.includes(value(meta, "Modality") || "")) return [spacing, calibration];
+  const imager = numbers(meta, "ImagerPixelSpacing");
+  if (imager.length !== 2) return [spacing, "PixelSpacing/projection"];
+  if (imager.some((s, i) => Math.abs(s - spacing[i]) > 1e-6 * s)) return [spacing, "PixelSpacing/calibrated"];
+  const magnification = numbers(meta, "EstimatedRadiographicMagnificationFactor")[0];
+  return magnification > 0 ? [imager.map((s) => s / magnification), "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"] : [imager, "ImagerPixelSpacing"];
 }
 
 function cross(a, b) {

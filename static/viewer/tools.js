@@ -36,6 +36,9 @@ const twoPoint = {
   moveHandle: (points, index, p) => points.map((q, i) => (i === index ? p : q)),
 };
 
+/** Any handle moves alone (angles: an arm's end or the vertex; Cobb: a line's end). */
+const freeHandles = (points, index, p) => points.map((q, i) => (i === index ? p : q));
+
 export const TOOLS = {
   length: { ...twoPoint, kind: "length", label: "Length", key: "l" },
   arrow: { ...twoPoint, kind: "arrow", label: "Arrow with text", key: "t", asksLabel: true },
@@ -72,6 +75,18 @@ export const TOOLS = {
     moveHandle: null, // freehand outlines move as a whole
     finish: (points) => simplify(points, 1500),
   },
+  // Drawn in two steps by modes/angle.js: an angle's first arm is dragged from its end to the vertex,
+  // then the second arm follows the pointer until a click; a Cobb angle's two lines are two drags.
+  angle: {
+    kind: "angle", label: "Angle (vertex in the middle)", key: "n", steps: 2, points: 3,
+    moveHandle: freeHandles,
+    valid: (points, minimum) => points.length === 3 && dist(points[0], points[1]) >= minimum && dist(points[1], points[2]) >= minimum,
+  },
+  cobb: {
+    kind: "cobb", label: "Cobb angle (two lines)", key: "j", steps: 2, points: 4,
+    moveHandle: freeHandles,
+    valid: (points, minimum) => points.length === 4 && dist(points[0], points[1]) >= minimum && dist(points[2], points[3]) >= minimum,
+  },
 };
 
 /** Keep at most `maximum` points, dropping every other one until it fits. */
@@ -95,10 +110,36 @@ export function clampPoint(p, columns, rows) {
 
 // ---------------------------------------------------------------- measurement text
 
+// Which spacing a length was measured with (annotations.geometry.CalibrationSource), after its unit.
 const CALIBRATION_NOTE = {
-  ImagerPixelSpacing: " (at detector)",
-  "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor": " (magnification corrected)",
+  ImagerPixelSpacing: " (detector)",
+  "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor": " (magnification-corrected)",
+  "PixelSpacing/calibrated": " (calibrated)",
+  "PixelSpacing/projection": " (plane unknown)",
+  SequenceOfUltrasoundRegions: " (US region)",
+  "PixelSpacing/slide": " (slide)",
 };
+
+/** The note after a unit for a spacing source (the corner text's and the marks'): "" for PixelSpacing. */
+export function calibrationNote(source) { return CALIBRATION_NOTE[source] || ""; }
+
+/** A length (power 1) or an area (power 2) with its unit: micrometres of a slide become mm when large. */
+function sized(value, unit, power = 1) {
+  const digits = power === 1 ? 1 : 2;
+  if (unit !== "um") return `${format(value, digits)} ${unit}${power === 2 ? "²" : ""}`;
+  if (value !== null && value !== undefined && value >= 1000 ** power) return `${format(value / 1000 ** power, power === 1 ? 2 : 3)} mm${power === 2 ? "²" : ""}`;
+  return `${format(value, digits)} µm${power === 2 ? "²" : ""}`;
+}
+
+/** Provisional angle on the client while drawing, in degrees in physical space (spacing: [row, column]). */
+export function clientAngle(kind, points, spacing) {
+  const [rowSpacing, columnSpacing] = spacing || [1, 1];
+  const vector = (a, b) => [(b[0] - a[0]) * columnSpacing, (b[1] - a[1]) * rowSpacing];
+  const [u, v] = kind === "angle" ? [vector(points[1], points[0]), vector(points[1], points[2])] : [vector(points[0], points[1]), vector(points[2], points[3])];
+  const cross = Math.abs(u[0] * v[1] - u[1] * v[0]);
+  const along = u[0] * v[0] + u[1] * v[1];
+  return (Math.atan2(cross, kind === "angle" ? along : Math.abs(along)) * 180) / Math.PI;
+}
 
 function format(value, digits = 1) {
   return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
@@ -117,30 +158,40 @@ export function measurementLines(annotation, meta) {
   const lines = [];
   if (annotation.label) lines.push(annotation.label);
   if (!m) {
-    // Not saved yet: lengths from the metadata's spacing, regions wait for the server.
-    const unit = meta && meta.spacing ? "mm" : "px";
-    const spacing = meta && meta.spacing;
+    // Not saved yet: lengths from the metadata's spacing (a slide's in µm; an ultrasound region's only
+    // the server knows: px until it answers), regions wait for the server.
+    const slide = meta && meta.modality === "SM" && meta.spacing;
+    const unit = slide ? "um" : meta && meta.spacing ? "mm" : "px";
+    const spacing = slide ? meta.spacing.map((s) => s * 1000) : meta && meta.spacing;
     const p = annotation.points;
-    if (annotation.kind === "length") lines.push(`${format(clientLength(p[0], p[1], spacing))} ${unit}`);
+    if (annotation.kind === "length") lines.push(sized(clientLength(p[0], p[1], spacing), unit));
     if (annotation.kind === "bidirectional") {
       lines.push(`L ${format(clientLength(p[0], p[1], spacing))} × S ${format(clientLength(p[2], p[3], spacing))} ${unit}`);
     }
     if (annotation.kind === "ellipse" || annotation.kind === "freehand") lines.push("measuring…");
+    const whole = (TOOLS[annotation.kind] || {}).points;
+    if (whole && p.length === whole) lines.push(`${annotation.kind === "cobb" ? "Cobb " : ""}${format(clientAngle(annotation.kind, p, spacing))}°`);
     return lines;
   }
   const note = CALIBRATION_NOTE[m.calibration] || "";
-  const unit = m.unit === "px" ? "px" : "mm";
+  const unit = m.unit === "px" || m.unit === "um" ? m.unit : "mm";
   switch (annotation.kind) {
     case "length":
-      lines.push(`${format(m.length)} ${unit}${note}`);
+      lines.push(`${sized(m.length, unit)}${note}`);
       break;
     case "bidirectional":
-      lines.push(`L ${format(m.long_axis)} × S ${format(m.short_axis)} ${unit}${note}`);
+      lines.push(unit === "um" ? `L ${sized(m.long_axis, unit)} × S ${sized(m.short_axis, unit)}${note}` : `L ${format(m.long_axis)} × S ${format(m.short_axis)} ${unit}${note}`);
       if (!m.valid) lines.push(m.perpendicular ? "axes do not cross" : `not perpendicular (${format(m.angle_deg)}°)`);
+      break;
+    case "angle":
+      lines.push(`${format(m.angle)}°`);
+      break;
+    case "cobb":
+      lines.push(`Cobb ${format(m.angle)}°`);
       break;
     case "ellipse":
     case "freehand":
-      lines.push(`Area ${format(m.area, 2)} ${unit}²${note}`);
+      lines.push(`Area ${sized(m.area, unit, 2)}${note}`);
       if (m.stats && m.stats.count) {
         lines.push(`Mean ${format(m.stats.mean)}${units} · SD ${format(m.stats.std)}`);
         lines.push(`Min ${format(m.stats.min, 0)} · Max ${format(m.stats.max, 0)}${units}`);

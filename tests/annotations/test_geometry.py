@@ -338,7 +338,7 @@ def test_arrow_has_nothing_to_measure() -> None:
 
 
 @pytest.mark.parametrize(("kind", "points", "message"), [
-    ("angle", [[0, 0]], "unknown measurement kind 'angle'; expected one of length, "),
+    ("protractor", [[0, 0]], "unknown measurement kind 'protractor'; expected one of length, "),
     ("length", [[0, 0]], "length: got 1 points; expected 2 points"),
     ("length", [[0, 0], [1, 1], [2, 2]], "length: got 3 points"),
     ("bidirectional", [[0, 0], [1, 1]], "expected 4 points"),

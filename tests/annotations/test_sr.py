@@ -247,3 +247,74 @@ def test_module_imports_no_django() -> None:
         [sys.executable, "-c", "import sys, annotations.sr; print('django' in sys.modules)"],
         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert result.stdout.strip() == "False", result.stderr
+
+
+# ---------------------------------------------------------------------------- the viewer's marks
+
+
+def _marks(phantom_dir: Path) -> tuple[list[sr.MarkForSR], list[pydicom.Dataset]]:
+    """One mark of every kind on a phantom slice (what annotations.exports hands over)."""
+    ds = next(iter(_headers(phantom_dir, "baseline").values()))
+    image = sr.ImageReference(str(ds.SOPClassUID), str(ds.SOPInstanceUID))
+    uid = sr.tracking_uid_of
+
+    def mark(name: str, kind: str, points: Any, measurements: dict[str, Any], unit: str = "HU") -> sr.MarkForSR:
+        return sr.MarkForSR(name, uid(f"annotation/1/{name}"), kind, points, measurements, image, unit)
+
+    return [
+        mark("L1", "length", ((10, 10), (50, 10)), {"length": 28.0, "unit": "mm"}),
+        mark("B1", "bidirectional", ((10, 20), (50, 20), (30, 10), (30, 30)),
+             {"long_axis": 28.0, "short_axis": 14.0, "unit": "mm"}),
+        mark("liver", "ellipse", ((100, 100), (140, 120)),
+             {"area": 440.0, "unit": "mm", "stats": {"count": 600, "mean": 60.2, "std": 4.0, "min": 50, "max": 70}}),
+        mark("F1", "freehand", ((10, 10), (40, 10), (25, 40)), {"area": 450.0, "unit": "px", "stats": None}, ""),
+        mark("P1", "point", ((3, 3),), {"value": -998.0}),
+        mark("A1", "arrow", ((3, 3), (9, 9)), {}),
+        mark("C1", "cobb", ((1, 1), (9, 1), (1, 9), (9, 12)), {"angle": 21.5}),
+    ], [ds]
+
+
+def test_the_marks_report_has_one_group_per_mark_with_values_units_and_regions(phantom_dir: Path, tmp_path: Path) -> None:
+    marks, evidence = _marks(phantom_dir)
+    report = sr.build_marks_report(marks, observer_name="Reader^One", observer_login="reader1", evidence=evidence,
+                                   series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(), series_number=7002)
+    path, back = _roundtrip(report, tmp_path)
+    assert back.PatientID == "PHANTOM-001" and back.StudyInstanceUID == evidence[0].StudyInstanceUID
+    groups = back.content.get_image_measurement_groups()
+    planar = back.content.get_planar_roi_measurement_groups()
+    assert [g.tracking_identifier for g in groups] == ["L1", "B1", "P1", "A1", "C1"]
+    assert [g.tracking_identifier for g in planar] == ["liver", "F1"]
+    assert groups[0].tracking_uid == sr.tracking_uid_of("annotation/1/L1")  # the same mark, the same UID
+    (length,) = groups[0].get_measurements(name=codes.SCT.Length)
+    assert length.value == 28.0 and length.unit == codes.UCUM.Millimeter
+    assert length.referenced_coordinates[0].value.ravel().tolist() == [10, 10, 50, 10]
+    assert [m.value for m in groups[1].get_measurements()] == [28.0, 14.0]
+    liver = planar[0]
+    assert liver.roi.graphic_type == hd.sr.GraphicTypeValues.ELLIPSE
+    assert liver.roi.value.ravel().tolist() == [100, 110, 140, 110, 120, 100, 120, 120]  # major axis first
+    (mean,) = liver.get_measurements(name=codes.SCT.Mean)
+    assert mean.value == pytest.approx(60.2) and mean.unit == codes.UCUM.HounsfieldUnit
+    assert planar[1].get_measurements(name=codes.SCT.Area)[0].unit.value == "{pixels}2"  # uncalibrated
+    assert groups[2].get_measurements(name=codes.SCT.Mean)[0].value == -998.0
+    assert groups[3].get_measurements() == []  # an arrow: its label and image only
+    assert groups[4].get_measurements(name=codes.SCT.Angle)[0].value == 21.5
+    if shutil.which("dciodvfy"):
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+        errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+        assert errors == [], result.stderr
+
+
+def test_the_marks_report_refuses_what_it_cannot_write(phantom_dir: Path) -> None:
+    marks, evidence = _marks(phantom_dir)
+    image = marks[0].image
+    with pytest.raises(sr.SRInputError, match="a length has 2 points"):
+        sr.MarkForSR("L", sr.new_uid(), "length", ((1, 1),), {}, image)
+    with pytest.raises(sr.SRInputError, match="identifier"):
+        sr.MarkForSR(" ", sr.new_uid(), "point", ((1, 1),), {}, image)
+    with pytest.raises(sr.SRInputError, match="at least one mark"):
+        sr.build_marks_report([], observer_name="R^", observer_login=None, evidence=evidence,
+                              series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(), series_number=1)
+    other = sr.MarkForSR("X", sr.new_uid(), "point", ((1, 1),), {}, sr.ImageReference(image.sop_class_uid, "1.2.3"))
+    with pytest.raises(sr.SRInputError, match="not in the evidence"):
+        sr.build_marks_report([other], observer_name="R^", observer_login=None, evidence=evidence,
+                              series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(), series_number=1)

@@ -228,6 +228,21 @@ def test_a_read_from_the_worklist_to_the_signed_read_in_the_viewer(browser: Any,
     page.locator("tr[data-lesion=T1] a[href*='lesion=']").first.click()
     page.wait_for_function("() => document.body.dataset.wentTo && document.body.dataset.wentTo.startsWith('T1|')")
     assert page.evaluate("document.body.dataset.wentTo").endswith(f"|{lesion(trial_site, base, 'T1')['slice_index']}")
+    # the reading toolbox in the read: the tag browser answers masked as WADO-RS metadata (its response is
+    # scanned below with the others), the measurement table lists the read's marks, and the project's
+    # exports are not offered for a read's marks
+    page.locator(".viewport[data-index='0']").focus()
+    page.keyboard.press("Shift+D")
+    tags = page.locator("dialog.tag-browser")
+    expect(tags).to_have_attribute("data-state", "ready")
+    expect(tags.locator(".tag-row[data-tag='(0010,0010)'] .tag-value")).to_have_text("S001")
+    expect(tags.locator(".tag-row[data-tag='(0008,0020)']")).to_have_count(0)  # no study date
+    tags.locator("button.close").click()
+    page.keyboard.press("Shift+M")
+    table = page.locator("dialog.measurement-table")
+    expect(table.locator("tbody tr", has_text="Bidirectional")).not_to_have_count(0)
+    expect(table.locator("button[data-export='csv']")).to_be_disabled()
+    assert "null" not in table.inner_text() and "undefined" not in table.inner_text()
     _assert_nothing_identifies_the_patient(responses)
     context.close()
     assert not errors, errors

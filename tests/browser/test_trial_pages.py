@@ -1,11 +1,10 @@
-"""The trial's pages as deployed (DJANGO_DEBUG=0; the static files served as the proxy would, by the
-page's routes): after both reads of the demo subject are signed and disagree, the worklist, read,
+"""The trial's pages as deployed (DJANGO_DEBUG=0; the static files collected and served by the server,
+crossread.staticfiles): after both reads of the demo subject are signed and disagree, the worklist, read,
 adjudication and dashboard pages show no "null" or "None", states in words ("needs adjudication"),
 and the Overall column's cells under its heading. The members page offers "viewer" to a new member."""
 
 from __future__ import annotations
 
-import mimetypes
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM, PASSWORDS, screenshot
 from tests.browser.trial_flow import demo_trial_site, sign_read
-from tests.live import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.live,
               pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs chromium at {CHROMIUM}")]
@@ -33,18 +31,9 @@ def signed_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         site.stop()
 
 
-def _serve_static(route: Any) -> None:
-    path = REPO / "static" / route.request.url.split("/static/", 1)[1].split("?")[0]
-    if path.is_file() and REPO / "static" in path.resolve().parents:
-        route.fulfill(path=str(path), content_type=mimetypes.guess_type(str(path))[0] or "application/octet-stream")
-    else:
-        route.fulfill(status=404)
-
-
 def _page(browser: Any, site: dict[str, Any], user: str) -> Any:
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=site["url"])
     context.set_default_timeout(15_000)
-    context.route("**/static/**", _serve_static)
     page = context.new_page()
     page.js_errors = []
     page.on("pageerror", lambda error: page.js_errors.append(str(error)))

@@ -223,3 +223,41 @@ def test_a_length_on_a_coronal_plane_reaches_the_other_reader_in_mpr(browser: An
         one.context.close()
         two.context.close()
     assert not errors, errors
+
+
+def test_an_angle_is_seen_by_the_other_reader_as_it_is_drawn(browser: Any, demo: dict[str, Any]) -> None:
+    """Reader1 draws an angle in two steps: reader2 sees the draft's first arm, then both arms and the
+    arc while the second follows the pointer, then the stored angle with its value."""
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    one = reader(browser, demo, "reader1", demo["viewer"]["open"], errors)
+    two = reader(browser, demo, "reader2", demo["viewer"]["open"], errors)
+    try:
+        expect(two.locator("#collab-panel li[data-user='reader1'].online")).to_have_count(1)
+        one.locator(".viewport[data-index='0']").focus()
+        one.keyboard.press("n")
+        at = [one.evaluate("([x, y]) => crossread.app.viewports[0].imageToClient(x, y)", p)
+              for p in ([300, 100], [120, 220], [330, 300])]
+        one.mouse.move(*at[0])
+        one.mouse.down()
+        one.mouse.move(*at[1], steps=6)
+        draft = two.locator(".viewport[data-index='0'] svg.overlay g.remote-draft")
+        expect(draft.locator("path.shape")).to_have_count(1)
+        expect(draft.locator("path.arc")).to_have_count(0)  # the first arm only
+        one.mouse.up()
+        one.mouse.move(*at[2], steps=6)
+        expect(draft.locator("path.arc")).to_have_count(1)  # the second arm follows the pointer
+        one.mouse.down()
+        one.mouse.up()
+        theirs = two.locator(".viewport[data-index='0'] svg.overlay g.annotation.angle")
+        expect(theirs).to_have_count(1)
+        expect(theirs.locator(".measure-text")).to_contain_text("°")
+        expect(draft).to_have_count(0)
+        value = one.evaluate("crossread.annotations.all().find((a) => a.kind === 'angle').measurements.angle")
+        expect(theirs.locator(".measure-text")).to_have_text(f"{value:.1f}°")
+        two.screenshot(path=str(demo_path("collab-angle-reader2.png")))
+    finally:
+        one.context.close()
+        two.context.close()
+    assert not errors, errors

@@ -1,7 +1,7 @@
 """A minimal RFC 6455 websocket client on asyncio streams, for live tests and bench/collab.py.
 
 Just enough: the opening handshake with Cookie and Origin headers, masked text frames out, text,
-ping (answered) and close frames in, fragmented messages reassembled. No extensions, no TLS.
+ping (answered) and close frames in, fragmented messages reassembled. No extensions; TLS for wss:// URLs.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import ssl
 import struct
 from urllib.parse import urlparse
 
@@ -36,10 +37,14 @@ class WebSocket:
         self.close_code: int | None = None
 
     @classmethod
-    async def connect(cls, url: str, *, cookie: str | None = None, origin: str | None = None) -> WebSocket:
+    async def connect(
+        cls, url: str, *, cookie: str | None = None, origin: str | None = None, tls: ssl.SSLContext | None = None
+    ) -> WebSocket:
         parts = urlparse(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        reader, writer = await asyncio.open_connection(host, port, limit=2**24)
+        secure = parts.scheme == "wss"
+        host, port = parts.hostname or "127.0.0.1", parts.port or (443 if secure else 80)
+        context = (tls or ssl.create_default_context()) if secure else None
+        reader, writer = await asyncio.open_connection(host, port, limit=2**24, ssl=context)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {parts.path or '/'}{'?' + parts.query if parts.query else ''} HTTP/1.1",

@@ -154,6 +154,53 @@ def test_the_studies_a_blinded_reader_reads_are_reached_masked(client, blinded):
     assert "Doe^Jane" in _get(client, blinded["organizer"], f"{base}/metadata").content.decode()
 
 
+def test_the_tag_browser_masks_as_wado_metadata_does(client, blinded):
+    """The tag browser (viewer.tag_views) shows a blinded reader exactly the elements WADO-RS metadata
+    does: no names, dates or private elements; the organizer sees them, private names included."""
+    reader = blinded["reader"]
+    ds = blinded["studies"]["followup"][1]
+    tags_url = f"/projects/trial/instances/{ds.SOPInstanceUID}/tags"
+    answer = _get(client, reader, tags_url)
+    assert answer.status_code == 200
+    _assert_no_phi(answer.content.decode())
+    body = answer.json()
+    shown = {row["tag"].strip("()").replace(",", "") for row in body["elements"]}
+    metadata = _get(client, reader, f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/"
+                                    f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/metadata").json()[0]
+    assert shown == set(metadata)
+    assert not any(int(tag[:4], 16) % 2 for tag in shown)  # no private element
+    patient = next(row for row in body["elements"] if row["tag"] == "(0010,0010)")
+    assert patient["value"] == "S-01"
+    sequence = next(row for row in body["elements"] if row["tag"] == "(0008,1140)")
+    assert "20230301" not in str(sequence["items"])
+    truth = _get(client, blinded["organizer"], tags_url).content.decode()
+    assert "Doe^Jane" in truth and "Doe private note" in truth and "20230301" in truth
+    other = blinded["studies"]["other"][1]  # S-02, read by somebody else: not found
+    assert _get(client, reader, f"/projects/trial/instances/{other.SOPInstanceUID}/tags").status_code == 404
+
+
+def test_a_blinded_readers_exports_of_marks_are_masked_and_not_stored(client, blinded):
+    """The viewer's exports (annotations.exports): the SR's patient and study come from the masked
+    headers, the CSV holds no patient data, and the report is not stored back into a blinded study."""
+    from annotations import services as annotation_services
+
+    reader = blinded["reader"]
+    ds = blinded["studies"]["followup"][1]
+    annotation_services.create_annotation(reader, blinded["project"], instance_uid=ds.SOPInstanceUID, kind="length",
+                                          points=[[1, 1], [8, 8]])
+    base = f"/api/projects/trial/annotations/export/?study={ds.StudyInstanceUID}"
+    table = _get(client, reader, base + "&as=csv")
+    assert table.status_code == 200 and "length" in table.content.decode()
+    _assert_no_phi(table.content.decode())
+    report = _get(client, reader, base + "&as=sr")
+    assert report.status_code == 200
+    _assert_no_phi(report.content.decode("latin-1"))
+    assert b"S-01" in report.content
+    stored = client.post("/api/projects/trial/annotations/export/", {"study": ds.StudyInstanceUID},
+                         content_type="application/json", HTTP_AUTHORIZATION=f"Token {token_for(reader)}")
+    assert stored.status_code == 403
+
+
 def test_a_blinded_reader_gets_no_files_and_no_study_of_another_reader(client, blinded):
     reader = blinded["reader"]
     ds = blinded["studies"]["followup"][1]
@@ -252,3 +299,36 @@ def test_the_home_page_counts_and_the_worklist_lists_only_what_a_blinded_reader_
     blinded["trial"].save()
     client.force_login(blinded["reader"])
     assert client.get("/").context["projects"][0].study_count == 4
+
+
+def test_a_reading_session_labels_its_cases_as_the_blinded_reader_may_see_them(client, blinded) -> None:
+    """A session whose cases are a study the reader reads masked, a trial study hidden from them and a
+    study outside the trial: the session's REST detail, list and lobby, and its websocket snapshot, name
+    the masked case by its time point, the hidden one not at all, and only the outside one as it is. A
+    change broadcast to every participant carries no labels."""
+    from collab.access import access_session
+    from collab.models import Participant, ReadingSession, SessionCase, Status
+    from collab.services import session_payload, snapshot
+
+    session = ReadingSession.objects.create(project=blinded["project"], title="Board", organizer=blinded["organizer"],
+                                            status=Status.ACTIVE)
+    for position, name in enumerate(("baseline", "other", "outside")):
+        SessionCase.objects.create(session=session, study=blinded["studies"][name][0], position=position)
+    Participant.objects.create(session=session, user=blinded["reader"], role="reader", colour="#ff0000")
+    reader = blinded["reader"]
+
+    def labels(cases: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(case["description"], case["date"]) for case in cases]
+
+    detail = _get(client, reader, f"/api/sessions/{session.pk}/").json()
+    listed = _get(client, reader, "/api/sessions/").json()["sessions"]
+    state = snapshot(access_session(reader, session.pk))
+    for cases in (detail["cases"], listed[0]["cases"], state["session"]["cases"]):
+        assert labels(cases) == [("baseline", ""), ("", ""), ("outside the trial", "20230301")]
+    client.force_login(reader)
+    lobby = client.get(f"/sessions/{session.pk}/").content.decode()
+    for secret in ("baseline scan", "unrelated", "20240115", "20240401"):
+        assert secret not in lobby and secret not in json.dumps([detail, listed, state])
+    assert labels(session_payload(session)["cases"]) == [("", "")] * 3
+    organizer_view = _get(client, blinded["organizer"], f"/api/sessions/{session.pk}/").json()
+    assert labels(organizer_view["cases"])[0] == ("baseline scan", "20240115")

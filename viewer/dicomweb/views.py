@@ -414,16 +414,20 @@ def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -
     if not parts:
         raise DomainError("The request holds no instances.", code=ErrorCode.BAD_REQUEST)
 
-    results = []
+    results = ingest.ingest_many(access.project, _stow_parts(parts), expected_study_uid=study_uid)
+    ingest.record_upload(request, access.project, results, via="STOW-RS")
+    return _stow_response(request, access, results, study_uid)
+
+
+def _stow_parts(parts: list[Any]) -> Iterator[tuple[str, bytes | ingest.IngestResult]]:
+    """Each part named by its position; a part of another type than application/dicom is refused."""
     for index, part in enumerate(parts, start=1):
         name = f"part {index}"
         declared = (part.content_type or "application/dicom").split(";", 1)[0].strip().lower()
         if declared != "application/dicom":
-            results.append(ingest.failed(name, f"Part {index} is {declared[:64]}, not application/dicom."))
-            continue
-        results.append(ingest.ingest_bytes(access.project, part.body, name=name, expected_study_uid=study_uid))
-    ingest.record_upload(request, access.project, results, via="STOW-RS")
-    return _stow_response(request, access, results, study_uid)
+            yield name, ingest.failed(name, f"Part {index} is {declared[:64]}, not application/dicom.")
+        else:
+            yield name, part.body
 
 
 def _max_parts() -> int | None:

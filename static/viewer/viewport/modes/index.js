@@ -3,9 +3,11 @@
 // on a long link (see docs/viewer.md, "Modules").
 
 import { TOOLS } from "../../tools.js";
+import { angleMode } from "./angle.js";
 import { crosshairMode } from "./crosshair.js";
 import { hoverMode } from "./hover.js";
 import { labelMode } from "./label.js";
+import { loupeMode } from "./loupe.js";
 import { measureMode } from "./measure.js";
 import { panMode } from "./pan.js";
 import { scrollMode } from "./scroll.js";
@@ -14,11 +16,11 @@ import { windowLevelMode } from "./windowlevel.js";
 import { zoomMode } from "./zoom.js";
 
 /** The mode of the primary button for each tool of the toolbar. */
-const TOOL_MODES = { pointer: selectMode, wl: windowLevelMode, pan: panMode, zoom: zoomMode, crosshair: crosshairMode };
+const TOOL_MODES = { pointer: selectMode, wl: windowLevelMode, pan: panMode, zoom: zoomMode, crosshair: crosshairMode, loupe: loupeMode };
 
 /** The primary button's mode for `tool` (the toolbar's: pointer, wl, pan, zoom, crosshair, or a measurement tool). */
 export function toolMode(viewport, tool) {
-  if (TOOLS[tool]) return measureMode(viewport, TOOLS[tool], { button: 0 });
+  if (TOOLS[tool]) return (TOOLS[tool].steps ? angleMode : measureMode)(viewport, TOOLS[tool], { button: 0 });
   return (TOOL_MODES[tool] || selectMode)(viewport, { button: 0 });
 }
 

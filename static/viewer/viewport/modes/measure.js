@@ -15,10 +15,9 @@ export function measureMode(vp, adapter, { button = 0 } = {}) {
     button,
     cursor: "crosshair",
     begin(event) {
-      const { app, stack } = vp;
+      const { app } = vp;
       if (!app.canWrite) { app.toast("Your role in this project can view but not annotate."); return null; }
       if (event.target.closest(".mark-label")) return null; // a mark's text: a double-click there edits it
-      if (stack.modality === "SM") { app.toast("Measurements on whole-slide images are not supported yet."); return null; }
       if (event.target.closest(".handle")) {
         const gesture = editGesture(vp, event);
         if (gesture !== undefined) return gesture;
