@@ -62,6 +62,31 @@ def iter_part10_files(sources: list[str] | None = None) -> Iterator[Path]:
                 yield path
 
 
+def iter_bare_files(sources: list[str] | None = None) -> Iterator[Path]:
+    """Every DICOM file of the corpus without the preamble and 'DICM' (a bare data set, as older
+    archives wrote them, e.g. pydicom's ``rtstruct.dcm``) that pydicom reads with ``force=True`` into an
+    identifiable instance, in a stable order."""
+    import warnings
+
+    import pydicom
+
+    for name, folder in sorted(source_dirs().items()):
+        if sources is not None and name not in sources:
+            continue
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file() or has_dicm_prefix(path) or path.stat().st_size > 64 * 1024 * 1024:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+                    identified = "SOPInstanceUID" in ds and "SOPClassUID" in ds
+                except Exception:
+                    continue
+            if identified:
+                yield path
+
+
 def file(source: str, relative: str) -> Path:
     """One named corpus file, e.g. ``file("pydicom", "CT_small.dcm")``; raises if absent."""
     path = source_dirs()[source] / relative

@@ -17,11 +17,13 @@ fails when a URL pattern has no cell in any matrix.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pydicom
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
@@ -29,8 +31,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from annotations import services as annotation_services
+from demo import corpus
 from collab import services as collab_services
 from tests.collab.conftest import crew, make_session  # noqa: F401 - crew is a fixture
+from tests.factories import derived
 from tests.factories.dicom import ct_bytes, ct_dataset, to_bytes
 from tests.factories.models import token_for
 from tests.trials.conftest import Trial, phantom_files  # noqa: F401 - phantom_files is a fixture
@@ -163,6 +167,10 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("instance tags", "get", f"/projects/trial/instances/{ids['sop']}/tags", READ),
         # reformatted planes (MPR) of a series and their description
         Cell("MPR plane", "get", f"/projects/trial/series/{ids['series']}/mpr/sagittal/0", READ),
+        Cell("SR report", "get", f"/projects/trial/instances/{ids['sr']}/report", READ),
+        Cell("SEG segments", "get", f"/projects/trial/instances/{ids['seg']}/segments", READ),
+        Cell("SEG overlay", "get", f"/projects/trial/instances/{ids['seg']}/segments/1/{ids['sop']}/1", READ),
+        Cell("RTSTRUCT contours", "get", f"/projects/trial/instances/{ids['rtstruct']}/contours", READ),
         Cell("MPR description", "get", f"/projects/trial/series/{ids['series']}/mpr/coronal", READ),
         Cell("Deep Zoom tile", "get", f"/projects/trial/tiles/{ids['sop']}/1_files/0/0_0.jpeg", READ),
         # projects and members
@@ -232,6 +240,8 @@ def held_cells(ids: dict[str, Any]) -> list[Cell]:
         # thumbnails stand in lists that every member sees: never a quarantined image, for nobody
         Cell("held: series thumbnail", "get", f"{held.rsplit('/instances/', 1)[0]}/thumbnail", (404, 404, 404, 404, 401)),
         Cell("held: MPR plane", "get", f"/projects/trial/series/{ids['held_series']}/mpr/axial/1", HELD),
+        # a held image is no SR: the organizer reaches it and is told so (422); others do not reach it
+        Cell("held: SR report", "get", f"/projects/trial/instances/{ids['held']}/report", (422, 404, 404, 404, 401)),
         Cell("held: MPR description", "get", f"/projects/trial/series/{ids['held_series']}/mpr/axial", HELD),
         Cell("held: instance tags", "get", f"/projects/trial/instances/{ids['held']}/tags", HELD),
         Cell("held: Deep Zoom descriptor", "get", f"/projects/trial/tiles/{ids['held']}/1.dzi", HELD),
@@ -267,9 +277,14 @@ def world(client, team):
     on_held = annotation_services.create_annotation(
         team["organizer"], team["project"], instance_uid=held.SOPInstanceUID, kind="point", points=[[2, 2]])
     preset = user_presets.create_preset(team["reader"], {"modality": "CT", "label": "Mine", "center": 40, "width": 400})
+    seg, report = derived.square_segmentation([ds, other]), derived.point_report(ds)  # objects that are not images
+    rtstruct = corpus.file("pydicom", "rtstruct.dcm").read_bytes()
+    for data in (to_bytes(seg), to_bytes(report), rtstruct):
+        assert ingest_bytes(team["project"], data).ok
     ids = {"study": ds.StudyInstanceUID, "series": ds.SeriesInstanceUID, "sop": ds.SOPInstanceUID,
            "held": held.SOPInstanceUID, "held_series": held.SeriesInstanceUID, "annotation": annotation.pk,
-           "held_annotation": on_held.pk, "preset": preset["id"]}
+           "held_annotation": on_held.pk, "preset": preset["id"], "seg": seg.SOPInstanceUID, "sr": report.SOPInstanceUID,
+           "rtstruct": pydicom.dcmread(io.BytesIO(rtstruct), force=True).SOPInstanceUID}
     return team, ids
 
 
@@ -520,7 +535,7 @@ def url_routes(patterns: Sequence[URLPattern | URLResolver], prefix: str = "") -
 def covered_routes() -> set[str]:
     ids: dict[str, Any] = dict.fromkeys(
         ("study", "series", "sop", "held", "held_series", "held_annotation", "annotation", "session", "invitation", "token", "mark", "read", "lesion",
-         "subject", "baseline", "read_mark", "read_sop", "preset"), "1")
+         "subject", "baseline", "read_mark", "read_sop", "preset", "seg", "sr", "rtstruct"), "1")
     cells: list[Cell] = [*project_cells(ids), *session_cells(ids), *trial_cells(ids, "draft")]
     return {resolve(cell.url.split("?")[0]).route for cell in cells}
 

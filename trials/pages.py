@@ -96,7 +96,8 @@ def _subject_outlines(access: TrialAccess, subject: Subject) -> list[dict[str, A
         outline = study_outline(access.project_access, tp.study.study_instance_uid)
         day = (tp.date - timepoints[0].date).days
         outline.update(patientName=f"Subject {subject.label}", patientId="", studyDate="",
-                       studyDescription=f"{tp.label} · day {day}", timepoint=tp.pk, label=tp.label, day=day)
+                       studyDescription=f"{tp.label} · day {day}", timepoint=tp.pk, label=tp.label, day=day,
+                       documents=[])  # a read shows the images only: no SR or SEG of other reads beside them
         outlines.append(outline)
     return outlines
 

@@ -130,4 +130,5 @@ def mask_outline(outline: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     """The viewer page's outline of a study (``viewer.pages.study_outline``), masked likewise."""
     return {**outline, "patientName": mask.patient, "patientId": mask.patient, "studyDate": "",
             "studyDescription": mask.description,
-            "series": [{**series, "description": ""} for series in outline.get("series", [])]}
+            "series": [{**series, "description": ""} for series in outline.get("series", [])],
+            "documents": [{**series, "description": ""} for series in outline.get("documents", [])]}

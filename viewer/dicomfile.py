@@ -13,8 +13,9 @@ from typing import Any
 
 import pydicom
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 #: PS3.4 Table B.2-1 / PS3.18 failure reasons used in STOW-RS FailedSOPSequence.
 FAILURE_CANNOT_UNDERSTAND = 0xC000
@@ -38,20 +39,57 @@ class InvalidDicom(Exception):
         self.uids = uids
 
 
-def read_part10(data: bytes) -> Dataset:
-    """Parse a PS3.10 file and check that it is whole and identifiable.
+#: The Implementation Class UID written in the file meta of a file stored without one (PS3.10 7.1).
+IMPLEMENTATION_CLASS_UID = "2.25.152336318199683759004596578087586407545"
+IMPLEMENTATION_VERSION_NAME = "CROSSREAD"
 
+#: Groups a bare data set (no preamble) may start with: file meta (0002) or, without it, the first
+#: groups of a composite object (0008 Identifying, rarely 0000-less command-free 0004..0010).
+_FIRST_GROUPS = frozenset({0x0002, 0x0004, 0x0008, 0x0010})
+
+
+@dataclass(frozen=True)
+class Part10:
+    """A file as the archive keeps it: the parsed data set and its bytes as a PS3.10 file.
+
+    ``rewritten`` is true when the bytes received were not a complete PS3.10 file (no preamble, no
+    file meta, or file meta without a Transfer Syntax UID) and ``data`` is the file written again
+    with a preamble and file meta.
+    """
+
+    dataset: Dataset
+    data: bytes
+    rewritten: bool = False
+
+
+def read_part10(data: bytes) -> Dataset:
+    """Parse a DICOM file and check that it is whole and identifiable (see :func:`read_dicom`)."""
+    return read_dicom(data).dataset
+
+
+def read_dicom(data: bytes) -> Part10:
+    """Parse a DICOM file, check that it is whole and identifiable, and give it as a PS3.10 file.
+
+    A file without the 128-byte preamble, or without file meta (PS3.10 7.1), or whose file meta has
+    no Transfer Syntax UID, is read as other archives read it (pydicom ``dcmread(force=True)``: the
+    transfer syntax from the meta when present, else guessed from the first element, which defaults
+    to Implicit VR Little Endian) and written again with a preamble and complete file meta.
     Raises :class:`InvalidDicom` with a reason a person can act on.
     """
-    if len(data) < 132 or data[128:132] != b"DICM":
-        raise InvalidDicom("Not a DICOM PS3.10 file: the 128-byte preamble and 'DICM' prefix are missing.")
+    complete = len(data) >= 132 and data[128:132] == b"DICM"
+    if not complete and not _looks_like_a_data_set(data):
+        raise InvalidDicom(
+            "Not DICOM: neither a PS3.10 file (128-byte preamble and 'DICM' prefix) nor a data set "
+            "starting with a DICOM element."
+        )
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=False)
-    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, NotImplementedError) as exc:
+        ds = pydicom.dcmread(io.BytesIO(data), force=not complete)
+    except (InvalidDicomError, EOFError, OSError, struct.error, ValueError, KeyError, NotImplementedError) as exc:
         raise InvalidDicom(f"Unreadable DICOM file ({type(exc).__name__}).") from None
     meta = getattr(ds, "file_meta", None)
-    if meta is None or "TransferSyntaxUID" not in meta:
-        raise InvalidDicom("The file meta information has no TransferSyntaxUID (0002,0010).")
+    has_syntax = meta is not None and "TransferSyntaxUID" in meta
+    if not has_syntax and not complete and len(ds) == 0:
+        raise InvalidDicom("Not DICOM: no data set could be read.")
     _check_whole(ds)
     uids = {keyword: str(ds.get(keyword, "") or "").strip() for keyword in REQUIRED_UIDS}
     missing = [keyword for keyword, value in uids.items() if not value]
@@ -60,7 +98,57 @@ def read_part10(data: bytes) -> Dataset:
     too_long = [keyword for keyword, value in uids.items() if len(value) > 64]
     if too_long:
         raise InvalidDicom(f"UID longer than 64 characters: {', '.join(too_long)}.", FAILURE_CANNOT_UNDERSTAND, **uids)
-    return ds
+    if complete and has_syntax:
+        return Part10(ds, data)
+    return Part10(ds, _as_part10(ds, uids), rewritten=True)
+
+
+def _looks_like_a_data_set(data: bytes) -> bool:
+    """The first tag of a bare data set, little or big endian, is in a group such files start with."""
+    if len(data) >= 4 and data[:4] == b"DICM":  # the prefix without its preamble
+        return True
+    if len(data) < 8:
+        return False
+    little, big = struct.unpack("<H", data[:2])[0], struct.unpack(">H", data[:2])[0]
+    return little in _FIRST_GROUPS or big in _FIRST_GROUPS
+
+
+def transfer_syntax_of(ds: Dataset) -> str:
+    """The Transfer Syntax UID a data set read without one was encoded in (PS3.5 10.1, A.1-A.3).
+
+    Derived from the encoding pydicom found (implicit or explicit VR, byte order); a data set whose
+    Pixel Data is encapsulated cannot be placed (its compression is unknown) and is refused.
+    """
+    pixel = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
+    if pixel is not None and (getattr(pixel, "is_undefined_length", False) or getattr(pixel, "length", None) == UNDEFINED_LENGTH):
+        raise InvalidDicom("Compressed Pixel Data without a Transfer Syntax UID: the compression cannot be known.")
+    implicit, little = ds.original_encoding
+    if implicit is None or little is None:
+        return str(ImplicitVRLittleEndian)
+    if implicit:
+        return str(ImplicitVRLittleEndian)
+    return str(ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
+def _as_part10(ds: Dataset, uids: dict[str, str]) -> bytes:
+    """The data set written again as a PS3.10 file: preamble, 'DICM', complete file meta."""
+    old = getattr(ds, "file_meta", None)
+    syntax = str(old.TransferSyntaxUID) if old is not None and "TransferSyntaxUID" in old else transfer_syntax_of(ds)
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    meta.MediaStorageSOPClassUID = UID(uids["SOPClassUID"])
+    meta.MediaStorageSOPInstanceUID = UID(uids["SOPInstanceUID"])
+    meta.TransferSyntaxUID = UID(syntax)
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    buffer = io.BytesIO()
+    try:
+        ds.save_as(buffer, enforce_file_format=True)
+    except Exception as exc:  # pydicom raises many kinds on values it cannot encode again
+        raise InvalidDicom(f"The file cannot be written as a PS3.10 file ({type(exc).__name__}).") from None
+    return buffer.getvalue()
 
 
 def _check_whole(ds: Dataset) -> None:

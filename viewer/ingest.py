@@ -167,9 +167,13 @@ def _prepare(
     if len(data) > option("MAX_INSTANCE_BYTES"):
         return too_large(name)
     try:
-        ds = dicomfile.read_part10(data)
+        part = dicomfile.read_dicom(data)
     except InvalidDicom as exc:
         return failed(name, exc.reason, exc.failure_code, **exc.uids)
+    # A file without preamble or file meta is kept as the PS3.10 file it should have been.
+    ds, data = part.dataset, part.data
+    if len(data) > option("MAX_INSTANCE_BYTES"):
+        return too_large(name)
 
     attrs = dicomfile.index_attributes(ds)
     uids = _uids_of(attrs)

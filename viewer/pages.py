@@ -24,6 +24,29 @@ from viewer.blinding import mask_outline
 from viewer.models import Membership, Role
 from viewer.wsi import WSI_SOP_CLASS
 
+#: SOP Classes the viewer shows other than as images (PS3.4 B.5), by the reader that opens them.
+DOCUMENT_KINDS = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "seg",  # Segmentation Storage
+    "1.2.840.10008.5.1.4.1.1.66.7": "seg",  # Label Map Segmentation Storage
+    "1.2.840.10008.5.1.4.1.1.481.3": "rtstruct",  # RT Structure Set Storage
+    "1.2.840.10008.5.1.4.1.1.88.59": "sr",  # Key Object Selection Document: a report of its images
+}
+#: Listed instances of one non-image series.
+MAX_DOCUMENTS = 200
+
+
+def document_kind(sop_class_uid: str) -> str | None:
+    """``"sr"``, ``"seg"``, ``"rtstruct"``, ``"pr"`` or ``"other"`` for an object the viewer does not show
+    as an image; ``None`` for an image."""
+    if sop_class_uid in DOCUMENT_KINDS:
+        return DOCUMENT_KINDS[sop_class_uid]
+    if sop_class_uid.startswith("1.2.840.10008.5.1.4.1.1.88."):
+        return "sr"
+    if sop_class_uid.startswith("1.2.840.10008.5.1.4.1.1.11."):
+        return "pr"  # presentation states
+    return None
+
+
 #: Other studies of the same patient offered for comparison in the viewer (newest first).
 MAX_RELATED_STUDIES = 4
 
@@ -89,14 +112,18 @@ def study_outline(access: ProjectAccess, study_uid: str) -> dict[str, Any]:
     study = access.study(study_uid)
     series_rows = list(access.series().filter(study=study).order_by("series_number", "pk"))
     instances: dict[int, list[list[Any]]] = {row.pk: [] for row in series_rows}
+    documents: dict[int, list[tuple[str, str]]] = {row.pk: [] for row in series_rows}
     visible = access.instances().filter(series__study=study)
-    for series_id, sop, frames, rows, columns in (
+    for series_id, sop, sop_class, frames, rows, columns in (
         visible.exclude(sop_class_uid=WSI_SOP_CLASS)
         .order_by("instance_number", "pk")
-        .values_list("series_id", "sop_instance_uid", "number_of_frames", "rows", "columns")
+        .values_list("series_id", "sop_instance_uid", "sop_class_uid", "number_of_frames", "rows", "columns")
     ):
-        if rows and columns:  # only images; other objects (SR, ...) cannot be shown in a viewport
+        kind = document_kind(sop_class)
+        if kind is None and rows and columns:
             instances[series_id].append([sop, frames or 1, rows, columns])
+        else:  # SR, SEG, RTSTRUCT, ...: listed after the images, opened by the viewer's reader for their kind
+            documents[series_id].append((sop, kind or "other"))
     # A whole-slide image is one picture whatever its levels and tiles: its finest level, the size
     # of the total pixel matrix, drawn from Deep Zoom tiles.
     slides: dict[int, list[Any]] = {}
@@ -127,6 +154,18 @@ def study_outline(access: ProjectAccess, study_uid: str) -> dict[str, Any]:
             }
             for row in series_rows
             if instances[row.pk]
+        ],
+        "documents": [
+            {
+                "uid": row.series_instance_uid,
+                "number": row.series_number,
+                "description": row.series_description,
+                "modality": row.modality,
+                "kind": documents[row.pk][0][1],
+                "instances": [sop for sop, _kind in documents[row.pk][:MAX_DOCUMENTS]],
+            }
+            for row in series_rows
+            if documents[row.pk] and not instances[row.pk]
         ],
     }
     mask = access.mask(study.pk)

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from viewer import api, member_pages, render_views, tag_views
+from viewer import api, document_views, member_pages, render_views, tag_views
 
 urlpatterns = [
     path("api/projects/", api.ProjectListView.as_view(), name="projects"),
@@ -19,6 +19,11 @@ urlpatterns = [
     path("projects/<slug:slug>/series/<str:series>/mpr/<str:plane>", render_views.mpr_description, name="mpr"),
     path("projects/<slug:slug>/series/<str:series>/mpr/<str:plane>/<str:index>", render_views.mpr_plane,
          name="mpr-plane"),
+    path("projects/<slug:slug>/instances/<str:sop>/report", document_views.report, name="sr-report"),
+    path("projects/<slug:slug>/instances/<str:sop>/segments", document_views.segments, name="seg-segments"),
+    path("projects/<slug:slug>/instances/<str:sop>/segments/<int:number>/<str:source>/<int:frame>",
+         document_views.segment_overlay, name="seg-overlay"),
+    path("projects/<slug:slug>/instances/<str:sop>/contours", document_views.contours, name="rt-contours"),
     path("projects/<slug:slug>/instances/<str:sop>/tags", tag_views.instance_tags, name="instance-tags"),
     path("projects/<slug:slug>/tiles/<str:sop>/<str:frame>.dzi", render_views.dzi, name="dzi"),
     path(

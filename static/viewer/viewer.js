@@ -4,6 +4,7 @@
 import { dicomJson, dicomweb } from "./api.js";
 import * as annotations from "./annotations.js";
 import * as bus from "./bus.js";
+import { documentItems } from "./documents.js";
 import { editInline, installLabels, showSelected } from "./labels.js";
 import * as loader from "./loader.js";
 import { Stack } from "./stack.js";
@@ -392,6 +393,7 @@ function buildSeriesPanel() {
       list.append(heading);
     }
     for (const series of outline.series) list.append(seriesItem(outline, series));
+    list.append(...documentItems(app, outline)); // SR, SEG, RTSTRUCT...: after the images (documents.js)
   });
   app.markSeries();
 }
@@ -552,7 +554,7 @@ if (!app.canWrite) {
 }
 app.setTool("pointer");
 app.setLayout(layouts.initial(app)); // loads the first series: its first frame is requested now
-if (!app.outline.series.length) app.toast("This study has no images to show.");
+if (!app.outline.series.length) { app.toast("This study has no images to show."); buildSeriesPanel(); }
 for (const outline of app.outlines) {
   annotations.load({ study: outline.study }).catch((error) => app.toast(`Annotations could not be loaded: ${error.message}`));
 }

@@ -389,6 +389,7 @@ export class Viewport {
       height: h,
       editable: this.app.canWrite,
     });
+    if (this.app.drawLayers) this.app.drawLayers(this); // read-only SR, SEG and RTSTRUCT layers (documents.js)
     if (this.app.activeViewport === this) this.app.listMeasurements(list, this.meta);
   }
 

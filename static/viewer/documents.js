@@ -1,0 +1,160 @@
+// Non-image series (SR, KO, SEG, RTSTRUCT, PR...) in the series panel, after the image series, and
+// the read-only layers they draw on the viewports. The page's outline lists them as `documents`
+// (viewer/pages.py); opening one imports its reader: report.js (SR and KO: the report and its regions),
+// segments.js (SEG masks, RTSTRUCT contours). A layer is `draw(viewport, svg)` on an SVG of its own
+// under the annotations' (pointer events pass through it to the marks and tools).
+
+const SVG = "http://www.w3.org/2000/svg";
+const KIND_NAMES = { sr: "Report", seg: "Segmentation", rtstruct: "Structure set", pr: "Presentation state", other: "Object" };
+
+export function documentItems(app, outline) {
+  return (outline.documents || []).map((doc) => documentItem(app, outline, doc));
+}
+
+function documentItem(app, outline, doc) {
+  const li = document.createElement("li");
+  li.className = "document-item";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "series document";
+  button.dataset.series = doc.uid;
+  button.dataset.kind = doc.kind;
+  const opens = ["sr", "seg", "rtstruct"].includes(doc.kind);
+  const what = KIND_NAMES[doc.kind] || KIND_NAMES.other;
+  button.setAttribute("aria-label", `${what}: series ${doc.number ?? ""} ${doc.description || ""}, ${doc.modality}${opens ? "" : " (not shown)"}`);
+  const badge = document.createElement("span");
+  badge.className = "document-badge";
+  badge.textContent = doc.modality === "RTSTRUCT" ? "RT" : (doc.modality || "?").slice(0, 4);
+  const text = document.createElement("span");
+  const title = document.createElement("strong");
+  title.textContent = `${doc.modality} · Se ${doc.number ?? "–"}`;
+  const description = document.createElement("span");
+  description.textContent = doc.description || "";
+  const count = document.createElement("span");
+  count.className = "muted small";
+  count.textContent = opens ? what : `${what}: not shown`;
+  text.append(title, description, count);
+  button.append(badge, text);
+  if (opens) button.addEventListener("click", () => openDocument(app, outline, doc, doc.instances[0]));
+  else button.disabled = true;
+  li.append(button);
+  return li;
+}
+
+/** Open a non-image object: its reader module, imported on first use. */
+export async function openDocument(app, outline, doc, sop) {
+  installLayers(app);
+  try {
+    if (doc.kind === "sr") {
+      const { openReport } = await import("./report.js");
+      await openReport(app, outline, doc, sop);
+    } else if (doc.kind === "seg") {
+      const { openSegmentation } = await import("./segments.js");
+      await openSegmentation(app, outline, doc, sop);
+    } else if (doc.kind === "rtstruct") {
+      const { openStructureSet } = await import("./segments.js");
+      await openStructureSet(app, outline, doc, sop);
+    }
+  } catch (error) {
+    app.toast(`${KIND_NAMES[doc.kind] || "The object"} could not be opened: ${error.message}`);
+  }
+}
+
+// ---------------------------------------------------------------- layers on the viewports
+
+/** The app's read-only layers: name -> draw(viewport, svg). viewport.js calls app.drawLayers. */
+export function installLayers(app) {
+  if (app.documentLayers) return;
+  app.documentLayers = new Map();
+  app.drawLayers = (viewport) => drawLayers(app, viewport);
+  if (!document.querySelector("link[data-documents-css]")) {
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = new URL("./documents.css", import.meta.url).href;
+    link.dataset.documentsCss = "";
+    document.head.append(link);
+  }
+}
+
+export function setLayer(app, name, draw) {
+  installLayers(app);
+  if (draw) app.documentLayers.set(name, draw);
+  else app.documentLayers.delete(name);
+  app.redrawOverlays();
+}
+
+function drawLayers(app, viewport) {
+  let svg = viewport.root.querySelector("svg.derived");
+  if (!svg) {
+    svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "derived");
+    svg.setAttribute("aria-hidden", "true");
+    viewport.overlay.before(svg);
+  }
+  const [w, h] = viewport.size;
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.replaceChildren();
+  const item = viewport.shown && viewport.stack && viewport.stack.items[viewport.shown.index];
+  if (!item || item.plane) return; // reformatted planes: no derived objects drawn
+  for (const draw of app.documentLayers.values()) draw(viewport, svg, item);
+}
+
+/** The SVG transform that draws image coordinates where the viewport shows them (zoom, pan, rotation). */
+export function imageTransform(viewport) {
+  const o = viewport.toScreen([0, 0]);
+  const x = viewport.toScreen([1, 0]);
+  const y = viewport.toScreen([0, 1]);
+  return `matrix(${x[0] - o[0]} ${x[1] - o[1]} ${y[0] - o[0]} ${y[1] - o[1]} ${o[0]} ${o[1]})`;
+}
+
+export function svgEl(name, attributes = {}, parent = null) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (parent) parent.append(node);
+  return node;
+}
+
+/** Show `sop` (frame) in the active viewport: load its series and go to it. False when not in the study. */
+export function showImage(app, sop, frame = 1) {
+  const found = app.allSeries.find(({ series }) => series.instances.some((i) => i[0] === sop));
+  if (!found) return false;
+  const viewport = app.activeViewport || app.viewports[0];
+  const stack = app.stackFor(found.series.uid);
+  const index = Math.max(0, stack.indexOf(sop, frame));
+  if (viewport.stack === stack) viewport.setIndex(index, { force: true });
+  else app.loadSeries(found.series.uid, viewport, { index });
+  return true;
+}
+
+/** A side panel for an opened object (one at a time), with a close button. */
+export function panel(app, { title, kind, onClose }) {
+  let aside = document.getElementById("document-panel");
+  if (aside && aside.closeHandler) aside.closeHandler();
+  if (!aside) {
+    aside = document.createElement("aside");
+    aside.id = "document-panel";
+    aside.className = "document-panel";
+    document.querySelector(".reader").append(aside);
+  }
+  aside.dataset.kind = kind;
+  aside.setAttribute("aria-label", title);
+  aside.replaceChildren();
+  const header = document.createElement("header");
+  const h2 = document.createElement("h2");
+  h2.textContent = title;
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "close";
+  close.textContent = "✕";
+  close.setAttribute("aria-label", `Close ${title}`);
+  const reader = document.querySelector(".reader");
+  close.addEventListener("click", () => { aside.closeHandler(); aside.remove(); reader.classList.remove("document-open"); });
+  header.append(h2, close);
+  const body = document.createElement("div");
+  body.className = "document-body";
+  aside.append(header, body);
+  aside.closeHandler = () => { aside.closeHandler = null; if (onClose) onClose(); };
+  aside.hidden = false;
+  reader.classList.add("document-open"); // the viewports make room for the panel
+  return body;
+}
