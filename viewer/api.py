@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from rest_framework import serializers
@@ -10,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crossread.conf import option
 from crossread.errors import BadRequest
 from viewer import imaging, projects, user_presets
 from viewer.access import access_project
-from viewer.ingest import ingest_files, record_upload
+from viewer.ingest import IngestResult, ingest_files, record_upload, too_large
 from viewer.models import Membership, Project, Role
 
 
@@ -103,10 +105,21 @@ class UploadView(APIView):
         uploads = [f for field in request.FILES for f in request.FILES.getlist(field)]
         if not uploads:
             raise BadRequest("No files in the upload (send multipart/form-data with one or more files).")
-        report = ingest_files(access.project, ((f.name, f.read()) for f in uploads))
+        report = ingest_files(access.project, _read_one_at_a_time(uploads))
         record_upload(request, access.project, report.results, via="web upload")
         status = 400 if report.results and not any(r.ok for r in report.results) else 200
         return Response(report.as_dict(), status=status)
+
+
+def _read_one_at_a_time(uploads: list[Any]) -> Iterator[tuple[str, bytes | IngestResult]]:
+    """Each uploaded file's bytes, read only when the ingest asks for that file (Django spooled each
+    large file to disk); a file larger than any instance or zip archive is refused unread."""
+    limit = max(option("MAX_INSTANCE_BYTES"), option("MAX_ZIP_BYTES"))
+    for upload in uploads:
+        if upload.size is not None and upload.size > limit:
+            yield upload.name, too_large(upload.name)
+        else:
+            yield upload.name, upload.read()
 
 
 class PresetsView(APIView):

@@ -102,6 +102,9 @@ def ingest_bytes(
 
 #: How many instances of one request are indexed in one transaction.
 INDEX_BATCH = 200
+#: A batch is indexed as soon as its files hold this many bytes, even if it has fewer than
+#: :data:`INDEX_BATCH` files: a request of large instances holds about this much at a time.
+INDEX_BATCH_BYTES = 64 * 1024 * 1024
 
 
 def ingest_many(
@@ -113,22 +116,27 @@ def ingest_many(
 ) -> list[IngestResult]:
     """:func:`ingest_bytes` for many files, each succeeding or failing on its own, in input order.
 
-    Each file is parsed once; the index rows of up to :data:`INDEX_BATCH` files are written in one
-    transaction (a few queries for the batch, not a few per file). A file a reader refused already
-    comes as its failed result.
+    Each file is parsed once; the index rows of up to :data:`INDEX_BATCH` files (and at most about
+    :data:`INDEX_BATCH_BYTES` of them) are written in one transaction (a few queries for the batch,
+    not a few per file). ``files`` is read lazily, one file at a time, so a caller that makes each
+    file's bytes only when asked holds one batch at most. A file a reader refused already comes as
+    its failed result.
     """
     results: list[IngestResult] = []
     batch: list[_Prepared] = []
     positions: list[int] = []
+    batch_bytes = 0
     for name, data in files:
         prepared = data if isinstance(data, IngestResult) else _prepare(project, data, name, expected_study_uid, derived)
+        del data  # the prepared file holds the bytes to store (de-identified ones may differ)
         results.append(prepared if isinstance(prepared, IngestResult) else IngestResult(Outcome.FAILED))
         if isinstance(prepared, _Prepared):
             batch.append(prepared)
             positions.append(len(results) - 1)
-            if len(batch) >= INDEX_BATCH:
+            batch_bytes += len(prepared.data)
+            if len(batch) >= INDEX_BATCH or batch_bytes >= INDEX_BATCH_BYTES:
                 _place(results, positions, _index(project, batch))
-                batch, positions = [], []
+                batch, positions, batch_bytes = [], [], 0
     if batch:
         _place(results, positions, _index(project, batch))
     return results

@@ -6,15 +6,17 @@ project access come from :func:`viewer.http.project_endpoint`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
-from collections.abc import Iterator
-from typing import Any
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 import pydicom
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -28,12 +30,14 @@ from viewer.dicomweb import pixels, qido
 from viewer.dicomweb.multipart import (
     MediaType,
     MultipartError,
+    Part,
     TooManyParts,
     check_accept,
+    count_multipart_related,
     encode_multipart_related,
+    iter_multipart_related,
     new_boundary,
     parse_accept,
-    parse_multipart_related,
 )
 from viewer.dicomweb.streaming import multipart_stream
 from viewer.http import project_endpoint
@@ -397,34 +401,90 @@ def _store(request: HttpRequest, access: ProjectAccess, study_uid: str | None) -
         raise DomainError(
             f"Only application/dicom parts are accepted (not {part_type[:64]}).", code=ErrorCode.UNSUPPORTED_MEDIA_TYPE
         )
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise DomainError(
-            f"The request is larger than this server takes ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes); "
-            "send the instances in several requests.",
-            code=ErrorCode.TOO_LARGE,
-        ) from None
-    try:
-        parts = parse_multipart_related(body, content_type, max_parts=_max_parts())
-    except TooManyParts as exc:
-        raise DomainError(f"{exc} Send the instances in several requests.", code=ErrorCode.TOO_LARGE) from None
-    except MultipartError as exc:
-        raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
-    if not parts:
-        raise DomainError("The request holds no instances.", code=ErrorCode.BAD_REQUEST)
-
-    results = ingest.ingest_many(access.project, _stow_parts(parts), expected_study_uid=study_uid)
+    with _request_body(request) as body:
+        # The structure first, holding no part: a malformed body, or one with too many parts, is
+        # refused before anything is stored. Then the parts one at a time, into the ingest.
+        start = body.tell()
+        try:
+            count = count_multipart_related(body, content_type, max_parts=_max_parts(), chunk_bytes=STOW_CHUNK_BYTES)
+        except TooManyParts as exc:
+            raise DomainError(f"{exc} Send the instances in several requests.", code=ErrorCode.TOO_LARGE) from None
+        except MultipartError as exc:
+            raise DomainError(str(exc), code=ErrorCode.BAD_REQUEST) from None
+        if not count:
+            raise DomainError("The request holds no instances.", code=ErrorCode.BAD_REQUEST)
+        body.seek(start)
+        # The same bytes read the same way: this pass cannot find the structure malformed.
+        parts = iter_multipart_related(
+            body, content_type, max_parts=_max_parts(), max_part_bytes=option("MAX_INSTANCE_BYTES"),
+            chunk_bytes=STOW_CHUNK_BYTES,
+        )
+        results = ingest.ingest_many(access.project, _stow_parts(parts), expected_study_uid=study_uid)
     ingest.record_upload(request, access.project, results, via="STOW-RS")
     return _stow_response(request, access, results, study_uid)
 
 
-def _stow_parts(parts: list[Any]) -> Iterator[tuple[str, bytes | ingest.IngestResult]]:
-    """Each part named by its position; a part of another type than application/dicom is refused."""
+#: How much of a STOW-RS body is read at a time.
+STOW_CHUNK_BYTES = 256 * 1024
+#: A body the server's request stream cannot re-read is copied to a temporary file, in memory up to
+#: this size (or ``FILE_UPLOAD_MAX_MEMORY_SIZE`` if smaller), on disk in ``FILE_UPLOAD_TEMP_DIR`` beyond.
+STOW_SPOOL_MEMORY_BYTES = 1024 * 1024
+
+
+@contextlib.contextmanager
+def _request_body(request: HttpRequest) -> Iterator[IO[bytes]]:
+    """The request body as a file that can be read twice, never as one bytes object, bounded by
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (413 beyond it).
+
+    Under ASGI, Django has already spooled the body to a temporary file (the request's stream):
+    that file is used as it is. Under WSGI the stream reads from the socket once: it is copied in
+    chunks to a temporary file first. ``request.body`` is never touched: it would hold the whole body.
+    """
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if limit is not None and declared > limit:
+        raise _request_too_large()
+    spooled = getattr(request, "_stream", None)  # Django's: a SpooledTemporaryFile under ASGI
+    if spooled is not None and getattr(spooled, "seekable", lambda: False)():
+        start = spooled.tell()
+        size = spooled.seek(0, io.SEEK_END) - start
+        spooled.seek(start)
+        if limit is not None and size > limit:
+            raise _request_too_large()
+        yield spooled
+        return
+    memory = min(STOW_SPOOL_MEMORY_BYTES, settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
+    with tempfile.SpooledTemporaryFile(max_size=memory, dir=settings.FILE_UPLOAD_TEMP_DIR) as copy:
+        copied = 0
+        while chunk := request.read(STOW_CHUNK_BYTES):
+            copied += len(chunk)
+            if limit is not None and copied > limit:
+                raise _request_too_large()
+            copy.write(chunk)
+        copy.seek(0)
+        yield copy
+
+
+def _request_too_large() -> DomainError:
+    return DomainError(
+        f"The request is larger than this server takes ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes); "
+        "send the instances in several requests.",
+        code=ErrorCode.TOO_LARGE,
+    )
+
+
+def _stow_parts(parts: Iterable[Part]) -> Iterator[tuple[str, bytes | ingest.IngestResult]]:
+    """Each part named by its position; a part of another type than application/dicom, or larger than
+    ``MAX_INSTANCE_BYTES`` (read past, not held), is refused on its own."""
     for index, part in enumerate(parts, start=1):
         name = f"part {index}"
         declared = (part.content_type or "application/dicom").split(";", 1)[0].strip().lower()
-        if declared != "application/dicom":
+        if part.too_large:  # its bytes were discarded as they were read
+            yield name, ingest.too_large(name)
+        elif declared != "application/dicom":
             yield name, ingest.failed(name, f"Part {index} is {declared[:64]}, not application/dicom.")
         else:
             yield name, part.body
