@@ -456,6 +456,13 @@ def _request_body(request: HttpRequest) -> Iterator[IO[bytes]]:
             raise _request_too_large()
         yield spooled
         return
+    with _copied(request, limit) as copy:
+        yield copy
+
+
+@contextlib.contextmanager
+def _copied(request: HttpRequest, limit: int | None) -> Iterator[IO[bytes]]:
+    """The request's stream copied in chunks to a temporary file (413 beyond ``limit``)."""
     memory = min(STOW_SPOOL_MEMORY_BYTES, settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
     with tempfile.SpooledTemporaryFile(max_size=memory, dir=settings.FILE_UPLOAD_TEMP_DIR) as copy:
         copied = 0
