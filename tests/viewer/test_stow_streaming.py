@@ -99,7 +99,7 @@ def test_a_part_beyond_the_instance_bound_is_refused_unheld_and_the_others_store
     assert Instance.objects.count() == 2
 
 
-def test_the_parts_of_an_oversized_part_are_not_passed_to_the_ingest(team, monkeypatch):
+def test_the_bytes_of_an_oversized_part_are_not_passed_to_the_ingest(client, team, settings, monkeypatch):
     """The part is a marker (its bytes were discarded by the reader), not bytes that the ingest measures."""
     seen: list[Any] = []
     real = views._stow_parts
@@ -110,12 +110,8 @@ def test_the_parts_of_an_oversized_part_are_not_passed_to_the_ingest(team, monke
             yield name, data
 
     monkeypatch.setattr(views, "_stow_parts", spy)
-    from django.test import override_settings
-
-    with override_settings(CROSSREAD={"MAX_INSTANCE_BYTES": 64 * 1024}):
-        from django.test import Client
-
-        stow(Client(), "trial", [big_ct(256), ct_bytes()], token_for(team["reader"]))
+    settings.CROSSREAD = {"MAX_INSTANCE_BYTES": 64 * 1024}
+    assert stow(client, "trial", [big_ct(256), ct_bytes()], token_for(team["reader"])).status_code == 202
     assert isinstance(seen[0], ingest.IngestResult) and seen[0].failure_code == dicomfile.FAILURE_OUT_OF_RESOURCES
     assert isinstance(seen[1], int)
 
