@@ -119,6 +119,7 @@ def test_a_part_larger_than_the_bound_comes_as_a_marker_and_is_not_held(chunk):
     assert [p.size for p in parts] == sizes
     assert [p.body for p in parts] == [b"A" * limit, b"", b"", b"", b"E" * (limit - 1)]
     assert [p.headers for p in parts] == [p.headers for p in parse_multipart_related(body, CT)]
+    assert [p.size for p in parse_multipart_related(body, CT)] == sizes
 
 
 def test_a_huge_part_is_scanned_in_bounded_memory():

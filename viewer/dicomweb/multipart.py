@@ -98,9 +98,9 @@ class Part:
     headers: dict[str, str]
     body: bytes
     #: The part was larger than the reader's ``max_part_bytes``: its bytes were discarded unread
-    #: (``body`` is empty) and ``size`` says how many there were.
+    #: (``body`` is empty); ``size`` says how many there were.
     too_large: bool = False
-    size: int = -1
+    size: int = 0
 
     @property
     def content_type(self) -> str:
@@ -146,7 +146,7 @@ def parse_multipart_related(body: bytes, content_type: str, *, max_parts: int | 
             raise MultipartError("The multipart body ends before its closing boundary.")
         if max_parts is not None and len(parts) >= max_parts:
             raise TooManyParts(f"The body holds more than {max_parts} parts.")
-        parts.append(Part(headers, body[content_start:next_delim]))
+        parts.append(Part(headers, body[content_start:next_delim], size=next_delim - content_start))
         pos = next_delim + 2 + len(delimiter)
 
 
