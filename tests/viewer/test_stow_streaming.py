@@ -186,8 +186,8 @@ def test_a_stow_beyond_the_request_bound_under_asgi_is_a_413(team, settings):
 
 def test_an_ingest_batch_is_indexed_once_its_files_hold_the_byte_bound(team, monkeypatch):
     files = [(f"f{n}", ct_bytes()) for n in range(10)]
-    size = len(files[0][1])
-    monkeypatch.setattr(ingest, "INDEX_BATCH_BYTES", 3 * size)
+    size = max(len(data) for _, data in files)  # UIDs of random lengths: within a few bytes
+    monkeypatch.setattr(ingest, "INDEX_BATCH_BYTES", 2 * size + 1)  # reached by the third file
     batches: list[int] = []
     real = ingest._index
 
