@@ -5,7 +5,7 @@
 // of the same frame of reference it lies on), in a style of their own. The tree comes from the server
 // (viewer/structured.py), masked there for a blinded reader.
 import { requestJson } from "./api.js";
-import { imageTransform, panel, setLayer, showImage, svgEl } from "./documents.js";
+import { imageTransform, panel, setLayer, showImage, svgEl } from "./document_layers.js";
 import { patientToPixel, planeOf } from "./geometry.js";
 
 const LAYER = "sr";

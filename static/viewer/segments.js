@@ -5,7 +5,7 @@
 // opacity slider. RTSTRUCT: each ROI's contours (patient mm) drawn on the slice ContourImageSequence
 // names, or else on the slice whose plane they lie in, in ROIDisplayColor.
 import { requestJson } from "./api.js";
-import { imageTransform, panel, setLayer, showImage, svgEl } from "./documents.js";
+import { imageTransform, panel, setLayer, showImage, svgEl } from "./document_layers.js";
 import { patientToPixel, planeOf } from "./geometry.js";
 
 const e = encodeURIComponent;
