@@ -18,8 +18,9 @@ creates that database (it must not exist; it is dropped at the end), migrates it
 project and users (``load_demo --no-studies``), indexes the synthetic instances straight into the
 index in bulk (``manage.py fill_index``, :mod:`demo.scale`: studies of one series of 10 instances,
 with the attributes of the stored ones above; rows only, no files), runs ANALYZE, and then times
-over HTTP, as ``reader1``, the same searches plus the worklist's first page (the request
-``static/viewer/worklist.js`` makes on opening: up to 1,000 studies with their descriptions). Without
+over HTTP, as ``reader1``, the same searches plus the worklist's first page: the page itself (its
+HTML, as a logged-in browser gets it) and the request ``static/viewer/worklist.js`` makes on
+opening (up to 1,000 studies with their descriptions, in that session). Without
 ``--database-url`` the site uses its own SQLite file.
 """
 
@@ -181,7 +182,8 @@ def index_only(instances: int, queries: int, database_url: str) -> None:
         study_uid = session.get(f"{base}/studies", params=middle).json()[0]["0020000D"]["Value"][0]
         some = session.get(f"{base}/studies/{study_uid}/instances", params={"limit": 1}).json()[0]
         sop = some["00080018"]["Value"][0]
-        searches = {**SEARCHES, "worklist first page (limit=1000)": WORKLIST}
+        searches = {**SEARCHES, "worklist first page (limit=1000)": WORKLIST, "worklist page (HTML)": ("page", None)}
+        browser = logged_in(server, "reader1", "demo-reader1-pass")  # the worklist's own requests
         try:
             print(f"\nQIDO-RS latency over HTTP, {instances} instances indexed, {queries} runs each, p50 / p95 in ms:")
             everything: list[float] = []
@@ -190,20 +192,36 @@ def index_only(instances: int, queries: int, database_url: str) -> None:
                     url, query = f"{base}/instances", {"SOPInstanceUID": sop}
                 elif path == "series-of-study":
                     url, query = f"{base}/studies/{study_uid}/series", {}
+                elif path == "page":
+                    url, query = f"{server}/projects/demo/", {}
                 else:
                     url, query = f"{base}/{path}", params or {}
+                client = browser if label.startswith("worklist") else session
                 timings, count = [], 0
                 for _ in range(queries):
                     begin = time.perf_counter()
-                    response = session.get(url, params=query, headers={"Accept": "application/dicom+json"})
+                    response = client.get(url, params=query, headers={"Accept": "application/dicom+json"})
                     timings.append((time.perf_counter() - begin) * 1000)
                     response.raise_for_status()
-                    count = len(response.json()) if response.content else 0
+                    count = len(response.json()) if path != "page" and response.content else 1
                 everything += timings
                 print(f"  {label:<42}{percentile(timings, 50):8.1f} /{percentile(timings, 95):6.1f} ({count:4d})")
             print(f"  {'all searches':<42}{percentile(everything, 50):8.1f} /{percentile(everything, 95):6.1f}")
         finally:
             site.stop()
+
+
+def logged_in(server: str, username: str, password: str) -> requests.Session:
+    """A session logged in through the login form, as a browser is."""
+    browser = requests.Session()
+    browser.get(f"{server}/accounts/login/").raise_for_status()
+    response = browser.post(
+        f"{server}/accounts/login/", allow_redirects=False,
+        data={"username": username, "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+        headers={"Referer": f"{server}/accounts/login/"},
+    )
+    assert response.status_code == 302, response.text[:500]
+    return browser
 
 
 @contextmanager
