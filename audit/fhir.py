@@ -33,6 +33,8 @@ MAPPING: dict[str, tuple[str, str, str, tuple[str, str] | None, str]] = {
     "membership.changed": (DCM, "110136", "Security Roles Changed", None, "U"),
     "session.joined": (DCM, "110100", "Application Activity", None, "E"),
     "session.left": (DCM, "110100", "Application Activity", None, "E"),
+    "session.call.joined": (DCM, "110100", "Application Activity", None, "E"),
+    "session.call.left": (DCM, "110100", "Application Activity", None, "E"),
     "session.created": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "C"),
     "session.changed": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "U"),
     "session.closed": (AUDIT_EVENT_TYPE, "rest", "RESTful Operation", None, "U"),

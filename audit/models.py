@@ -33,6 +33,8 @@ class Action(models.TextChoices):
     SESSION_CLOSED = "session.closed"
     SESSION_SEATED = "session.seated"
     SESSION_UNSEATED = "session.unseated"
+    CALL_JOINED = "session.call.joined"
+    CALL_LEFT = "session.call.left"
     INVITATION_CREATED = "session.invitation.created"
     INVITATION_REVOKED = "session.invitation.revoked"
     INVITATION_ACCEPTED = "session.invitation.accepted"

@@ -3,13 +3,15 @@
 - ``GET  /api/sessions/[?project=<slug>&status=<status>]``, ``POST /api/sessions/``
   ``{"project", "title", "studies": [StudyInstanceUID...], "mode"?, "description"?, "status"?,
   "participants"?: [{"username", "role"}]}`` → 201
-- ``GET | PATCH /api/sessions/<id>/`` (PATCH: title, description, mode, status, studies)
+- ``GET | PATCH /api/sessions/<id>/`` (PATCH: title, description, mode, status, studies, voice_when_blinded)
 - ``POST /api/sessions/<id>/participants/`` ``{"username", "role"}``;
   ``DELETE /api/sessions/<id>/participants/<username>/``
 - ``POST /api/sessions/<id>/close/``
 - ``GET | POST /api/sessions/<id>/invitations/`` ``{"role", "username"?, "hours"?}``;
   ``DELETE /api/sessions/<id>/invitations/<invitation id>/`` (revoke)
 - ``GET /api/sessions/<id>/annotations/``: the session's annotations this user may see (blinding applies)
+- ``GET /api/sessions/<id>/chat/[?as=json|csv]``: the session's chat as this user may read it
+  (blinding applies; the CSV through ``crossread.csvsafe``; audited as an export)
 - ``DELETE /api/sessions/<id>/annotations/<annotation id>/[?version=<n>]``: the session's organizer or a
   project organizer deletes any of them (audited; sent to the session as a live delete), others their own
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -68,6 +71,7 @@ class SessionListView(APIView):
             description=body.get("description", ""),
             status=body.get("status", "draft"),
             participants=[(p.get("username"), p.get("role")) for p in participants],
+            voice_when_blinded=body.get("voice_when_blinded", False),
         )
         return Response(detail(access_session(request.user, session.pk)), status=201)
 
@@ -141,3 +145,14 @@ class SessionAnnotationDetailView(APIView):
         version = request.query_params.get("version")
         services.delete_session_annotation(access, annotation_id, int(version) if version and version.isdigit() else None)
         return Response(status=204)
+
+
+class SessionChatView(APIView):
+    def get(self, request: Request, session_id: str) -> HttpResponse:
+        access = access_session(request.user, session_id)
+        fmt = request.query_params.get("as", "json")  # (DRF reserves ?format=)
+        content_type, body = services.export_chat(access, fmt if fmt in ("json", "csv") else "")
+        response = HttpResponse(body, content_type=content_type)
+        if fmt == "csv":
+            response["Content-Disposition"] = f'attachment; filename="session-{access.session.pk}-chat.csv"'
+        return response

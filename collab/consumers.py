@@ -25,16 +25,25 @@ from collab.protocol import (
     AnnotationCreate,
     AnnotationDelete,
     AnnotationUpdate,
+    CallJoin,
+    CallLeave,
+    ChatSend,
     Cursor,
     Draft,
     Message,
     Ping,
     ProtocolError,
+    RtcAnswer,
+    RtcIce,
+    RtcLeave,
+    RtcOffer,
+    Signal,
     Viewport,
 )
 from collab.ratelimit import Buckets, TokenBucket
 from collab.visibility import Seat
-from crossread.errors import DomainError, ErrorCode
+from collab.access import Forbidden
+from crossread.errors import DomainError, ErrorCode, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,12 @@ WRITE_RATE, WRITE_BURST = 10.0, 30.0
 POINT_RATE, POINT_BURST = 2048.0, 16384.0
 #: (session, user) → the participant's point bucket; kept across reconnects.
 point_buckets = Buckets(POINT_RATE, POINT_BURST)
+#: WebRTC signalling (rtc.*) a connection may send: a second's worth and a burst (an offer or answer
+#: and a dozen ICE candidates per peer, for a call of up to six). Over it: answered ``rate_limited``.
+SIGNAL_RATE, SIGNAL_BURST = 20.0, 120.0
+#: Chat messages a participant may post, from all their connections to this process.
+CHAT_RATE, CHAT_BURST = 1.0, 5.0
+chat_buckets = Buckets(CHAT_RATE, CHAT_BURST)
 
 
 class SessionConsumer:
@@ -125,6 +140,8 @@ class SessionConsumer:
         self.received = 0
         self.ephemeral = TokenBucket(EPHEMERAL_RATE, EPHEMERAL_BURST)
         self.writes = TokenBucket(WRITE_RATE, WRITE_BURST)
+        self.signals = TokenBucket(SIGNAL_RATE, SIGNAL_BURST)
+        self.in_call = False
         self.dropped_notified_at = 0.0
         try:
             access = await database_sync_to_async(services.seated_access)(self.user, self.session_id_text)
@@ -178,7 +195,11 @@ class SessionConsumer:
         except ProtocolError as error:
             await self._error(error.code, error.message, error.ref)
             return
-        if message.ephemeral:
+        if isinstance(message, Signal):
+            if not self.signals.take():
+                await self._error("rate_limited", "Too many call messages; slow down.", None, to=message.to)
+                return
+        elif message.ephemeral:
             if not self.ephemeral.take():
                 await self._notify_dropped()
                 return
@@ -230,6 +251,49 @@ class SessionConsumer:
             "dropped": self.ephemeral.dropped + self.writes.dropped,
         }))
 
+    # -- the call and the chat ---------------------------------------------------------------------
+
+    async def on_call_join(self, message: CallJoin) -> None:
+        # Read afresh (joins are rare): whether voice is allowed is not part of the grant a seat check
+        # confirms. Signals need a connection in the call, and every change that takes voice away ends it.
+        access, reply = await database_sync_to_async(services.join_call)(
+            self.user, self.session_id, self.connection_id, video=message.video, ref=message.ref)
+        self.access, self.in_call = access, True
+        await self.send(text_data=encode(reply))
+
+    async def on_call_leave(self, message: CallLeave) -> None:
+        self.in_call = False
+        await database_sync_to_async(services.leave_call)(self.user, self.session_id, self.connection_id)
+        await self.send(text_data=encode({"type": "call.left", "ref": message.ref}))
+
+    async def on_signal(self, message: Signal) -> None:
+        """An offer, answer, ICE candidate or hang-up for one participant in the call, checked like any
+        message (seat, status, voice allowed in the mode: ``services.check_caller``) and delivered to
+        that participant's connections in the call alone."""
+        confirmed = self._confirmed()
+        if confirmed is not None:
+            services.check_caller(self.user, self.session_id, confirmed)
+        else:  # read afresh, and kept: it is newer than the one this socket held
+            self.access = await database_sync_to_async(services.check_caller)(self.user, self.session_id)
+        if not self.in_call:
+            raise Forbidden("Join the call first.", to=message.to)
+        if message.to == self.seat.user or message.to not in self.hub.roster:  # type: ignore[union-attr]
+            raise NotFound("That participant is not in the call.", to=message.to)
+        await self.hub.signal(message.to, message.frame(self.seat.user))  # type: ignore[union-attr]
+
+    async def on_chat(self, message: ChatSend) -> None:
+        bucket = chat_buckets[(self.session_id, self.seat.user)]
+        if not bucket.take():
+            await self._error("rate_limited", "Too many chat messages; slow down.", message.ref,
+                              retry_after=round(bucket.wait(1), 2))
+            return
+        reply = await self._write(services.post_chat, message)
+        if reply is not None:  # a repeated ref: answered here, not broadcast again
+            await self.send(text_data=encode(reply))
+
+    def _confirmed(self) -> Any:
+        return self.access if self.hub is not None and self.hub.confirms(self.access) else None
+
     handlers: dict[type[Message], Callable[[Any, Any], Awaitable[None]]] = {
         Cursor: on_cursor,
         Viewport: on_viewport,
@@ -238,6 +302,13 @@ class SessionConsumer:
         AnnotationUpdate: on_update,
         AnnotationDelete: on_delete,
         Ping: on_ping,
+        CallJoin: on_call_join,
+        CallLeave: on_call_leave,
+        RtcOffer: on_signal,
+        RtcAnswer: on_signal,
+        RtcIce: on_signal,
+        RtcLeave: on_signal,
+        ChatSend: on_chat,
     }
 
     async def _write(self, service: Callable[..., Any], message: Any, **memo: Any) -> Any:

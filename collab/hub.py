@@ -106,6 +106,9 @@ class SessionHub:
         # A memo of the session's instances for live writes, dropped whenever access changes. (What the
         # last seat check granted each local user is in the one memory of grants: see confirms.)
         self.instances: dict[str, Any] = {}
+        #: Who is in the session's call (usernames), as the latest ``call`` event said: signalling
+        #: messages are addressed to one of them (:meth:`signal`).
+        self.roster: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -118,6 +121,7 @@ class SessionHub:
             from viewer.access import held_instance_uids
 
             self.held = await database_sync_to_async(held_instance_uids)(self.project_id)
+        self.roster = await database_sync_to_async(_roster)(self.session_id)
         self.tasks = [asyncio.ensure_future(task) for task in
                       (self._receive(), self._heartbeat(), self._keep_checked(), self._prepare_writes())]
 
@@ -297,6 +301,9 @@ class SessionHub:
                     self._on_moves(message)
                 elif message.get("type") == "hub.event":
                     await self._on_event(message)
+                elif message.get("type") == "hub.signal":
+                    if message.get("origin") != self.id:
+                        await self._deliver_signal(message["to"], message["text"])
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -324,6 +331,19 @@ class SessionHub:
                            quarantined=bool(message.get("quarantined"))):
                     text = message["origin_text"] if listener.connection_id == origin else message["text"]
                     await self._deliver(listener, text)
+        elif kind == "chat":
+            author = Seat.from_dict(message["author"])
+            origin = message.get("origin")
+            for listener in list(self.listeners.values()):
+                if may_see(listener.seat, author, self.mode, What.CHAT, private=self.private):
+                    text = message["origin_text"] if listener.connection_id == origin else message["text"]
+                    await self._deliver(listener, text)
+        elif kind == "call":
+            self.roster = set(message.get("users", ()))
+            for listener in list(self.listeners.values()):
+                if getattr(listener, "in_call", False) and listener.seat.user not in self.roster:
+                    listener.in_call = False  # type: ignore[attr-defined]  # (the call was ended for them)
+                await self._deliver(listener, message["text"])
         elif kind == "presence":
             # Each frame lists everyone: when many join at once, only the latest is sent, once a tick.
             self.presence = message["text"]
@@ -344,6 +364,23 @@ class SessionHub:
                 if listener.seat.user == message["user"]:
                     await listener.revoke(message.get("code", "forbidden"))
 
+    # -- the call: signalling addressed to one participant -------------------------------------------
+
+    async def signal(self, to: str, frame: dict[str, Any]) -> None:
+        """Deliver a WebRTC signalling ``frame`` to ``to``'s connections in the call, here and in the
+        session's other processes (through the group); nobody else receives it. Not stored."""
+        text = encode(frame)
+        await self._deliver_signal(to, text)
+        try:
+            await self.layer.group_send(self.group, {"type": "hub.signal", "origin": self.id, "to": to, "text": text})
+        except Exception:
+            log.exception("collab hub: signalling in session %s failed", self.session_id)
+
+    async def _deliver_signal(self, to: str, text: str) -> None:
+        for listener in list(self.listeners.values()):
+            if listener.seat.user == to and getattr(listener, "in_call", False):
+                await self._deliver(listener, text)
+
     async def _deliver(self, listener: Listener, text: str) -> None:
         try:
             await listener.deliver(text)
@@ -360,6 +397,14 @@ class SessionHub:
                     await database_sync_to_async(touch_connections)(list(self.listeners))
                 except Exception:
                     log.exception("collab hub: heartbeat of session %s failed", self.session_id)
+
+
+def _roster(session_id: int) -> set[str]:
+    from collab.models import ReadingSession
+    from collab.services import call_roster
+
+    session = ReadingSession.objects.filter(pk=session_id).first()
+    return {p["user"] for p in call_roster(session)} if session is not None else set()
 
 
 _hubs: dict[int, SessionHub] = {}

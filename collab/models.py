@@ -50,9 +50,17 @@ class ReadingSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    #: Whether a blinded session allows voice and video (an open session always does): the organizer's
+    #: choice, off by default (docs/collaboration.md, "Talking while reading").
+    voice_when_blinded = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    @property
+    def voice(self) -> bool:
+        """May the participants talk (WebRTC) in this session's mode?"""
+        return self.mode != Mode.BLINDED or self.voice_when_blinded
 
     def __str__(self) -> str:
         return f"{self.title} ({self.project.slug})"
@@ -117,6 +125,28 @@ class Connection(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     opened_at = models.DateTimeField(auto_now_add=True)
     seen_at = models.DateTimeField()
+    #: In the session's call (voice, and video when ``video``): the roster every participant is sent.
+    in_call = models.BooleanField(default=False)
+    video = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["session", "seen_at"])]
+
+
+class ChatMessage(models.Model):
+    """A text message of the session's chat: its author, time and text, and optionally the view the
+    author was looking at ("look here": a case's study, series, instance, frame, window, point).
+    Who reads it is :func:`collab.visibility.may_see` with ``What.CHAT``."""
+
+    session = models.ForeignKey(ReadingSession, on_delete=models.CASCADE, related_name="chat")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    text = models.TextField()
+    view = models.JSONField(null=True, blank=True)
+    #: The sender's ``ref``: the same ref from the same author again is the same message.
+    client_ref = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["session", "created_at"])]
+        constraints = [models.UniqueConstraint(fields=["session", "author", "client_ref"], name="chat_ref_once")]

@@ -17,7 +17,8 @@ from annotations.planes import MAX_PLANE_INDEX, PLANES, PlaneRef, check_plane_ki
 
 #: Raised whenever the protocol changes incompatibly; sent in the first frame (``session.state``).
 #: 2: the snapshot's annotations may continue in ``annotations.page`` frames (``more``).
-PROTOCOL_LEVEL = 2
+#: 3: the call (``call.join``, ``call.leave``, ``rtc.offer|answer|ice|leave``) and the chat (``chat.send``).
+PROTOCOL_LEVEL = 3
 
 MAX_FRAME_CHARS = 256 * 1024
 #: The longest frame the server sends: daphne refuses websocket frames and messages over 1 MiB (its
@@ -272,6 +273,15 @@ class Viewport(Message):
             if not isinstance(data["invert"], bool):
                 raise _bad("invert must be true or false.")
             out["invert"] = data["invert"]
+        if data.get("rotation") is not None:  # degrees clockwise as seen (docs/viewer.md, rotate and flip)
+            if data["rotation"] not in (0, 90, 180, 270) or isinstance(data["rotation"], bool):
+                raise _bad("rotation must be 0, 90, 180 or 270.")
+            out["rotation"] = int(data["rotation"])
+        for key in ("flipH", "flipV"):
+            if data.get(key) is not None:
+                if not isinstance(data[key], bool):
+                    raise _bad(f"{key} must be true or false.")
+                out[key] = data[key]
         if data.get("linked") is not None:
             if not isinstance(data["linked"], bool):
                 raise _bad("linked must be true or false.")
@@ -409,6 +419,190 @@ class Ping(Message):
 MESSAGES: dict[str, Any] = {
     m.type: m for m in (Cursor, Viewport, Draft, AnnotationCreate, AnnotationUpdate, AnnotationDelete, Ping)
 }
+
+
+# ------------------------------------------------------------------------------------------------
+# The call (WebRTC signalling) and the chat, level 3: kept in their own block (see docs/protocol.md)
+# ------------------------------------------------------------------------------------------------
+
+#: The longest SDP an offer or answer may carry (a mesh call's SDP is 2-10 KiB; video adds a few).
+MAX_SDP = 64 * 1024
+#: The longest ICE candidate line, and its media id (RFC 8839 candidates are well under 256 bytes).
+MAX_CANDIDATE = 1024
+MAX_MID = 64
+#: A username, as Django's user model allows it.
+MAX_USER = 150
+#: The longest chat message, in characters.
+MAX_CHAT = 2000
+
+
+def _user(data: dict[str, Any], key: str = "to") -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > MAX_USER:
+        raise _bad(f"{key} must be a participant's username.")
+    return value
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise _bad(f"{key} must be true or false.")
+    return value
+
+
+@dataclass(frozen=True)
+class CallJoin(Message):
+    """Join the session's call (microphone; ``video``: the camera too). Answered ``call.joined`` with
+    the ICE servers to use and who is in the call; everyone is sent the new roster (``call``)."""
+
+    type = "call.join"
+    ref: str
+    video: bool
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> CallJoin:
+        return cls(_ref(data), _flag(data, "video"))
+
+
+@dataclass(frozen=True)
+class CallLeave(Message):
+    """Leave the session's call (also: closing the connection). Answered ``call.left``."""
+
+    type = "call.leave"
+    ref: str
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> CallLeave:
+        return cls(_ref(data))
+
+
+@dataclass(frozen=True)
+class Signal(Message):
+    """A WebRTC signalling message addressed to one participant in the call (``to``), delivered to
+    them alone with the sender's name in ``from``. Not stored; rate-limited per connection."""
+
+    signal: ClassVar[bool] = True
+    to: str
+    payload: tuple[tuple[str, Any], ...]
+
+    def frame(self, sender: str) -> dict[str, Any]:
+        return {"type": self.type, "from": sender, "to": self.to, **dict(self.payload)}
+
+
+def _sdp(data: dict[str, Any]) -> str:
+    value = data.get("sdp")
+    if not isinstance(value, str) or not value or len(value) > MAX_SDP:
+        raise _bad(f"sdp must be a session description of at most {MAX_SDP} characters.")
+    return value
+
+
+@dataclass(frozen=True)
+class RtcOffer(Signal):
+    type = "rtc.offer"
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> RtcOffer:
+        return cls(_user(data), (("sdp", _sdp(data)),))
+
+
+@dataclass(frozen=True)
+class RtcAnswer(Signal):
+    type = "rtc.answer"
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> RtcAnswer:
+        return cls(_user(data), (("sdp", _sdp(data)),))
+
+
+@dataclass(frozen=True)
+class RtcIce(Signal):
+    """An ICE candidate (``RTCIceCandidateInit``: candidate, sdpMid, sdpMLineIndex, usernameFragment),
+    or ``null``: the end of the sender's candidates."""
+
+    type = "rtc.ice"
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> RtcIce:
+        to = _user(data)
+        value = data.get("candidate")
+        if value is None:
+            return cls(to, (("candidate", None),))
+        if not isinstance(value, dict):
+            raise _bad("candidate must be an ICE candidate object or null.")
+        line = value.get("candidate")
+        if not isinstance(line, str) or len(line) > MAX_CANDIDATE:
+            raise _bad(f"candidate.candidate must be text of at most {MAX_CANDIDATE} characters.")
+        out: dict[str, Any] = {"candidate": line}
+        mid = value.get("sdpMid")
+        if mid is not None and (not isinstance(mid, str) or len(mid) > MAX_MID):
+            raise _bad(f"candidate.sdpMid must be text of at most {MAX_MID} characters.")
+        out["sdpMid"] = mid
+        index = value.get("sdpMLineIndex")
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= 1024):
+            raise _bad("candidate.sdpMLineIndex must be an integer from 0 to 1024.")
+        out["sdpMLineIndex"] = index
+        fragment = value.get("usernameFragment")
+        if fragment is not None and (not isinstance(fragment, str) or len(fragment) > 256):
+            raise _bad("candidate.usernameFragment must be text of at most 256 characters.")
+        out["usernameFragment"] = fragment
+        return cls(to, (("candidate", out),))
+
+
+@dataclass(frozen=True)
+class RtcLeave(Signal):
+    """The sender ends its peer connection with ``to`` (it stays in the call with the others)."""
+
+    type = "rtc.leave"
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> RtcLeave:
+        return cls(_user(data), ())
+
+
+@dataclass(frozen=True)
+class ChatSend(Message):
+    """A chat message, with the sender's view when it says "look here" (``view``): a study of the
+    session's cases and optionally its series, instance, frame, window and a point on the image."""
+
+    type = "chat.send"
+    ref: str
+    text: str
+    view: tuple[tuple[str, Any], ...] | None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> ChatSend:
+        ref = _ref(data)
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_CHAT:
+            raise _bad(f"text must be a message of 1 to {MAX_CHAT} characters.")
+        view = None if data.get("view") is None else _view(_obj(data, "view"))
+        return cls(ref, text.strip(), view)
+
+
+def _view(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    out: dict[str, Any] = {"study": _uid(data, "study")}
+    for key in ("series", "instance"):
+        if data.get(key) is not None:
+            out[key] = _uid(data, key)
+    if data.get("frame") is not None:
+        out["frame"] = _int(data, "frame", minimum=1)
+    if data.get("window") is not None:
+        window = _obj(data, "window")
+        out["window"] = {"center": _num(window.get("center"), "window.center"),
+                         "width": _num(window.get("width"), "window.width")}
+    if data.get("zoom") is not None:
+        out["zoom"] = _num(data["zoom"], "zoom")
+    if data.get("point") is not None:
+        point = data["point"]
+        if not isinstance(point, list) or len(point) != 2:
+            raise _bad("point must be [x, y] image coordinates.")
+        out["point"] = [_num(point[0], "x"), _num(point[1], "y")]
+    if "instance" in out and "series" not in out:
+        raise _bad("A view with an instance names its series too.")
+    return tuple(out.items())
+
+
+MESSAGES.update({m.type: m for m in (CallJoin, CallLeave, RtcOffer, RtcAnswer, RtcIce, RtcLeave, ChatSend)})
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')

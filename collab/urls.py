@@ -20,6 +20,7 @@ urlpatterns = [
         api.InvitationDetailView.as_view(),
         name="session-invitation",
     ),
+    path("api/sessions/<str:session_id>/chat/", api.SessionChatView.as_view(), name="session-chat"),
     path("api/sessions/<str:session_id>/annotations/", api.SessionAnnotationsView.as_view(), name="session-annotations"),
     path(
         "api/sessions/<str:session_id>/annotations/<str:annotation_id>/",

@@ -16,7 +16,12 @@ Open mode: everyone sees everything else. Blinded mode:
 - the session's organizers (the session organizer, the project's organizers) and adjudicators see all;
 - everyone sees their own work;
 - otherwise annotations and drafts of others are hidden, and so are their cursors and viewports,
-  except the presenter's cursor and viewport (followers follow the presenter, who shows no findings).
+  except the presenter's cursor and viewport (followers follow the presenter, who shows no findings);
+- chat messages of others are hidden too, except those of the session's organizers and the presenter
+  (who speak to everyone). In a project with private annotations chat is private as annotations are.
+
+The session's call (voice and video) is :func:`may_call`: any seat of an active session, in a blinded
+session only when its organizer allowed voice.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class What(enum.StrEnum):
     DRAFT = "draft"
     CURSOR = "cursor"
     VIEWPORT = "viewport"
+    CHAT = "chat"
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,8 @@ def may_see(viewer: Seat, author: Seat, mode: str, what: What, *, private: bool 
         return False
     if quarantined and not viewer.project_organizer:  # marks, drafts, cursors and viewports alike
         return False
+    if what == What.CHAT:
+        return _may_read(viewer, author, mode, private=private)
     if private and what in (What.ANNOTATION, What.DRAFT) and viewer.user != author.user and not viewer.project_organizer:
         return False
     if sees_all(viewer, mode):
@@ -173,3 +181,27 @@ def may_see(viewer: Seat, author: Seat, mode: str, what: What, *, private: bool 
     if what in (What.CURSOR, What.VIEWPORT):
         return author.role == "presenter"
     return False
+
+
+def _may_read(viewer: Seat, author: Seat, mode: str, *, private: bool) -> bool:
+    """A chat message: its author, the session's organizers and the presenter speak to everyone;
+    other messages reach those who see everyone's work (:func:`sees_all`), and in a project with
+    private annotations the project's organizers only."""
+    if viewer.user == author.user or author.organizer or author.role == "presenter":
+        return True
+    if private:
+        return viewer.project_organizer
+    return sees_all(viewer, mode)
+
+
+def may_call(seat: Seat | None, *, status: str, mode: str, voice_when_blinded: bool) -> str | None:
+    """May ``seat`` take part in the session's call (join it, signal to a peer)? ``None`` when it may,
+    else why not. Any seat may, observers included (they listen), while the session is active; a
+    blinded session only when its organizer allowed voice (``voice_when_blinded``)."""
+    if seat is None:
+        return "You are not a participant of this session."
+    if status != "active":
+        return f"The session is {status}; its call is open while it is active."
+    if mode == "blinded" and not voice_when_blinded:
+        return "This blinded session does not allow voice."
+    return None

@@ -39,6 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_BACKOFF_MAX_SECONDS": 60,
     # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks; see crossread.proxies).
     "TRUSTED_PROXIES": [],
+    # Reading sessions' calls (collab.ice): STUN and TURN servers as RTCPeerConnection takes them, the
+    # secret shared with a coturn server (use-auth-secret) for time-limited TURN credentials, and
+    # how long those last. No servers: calls reach a local network only.
+    "ICE_SERVERS": [],
+    "TURN_SECRET": "",
+    "TURN_TTL_SECONDS": 12 * 3600,
 }
 
 

@@ -7,6 +7,7 @@ a deployment's environment stops the process at start-up instead of silently fal
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -44,6 +45,17 @@ def get_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def get_json(name: str, default: object) -> object:
+    """A JSON value (``[{"urls": "stun:stun.example.org"}]``)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be JSON ({exc})") from None
 
 
 def get_networks(name: str) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from crossread.env import (
     get_bool,
     get_int,
+    get_json,
     get_list,
     get_networks,
     get_path,
@@ -196,6 +197,13 @@ if os.environ.get("CROSSREAD_TRUSTED_PROXIES"):
     # The reverse proxies in front of the servers (comma separated addresses or CIDR networks): only
     # from them is X-Forwarded-For believed, to find a client's address (crossread.proxies).
     CROSSREAD["TRUSTED_PROXIES"] = get_networks("CROSSREAD_TRUSTED_PROXIES")
+if os.environ.get("CROSSREAD_ICE_SERVERS"):
+    # STUN and TURN servers of reading sessions' calls, JSON as RTCPeerConnection takes them (checked
+    # when collab starts: collab.ice.check_config).
+    CROSSREAD["ICE_SERVERS"] = get_json("CROSSREAD_ICE_SERVERS", [])
+if os.environ.get("CROSSREAD_TURN_SECRET"):
+    # coturn's static-auth-secret: each participant gets TURN credentials for TURN_TTL_SECONDS.
+    CROSSREAD["TURN_SECRET"] = os.environ["CROSSREAD_TURN_SECRET"]
 if os.environ.get("CROSSREAD_MAX_INSTANCE_BYTES"):
     CROSSREAD["MAX_INSTANCE_BYTES"] = get_int("CROSSREAD_MAX_INSTANCE_BYTES", 0)
 

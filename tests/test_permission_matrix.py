@@ -38,6 +38,7 @@ from tests.viewer.dicomweb_helpers import stow, stow_body
 from annotations.models import Annotation
 from trials import services as trial_services
 from trials.models import ReadMark
+from viewer import user_presets
 from viewer.ingest import ingest_bytes
 from viewer.models import Instance
 
@@ -178,6 +179,13 @@ def project_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("quarantine decision", "post", f"/api/projects/trial/quarantine/{ids['held']}/", ORGANIZE,
              {"decision": "release", "reason": "no text on it"}),
         Cell("window presets", "get", "/api/presets/?modality=CT", ANY_USER),
+        # a user's own presets (the reader owns ids["preset"]): anyone signed in has theirs, nobody another's
+        Cell("my presets", "get", "/api/me/presets/", ANY_USER),
+        Cell("add my preset", "post", "/api/me/presets/", (201, 201, 201, 201, 401),
+             {"modality": "CT", "label": "Lung wide", "center": -550, "width": 1700}),
+        Cell("change my preset", "patch", f"/api/me/presets/{ids['preset']}/", (404, 200, 404, 404, 401), {"label": "x"}),
+        Cell("delete my preset", "delete", f"/api/me/presets/{ids['preset']}/", (404, 204, 404, 404, 401)),
+        Cell("order my presets", "post", "/api/me/presets/order/", (404, 200, 404, 404, 401), {"ids": [ids["preset"]]}),
         # annotations (outside sessions); the reader wrote ids["annotation"]
         Cell("annotations", "get", "/api/projects/trial/annotations/", READ),
         Cell("create annotation", "post", "/api/projects/trial/annotations/", CREATE, new_annotation),
@@ -258,9 +266,10 @@ def world(client, team):
         team["reader"], team["project"], instance_uid=ds.SOPInstanceUID, kind="point", points=[[2, 2]])
     on_held = annotation_services.create_annotation(
         team["organizer"], team["project"], instance_uid=held.SOPInstanceUID, kind="point", points=[[2, 2]])
+    preset = user_presets.create_preset(team["reader"], {"modality": "CT", "label": "Mine", "center": 40, "width": 400})
     ids = {"study": ds.StudyInstanceUID, "series": ds.SeriesInstanceUID, "sop": ds.SOPInstanceUID,
            "held": held.SOPInstanceUID, "held_series": held.SeriesInstanceUID, "annotation": annotation.pk,
-           "held_annotation": on_held.pk}
+           "held_annotation": on_held.pk, "preset": preset["id"]}
     return team, ids
 
 
@@ -309,6 +318,7 @@ def session_cells(ids: dict[str, Any]) -> list[Cell]:
         Cell("invite", "post", f"{api}invitations/", (201, *MANAGE[1:]), {"role": "observer"}),
         Cell("revoke invitation", "delete", f"{api}invitations/{ids['invitation']}/", (204, *MANAGE[1:])),
         Cell("session annotations", "get", f"{api}annotations/", SEATED),
+        Cell("session chat export", "get", f"{api}chat/?as=csv", SEATED),
         # The reader's mark: the organizer deletes any, the author their own; the presenter does not
         # see it when blinded; an observer does not annotate.
         Cell("delete a session annotation", "delete", f"{api}annotations/{ids['mark']}/",
@@ -510,7 +520,7 @@ def url_routes(patterns: Sequence[URLPattern | URLResolver], prefix: str = "") -
 def covered_routes() -> set[str]:
     ids: dict[str, Any] = dict.fromkeys(
         ("study", "series", "sop", "held", "held_series", "held_annotation", "annotation", "session", "invitation", "token", "mark", "read", "lesion",
-         "subject", "baseline", "read_mark", "read_sop"), "1")
+         "subject", "baseline", "read_mark", "read_sop", "preset"), "1")
     cells: list[Cell] = [*project_cells(ids), *session_cells(ids), *trial_cells(ids, "draft")]
     return {resolve(cell.url.split("?")[0]).route for cell in cells}
 

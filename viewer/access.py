@@ -21,7 +21,8 @@ listings, lets the member reach the ones they read, and masks what is said of th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -40,6 +41,8 @@ class ProjectAccess:
 
     project: Project
     membership: Membership
+    #: ``[(when, answer)]``: when :attr:`hides_quarantine` last asked the database, and its answer.
+    _quarantine_asked: list[tuple[float, bool]] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def role(self) -> str:
@@ -57,10 +60,16 @@ class ProjectAccess:
     def hides_quarantine(self) -> bool:
         """Whether studies and series must be checked for visible instances: only when the project
         holds quarantined instances (most hold none, and then no listing pays for the check). Asked
-        each time (one lookup in the (project, quarantined) index): an access may outlive a request
-        (a session's socket), and an image quarantined meanwhile must hide its series at once."""
+        at most once a second per access (one lookup in the (project, quarantined) index): a request
+        asks once, and an access that outlives a request (a session's socket) learns of an image
+        quarantined since within a second (its images are hidden at once: :meth:`instances`)."""
         if self.sees_quarantine:
             return False
+        now = time.monotonic()
+        if not self._quarantine_asked or now - self._quarantine_asked[0][0] >= 1.0:
+            self._quarantine_asked[:] = [(now, Instance.objects.filter(project=self.project, quarantined=True).exists())]
+        return self._quarantine_asked[0][1]
+
         return Instance.objects.filter(project=self.project, quarantined=True).exists()
 
     def sees(self, instance: Instance) -> bool:

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crossread.errors import BadRequest
-from viewer import imaging, projects
+from viewer import imaging, projects, user_presets
 from viewer.access import access_project
 from viewer.ingest import ingest_files, record_upload
 from viewer.models import Membership, Project, Role
@@ -114,6 +114,36 @@ class PresetsView(APIView):
 
     def get(self, request: Request) -> Response:
         return Response({"presets": imaging.presets_for(request.query_params.get("modality"))})
+
+
+class MyPresetsView(APIView):
+    """``GET /api/me/presets/`` (my window presets, in my order) and ``POST`` one
+    (``modality``, ``label``, ``center``, ``width``); see :mod:`viewer.user_presets`."""
+
+    def get(self, request: Request) -> Response:
+        return Response({"presets": user_presets.list_presets(request.user)})
+
+    def post(self, request: Request) -> Response:
+        return Response(user_presets.create_preset(request.user, request.data), status=201)
+
+
+class MyPresetView(APIView):
+    """``PATCH`` (any of ``label``, ``modality``, ``center``, ``width``) and ``DELETE /api/me/presets/<id>/``: mine only."""
+
+    def patch(self, request: Request, preset_id: int) -> Response:
+        return Response(user_presets.update_preset(request.user, preset_id, request.data))
+
+    def delete(self, request: Request, preset_id: int) -> Response:
+        user_presets.delete_preset(request.user, preset_id)
+        return Response(status=204)
+
+
+class MyPresetsOrderView(APIView):
+    """``POST /api/me/presets/order/`` with ``{"ids": [...]}``: those first, in that order."""
+
+    def post(self, request: Request) -> Response:
+        ids = request.data.get("ids") if isinstance(request.data, dict) else None
+        return Response({"presets": user_presets.order_presets(request.user, ids)})
 
 
 class QuarantineDecisionSerializer(serializers.Serializer):

@@ -171,3 +171,24 @@ class PseudonymLink(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "original_patient_id"], name="one_pseudonym_per_patient")
         ]
+
+
+class UserPreset(models.Model):
+    """A reader's own window preset (``viewer.user_presets``, ``/api/me/presets/``), offered in every
+    project for images of its modality, before the built-in presets, in the reader's order."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="window_presets")
+    modality = models.CharField(max_length=16)
+    label = models.CharField(max_length=40)
+    center = models.FloatField()
+    width = models.FloatField()
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["user", "position"])]
+        constraints = [models.CheckConstraint(condition=models.Q(width__gte=1), name="user_preset_width_at_least_1")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.modality})"

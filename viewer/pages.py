@@ -18,7 +18,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.core.exceptions import PermissionDenied
 
 from crossread.errors import DomainError, ErrorCode, log_refusal
-from viewer import imaging
+from viewer import imaging, user_presets
 from viewer.access import ProjectAccess, access_project
 from viewer.blinding import mask_outline
 from viewer.models import Membership, Role
@@ -121,6 +121,9 @@ def study_outline(access: ProjectAccess, study_uid: str) -> dict[str, Any]:
                 "number": row.series_number,
                 "description": row.series_description,
                 "modality": row.modality,
+                # the body region its presets are ordered for (imaging.body_region), before any mask
+                "region": imaging.body_region(_first_value(row.metadata, "00180015"), row.series_description,
+                                              study.study_description),
                 "instances": instances[row.pk],
             }
             for row in series_rows
@@ -157,6 +160,8 @@ def viewer(request: HttpRequest, slug: str, study_uid: str) -> HttpResponse:
         "outline": outline,
         "related": related,
         "presets": presets,
+        "presetOrders": imaging.preset_orders(),
+        "userPresets": user_presets.list_presets(request.user),
         "session": request.GET.get("session") or None,
     }
     return render(

@@ -118,6 +118,7 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
             response: HttpResponse = HttpResponseNotModified()
         elif answer.cached is not None:  # a repeat, or rendered ahead: no second thread hop
             response = HttpResponse(answer.cached, content_type=plan.media_type)
+            _window_headers(response, answer.cached)
             if plan.shown is not None:
                 plan.shown()
         else:
@@ -129,6 +130,7 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
             except imaging.RenderError as exc:
                 return error_response(DomainError(exc.detail, code=_code_for(exc.status)))
             response = HttpResponse(body, content_type=plan.media_type)
+            _window_headers(response, body)
         response["ETag"] = tag
         response["Cache-Control"] = option("RENDER_CACHE_CONTROL")
         for name, value in (plan.headers or {}).items():
@@ -138,6 +140,11 @@ def rendered_view(resolve: Callable[..., Plan]) -> Callable[..., Any]:
 
     view.csrf_exempt = True  # type: ignore[attr-defined]
     return fast_path(view)
+
+
+def _window_headers(response: HttpResponse, body: bytes) -> None:
+    for name, value in rendering.window_headers(body).items():
+        response[name] = value
 
 
 def _code_for(status: int) -> ErrorCode:

@@ -11,6 +11,8 @@ One module a concern, each importing only those below it here (an import contrac
 - :mod:`.presence`: a websocket's connection opened, refreshed and closed, and its snapshot
 - :mod:`.live`: annotations written in a session (the writer's seat, the instance in the session, the
   point budgets, the announcement on commit)
+- :mod:`.call`: the session's call (joining, leaving, the check of every signalling message)
+- :mod:`.chat`: the session's chat (a message posted, the export)
 - :mod:`.lost_access`: the signal receivers that close the connections of a seat, membership or account
   taken away (connected when this package is imported: ``collab.apps``)
 - :mod:`.seats`: seating and unseating, a websocket's seated access, the hubs' seat check (``check_seats``)
@@ -23,6 +25,8 @@ Re-exported here are the calls the views, the consumer, the hub and the tests ma
 
 from collab.access import access_session
 from collab.services import lost_access  # noqa: F401  (connects the receivers)
+from collab.services.call import check_caller, join_call, leave_call
+from collab.services.chat import export_chat, post_chat
 from collab.services.invitations import (
     accept_invitation,
     check_invitation,
@@ -39,13 +43,13 @@ from collab.services.live import (
     prepare_live_writes,
     update_annotation,
 )
-from collab.services.payloads import participants_payload, session_payload, sessions_payload, snapshot, visible_session_annotations
+from collab.services.payloads import call_roster, participants_payload, session_payload, sessions_payload, snapshot, visible_session_annotations
 from collab.services.presence import close_connection, open_connection, refreshed_state, touch_connections
 from collab.services.seats import SeatCheck, check_seats, remove_participant, seat_participant, seated_access
 from collab.services.sessions import close_session, create_session, sessions_for, update_session
 
 __all__ = [
-    "SeatCheck", "accept_invitation", "access_session", "check_invitation", "check_seats", "close_connection",
+    "SeatCheck", "accept_invitation", "access_session", "call_roster", "check_caller", "export_chat", "join_call", "leave_call", "post_chat", "check_invitation", "check_seats", "close_connection",
     "close_session", "create_annotation", "create_invitation", "create_session", "delete_annotation",
     "delete_session_annotation", "invitation_payload", "invitation_token", "invitations_of", "open_connection",
     "participants_payload", "prepare_live_writes", "refreshed_state", "remove_participant", "revoke_invitation",

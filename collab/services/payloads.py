@@ -14,13 +14,19 @@ from django.utils import timezone
 from annotations import services as annotation_services
 from collab import events
 from collab.access import SessionAccess
-from collab.models import Connection, Participant, ReadingSession, SessionCase, SessionRole
+from collab.models import ChatMessage, Connection, Participant, ReadingSession, SessionCase, SessionRole
+from collab.ice import check_servers, reach
 from collab.protocol import PROTOCOL_LEVEL
 from collab.visibility import Seat, What, may_see
+from crossread.conf import option
 from crossread.errors import DomainError
 from viewer.access import ProjectAccess, access_project
 from viewer.models import Membership, Role, Study
 
+#: The most recent chat messages a joining participant is sent (older ones: the export).
+CHAT_SNAPSHOT = 50
+#: How many of the latest messages the snapshot looks through for those this participant may read.
+CHAT_SCAN = 1000
 #: A connection not refreshed for this long no longer counts as online (its process died).
 ONLINE_WINDOW = dt.timedelta(seconds=90)
 
@@ -47,6 +53,8 @@ def session_payload(session: ReadingSession, access: ProjectAccess | None = None
         "organizer": session.organizer.get_username(),
         "created_at": session.created_at.isoformat(),
         "closed_at": session.closed_at.isoformat() if session.closed_at else None,
+        "voice": session.voice,
+        "voice_when_blinded": session.voice_when_blinded,
         "lobby": f"/sessions/{session.pk}/",
         "cases": [
             {
@@ -147,6 +155,8 @@ def snapshot(access: SessionAccess) -> dict[str, Any]:
         "session": session_payload(access.session, access.project),
         "you": {**you, "organizer": seat.organizer, "can_annotate": _can_annotate(access)},
         "participants": participants,
+        "chat": visible_chat(access, limit=CHAT_SNAPSHOT),
+        "call": {"peers": call_roster(access.session), "reach": reach(check_servers(option("ICE_SERVERS")))},
         "annotations": visible_session_annotations(access),
     }
 
@@ -161,3 +171,64 @@ def _can_annotate(access: SessionAccess) -> bool:
 
 def announce_presence(session: ReadingSession) -> None:
     events.broadcast(session.pk, events.hub_message("presence", {"type": "presence", "participants": participants_payload(session)}))
+
+
+# -- the call and the chat -------------------------------------------------------------------------
+
+
+def call_roster(session: ReadingSession) -> list[dict[str, Any]]:
+    """Who is in the session's call (connections online, once per user; ``video`` if any has it)."""
+    cutoff = timezone.now() - ONLINE_WINDOW
+    roster: dict[str, bool] = {}
+    for username, video in (Connection.objects.filter(session=session, in_call=True, seen_at__gte=cutoff)
+                            .order_by("opened_at").values_list("user__username", "video")):
+        roster[username] = roster.get(username, False) or video
+    return [{"user": user, "video": video} for user, video in roster.items()]
+
+
+def announce_call(session: ReadingSession) -> None:
+    """Everyone is sent the call's roster (``call``) once the surrounding transaction commits."""
+    frame = {"type": "call", "peers": call_roster(session)}
+    events.broadcast(session.pk, events.hub_message("call", frame, users=[p["user"] for p in frame["peers"]]))
+
+
+def chat_frame(message: ChatMessage, name: str | None = None) -> dict[str, Any]:
+    """A chat message as sent and exported: id, author (username and name), time, text, view."""
+    author = message.author
+    return {
+        "id": message.pk,
+        "author": author.get_username(),
+        "name": name or author.get_full_name() or author.get_username(),
+        "at": message.created_at.isoformat(),
+        "text": message.text,
+        "view": message.view,
+    }
+
+
+def visible_chat(access: SessionAccess, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The session's chat messages this user may read (:func:`may_see` with ``What.CHAT``), oldest
+    first; ``limit``: only the most recent (of the latest :data:`CHAT_SCAN`). A view whose study this
+    user does not reach (a trial reader's hidden study) is left out of the message."""
+    viewer = access.seat or Seat(access.user.get_username(), SessionRole.OBSERVER, access.manages,
+                                 access.project.role == Role.ORGANIZER)
+    seats = seats_by_username(access.session)
+    private = access.session.project.private_annotations
+    found = ChatMessage.objects.filter(session=access.session).select_related("author").order_by("-created_at", "-id")
+    if limit is not None:
+        found = found[:CHAT_SCAN]
+    visible = [m for m in found if may_see(viewer, author_seat(seats, m.author.get_username()), access.session.mode,
+                                           What.CHAT, private=private)]
+    if limit is not None:
+        visible = visible[:limit]
+    reached: dict[str, bool] = {}
+    out = []
+    for message in reversed(visible):
+        frame = chat_frame(message)
+        study = (message.view or {}).get("study")
+        if study is not None:
+            if study not in reached:
+                reached[study] = access.project.studies(listed=False).filter(study_instance_uid=study).exists()
+            if not reached[study]:
+                frame["view"] = None
+        out.append(frame)
+    return out

@@ -14,7 +14,7 @@ from audit.models import Action
 from audit.services import record
 from collab.access import SessionAccess
 from collab.models import Connection, ReadingSession
-from collab.services.payloads import announce_presence, snapshot
+from collab.services.payloads import announce_call, announce_presence, snapshot
 from collab.services.seats import seated_access
 
 
@@ -36,6 +36,10 @@ def close_connection(session_id: int, connection_id: str) -> None:
         session = ReadingSession.objects.filter(pk=session_id).select_related("project").first()
         if deleted and session is not None:
             announce_presence(session)
+            if closed is not None and closed.in_call:  # leaving the session leaves its call
+                record(Action.CALL_LEFT, actor=closed.user, project=session.project, object_type="session",
+                       object_id=str(session.pk))
+                announce_call(session)
             record(Action.SESSION_LEFT, actor=closed.user if closed else None, project=session.project,
                    object_type="session", object_id=str(session.pk))
 

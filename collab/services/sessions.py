@@ -16,8 +16,8 @@ from audit.models import Action
 from audit.services import record
 from collab import events
 from collab.access import SessionAccess
-from collab.models import PALETTE, Mode, Participant, ReadingSession, SessionCase, SessionRole, Status
-from collab.services.payloads import session_payload
+from collab.models import PALETTE, Connection, Mode, Participant, ReadingSession, SessionCase, SessionRole, Status
+from collab.services.payloads import announce_call, session_payload
 from collab.visibility import ANNOTATING_ROLES
 from crossread.errors import BadRequest, Conflict, NotFound
 from viewer.access import access_project
@@ -59,6 +59,24 @@ def check_choice(value: Any, choices: type, what: str) -> str:
     if value not in allowed:
         raise BadRequest(f"{what} must be one of {', '.join(allowed)}.")
     return str(value)
+
+
+def check_flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise BadRequest(f"{what} must be true or false.")
+    return value
+
+
+def end_call(actor: Any, session: ReadingSession) -> None:
+    """The session's call ends (voice no longer allowed, the session no longer active): every
+    connection leaves it, audited, and the empty roster is sent (clients hang up on it)."""
+    in_call = list(Connection.objects.filter(session=session, in_call=True).select_related("user"))
+    if not in_call:
+        return
+    Connection.objects.filter(pk__in=[c.pk for c in in_call]).update(in_call=False, video=False)
+    for connection in in_call:
+        audit_session(Action.CALL_LEFT, connection.user, session, ended_by=actor.get_username())
+    announce_call(session)
 
 
 def check_studies(access: Any, uids: Any) -> list[Study]:
@@ -119,6 +137,7 @@ def create_session(
     description: Any = "",
     status: Any = Status.DRAFT,
     participants: Iterable[tuple[Any, Any]] = (),
+    voice_when_blinded: Any = False,
 ) -> ReadingSession:
     """A new session of ``project`` (slug) organised by ``user``, who needs the organizer role there.
 
@@ -134,12 +153,13 @@ def create_session(
     if status == Status.CLOSED:
         raise BadRequest("A new session cannot be closed.")
     cases = check_studies(project_access, studies)
+    voice_when_blinded = check_flag(voice_when_blinded, "voice_when_blinded")
     seats = [(check_user(name), role) for name, role in participants]
     seats = [(u, check_seat_role(project_access, u, r)[1]) for u, r in seats if u.pk != user.pk]
     with transaction.atomic():
         session = ReadingSession.objects.create(
             project=project_access.project, title=title, description=description,
-            organizer=user, mode=mode, status=status,
+            organizer=user, mode=mode, status=status, voice_when_blinded=voice_when_blinded,
         )
         _set_cases(session, cases)
         Participant.objects.create(session=session, user=user, role=SessionRole.PRESENTER, colour=PALETTE[0])
@@ -176,10 +196,11 @@ def sessions_for(user: Any, *, project: str | None = None, status: str | None = 
 
 
 def update_session(access: SessionAccess, **changes: Any) -> ReadingSession:
-    """PATCH: ``title``, ``description``, ``mode``, ``status`` (draft, active, closed), ``studies`` (reorder)."""
+    """PATCH: ``title``, ``description``, ``mode``, ``status`` (draft, active, closed), ``studies`` (reorder),
+    ``voice_when_blinded`` (may a blinded session talk: the call)."""
     access.require_manager()
     session = access.session
-    unknown = set(changes) - {"title", "description", "mode", "status", "studies"}
+    unknown = set(changes) - {"title", "description", "mode", "status", "studies", "voice_when_blinded"}
     if unknown:
         raise BadRequest(f"Unknown fields: {', '.join(sorted(unknown))}.")
     if session.status == Status.CLOSED:
@@ -191,6 +212,8 @@ def update_session(access: SessionAccess, **changes: Any) -> ReadingSession:
         fields["description"] = check_text(changes["description"], "description")
     if "mode" in changes:
         fields["mode"] = check_choice(changes["mode"], Mode, "mode")
+    if "voice_when_blinded" in changes:
+        fields["voice_when_blinded"] = check_flag(changes["voice_when_blinded"], "voice_when_blinded")
     if "status" in changes:
         fields["status"] = check_choice(changes["status"], Status, "status")
         if fields["status"] == Status.CLOSED:
@@ -208,6 +231,8 @@ def update_session(access: SessionAccess, **changes: Any) -> ReadingSession:
                fields=sorted(changes), mode=session.mode, status=session.status)
         # A change of mode changes what everyone sees: every connection gets a fresh snapshot.
         _session_changed(session, refresh=mode_changed)
+        if not session.voice or session.status != Status.ACTIVE:
+            end_call(access.user, session)
     return session
 
 

@@ -2,7 +2,7 @@
 // Every server frame goes to onFrame (events.js routes it); a fresh "session.state" arrives after
 // each (re)connect. Writes (annotation.*) are kept until answered and sent again after a reconnect:
 // a create's ref makes the retry idempotent.
-export const PROTOCOL = 2; // docs/protocol.md: 2 pages the snapshot's annotations
+export const PROTOCOL = 3; // docs/protocol.md: 2 pages the snapshot's annotations; 3 the call and the chat
 const FATAL = new Set([4401, 4403, 4404]); // not logged in, no seat, no such session: do not retry
 
 export class Connection {

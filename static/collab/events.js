@@ -12,6 +12,9 @@ export function dispatch(frame, hooks = {}) {
       state.session = frame.session;
       state.you = frame.you;
       setParticipants(frame.participants);
+      state.call = frame.call || null;
+      hooks.chatSnapshot && hooks.chatSnapshot(frame.chat || []);
+      hooks.call && hooks.call(frame.call ? frame.call.peers : []);
       snapshotAnnotations = [...frame.annotations];
       if (!frame.more) endSnapshot(hooks);
       changed("state");
@@ -55,6 +58,20 @@ export function dispatch(frame, hooks = {}) {
     case "annotation.updated":
     case "annotation.deleted":
       hooks.annotation && hooks.annotation(frame);
+      break;
+    // level 3: the call's roster, its signalling (addressed to us alone) and the chat
+    case "call":
+      if (state.call) state.call.peers = frame.peers;
+      hooks.call && hooks.call(frame.peers);
+      break;
+    case "rtc.offer":
+    case "rtc.answer":
+    case "rtc.ice":
+    case "rtc.leave":
+      hooks.signal && hooks.signal(frame);
+      break;
+    case "chat.message":
+      hooks.chat && hooks.chat(frame.message);
       break;
     case "error":
       if (frame.ref == null && frame.code !== "rate_limited") hooks.error && hooks.error(frame);

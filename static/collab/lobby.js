@@ -71,6 +71,8 @@ if (root.dataset.manages === "true") {
       location.reload();
     });
   }
+  const voice = document.getElementById("collab-voice"); // a blinded session: may its participants talk?
+  if (voice) voice.addEventListener("change", () => api("PATCH", "", { voice_when_blinded: voice.checked }).catch(() => { voice.checked = !voice.checked; }));
   const seat = document.getElementById("collab-seat");
   if (seat) seat.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -6,7 +6,11 @@ import * as annotations from "../viewer/annotations.js";
 import { Connection, newRef } from "./connection.js";
 import { dispatch } from "./events.js";
 import { mountPanel } from "./panel.js";
-import { state, changed, presenter } from "./state.js";
+import { MeshSignalling } from "./signalling.js";
+import { Call } from "./call.js";
+import { mountCallPanel } from "./call_panel.js";
+import { mountChat } from "./chat.js";
+import { state, changed, presenter, subscribe } from "./state.js";
 
 document.head.append(Object.assign(document.createElement("link"), { rel: "stylesheet", href: new URL("./collab.css", import.meta.url).href }));
 const boot = JSON.parse(document.getElementById("boot").textContent);
@@ -52,12 +56,20 @@ const hooks = {
     if (frame.type === "annotation.created") bus.emit("remote-draft-clear", { user: frame.annotation.author });
   },
   error(frame) { console.warn("collab:", frame.code, frame.message); },
+  call(peers) { if (call) call.setRoster(peers); },
+  signal(frame) { if (signalling) signalling.receive(frame); },
+  chat(message) { if (chat) chat.add(message); },
+  chatSnapshot(list) { if (chat) chat.snapshot(list); },
 };
+let signalling = null;
+let call = null;
+let chat = null;
 
 const connection = new Connection(boot.session, {
   onFrame: (frame) => dispatch(frame, hooks),
   onStatus: (status, code) => {
     state.status = status === "refused" ? `refused (${code})` : status;
+    if (status !== "online" && call && call.active) call.leave({ tell: false }); // a new connection is not in the call
     for (const user of state.cursors.keys()) state.cursors.delete(user);
     hooks.cursors();
     changed("status");
@@ -104,5 +116,56 @@ bus.on("viewport", (v) => {
   if (!viewportTimer) viewportTimer = setTimeout(() => { viewportTimer = null; connection.send(lastViewport); }, 66);
 });
 
-mountPanel(document.getElementById("collab-panel"), { currentStudy });
-window.crossreadSession = { connection, state };
+// The panel: the session (panel.js), the call (call.js, call_panel.js) and the chat (chat.js).
+const aside = document.getElementById("collab-panel");
+const [sessionPart, callPart, chatPart] = ["div", "section", "section"].map((tag) => document.createElement(tag));
+aside.append(sessionPart, callPart, chatPart);
+mountPanel(sessionPart, { currentStudy });
+
+signalling = new MeshSignalling(connection);
+call = new Call(signalling, { me: boot.user || "" });
+const callPanel = mountCallPanel(callPart, call);
+subscribe((what) => { if (what === "state" || what === "session" || what === "presence") callPanel.draw(); });
+if (state.you) call.me = state.you.user;
+subscribe((what) => { if (what === "state" && state.you) call.me = state.you.user; });
+
+// "Look here": the view of the active viewport (and the pointer's last place on it) goes with a
+// message; clicking one opens it: in this case at once, in another case of the session after loading.
+let lastPoint = null;
+bus.on("cursor", (c) => { if (c && c.x != null && !c.plane) lastPoint = { instance: c.instance, frame: c.frame || 1, point: [c.x, c.y] }; });
+function currentView() {
+  const app = window.crossread && window.crossread.app;
+  const vp = app && (app.activeViewport || app.viewports[0]);
+  if (!vp || !vp.stack) return null;
+  const s = vp.state();
+  const view = { study: s.study || currentStudy, series: s.series, instance: s.instance, frame: s.frame || 1 };
+  if (s.window) view.window = { center: s.window.center, width: s.window.width };
+  if (s.zoom) view.zoom = s.zoom;
+  if (lastPoint && lastPoint.instance === s.instance && lastPoint.frame === view.frame) view.point = lastPoint.point;
+  for (const key of Object.keys(view)) if (view[key] == null) delete view[key];
+  return view;
+}
+const LOOK = "collab-look";
+function openView(view) {
+  if (view.study === currentStudy) {
+    const { series, instance, frame, window: win, zoom } = view;
+    bus.emit("apply-viewport", { series, instance, frame, window: win, zoom });
+    return;
+  }
+  const target = state.session && state.session.cases.find((c) => c.study === view.study);
+  if (!target) return; // not a case of this session as this reader is told them
+  sessionStorage.setItem(LOOK, JSON.stringify(view));
+  location.assign(target.viewer);
+}
+const pending = JSON.parse(sessionStorage.getItem(LOOK) || "null");
+if (pending && pending.study === currentStudy) {
+  sessionStorage.removeItem(LOOK);
+  const ready = () => document.body.hasAttribute("data-first-image");
+  const apply = () => openView(pending);
+  if (ready()) apply();
+  else new MutationObserver((_, observer) => { if (ready()) { observer.disconnect(); apply(); } })
+    .observe(document.body, { attributes: true, attributeFilter: ["data-first-image"] });
+}
+chat = mountChat(chatPart, { connection, currentView, openView });
+
+window.crossreadSession = { connection, state, call, chat };

@@ -6,6 +6,7 @@ export const state = {
   participants: [],
   cursors: new Map(), // user -> {user, colour, instance, frame, x, y}
   viewports: new Map(), // user -> {user, study, series, instance, frame, ...}
+  call: null, // {peers: [{user, video}], reach} of the session's call
   status: "connecting",
   following: sessionStorage.getItem("collab-follow") !== "off",
 };

@@ -17,6 +17,7 @@ let encodedBytes = 0;
 const decoded = new Map(); // url -> ImageBitmap (LRU)
 const decoding = new Map(); // url -> Promise<ImageBitmap>
 const inflight = new Map(); // url -> Promise<Blob>
+const autoWindows = new Map(); // url -> {center, width}: the window the server chose (X-Crossread-Window)
 const queue = new Map(); // url -> {url, priority, owner, promise, resolve, reject}
 
 export const stats = { requests: 0, bytes: 0, cancelled: 0 };
@@ -33,6 +34,7 @@ function keepEncoded(url, blob) {
   for (const [key, old] of encoded) {
     if (encodedBytes <= ENCODED_BUDGET) break;
     encoded.delete(key);
+    autoWindows.delete(key);
     encodedBytes -= old.size;
   }
 }
@@ -54,6 +56,11 @@ async function download(url) {
     throw new Error(detail);
   }
   const blob = await response.blob();
+  const chosen = response.headers.get("X-Crossread-Window"); // no window asked for, none in the file
+  if (chosen) {
+    const [center, width] = chosen.split(",").map(Number);
+    if (Number.isFinite(center) && width > 0) autoWindows.set(url, { center, width });
+  }
   stats.bytes += blob.size;
   keepEncoded(url, blob);
   return blob;
@@ -113,6 +120,10 @@ export function plan(owner, wanted) {
 export function pending() { return queue.size + inflight.size; }
 
 export function isEncoded(url) { return encoded.has(url); }
+
+/** The window the server rendered `url` with when it chose one itself (the frame's range of values:
+ * no window asked for and none in the file), else null. */
+export function autoWindow(url) { return autoWindows.get(url) || null; }
 
 /** A decoded bitmap if one is ready (synchronous, for drawing at once). */
 export function bitmapNow(url) { return touch(decoded, url) || null; }

@@ -160,11 +160,12 @@ function drawReferences(svg, references, crosshair, toScreen) {
   const [cx, cy] = toScreen([x, y]);
   const gap = 10;
   const group = el("g", { class: "crosshair", "data-x": x.toFixed(2), "data-y": y.toFixed(2) }, svg);
-  const [left, right] = [toScreen([0, y])[0], toScreen([columns, y])[0]];
-  const [top, bottom] = [toScreen([x, 0])[1], toScreen([x, rows])[1]];
-  const segments = [[left, cy, cx - gap, cy], [cx + gap, cy, right, cy], [cx, top, cx, cy - gap], [cx, cy + gap, cx, bottom]];
-  for (const [x1, y1, x2, y2] of segments) {
-    if (Math.hypot(x2 - x1, y2 - y1) > 1 && (x2 - x1 >= 0 && y2 - y1 >= 0)) el("line", { x1: x1.toFixed(1), y1: y1.toFixed(1), x2: x2.toFixed(1), y2: y2.toFixed(1) }, group);
+  // an arm from the point to each edge of the image (any rotation or flip of the view), a gap around the point
+  for (const [ex, ey] of [toScreen([0, y]), toScreen([columns, y]), toScreen([x, 0]), toScreen([x, rows])]) {
+    const length = Math.hypot(ex - cx, ey - cy);
+    if (length <= gap + 1) continue;
+    const [ux, uy] = [(ex - cx) / length, (ey - cy) / length];
+    el("line", { x1: (cx + ux * gap).toFixed(1), y1: (cy + uy * gap).toFixed(1), x2: ex.toFixed(1), y2: ey.toFixed(1) }, group);
   }
   el("circle", { cx: cx.toFixed(1), cy: cy.toFixed(1), r: 3 }, group);
 }

@@ -83,7 +83,7 @@ export const TOOLS = {
     valid: (points, minimum) => points.length === 3 && dist(points[0], points[1]) >= minimum && dist(points[1], points[2]) >= minimum,
   },
   cobb: {
-    kind: "cobb", label: "Cobb angle (two lines)", key: "o", steps: 2, points: 4,
+    kind: "cobb", label: "Cobb angle (two lines)", key: "j", steps: 2, points: 4,
     moveHandle: freeHandles,
     valid: (points, minimum) => points.length === 4 && dist(points[0], points[1]) >= minimum && dist(points[2], points[3]) >= minimum,
   },

@@ -9,10 +9,12 @@ import * as loader from "./loader.js";
 import { Stack } from "./stack.js";
 import { TOOLS, measurementLines as measurementText } from "./tools.js";
 import { Viewport } from "./viewport.js";
+import * as layouts from "./layouts.js";
+import * as presets from "./presets.js";
 import { startViewingReport } from "./viewing_report.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
-const LAYOUTS = { "1x1": 1, "1x2": 2, "2x2": 4, mpr: 3 }; // mpr: axial, sagittal, coronal (mpr.js)
+const { LAYOUTS } = layouts; // name -> viewports (layouts.js); mpr: axial, sagittal, coronal (mpr.js)
 const CURSOR_INTERVAL = 33; // ms: about 30 cursor events per second at most
 
 /**
@@ -52,6 +54,8 @@ const app = {
   outlines: [boot.outline, ...(boot.related || [])], // this study, then the patient's others
   get allSeries() { return this.outlines.flatMap((o) => o.series.map((series) => ({ outline: o, series }))); },
   presets: boot.presets,
+  presetOrders: boot.presetOrders || {},
+  userPresets: boot.userPresets || [],
   web: dicomweb(boot.project),
   viewports: [],
   activeViewport: null,
@@ -64,6 +68,7 @@ const app = {
   mpr: null, // mpr.js: the MPR layout (imported after the first image, or when asked for)
   metadataRequests: new Map(),
   undoStack: [],
+  redoStack: [], // undone actions, redone by Ctrl+Shift+Z / Ctrl+Y; a new action empties it
   replacedIds: new Map(), // id of a deleted mark -> id of its re-creation by undo
   framesShown: 0,
   firstImageAt: 0,
@@ -209,15 +214,33 @@ const app = {
     return current;
   },
 
-  pushUndo(pending, undo) {
-    const entry = { undo: async () => undo(await pending) };
+  pushUndo(pending, undo, redo) {
+    const entry = { undo: async () => undo(await pending), redo: async () => redo(await pending) };
     this.undoStack.push(entry);
+    this.redoStack = [];
     pending.catch(() => { this.undoStack = this.undoStack.filter((e) => e !== entry); });
+  },
+
+  /** Remove mark `id` (its latest id) and return a function that creates it again as it was. */
+  removeForUndo(id) {
+    const current = this.currentId(id);
+    const before = annotations.get(current);
+    return annotations.remove(current).then(() => before);
+  },
+
+  /** Create again a mark removed by an undo or a delete; older entries naming its old id find the new one. */
+  async recreate(annotation) {
+    const { kind, points, label } = annotation;
+    const again = await annotations.create({ ...annotations.imageFields(annotation), kind, points, label }, { author: this.user });
+    this.replacedIds.set(annotation.id, again.id);
+    return again;
   },
 
   async createAnnotation(fields, asksLabel = false) {
     const pending = annotations.create(fields, { author: this.user });
-    this.pushUndo(pending, (saved) => annotations.remove(this.currentId(saved.id)));
+    let removed = null; // the mark as it was when its creation was undone
+    this.pushUndo(pending, async (saved) => { removed = await this.removeForUndo(saved.id); },
+      async (saved) => this.recreate(removed || saved));
     try {
       const saved = await pending;
       this.select(saved.id);
@@ -236,10 +259,12 @@ const app = {
   async updateAnnotation(annotation, fields, { version, quiet = false } = {}) {
     const before = Object.fromEntries(Object.keys(fields).map((key) => [key, annotation[key]]));
     const pending = annotations.update(annotation.id, fields, { version });
-    this.pushUndo(pending, (saved) => {
+    const after = { ...fields };
+    const change = (values) => (saved) => {
       const id = this.currentId(saved.id);
-      return annotations.get(id) ? annotations.update(id, before) : null;
-    });
+      return annotations.get(id) ? annotations.update(id, values) : null;
+    };
+    this.pushUndo(pending, change(before), change(after));
     try {
       await pending;
       return null;
@@ -256,13 +281,10 @@ const app = {
     if (!annotation) return;
     if (!this.mayEdit(annotation)) { this.toast("Only the author or an organizer can delete this."); return; }
     this.select(null);
-    const { kind, points, label } = annotation;
-    const image = annotations.imageFields(annotation); // {instance, frame}, or {plane} on a reformatted plane
     const pending = annotations.remove(annotation.id);
-    this.pushUndo(pending, async () => {
-      const again = await annotations.create({ ...image, kind, points, label }, { author: this.user });
-      this.replacedIds.set(annotation.id, again.id); // older undo entries name the old id
-    });
+    let removed = annotation; // as it was when deleted (a redo deletes it again, an undo re-creates it)
+    this.pushUndo(pending, async () => { await this.recreate(removed); },
+      async () => { removed = await this.removeForUndo(annotation.id); });
     try {
       await pending;
     } catch (error) {
@@ -270,13 +292,23 @@ const app = {
     }
   },
 
-  /** Undo the last action; undos run one after the other (each may wait for the server). */
-  undo() {
-    const action = this.undoStack.pop();
-    if (!action) { this.toast("Nothing to undo."); return this.undoing; }
+  /** Undo the last action; undos and redos run one after the other (each may wait for the server). */
+  undo() { return this.replay(this.undoStack, this.redoStack, "undo", "Undo"); },
+
+  /** Redo the last undone action (Ctrl+Shift+Z, Ctrl+Y). */
+  redo() { return this.replay(this.redoStack, this.undoStack, "redo", "Redo"); },
+
+  replay(from, to, step, name) {
+    const action = from.pop();
+    if (!action) { this.toast(`Nothing to ${step}.`); return this.undoing; }
+    to.push(action); // at once: a redo pressed while its undo still waits for the server follows it
     this.undoing = (this.undoing || Promise.resolve())
-      .then(() => action.undo())
-      .catch((error) => this.toast(`Undo failed: ${error.message}`));
+      .then(() => action[step]())
+      .catch((error) => {
+        const at = to.indexOf(action);
+        if (at >= 0) to.splice(at, 1);
+        this.toast(`${name} failed: ${error.message}`);
+      });
     return this.undoing;
   },
 
@@ -338,42 +370,13 @@ const app = {
     setTimeout(() => item.remove(), 5000);
   },
 
-  fillPresets() {
-    const select = document.getElementById("preset");
-    const stack = this.activeViewport && this.activeViewport.stack;
-    const modality = stack ? stack.modality : "";
-    const list = this.presetsFor(modality);
-    const options = [new Option("0 · As acquired", "")];
-    list.forEach((preset, i) => options.push(new Option(`${i + 1} · ${preset.label}${preset.center !== undefined ? ` (${preset.width}/${preset.center})` : ""}`, preset.id)));
-    select.replaceChildren(...options);
-    const keys = document.getElementById("preset-keys");
-    keys.replaceChildren(...list.map((preset, i) => Object.assign(document.createElement("li"), { textContent: `${i + 1}: ${preset.label}` })));
-  },
+  fillPresets() { presets.fill(this); },
 
-  presetsFor(modality) {
-    return this.presets.filter((p) => p.modality === modality && p.voi !== "file").slice(0, 9);
-  },
+  /** The presets of `modality` for the active series (its body region), in number-key order (presets.js). */
+  presetsFor(modality) { return presets.presetsFor(this, modality); },
 
-  applyPreset(id) {
-    const viewport = this.activeViewport;
-    if (!viewport || !viewport.stack) return;
-    if (!id) { viewport.setWindow(null); return; }
-    const preset = this.presets.find((p) => p.id === id);
-    if (!preset) return;
-    if (preset.center !== undefined) viewport.setWindow({ center: preset.center, width: preset.width });
-    else if (preset.voi === "full") viewport.setWindow(fullRange(viewport));
-    else viewport.setWindow(null);
-    document.getElementById("preset").value = id;
-  },
+  applyPreset(id) { presets.apply(this, id); },
 };
-
-function fullRange(viewport) {
-  const meta = viewport.meta;
-  if (!meta) return null;
-  const high = (meta.signed ? 2 ** (meta.bitsStored - 1) - 1 : 2 ** meta.bitsStored - 1) * meta.slope + meta.intercept;
-  const low = (meta.signed ? -(2 ** (meta.bitsStored - 1)) : 0) * meta.slope + meta.intercept;
-  return { center: (low + high) / 2, width: high - low };
-}
 
 // ------------------------------------------------------------------ series panel
 
@@ -431,7 +434,8 @@ function formatDate(da) {
 
 // ------------------------------------------------------------------ toolbar and keyboard
 
-for (const button of document.querySelectorAll("[data-layout]")) button.addEventListener("click", () => app.setLayout(button.dataset.layout));
+for (const button of document.querySelectorAll("[data-layout]")) button.addEventListener("click", () => layouts.choose(app, button.dataset.layout));
+layouts.install(app); // the layout menu
 for (const button of document.querySelectorAll("[data-tool]")) button.addEventListener("click", () => app.setTool(button.dataset.tool));
 document.getElementById("preset").addEventListener("change", (event) => app.applyPreset(event.target.value));
 
@@ -439,7 +443,13 @@ const actions = {
   invert: () => app.activeViewport.setInvert(!app.activeViewport.invert),
   fit: () => app.activeViewport.fit(),
   actual: () => app.activeViewport.actualSize(),
-  reset: () => { const v = app.activeViewport; v.invert = false; v.setWindow(null); v.fit(); document.getElementById("preset").value = ""; },
+  reset: () => { const v = app.activeViewport; v.invert = false; v.rotation = 0; v.flipH = v.flipV = false; v.setWindow(null); v.fit(); document.getElementById("preset").value = ""; },
+  rotate: () => app.activeViewport.rotate(1),
+  rotateLeft: () => app.activeViewport.rotate(-1),
+  flipH: () => app.activeViewport.flip("h"),
+  flipV: () => app.activeViewport.flip("v"),
+  redo: () => app.redo(),
+  presets: () => presets.openManager(app),
   cine: () => app.activeViewport.togglePlay(),
   undo: () => app.undo(),
   delete: () => app.deleteSelected(),
@@ -465,10 +475,12 @@ document.addEventListener("keydown", (event) => {
   if (!viewport) return;
   viewport.takeOver();
   const key = event.key;
+  if ((event.ctrlKey || event.metaKey) && (key.toLowerCase() === "y" || (key.toLowerCase() === "z" && event.shiftKey))) { event.preventDefault(); app.redo(); return; }
   if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === "z") { event.preventDefault(); app.undo(); return; }
   if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (event.shiftKey && /^Digit[123]$/.test(event.code)) { app.setLayout(["1x1", "1x2", "2x2"][Number(event.code.slice(5)) - 1]); return; }
+  if (event.shiftKey && /^Digit[123]$/.test(event.code)) { layouts.choose(app, ["1x1", "1x2", "2x2"][Number(event.code.slice(5)) - 1]); return; }
   if (event.shiftKey && event.code === "Digit4") { actions.mpr(); event.preventDefault(); return; }
+  if (event.shiftKey && event.code === "Digit0") { app.applyPreset(""); event.preventDefault(); return; } // as acquired
   const handled = () => event.preventDefault();
   switch (key) {
     case "ArrowDown": case "ArrowRight": viewport.step(1); return handled();
@@ -497,14 +509,7 @@ document.addEventListener("keydown", (event) => {
     }
     default: break;
   }
-  if (/^[0-9]$/.test(key) && !event.shiftKey) {
-    if (key === "0") app.applyPreset("");
-    else {
-      const preset = app.presetsFor(viewport.stack ? viewport.stack.modality : "")[Number(key) - 1];
-      if (preset) app.applyPreset(preset.id);
-    }
-    return handled();
-  }
+  if (/^[0-9]$/.test(key) && !event.shiftKey) { presets.applyKey(app, key); return handled(); } // 1-9, 0: the first ten presets
   if (app.toolbox && app.toolbox.key(event)) return handled(); // Shift+M, Shift+D, Shift+S (toolbox.js)
   if (key === "K" && event.shiftKey) { actions.link(); return handled(); }
   const lower = key.toLowerCase();
@@ -513,6 +518,8 @@ document.addEventListener("keydown", (event) => {
   if (lower === "f") { actions.fit(); return handled(); }
   if (lower === "a") { actions.actual(); return handled(); }
   if (lower === "r") { actions.reset(); return handled(); }
+  if (lower === "o") { (event.shiftKey ? actions.rotateLeft : actions.rotate)(); return handled(); } // rotate 90 degrees
+  if (lower === "h") { (event.shiftKey ? actions.flipV : actions.flipH)(); return handled(); } // flip
   if (TOOL_KEYS[lower]) { app.setTool(TOOL_KEYS[lower]); return handled(); }
   return undefined;
 });
@@ -538,10 +545,10 @@ if (!app.canWrite) {
   for (const button of document.querySelectorAll("[data-tool]")) {
     if (TOOLS[button.dataset.tool]) { button.disabled = true; button.title = "Your role in this project can view but not annotate"; }
   }
-  for (const action of ["undo", "delete"]) document.querySelector(`[data-action='${action}']`).disabled = true;
+  for (const action of ["undo", "redo", "delete"]) document.querySelector(`[data-action='${action}']`).disabled = true;
 }
 app.setTool("pointer");
-app.setLayout("1x1"); // loads the first series: its first frame is requested now
+app.setLayout(layouts.initial(app)); // loads the first series: its first frame is requested now
 if (!app.outline.series.length) app.toast("This study has no images to show.");
 for (const outline of app.outlines) {
   annotations.load({ study: outline.study }).catch((error) => app.toast(`Annotations could not be loaded: ${error.message}`));

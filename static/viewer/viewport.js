@@ -19,7 +19,7 @@ import { Cine } from "./viewport/cine.js";
 import { Frames } from "./viewport/frames.js";
 import { writeText } from "./viewport/text.js";
 import { Tiles, isLarge } from "./viewport/tiles.js";
-import { canvasTransform, fitView, panView, toImage, toScreen, zoomView } from "./viewport/view.js";
+import { canvasTransform, fitView, flipView, panView, rotateView, toImage, toScreen, zoomView } from "./viewport/view.js";
 import { effectiveWindow, previewTransfer } from "./viewport/windowing.js";
 
 const WINDOW_REQUEST_INTERVAL = 120; // ms between server renders while the window is dragged
@@ -43,6 +43,9 @@ export class Viewport {
     this.invert = false;
     this.scale = 1;
     this.centre = [0, 0];
+    this.rotation = 0; // degrees clockwise as seen; then flipH/flipV mirror as seen (view.js)
+    this.flipH = false;
+    this.flipV = false;
     this.fitted = true;
     this.direction = 1;
     this.draft = null;
@@ -128,8 +131,12 @@ export class Viewport {
   get item() { return this.stack ? this.stack.items[this.shown ? this.shown.index : this.target] : null; }
   get meta() { return this.item && this.item.meta; }
   get zoom() { return this.scale * (window.devicePixelRatio || 1); }
-  get view() { return { scale: this.scale, centre: this.centre }; }
-  set view({ scale, centre }) { this.scale = scale; this.centre = centre; }
+  get view() { return { scale: this.scale, centre: this.centre, rotation: this.rotation, flipH: this.flipH, flipV: this.flipV }; }
+  set view({ scale, centre, rotation, flipH, flipV }) {
+    this.scale = scale;
+    this.centre = centre;
+    if (rotation !== undefined) { this.rotation = rotation; this.flipH = !!flipH; this.flipV = !!flipV; }
+  }
   get playing() { return this.cine.playing; }
 
   resize() {
@@ -153,7 +160,7 @@ export class Viewport {
     this.frames.clear();
     this.root.classList.toggle("has-image", !!stack);
     if (!stack) { this.draw(); return; }
-    if (!keepView) { this.window = null; this.invert = false; this.fitted = true; }
+    if (!keepView) { this.window = null; this.invert = false; this.fitted = true; this.rotation = 0; this.flipH = this.flipV = false; }
     this.slider.max = String(stack.length);
     this.root.classList.toggle("single", stack.length < 2);
     this.cine.setRate(stack.items[0].meta, { force: true });
@@ -175,8 +182,11 @@ export class Viewport {
 
   /** The window the server renders with for `window` (null: the file's), for client previews. */
   effectiveWindow(meta = this.meta, window = this.window) {
-    return effectiveWindow(meta, window);
+    return effectiveWindow(meta, window, this.autoWindow());
   }
+
+  /** The window the server chose for the image shown (no window asked for, none in the file), or null. */
+  autoWindow() { return this.shown && this.shown.url ? loader.autoWindow(this.shown.url) : null; }
 
   step(delta) {
     if (!this.stack) return;
@@ -243,7 +253,7 @@ export class Viewport {
   }
 
   fit(redraw = true) {
-    this.view = fitView(this.size, this.imageSize());
+    this.view = fitView(this.size, this.imageSize(), this.view);
     this.fitted = true;
     if (redraw) { this.draw(); this.announce(); }
   }
@@ -261,6 +271,22 @@ export class Viewport {
     this.fitted = false;
     this.draw();
     this.announce();
+  }
+
+  /** Turn the view 90 degrees clockwise (turns = 1) or counter-clockwise (-1), as seen. */
+  rotate(turns = 1) { this.setOrientation(rotateView(this.view, turns)); }
+
+  /** Mirror the view as seen: "h" left-right, "v" top-bottom. */
+  flip(axis) { this.setOrientation(flipView(this.view, axis)); }
+
+  /** Set {rotation, flipH, flipV} (the marks stay on the anatomy: they are in image coordinates). */
+  setOrientation({ rotation = 0, flipH = false, flipV = false } = {}, { remote = false } = {}) {
+    this.rotation = rotation;
+    this.flipH = !!flipH;
+    this.flipV = !!flipV;
+    if (this.fitted) this.fit(false);
+    this.draw();
+    this.announce(remote);
   }
 
   panBy(dx, dy) {
@@ -386,6 +412,9 @@ export class Viewport {
       zoom: this.zoom,
       pan: [...this.centre],
       invert: this.invert,
+      rotation: this.rotation,
+      flipH: this.flipH,
+      flipV: this.flipV,
       ...(this.app.linking ? this.app.linking.state() : {}),
       ...(this.app.mpr ? this.app.mpr.stateOf(this) : {}),
     };
@@ -416,6 +445,9 @@ export class Viewport {
     if (!this.stack) return;
     if (state.window !== undefined) this.window = state.window ? { ...state.window } : null;
     if (state.invert !== undefined) this.invert = !!state.invert;
+    if (state.rotation !== undefined) this.rotation = state.rotation;
+    if (state.flipH !== undefined) this.flipH = !!state.flipH;
+    if (state.flipV !== undefined) this.flipV = !!state.flipV;
     if (state.zoom) { this.scale = state.zoom / (window.devicePixelRatio || 1); this.fitted = false; }
     if (state.pan) this.centre = [...state.pan];
     const index = state.instance ? this.stack.indexOf(state.instance, state.frame || 1) : -1;

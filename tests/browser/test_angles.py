@@ -101,7 +101,7 @@ def test_an_angle_and_a_cobb_angle_drawn_on_a_radiograph_show_their_values(page,
     expect(viewport.locator("svg.overlay g.annotation.angle .measure-text")).to_have_text(f"{expected:.1f}°")
 
     # Cobb angle: two drags, the lines tilted about +10 and -15 degrees, far apart.
-    page.keyboard.press("o")
+    page.keyboard.press("j")
     press_drag(page, [400, 500], [1600, 500 + 1200 * math.tan(math.radians(10))])
     expect(viewport.locator("svg.overlay g.annotation.draft path.shape")).to_have_count(1)  # the first line waits
     press_drag(page, [500, 2200], [1700, 2200 - 1200 * math.tan(math.radians(15))])

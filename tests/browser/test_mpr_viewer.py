@@ -104,7 +104,7 @@ def test_mpr_layout_scrolling_crosshairs_and_measurements_on_the_phantom(page, d
     expect(page.locator(".viewport[data-index='2'] svg.overlay line.reference-line.current")).to_have_count(1)
 
     # The window is shared: a preset on one plane applies to all three.
-    page.keyboard.press("0")
+    page.keyboard.press("Shift+0")  # as acquired
     page.evaluate("crossread.app.viewports[1].setWindow({center: 45, width: 120})")
     windows = page.evaluate("crossread.app.viewports.slice(0, 3).map((v) => v.window)")
     assert windows == [{"center": 45, "width": 120}] * 3

@@ -99,7 +99,7 @@ async def test_state_on_join_then_presence_to_everyone(crew: dict[str, Any], ses
     room = Room(session, cookies)
     try:
         state = await room.join("r1")
-        assert state["protocol"] == 2
+        assert state["protocol"] == protocol.PROTOCOL_LEVEL == 3
         assert state["session"]["id"] == session.pk and state["session"]["mode"] == "open"
         assert state["session"]["cases"][0]["study"] == crew["study"]
         assert state["you"]["user"] == "r1" and state["you"]["role"] == "reader" and state["you"]["can_annotate"]

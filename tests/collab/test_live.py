@@ -66,7 +66,7 @@ def test_readers_on_two_processes_see_each_other(site: LiveSite) -> None:
         try:
             for ws in (r1, r2):
                 state = json.loads(await ws.recv())
-                assert state["type"] == "session.state" and state["protocol"] == 2
+                assert state["type"] == "session.state" and state["protocol"] == 3
             # presence crosses processes: reader1 sees reader2 come online
             await until(r1, lambda f: f["type"] == "presence" and any(p["user"] == "reader2" and p["online"] for p in f["participants"]))
             # cursors: reader1 moves on process 1, reader2 sees it on process 2, and never its own
@@ -110,5 +110,49 @@ def test_a_foreign_origin_is_refused_by_the_server(site: LiveSite) -> None:
             ws = await WebSocket.connect(ws_url(url, info["session"]), cookie=info["cookies"]["reader1"], origin="http://evil.example")
             await ws.recv()
         assert refused.value.code in (403, 1006, 1000)
+
+    asyncio.run(scenario())
+
+
+def test_signalling_and_chat_cross_processes_to_their_addressee_alone(site: LiveSite) -> None:
+    """reader1 on one process, reader2 and reader3 on the other: an offer addressed to reader2 reaches
+    reader2 through Redis and nobody else; the answer comes back; a chat message reaches both."""
+    info = prepare(site, readers=3)
+    first, second = site.start(2)
+
+    async def scenario() -> None:
+        cookies = info["cookies"]
+        r1 = await WebSocket.connect(ws_url(first, info["session"]), cookie=cookies["reader1"], origin=first)
+        r2 = await WebSocket.connect(ws_url(second, info["session"]), cookie=cookies["reader2"], origin=second)
+        r3 = await WebSocket.connect(ws_url(second, info["session"]), cookie=cookies["reader3"], origin=second)
+        try:
+            for ws in (r1, r2, r3):
+                assert json.loads(await ws.recv())["type"] == "session.state"
+            for ws, name in ((r1, "reader1"), (r2, "reader2"), (r3, "reader3")):
+                await ws.send(json.dumps({"type": "call.join", "ref": f"join-{name}"}))
+                await until(ws, lambda f, name=name: f.get("ref") == f"join-{name}")
+                # everyone's hub knows the roster before anyone signals to the newcomer
+                for other in (r1, r2, r3):
+                    await until(other, lambda f, name=name: f["type"] == "call" and name in [p["user"] for p in f["peers"]])
+            await r1.send(json.dumps({"type": "rtc.offer", "to": "reader2", "sdp": "v=0\r\n"}))
+            offer = await until(r2, lambda f: f["type"] == "rtc.offer")
+            assert offer == {"type": "rtc.offer", "from": "reader1", "to": "reader2", "sdp": "v=0\r\n"}
+            await r2.send(json.dumps({"type": "rtc.answer", "to": "reader1", "sdp": "v=0\r\na=x\r\n"}))
+            answer = await until(r1, lambda f: f["type"] == "rtc.answer")
+            assert answer["from"] == "reader2"
+            await r1.send(json.dumps({"type": "chat.send", "ref": "hello", "text": "hello both"}))
+            for ws in (r2, r3):
+                assert (await until(ws, lambda f: f["type"] == "chat.message"))["message"]["text"] == "hello both"
+            # reader3 (same process as reader2, in the call) received nothing of the offer or answer
+            await asyncio.sleep(0.3)
+            while True:
+                try:
+                    await until(r3, lambda f: f["type"].startswith("rtc."), timeout=0.3)
+                except asyncio.TimeoutError:
+                    break
+                raise AssertionError("reader3 received a signal addressed to another")
+        finally:
+            for ws in (r1, r2, r3):
+                await ws.close()
 
     asyncio.run(scenario())

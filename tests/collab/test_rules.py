@@ -128,6 +128,15 @@ def test_a_viewport_carries_the_mpr_planes() -> None:
     assert "mpr" not in protocol.parse('{"type": "viewport", "zoom": 2}').entry("p")
 
 
+def test_a_viewport_carries_its_rotation_and_flips() -> None:
+    """A presenter's rotated or mirrored view reaches the followers; anything else is refused."""
+    message = protocol.parse(json.dumps({"type": "viewport", "rotation": 270, "flipH": True, "flipV": False}))
+    assert message.entry("p") == {"user": "p", "rotation": 270, "flipH": True, "flipV": False}
+    for bad in ({"rotation": 45}, {"rotation": True}, {"rotation": "90"}, {"flipH": 1}):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.parse(json.dumps({"type": "viewport", **bad}))
+
+
 PLANE = {"series": "1.2.3", "plane": "coronal", "index": 30}
 
 

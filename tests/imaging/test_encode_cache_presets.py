@@ -153,6 +153,33 @@ def test_presets():
     assert imaging.preset_window("ct-brain").center == 40
 
 
+@pytest.mark.parametrize(
+    ("body_part", "descriptions", "region", "first_keys"),
+    [
+        ("CHEST", (), "chest", ["Soft tissue", "Lung", "Bone", "Liver", "Brain"]),
+        (None, ("CT ABDOMEN PELVIS W CONTRAST",), "abdomen", ["Soft tissue", "Lung", "Bone", "Liver", "Brain"]),
+        ("ABDOMENPELVIS", ("Head",), "abdomen", ["Soft tissue", "Lung", "Bone", "Liver", "Brain"]),  # the tag first
+        ("", ("", "CT HEAD W/O"), "head", ["Brain", "Subdural", "Stroke", "Bone", "Temporal bones"]),  # study description
+        ("CSPINE", (), "spine", ["Bone", "Soft tissue", "Lung"]),
+        (None, ("T-spine sag",), "spine", ["Bone", "Soft tissue", "Lung"]),
+        ("KNEE", (), "extremity", ["Bone", "Soft tissue"]),
+        ("NECK", (), "neck", ["Soft tissue", "Bone", "Brain"]),
+        (None, ("e+1",), "body", ["Soft tissue", "Lung", "Bone", "Liver", "Brain"]),  # CT_small: nothing says
+        (None, (), "body", ["Soft tissue", "Lung", "Bone", "Liver", "Brain"]),
+    ],
+)
+def test_ct_presets_come_in_the_order_of_the_body_region(body_part, descriptions, region, first_keys):
+    """Key 1 of a chest or abdomen CT is soft tissue (not the brain window), of a head CT the brain;
+    every CT preset is in every region's order, so all ten are on keys 1-9 and 0."""
+    assert imaging.body_region(body_part, *descriptions) == region
+    ordered = imaging.presets_for("CT", region)
+    assert [p["label"] for p in ordered[: len(first_keys)]] == first_keys
+    assert sorted(p["id"] for p in ordered) == sorted(p["id"] for p in imaging.presets_for("CT"))
+    assert len(ordered) <= 10
+    assert imaging.preset_orders()["CT"][region] == [p["id"] for p in ordered]
+    assert [p["id"] for p in imaging.presets_for("MR", region)] == [p["id"] for p in imaging.presets_for("MR")]
+
+
 def test_capabilities():
     rows = imaging.capabilities()
     json.dumps(rows)

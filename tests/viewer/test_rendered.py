@@ -289,3 +289,21 @@ def test_one_decode_or_render_per_key_at_a_time():
     with pytest.raises(imaging.CorruptPixelData):
         flights.run("k", broken)
     assert flights.run("k", lambda: "again") == "again"  # an error is not remembered
+
+
+def test_auto_window_of_a_file_without_voi_is_sent_with_the_image(client, stored):
+    """CT_small declares no window: the renderer windows it over the values present, and says which
+    window in ``X-Crossread-Window`` (the viewer shows it and starts a drag from it), both when
+    rendered and when answered from the output cache; a requested window, or the file's own, sends none."""
+    ds = stored["ds"]["ct"]
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    low, high = float(hu.min()), float(hu.max())
+    frame = f"{stored['url']('ct', 'frames/1/rendered')}"
+    for _ in range(2):  # rendered, then from the output cache
+        response = client.get(frame, {"accept": "image/jpeg"}, **stored["auth"])
+        assert response.status_code == 200
+        center, width = map(float, response["X-Crossread-Window"].split(","))
+        assert response["X-Crossread-Window-Source"] == "auto"
+        assert (center, width) == pytest.approx(((low + high) / 2, high - low))
+    assert "X-Crossread-Window" not in client.get(frame, {"window": "40,400"}, **stored["auth"])
+    assert "X-Crossread-Window" not in client.get(stored["url"]("cr", "frames/1/rendered"), {"viewport": "256,256"}, **stored["auth"])

@@ -56,3 +56,51 @@ def test_overlapping_concurrent_stow_stores_each_instance_once(tmp_path: Path) -
     assert len(rows) == len({uid for uid, _ in rows}) == 50
     objects = [p for p in (tmp_path / "data" / "objects").rglob("*") if p.is_file()]
     assert sorted(p.name for p in objects) == sorted(sha for _, sha in rows)  # no file lost, no orphan
+
+
+def test_images_and_searches_are_answered_while_a_large_stow_is_ingested(tmp_path: Path) -> None:
+    """One daphne process: while a STOW-RS of 240 phantom slices (120 MB) is parsed and indexed, rendered
+    frames of a study already stored and QIDO-RS searches are answered, each well before the STOW ends
+    (a request's sync work runs in its own thread, never on the event loop or a shared thread)."""
+    import time
+
+    from demo.phantom import write_phantom_studies
+
+    site = LiveSite.create(tmp_path)
+    site.manage("load_demo", "--no-studies")
+    token = site.token("reader1")
+    (server,) = site.start(1)
+    headers = {"Authorization": f"Token {token}"}
+    base = f"{server}/projects/demo/dicomweb"
+    try:
+        first = ct_bytes()
+        body, content_type = stow_body([first])
+        assert requests.post(f"{base}/studies", data=body, headers={**headers, "Content-Type": content_type},
+                             timeout=60).status_code == 200
+        instance = requests.get(f"{base}/instances", headers=headers, timeout=30).json()[0]
+        frame = (f"{base}/studies/{instance['0020000D']['Value'][0]}/series/{instance['0020000E']['Value'][0]}"
+                 f"/instances/{instance['00080018']['Value'][0]}/frames/1/rendered")
+        files = [p.read_bytes() for p in write_phantom_studies(tmp_path / "phantom", slices=120)]
+        big, big_type = stow_body(files)
+
+        def large_stow() -> float:
+            response = requests.post(f"{base}/studies", data=big, headers={**headers, "Content-Type": big_type},
+                                     timeout=600)
+            assert response.status_code == 200, response.text[:300]
+            return time.monotonic()
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            started = time.monotonic()
+            done = pool.submit(large_stow)
+            time.sleep(0.3)  # the body is on its way
+            answered = []
+            for n in range(6):
+                url = frame + f"?window={400 + n},40" if n % 2 == 0 else f"{base}/studies"
+                response = requests.get(url, headers=headers, timeout=60)
+                assert response.status_code == 200
+                answered.append(time.monotonic())
+            ended = done.result()
+        assert ended - started > 2, "the STOW ended too soon to overlap anything; make it larger"
+        assert max(answered) < ended, "an image or a search waited for the whole STOW"
+    finally:
+        site.stop()

@@ -55,9 +55,10 @@ from .lut import (
     parse_window,
 )
 from .presentation import apply_presentation_lut, color_to_rgb8, palette_lut
-from .presets import PRESETS, preset_window, presets_for
+from .presets import CT_ORDER, PRESETS, REGIONS, body_region, preset_orders, preset_window, presets_for
 from .render import (
     PreparedFrame,
+    auto_window,
     downscale_prepared,
     grey_lookup_table,
     prepare_frame,
@@ -66,6 +67,7 @@ from .render import (
 )
 
 __all__ = [
+    "auto_window",
     "DEFAULT_LIMITS",
     "MEDIA_TYPES",
     "PRESETS",
@@ -113,6 +115,10 @@ __all__ = [
     "parse_viewport",
     "parse_window",
     "prepare_frame",
+    "CT_ORDER",
+    "REGIONS",
+    "body_region",
+    "preset_orders",
     "preset_window",
     "presets_for",
     "render_frame",

@@ -213,6 +213,16 @@ def grey_lookup_table(frame: PreparedFrame, voi: VOITransform) -> np.ndarray:
     return _display(stored, frame, voi)
 
 
+def auto_window(frame: PreparedFrame) -> Window | None:
+    """The window :func:`render_prepared` uses when neither the request nor the file gives one: the
+    frame's full range of modality values present (a ``linear-exact`` window); ``None`` for colour
+    frames and frames with a VOI of their own. The viewer shows it as the window in force ("auto")
+    and starts a window drag from it."""
+    if frame.is_color or frame.voi is not None:
+        return None
+    return full_range_window(*frame.value_range)
+
+
 def render_prepared(
     frame: PreparedFrame, *, window: Window | None = None, viewport: Viewport | None = None
 ) -> np.ndarray:
@@ -229,7 +239,7 @@ def render_prepared(
     if frame.is_color:
         image = source
     else:
-        voi = window or frame.voi or full_range_window(*frame.value_range)
+        voi = window or frame.voi or full_range_window(*frame.value_range)  # auto_window(frame)
         if frame.entries:
             image = np.take(grey_lookup_table(frame, voi), source)
         else:

@@ -29,6 +29,7 @@ from viewer.rendering.engine import (
     remember,
     render_once,
     renders_quickly,
+    window_headers,
 )
 from viewer.rendering.flight import SingleFlight
 from viewer.rendering.lookup import (
@@ -58,5 +59,5 @@ __all__ = [
     "FRAME_CACHE", "LOOKUP_CACHE", "OUTPUT_CACHE", "READ_AHEAD", "RENDER_VERSION", "NotInMemory", "RenderError",
     "RenderOptions", "SingleFlight", "StoredImage", "cached_render", "etag", "find_image", "frame_size",
     "memory_only", "needs_database", "parse_options", "prepared_frame", "read_ahead", "remember", "render",
-    "renders_quickly", "tag_of",
+    "renders_quickly", "tag_of", "window_headers",
 ]

@@ -16,6 +16,11 @@ FRAME_CACHE: FrameCache[PreparedFrame] = FrameCache(option("RENDER_FRAME_CACHE_B
 
 
 class _Encoded(bytes):
+    """Encoded bytes, with the window the renderer chose itself (``auto_window``: none asked for and
+    none in the file), which the image views send as ``X-Crossread-Window``."""
+
+    auto_window: imaging.Window | None = None
+
     @property
     def nbytes(self) -> int:
         return len(self)
@@ -82,7 +87,8 @@ def _render(instance: StoredImage, frame: int, options: RenderOptions, tag: str)
         if region.downscales:  # average once per viewport, window the small image each time
             prepared, viewport = downscaled_frame(instance, frame, prepared, region), None
     pixels = imaging.render_prepared(prepared, window=options.window, viewport=viewport)
-    return remember(tag, imaging.encode(pixels, options.media_type, options.quality))
+    auto = None if options.window is not None else imaging.auto_window(prepared)
+    return remember(tag, imaging.encode(pixels, options.media_type, options.quality), auto_window=auto)
 
 
 def downscaled_frame(
@@ -96,11 +102,23 @@ def downscaled_frame(
     return found
 
 
-def remember(tag: str, body: bytes) -> bytes:
-    """Keep an encoded output under its ETag for the next identical request."""
+def remember(tag: str, body: bytes, *, auto_window: imaging.Window | None = None) -> bytes:
+    """Keep an encoded output under its ETag for the next identical request (with the window the
+    renderer chose, when it chose one: :func:`window_headers`)."""
     encoded = _Encoded(body)
+    encoded.auto_window = auto_window
     OUTPUT_CACHE.put(tag, encoded)
     return encoded
+
+
+def window_headers(body: bytes) -> dict[str, str]:
+    """``X-Crossread-Window: <center>,<width>`` and ``X-Crossread-Window-Source: auto`` for an output
+    rendered with the window the renderer chose (the frame's range of values: no window asked for,
+    none in the file), so the viewer shows the window in force and drags from it; else nothing."""
+    window = getattr(body, "auto_window", None)
+    if window is None:
+        return {}
+    return {"X-Crossread-Window": f"{window.center:.6g},{window.width:.6g}", "X-Crossread-Window-Source": "auto"}
 
 
 def frame_size(instance: StoredImage | Instance) -> tuple[int, int]:

@@ -245,9 +245,10 @@ def render_plane(series: SeriesVolume, plane: str, index: int, options: RenderOp
 
 
 def _render(series: SeriesVolume, plane: str, index: int, options: RenderOptions, tag: str) -> bytes:
-    pixels = imaging.render_prepared(plane_frame(series, plane, index), window=options.window,
-                                     viewport=options.viewport)
-    return remember(tag, imaging.encode(pixels, options.media_type, options.quality))
+    frame = plane_frame(series, plane, index)
+    pixels = imaging.render_prepared(frame, window=options.window, viewport=options.viewport)
+    auto = None if options.window is not None else imaging.auto_window(frame)
+    return remember(tag, imaging.encode(pixels, options.media_type, options.quality), auto_window=auto)
 
 
 def _number(value: float) -> str:

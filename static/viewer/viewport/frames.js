@@ -93,7 +93,8 @@ export class Frames {
   show(index, url, bitmap, window, seq = 0) {
     const vp = this.viewport;
     const { app } = vp;
-    vp.shown = { index, url, bitmap, seq, renderWindow: effectiveWindow(vp.stack.items[index].meta, window), kind: "frame" };
+    const auto = window ? null : loader.autoWindow(url);
+    vp.shown = { index, url, bitmap, seq, renderWindow: effectiveWindow(vp.stack.items[index].meta, window, auto), kind: "frame" };
     this.lastUrl.set(index, url);
     vp.root.classList.toggle("loading", !(vp.target === index && url === this.url(index)));
     app.framesShown += 1;

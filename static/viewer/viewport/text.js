@@ -2,6 +2,7 @@
 // cornerText is pure (the lines of each corner); writeText puts them in the viewport's nodes.
 import { fallbackWindow, orientationLetters } from "../stack.js";
 import { calibrationNote } from "../tools.js";
+import { screenLetters } from "./view.js";
 
 function fmt(n, digits = 0) { return Number.isFinite(n) ? n.toFixed(digits) : "–"; }
 
@@ -20,7 +21,7 @@ export function formatDate(da) {
  * canvas or null; window: the window asked for (null: the file's), effective: the window in force;
  * zoom: device pixels per image pixel; tiled: whether the image is drawn from tiles. Pure.
  */
-export function cornerText({ stack, item, meta, shownIndex, window, effective, zoom, invert, tiled }) {
+export function cornerText({ stack, item, meta, shownIndex, window, effective, auto = false, zoom, invert, tiled }) {
   const outline = stack.studyInfo;
   const win = effective || (meta && !meta.color ? fallbackWindow(meta) : null);
   return {
@@ -33,7 +34,7 @@ export function cornerText({ stack, item, meta, shownIndex, window, effective, z
       meta && meta.thickness ? `Thk ${fmt(meta.thickness, 1)} mm` : "",
     ],
     bl: [
-      win && !(meta && meta.color) ? `W ${fmt(win.width)} L ${fmt(win.center)}${window ? "" : " (file)"}` : "",
+      win && !(meta && meta.color) ? `W ${fmt(win.width)} L ${fmt(win.center)}${window ? "" : auto ? " (auto)" : " (file)"}` : "",
       `Zoom ${zoom.toFixed(2)}×`,
       invert ? "Inverted" : "",
     ],
@@ -53,11 +54,12 @@ export function writeText(vp) {
   const shownIndex = vp.shown ? vp.shown.index : null;
   const lines = cornerText({
     stack: vp.stack, item: vp.item, meta, shownIndex, window: vp.window, effective: vp.effectiveWindow(),
+    auto: !vp.window && !(meta && meta.window) && !!vp.autoWindow(),
     zoom: vp.zoom, invert: vp.invert, tiled: !!(vp.shown && vp.shown.kind === "tiles"),
   });
   for (const corner of ["tl", "tr", "bl", "br"]) set(vp.corners[corner], lines[corner]);
   vp.corners.tr.children[2]?.classList.add("slice-label");
-  const letters = meta && orientationLetters(meta.orientation);
+  const letters = meta && screenLetters(orientationLetters(meta.orientation), vp.view); // turned and mirrored with the view
   for (const side of ["top", "bottom", "left", "right"]) vp.orient[side].textContent = letters ? letters[side] : "";
   vp.root.dataset.shownIndex = shownIndex === null ? "" : String(shownIndex);
   vp.root.dataset.targetIndex = String(vp.target);

@@ -15,11 +15,11 @@ export function windowOfUrl(url) {
   return { center, width };
 }
 
-/** The window the server renders with for `window` (null: the file's, from `meta`), for client previews. */
-export function effectiveWindow(meta, window) {
+/** The window the server renders with for `window` (null: the file's, from `meta`, else `auto`: the
+ * one the server chose from the frame's values, X-Crossread-Window), for client previews and drags. */
+export function effectiveWindow(meta, window, auto = null) {
   if (window) return window;
-  if (!meta) return null;
-  return meta.window || null;
+  return (meta && meta.window) || auto || null;
 }
 
 /**

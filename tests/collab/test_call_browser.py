@@ -1,0 +1,181 @@
+"""Two readers in two Chromium contexts with fake media devices: both join the session's call, and
+each side's RTCPeerConnection statistics show inbound audio growing; one mutes and the other's
+inbound audio level drops to silence; a chat message with the sender's view reaches the other reader,
+whose click on it opens the same slice (the corner text says so)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.collab.test_browser import PASSWORDS, SETUP
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.live import REPO, LiveSite
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+#: Chromium answers the permission prompt itself and captures a test pattern and a beeping tone.
+MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              "--autoplay-policy=no-user-gesture-required"]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+
+#: The inbound audio of the page's one peer connection: bytes, total energy and the current level.
+INBOUND = """async () => {
+  const peer = [...crossreadSession.call.peers.values()][0];
+  if (!peer) return null;
+  let found = null;
+  (await peer.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio")
+      found = { bytes: r.bytesReceived || 0, energy: r.totalAudioEnergy || 0, level: r.audioLevel || 0,
+                duration: r.totalSamplesDuration || 0 };
+  });
+  return found;
+}"""
+
+
+@pytest.fixture(scope="module")
+def media_browser() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"needs chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *MEDIA_ARGS])
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    site = LiveSite.create(tmp_path_factory.mktemp("collab-call"))
+    site.manage("load_demo", "--slices", "8")
+    out = site.manage("shell", "-c", SETUP)
+    urls = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[6:])
+    base = site.start(1)[0]
+    try:
+        yield {"base": base, "viewer": urls}
+    finally:
+        site.stop()
+
+
+def open_reader(browser: Any, site: dict[str, Any], username: str, errors: list[str], mode: str = "open") -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=site["base"])
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(f"{username}: {error}"))
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORDS[username])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    page.goto(site["viewer"][mode])
+    page.wait_for_selector("body[data-first-image][data-modes]")
+    page.wait_for_selector("#collab-panel .collab-connection.online")
+    return page
+
+
+def inbound_over(page: Any, seconds: float) -> dict[str, float]:
+    """How the page's inbound audio changed over ``seconds``: bytes, energy, and the highest level seen."""
+    first = page.evaluate(INBOUND)
+    highest = 0.0
+    for _ in range(int(seconds / 0.25)):
+        page.wait_for_timeout(250)
+        highest = max(highest, page.evaluate(INBOUND)["level"])
+    last = page.evaluate(INBOUND)
+    return {"bytes": last["bytes"] - first["bytes"], "energy": last["energy"] - first["energy"], "level": highest}
+
+
+def test_two_readers_talk_mute_and_point_at_a_slice(media_browser: Any, site: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    one = open_reader(media_browser, site, "reader1", errors)
+    two = open_reader(media_browser, site, "reader2", errors)
+    try:
+        expect(one.locator(".collab-call-note")).to_contain_text("local network only")
+        one.check("#collab-camera")  # reader1 with the camera, reader2 voice only
+        one.click("#collab-join-audio")
+        expect(one.locator("#collab-mute")).to_be_visible()
+        expect(two.locator(".collab-call-controls")).to_contain_text("1 in the call")
+        two.click("#collab-join-audio")
+        for page in (one, two):
+            page.wait_for_function("() => [...crossreadSession.call.peers.values()].some(p => p.pc.connectionState === 'connected')")
+            expect(page.locator(".collab-tile")).to_have_count(2)
+
+        # both ways, inbound audio bytes grow, and reader1 hears reader2's tone (and the reverse)
+        heard = {name: inbound_over(page, 2.0) for name, page in (("one", one), ("two", two))}
+        assert heard["one"]["bytes"] > 1000 and heard["two"]["bytes"] > 1000, heard
+        assert heard["two"]["energy"] > 0 and heard["two"]["level"] > 0.01, heard
+        expect(two.locator(".collab-tile[data-user='reader1'].has-video")).to_have_count(1)
+        expect(two.locator(".collab-tile[data-user='reader1'].speaking")).to_have_count(1)
+        two.screenshot(path=str(SCREENSHOTS / "collab-call.png"))
+
+        # reader1 mutes: reader2 still receives packets, of silence
+        one.click("#collab-mute")
+        expect(one.locator("#collab-mute")).to_have_attribute("aria-pressed", "true")
+        two.wait_for_timeout(1000)
+        muted = inbound_over(two, 2.0)
+        assert muted["bytes"] > 0, muted
+        assert muted["level"] < 0.01 and muted["energy"] < heard["two"]["energy"] / 20, (heard, muted)
+        expect(two.locator(".collab-tile[data-user='reader1'].speaking")).to_have_count(0)
+
+        # "look here": reader1 on slice 5 sends a message with the view; reader2 opens it
+        one.evaluate("crossread.app.viewports[0].setIndex(4)")
+        expect(one.locator(".viewport[data-index='0'] .slice-label")).to_have_text("Im 5/8")
+        box = one.locator(".viewport[data-index='0']").bounding_box()
+        one.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=3)
+        expect(two.locator(".viewport[data-index='0'] .slice-label")).not_to_have_text("Im 5/8")
+        one.check("#collab-chat-look")
+        one.fill("#collab-chat-text", "Look at <b>this</b> slice")
+        one.press("#collab-chat-text", "Enter")
+        message = two.locator(".collab-chat-list li[data-author='reader1']")
+        expect(message).to_have_count(1)
+        expect(message.locator(".collab-chat-text")).to_have_text("Look at <b>this</b> slice")  # as text, not HTML
+        assert two.locator(".collab-chat-list b").count() == 0
+        message.locator("button.collab-look").click()
+        expect(two.locator(".viewport[data-index='0'] .slice-label")).to_have_text("Im 5/8")
+        two.screenshot(path=str(SCREENSHOTS / "collab-chat-look-here.png"))
+
+        one.click("#collab-leave-call")
+        two.wait_for_function("() => crossreadSession.call.peers.size === 0")
+    finally:
+        one.context.close()
+        two.context.close()
+    assert not errors, errors
+
+
+def test_the_organizer_allows_voice_in_a_blinded_session_from_the_lobby(media_browser: Any, site: dict[str, Any]) -> None:
+    """A blinded session has no call until its organizer ticks "Allow voice" in the lobby; the reader's
+    panel offers "Join audio" as soon as that is saved, without a reload."""
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    reader = open_reader(media_browser, site, "reader1", errors, mode="blinded")
+    context = media_browser.new_context(base_url=site["base"])
+    organizer = context.new_page()
+    organizer.on("pageerror", lambda error: errors.append(f"organizer: {error}"))
+    try:
+        expect(reader.locator(".collab-call-controls")).to_contain_text("Voice is off in this blinded session")
+        expect(reader.locator("#collab-join-audio")).to_have_count(0)
+        organizer.goto("/accounts/login/")
+        organizer.fill("#id_username", "organizer")
+        organizer.fill("#id_password", "demo-organizer-pass")
+        organizer.click("button[type=submit]")
+        organizer.wait_for_url("**/")
+        session_id = site["viewer"]["blinded"].split("session=")[1]
+        organizer.goto(f"/sessions/{session_id}/")
+        organizer.check("#collab-voice")
+        expect(reader.locator("#collab-join-audio")).to_be_visible()
+        organizer.reload()
+        expect(organizer.locator("#collab-voice")).to_be_checked()
+    finally:
+        reader.context.close()
+        context.close()
+    assert not errors, errors
