@@ -21,7 +21,8 @@ with the attributes of the stored ones above; rows only, no files), runs ANALYZE
 over HTTP, as ``reader1``, the same searches plus the worklist's first page: the page itself (its
 HTML, as a logged-in browser gets it) and the request ``static/viewer/worklist.js`` makes on
 opening (up to 1,000 studies with their descriptions, in that session). Without
-``--database-url`` the site uses its own SQLite file.
+``--database-url`` the site uses its own SQLite file. ``--keep`` leaves the filled database;
+``--reuse`` (same ``--instances``) measures it again without filling, e.g. another checkout's code.
 """
 
 from __future__ import annotations
@@ -93,9 +94,13 @@ def main() -> None:
                         help="index synthetic rows in bulk (no STOW-RS, no Orthanc) and time the searches")
     parser.add_argument("--database-url", default="",
                         help="with --index-only: a PostgreSQL database to create, use and drop")
+    parser.add_argument("--keep", action="store_const", const="keep", dest="keep", default="",
+                        help="with --database-url: leave the filled database")
+    parser.add_argument("--reuse", action="store_const", const="reuse", dest="keep",
+                        help="with --database-url: measure a database a --keep run left (same --instances)")
     args = parser.parse_args()
     if args.index_only:
-        index_only(args.instances, args.queries, args.database_url)
+        index_only(args.instances, args.queries, args.database_url, args.keep)
         return
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,14 +171,17 @@ def main() -> None:
                 orthanc.stop()
 
 
-def index_only(instances: int, queries: int, database_url: str) -> None:
-    """Searches over ``instances`` synthetic instances indexed directly (see the module's docstring)."""
-    with tempfile.TemporaryDirectory() as tmp, scratch_database(database_url):
+def index_only(instances: int, queries: int, database_url: str, keep: str = "") -> None:
+    """Searches over ``instances`` synthetic instances indexed directly (see the module's docstring).
+    ``keep``: ``"keep"`` leaves the database, ``"reuse"`` measures one a ``keep`` run left."""
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(database_url, keep):
         site = LiveSite.create(Path(tmp) / "crossread", database_url)
-        site.manage("load_demo", "--no-studies")
-        start = time.perf_counter()
-        print(site.manage("fill_index", "--project", "demo", "--instances", str(instances)).strip())
-        print(f"  (fill and ANALYZE: {time.perf_counter() - start:.1f} s, on {database_url.split('://')[0] or 'sqlite'})")
+        if keep != "reuse":
+            site.manage("load_demo", "--no-studies")
+            start = time.perf_counter()
+            print(site.manage("fill_index", "--project", "demo", "--instances", str(instances)).strip())
+            print(f"  (fill and VACUUM ANALYZE: {time.perf_counter() - start:.1f} s, "
+                  f"on {database_url.split('://')[0] or 'sqlite'})")
         session = requests.Session()
         session.headers["Authorization"] = f"Token {site.token('reader1')}"
         (server,) = site.start()
@@ -225,9 +233,10 @@ def logged_in(server: str, username: str, password: str) -> requests.Session:
 
 
 @contextmanager
-def scratch_database(url: str) -> Iterator[None]:
-    """Create the PostgreSQL database ``url`` names (it must not exist) and drop it afterwards."""
-    if not url:
+def scratch_database(url: str, keep: str = "") -> Iterator[None]:
+    """Create the PostgreSQL database ``url`` names (it must not exist) and drop it afterwards
+    (``keep``: ``"keep"`` leaves it, ``"reuse"`` neither creates nor drops it)."""
+    if not url or keep == "reuse":
         yield
         return
     import psycopg
@@ -242,8 +251,11 @@ def scratch_database(url: str) -> Iterator[None]:
     try:
         yield
     finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if keep == "keep":
+            print(f"(the database is left: {url}; measure again with --reuse, drop it with DROP DATABASE {name})")
+        else:
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def stow(session: requests.Session, base: str, files: list[bytes]) -> None:

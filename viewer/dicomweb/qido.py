@@ -333,20 +333,23 @@ def _pn(value: str) -> dict[str, Any]:
 
 def study_results(rows: list[Study], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
     """DICOM JSON of a page of studies, from their columns (their stored metadata only for what
-    ``includefield`` asks beyond them), and one more query: their series, each with its modality and
-    the instances the member may reach in it (a join by the instances' series index; a listed study
-    is never one whose instances a blinded reader cannot reach)."""
+    ``includefield`` asks beyond them) and two more queries whatever the page's length: their series
+    (modalities and counts), and the instances the member may reach in those, counted by series."""
     modalities: dict[int, set[str]] = defaultdict(set)
     series_counts: dict[int, int] = defaultdict(int)
     instance_counts: dict[int, int] = defaultdict(int)
-    visible = None if access.sees_quarantine else Q(instances__quarantined=False)
-    counted = (access.series().filter(study_id__in=[study.pk for study in rows]).order_by()
-               .annotate(n=Count("instances", filter=visible)).values_list("study_id", "modality", "n"))
-    for study_id, modality, count in counted:
+    study_of: dict[int, int] = {}
+    series = access.series().filter(study_id__in=[study.pk for study in rows]).values_list("pk", "study_id", "modality")
+    for series_id, study_id, modality in series:
+        study_of[series_id] = study_id
         series_counts[study_id] += 1
-        instance_counts[study_id] += count
         if modality:
             modalities[study_id].add(modality)
+    # Counted by series (the instances' (project, series, quarantined) index, which holds all a count
+    # reads), not by a join: a join to the studies would read every instance of the project, and one
+    # from the series reads each instance's row.
+    for series_id, count in _instance_counts(access, list(study_of)):
+        instance_counts[study_of[series_id]] += count
     extra = _needs_metadata(query)
     results = []
     for study in rows:
