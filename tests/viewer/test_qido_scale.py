@@ -123,6 +123,16 @@ def test_a_page_of_studies_costs_the_same_queries_whatever_its_length(client, in
     assert counts[0] >= counts[1]  # a full page counts, the last one does not; neither reads per row
 
 
+def test_the_worklist_page_offers_each_modality_of_the_project_once(client, indexed) -> None:
+    client.force_login(indexed["reader"])
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/projects/trial/").content.decode()
+    assert page.count("<option>CT</option>") == 1 and page.count("<option>MR</option>") == 1
+    assert page.index("<option>CT</option>") < page.index("<option>MR</option>") and "<option></option>" not in page
+    (modalities,) = [q["sql"] for q in queries.captured_queries if '"viewer_series"."modality"' in q["sql"]]
+    assert "DISTINCT" in modalities  # the database, not Python, makes them distinct
+
+
 #: The searches of bench/ingest.py, and the column an index condition must hold for each.
 SEARCHES = {
     "PatientID": ({"PatientID": "P00042"}, "patient_id"),
