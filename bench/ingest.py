@@ -12,18 +12,36 @@ Prints, for each server:
 
 Usage: .venv/bin/python bench/ingest.py [--instances 10000] [--queries 50]
 Needs Debian's orthanc and orthanc-dicomweb for the baseline (skipped, with a note, if absent).
+
+Search at scale, ``--index-only`` (Crossread alone, no Orthanc, no STOW-RS):
+
+    .venv/bin/python bench/ingest.py --index-only --instances 1000000 \
+        --database-url postgres://postgres@127.0.0.1:5432/crossread_scale
+
+creates that database (it must not exist; it is dropped at the end), migrates it, loads the demo
+project and users (``load_demo --no-studies``), indexes the synthetic instances straight into the
+index in bulk (``manage.py fill_index``, :mod:`demo.scale`: studies of one series of 10 instances,
+with the attributes of the stored ones above; rows only, no files), runs ANALYZE, and then times
+over HTTP, as ``reader1``, the same searches plus the worklist's first page: the page itself (its
+HTML, as a logged-in browser gets it) and the request ``static/viewer/worklist.js`` makes on
+opening (up to 1,000 studies with their descriptions, in that session). Without
+``--database-url`` the site uses its own SQLite file. ``--keep`` leaves the filled database;
+``--reuse`` (same ``--instances``) measures it again without filling, e.g. another checkout's code.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -69,12 +87,27 @@ SEARCHES = {
     "studies/{uid}/series": ("series-of-study", None),
 }
 
+#: The worklist's request on opening (static/viewer/worklist.js: ``MAX_RESULTS``, its one column
+#: beyond the required ones); ``--index-only`` times it too.
+WORKLIST = ("studies", {"limit": 1000, "includefield": "StudyDescription"})
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--instances", type=int, default=10_000, help="instances to index before searching")
     parser.add_argument("--queries", type=int, default=50, help="repetitions of each search")
+    parser.add_argument("--index-only", action="store_true",
+                        help="index synthetic rows in bulk (no STOW-RS, no Orthanc) and time the searches")
+    parser.add_argument("--database-url", default="",
+                        help="with --index-only: a PostgreSQL database to create, use and drop")
+    parser.add_argument("--keep", action="store_const", const="keep", dest="keep", default="",
+                        help="with --database-url: leave the filled database")
+    parser.add_argument("--reuse", action="store_const", const="reuse", dest="keep",
+                        help="with --database-url: measure a database a --keep run left (same --instances)")
     args = parser.parse_args()
+    if args.index_only:
+        index_only(args.instances, args.queries, args.database_url, args.keep)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -189,6 +222,93 @@ def timed_runs(action: object, runs: int) -> list[float]:
     for _ in range(runs):
         timings.append(timed(action) * 1000)
     return timings
+
+
+def index_only(instances: int, queries: int, database_url: str, keep: str = "") -> None:
+    """Searches over ``instances`` synthetic instances indexed directly (see the module's docstring).
+    ``keep``: ``"keep"`` leaves the database, ``"reuse"`` measures one a ``keep`` run left."""
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(database_url, keep):
+        site = LiveSite.create(Path(tmp) / "crossread", database_url)
+        if keep != "reuse":
+            site.manage("load_demo", "--no-studies")
+            start = time.perf_counter()
+            print(site.manage("fill_index", "--project", "demo", "--instances", str(instances)).strip())
+            print(f"  (fill and VACUUM ANALYZE: {time.perf_counter() - start:.1f} s, "
+                  f"on {database_url.split('://')[0] or 'sqlite'})")
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {site.token('reader1')}"
+        (server,) = site.start()
+        base = f"{server}/projects/demo/dicomweb"
+        middle = {"AccessionNumber": f"A{instances // 10 // 2:06d}"}  # demo/scale.py's study numbers
+        study_uid = session.get(f"{base}/studies", params=middle).json()[0]["0020000D"]["Value"][0]
+        some = session.get(f"{base}/studies/{study_uid}/instances", params={"limit": 1}).json()[0]
+        sop = some["00080018"]["Value"][0]
+        searches = {**SEARCHES, "worklist first page (limit=1000)": WORKLIST, "worklist page (HTML)": ("page", None)}
+        browser = logged_in(server, "reader1", "demo-reader1-pass")  # the worklist's own requests
+        try:
+            print(f"\nQIDO-RS latency over HTTP, {instances} instances indexed, {queries} runs each, p50 / p95 in ms:")
+            everything: list[float] = []
+            for label, (path, params) in searches.items():
+                if path == "instances":
+                    url, query = f"{base}/instances", {"SOPInstanceUID": sop}
+                elif path == "series-of-study":
+                    url, query = f"{base}/studies/{study_uid}/series", {}
+                elif path == "page":
+                    url, query = f"{server}/projects/demo/", {}
+                else:
+                    url, query = f"{base}/{path}", params or {}
+                client = browser if label.startswith("worklist") else session
+                timings, count = [], 0
+                for _ in range(queries):
+                    begin = time.perf_counter()
+                    response = client.get(url, params=query, headers={"Accept": "application/dicom+json"})
+                    timings.append((time.perf_counter() - begin) * 1000)
+                    response.raise_for_status()
+                    count = len(response.json()) if path != "page" and response.content else 1
+                everything += timings
+                print(f"  {label:<42}{percentile(timings, 50):8.1f} /{percentile(timings, 95):6.1f} ({count:4d})")
+            print(f"  {'all searches':<42}{percentile(everything, 50):8.1f} /{percentile(everything, 95):6.1f}")
+        finally:
+            site.stop()
+
+
+def logged_in(server: str, username: str, password: str) -> requests.Session:
+    """A session logged in through the login form, as a browser is."""
+    browser = requests.Session()
+    browser.get(f"{server}/accounts/login/").raise_for_status()
+    response = browser.post(
+        f"{server}/accounts/login/", allow_redirects=False,
+        data={"username": username, "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+        headers={"Referer": f"{server}/accounts/login/"},
+    )
+    assert response.status_code == 302, response.text[:500]
+    return browser
+
+
+@contextmanager
+def scratch_database(url: str, keep: str = "") -> Iterator[None]:
+    """Create the PostgreSQL database ``url`` names (it must not exist) and drop it afterwards
+    (``keep``: ``"keep"`` leaves it, ``"reuse"`` neither creates nor drops it)."""
+    if not url or keep == "reuse":
+        yield
+        return
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not parts.scheme.startswith("postgres") or not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise SystemExit("--database-url: postgres://user@host:port/name, a new database's plain name")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    try:
+        yield
+    finally:
+        if keep == "keep":
+            print(f"(the database is left: {url}; measure again with --reuse, drop it with DROP DATABASE {name})")
+        else:
+            with psycopg.connect(admin, autocommit=True) as connection:
+                connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def stow(session: requests.Session, base: str, files: list[bytes]) -> None:

@@ -87,8 +87,9 @@ def home(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def worklist(request: HttpRequest, slug: str) -> HttpResponse:
     access = _access(request, slug)
-    modalities = sorted(
-        set(access.series().values_list("modality", flat=True)) - {""}
+    # The distinct values, from the (project, modality) index: not every series of the archive.
+    modalities = list(
+        access.series().exclude(modality="").order_by("modality").values_list("modality", flat=True).distinct()
     )
     return render(request, "viewer/worklist.html", _page_context(access) | {"modalities": modalities})
 

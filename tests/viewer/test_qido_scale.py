@@ -54,6 +54,85 @@ def test_prefix_wildcards_on_text_keys_keep_their_case(client, indexed) -> None:
     assert _names(client, indexed, AccessionNumber="A00000*", PatientName="bench*") == sorted(NAMES[:3] + NAMES[4:])
 
 
+def _search(client: Any, indexed: dict[str, Any], **params: str) -> Any:
+    response = client.get("/projects/trial/dicomweb/studies", params, HTTP_AUTHORIZATION=f"Token {indexed['token']}")
+    assert response.status_code == 200, response.content
+    return response
+
+
+def test_beyond_a_full_page_matches_are_counted_up_to_a_bound(client, indexed, monkeypatch) -> None:
+    """A broad search does not count every match of the archive for its Warning: beyond the page, at
+    most ``COUNTED_BEYOND`` more, and then it says "at least"; under the bound it says how many."""
+    from viewer.dicomweb import qido
+
+    monkeypatch.setattr(qido, "COUNTED_BEYOND", 2)
+    response = _search(client, indexed, limit="1")
+    assert len(json.loads(response.content)) == 1
+    assert "There are at least 2 additional results that can be requested." in response["Warning"]
+    response = _search(client, indexed, limit="1", offset="1")
+    assert "There are at least 2 additional results" in response["Warning"]
+    response = _search(client, indexed, limit="2", offset="2")
+    assert "There are 1 additional results" in response["Warning"]
+    response = _search(client, indexed, limit="3", offset="1")
+    assert "There are 1 additional results that can be requested." in response["Warning"]
+    monkeypatch.setattr(qido, "COUNTED_BEYOND", 1000)
+    response = _search(client, indexed, limit="2")
+    assert "There are 3 additional results that can be requested." in response["Warning"]
+
+
+def test_a_last_page_runs_no_count(client, indexed) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        response = _search(client, indexed, limit="10", includefield="StudyDescription")
+    assert len(json.loads(response.content)) == 5 and not response.has_header("Warning")
+    assert not [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"] and '"viewer_study"' in q["sql"]]
+    with CaptureQueriesContext(connection) as queries:
+        response = _search(client, indexed, limit="4", offset="4")
+    assert len(json.loads(response.content)) == 1 and not response.has_header("Warning")
+    assert not [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"] and '"viewer_study"' in q["sql"]]
+    response = _search(client, indexed, limit="4", offset="9")  # beyond the end: nothing, nothing more
+    assert json.loads(response.content) == [] and not response.has_header("Warning")
+
+
+def test_study_results_read_the_stored_metadata_only_for_attributes_beyond_the_columns(client, indexed) -> None:
+    """The worklist's page (its one extra column, StudyDescription, is a column of the study) never
+    loads the studies' stored DICOM JSON; an attribute only that holds (Patient Comments, here
+    written into it) is still answered when asked for, and ``includefield=all`` returns it."""
+    from viewer.models import Study
+
+    study = Study.objects.get(accession_number="A000001")
+    study.metadata = {**study.metadata, "00104000": {"vr": "LT", "Value": ["From the metadata"]}}
+    study.save(update_fields=["metadata"])
+    with CaptureQueriesContext(connection) as queries:
+        response = _search(client, indexed, AccessionNumber="A000001", includefield="StudyDescription")
+    (result,) = json.loads(response.content)
+    assert "00104000" not in result and result["00201208"]["Value"] == [3] and result["00201206"]["Value"] == [1]
+    (select,) = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "viewer_study"."id"')]
+    assert '"viewer_study"."metadata"' not in select
+    for include in ("PatientComments", "all"):
+        (result,) = json.loads(_search(client, indexed, AccessionNumber="A000001", includefield=include).content)
+        assert result["00104000"]["Value"] == ["From the metadata"]
+        assert result["00201208"]["Value"] == [3] and result["00080061"]["Value"] == ["MR"]
+
+
+def test_a_page_of_studies_costs_the_same_queries_whatever_its_length(client, indexed) -> None:
+    counts = []
+    for limit in ("1", "5"):
+        with CaptureQueriesContext(connection) as queries:
+            _search(client, indexed, limit=limit)
+        counts.append(len(queries.captured_queries))
+    assert counts[0] >= counts[1]  # a full page counts, the last one does not; neither reads per row
+
+
+def test_the_worklist_page_offers_each_modality_of_the_project_once(client, indexed) -> None:
+    client.force_login(indexed["reader"])
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/projects/trial/").content.decode()
+    assert page.count("<option>CT</option>") == 1 and page.count("<option>MR</option>") == 1
+    assert page.index("<option>CT</option>") < page.index("<option>MR</option>") and "<option></option>" not in page
+    (modalities,) = [q["sql"] for q in queries.captured_queries if '"viewer_series"."modality"' in q["sql"]]
+    assert "DISTINCT" in modalities  # the database, not Python, makes them distinct
+
+
 #: The searches of bench/ingest.py, and the column an index condition must hold for each.
 SEARCHES = {
     "PatientID": ({"PatientID": "P00042"}, "patient_id"),
@@ -63,6 +142,8 @@ SEARCHES = {
     "AccessionNumber": ({"AccessionNumber": "A000500"}, "accession_number"),
     "ModalitiesInStudy": ({"ModalitiesInStudy": "MR", "limit": "100"}, "modality"),
     "first page": ({"limit": "100"}, "project_id"),
+    # static/viewer/worklist.js's request on opening the worklist
+    "worklist first page": ({"limit": "1000", "includefield": "StudyDescription"}, "project_id"),
 }
 
 
@@ -94,6 +175,24 @@ def test_every_search_of_studies_reads_the_archive_through_indexes(crowded, clie
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/projects/crowd/dicomweb/studies", params, HTTP_AUTHORIZATION=f"Token {crowded}")
     assert response.status_code == 200 and json.loads(response.content), response.content
+    _assert_indexed(label, queries, column)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plans (run with DATABASE_URL)")
+def test_the_worklist_page_reads_the_archive_through_indexes(crowded, client) -> None:
+    """The worklist's page lists the project's modalities (its filter) from the (project, modality)
+    index, not by reading every series of the archive; its first page of results is the search
+    "worklist first page" above."""
+    from rest_framework.authtoken.models import Token
+
+    client.force_login(Token.objects.get(key=crowded).user)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/projects/crowd/")
+    assert response.status_code == 200 and b"<option>MR</option>" in response.content, response.content[:2000]
+    _assert_indexed("worklist page", queries, "project_id")
+
+
+def _assert_indexed(label: str, queries: CaptureQueriesContext, column: str) -> None:
     archive = [q["sql"] for q in queries.captured_queries
                if any(t in q["sql"] for t in ('"viewer_study"', '"viewer_series"', '"viewer_instance"'))]
     assert archive, "the search ran no query on the archive's tables"

@@ -257,9 +257,23 @@ def _check_date(value: str) -> None:
 
 
 
-def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> tuple[list[Any], int]:
+#: Beyond a full page, a search counts at most this many more matches for its ``Warning``: counting
+#: every match of a broad search (all studies of a large archive) would cost more than the page.
+COUNTED_BEYOND = 1000
+
+
+@dataclass(frozen=True)
+class Found:
+    """A page of rows, and how many more match: exactly, or (``more_than``) at least that many."""
+
+    rows: list[Any]
+    remaining: int
+    more_than: bool = False
+
+
+def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
     """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) that the member behind
-    ``access`` may see, and their total count. The rows come from the gate: a study or series whose
+    ``access`` may see, and how many more match. The rows come from the gate: a study or series whose
     every instance is held in quarantine is not found by a reader."""
     bases = {STUDY: access.studies, SERIES: access.series, INSTANCE: access.instances}
     qs: QuerySet[Any] = bases[query.level]()
@@ -272,13 +286,32 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> tuple[
         qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
     for key, value in query.filters:
         qs = qs.filter(condition(key, value, PATH[(query.level, key.level)], access.series()))
-    if query.level == SERIES:
+    if query.level == STUDY and not _needs_metadata(query):
+        qs = qs.defer("metadata", "created_at")  # the results are built from the study's columns
+    elif query.level == SERIES:
         qs = qs.select_related("study")
     elif query.level == INSTANCE:
         qs = qs.select_related("series", "series__study")
-    total = qs.count()
-    rows = list(qs.order_by("pk")[query.offset : query.offset + query.limit])
-    return rows, total
+    end = query.offset + query.limit
+    rows = list(qs.order_by("pk")[query.offset : end])
+    if len(rows) < query.limit and (rows or query.offset == 0):
+        return Found(rows, 0)  # the last page: nothing to count
+    # Counted up to a bound: the rows a bounded count reads are those of the page and as many more.
+    counted = qs.order_by()[: end + COUNTED_BEYOND].count()
+    remaining = max(0, counted - query.offset - len(rows))
+    return Found(rows, remaining, more_than=counted == end + COUNTED_BEYOND)
+
+
+#: The tags a study's result takes from the study's columns (and counts), whatever its metadata says.
+STUDY_COLUMN_TAGS = frozenset({
+    "00080020", "00080030", "00080050", "00080056", "00080061", "00080090", "00081030", "00081190",
+    "00100010", "00100020", "00100030", "00100040", "0020000D", "00200010", "00201206", "00201208",
+})
+
+
+def _needs_metadata(query: Query) -> bool:
+    """Does a study's result need its stored DICOM JSON, beyond its columns?"""
+    return query.include_all or not query.include <= STUDY_COLUMN_TAGS
 
 
 # --------------------------------------------------------------------------- results as DICOM JSON
@@ -289,62 +322,73 @@ def _element(vr: str, *values: Any) -> dict[str, Any]:
     return {"vr": vr, "Value": present} if present else {"vr": vr}
 
 
+def _one(vr: str, value: Any) -> dict[str, Any]:
+    """:func:`_element` of one value (the common case, made often: a page of results)."""
+    return {"vr": vr} if value is None or value == "" else {"vr": vr, "Value": [value]}
+
+
 def _pn(value: str) -> dict[str, Any]:
     return {"vr": "PN", "Value": [{"Alphabetic": value}]} if value else {"vr": "PN"}
 
 
 def study_results(rows: list[Study], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
-    ids = [study.pk for study in rows]
+    """DICOM JSON of a page of studies, from their columns (their stored metadata only for what
+    ``includefield`` asks beyond them) and two more queries whatever the page's length: their series
+    (modalities and counts), and the instances the member may reach in those, counted by series."""
     modalities: dict[int, set[str]] = defaultdict(set)
     series_counts: dict[int, int] = defaultdict(int)
     instance_counts: dict[int, int] = defaultdict(int)
     study_of: dict[int, int] = {}
-    for series_id, study_id, modality in access.series().filter(study_id__in=ids).values_list("pk", "study_id", "modality"):
+    series = access.series().filter(study_id__in=[study.pk for study in rows]).values_list("pk", "study_id", "modality")
+    for series_id, study_id, modality in series:
         study_of[series_id] = study_id
         series_counts[study_id] += 1
         if modality:
             modalities[study_id].add(modality)
-    # Counted by series (the instances' series index), not by a join to the studies: a join would
-    # read every instance of the project.
+    # Counted by series (the instances' (project, series, quarantined) index, which holds all a count
+    # reads), not by a join: a join to the studies would read every instance of the project, and one
+    # from the series reads each instance's row.
     for series_id, count in _instance_counts(access, list(study_of)):
         instance_counts[study_of[series_id]] += count
-    return [
-        access.masked(_merge(
-            study_json(study, base_url),
-            {
-                "00080061": _element("CS", *sorted(modalities[study.pk])),
-                "00201206": _element("IS", series_counts[study.pk]),
-                "00201208": _element("IS", instance_counts.get(study.pk, 0)),
-            },
-            _optional(study.metadata, query, STUDY_LEVEL_TAGS),
-        ), study.pk)
-        for study in rows
-    ]
+    extra = _needs_metadata(query)
+    results = []
+    for study in rows:
+        pk = study.pk
+        result = study_json(study, base_url)
+        result["00080061"] = _element("CS", *sorted(modalities[pk]))
+        result["00201206"] = {"vr": "IS", "Value": [series_counts[pk]]}
+        result["00201208"] = {"vr": "IS", "Value": [instance_counts[pk]]}
+        if extra:
+            result = _merge(result, _optional(study.metadata, query, STUDY_LEVEL_TAGS))
+        else:
+            result = dict(sorted(result.items()))
+        results.append(access.masked(result, pk))
+    return results
 
 
 def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple[int, int]]:
     """``(series id, instances the member may reach)`` for each of these series."""
     return list(
         access.instances().filter(series_id__in=series_ids)
-        .values("series_id").annotate(n=Count("pk")).values_list("series_id", "n")
+        .values("series_id").annotate(n=Count("*")).values_list("series_id", "n")
     )
 
 
 def study_json(study: Study, base_url: str) -> dict[str, Any]:
     return {
-        "00080020": _element("DA", study.study_date),
-        "00080030": _element("TM", study.study_time),
-        "00080050": _element("SH", study.accession_number),
-        "00080056": _element("CS", "ONLINE"),
+        "00080020": _one("DA", study.study_date),
+        "00080030": _one("TM", study.study_time),
+        "00080050": _one("SH", study.accession_number),
+        "00080056": {"vr": "CS", "Value": ["ONLINE"]},
         "00080090": _pn(study.referring_physician_name),
-        "00081030": _element("LO", study.study_description),
-        "00081190": _element("UR", f"{base_url}/studies/{study.study_instance_uid}"),
+        "00081030": _one("LO", study.study_description),
+        "00081190": {"vr": "UR", "Value": [f"{base_url}/studies/{study.study_instance_uid}"]},
         "00100010": _pn(study.patient_name),
-        "00100020": _element("LO", study.patient_id),
-        "00100030": _element("DA", study.patient_birth_date),
-        "00100040": _element("CS", study.patient_sex),
-        "0020000D": _element("UI", study.study_instance_uid),
-        "00200010": _element("SH", study.study_id),
+        "00100020": _one("LO", study.patient_id),
+        "00100030": _one("DA", study.patient_birth_date),
+        "00100040": _one("CS", study.patient_sex),
+        "0020000D": _one("UI", study.study_instance_uid),
+        "00200010": _one("SH", study.study_id),
     }
 
 

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+import orjson
 import pydicom
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
@@ -61,10 +62,19 @@ MAX_WARNING_CHARS = 200
 
 
 def dicom_json_response(data: Any, status: int = 200, warnings: list[str] | None = None) -> HttpResponse:
-    response = HttpResponse(json.dumps(data, separators=(",", ":")), content_type=DICOM_JSON, status=status)
+    response = HttpResponse(encode_json(data), content_type=DICOM_JSON, status=status)
     if warnings:
         response["Warning"] = warning_header(warnings)
     return response
+
+
+def encode_json(data: Any) -> bytes:
+    """Compact JSON (orjson: a page of 1,000 studies in a few ms rather than tens); what orjson does
+    not encode (an integer beyond 64 bits, a type it does not know) is left to ``json``, as before."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 def warning_header(warnings: list[str]) -> str:
@@ -98,14 +108,15 @@ def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: st
             f"A search takes at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters.", code=ErrorCode.BAD_REQUEST
         ) from None
     query = qido.parse_query(params, level)
-    rows, total = qido.search(access, query, scope)
+    found = qido.search(access, query, scope)
     url = base_url(request, access)
     render = {qido.STUDY: qido.study_results, qido.SERIES: qido.series_results, qido.INSTANCE: qido.instance_results}
     warnings = list(query.warnings)
-    remaining = total - query.offset - len(rows)
-    if remaining > 0:
-        warnings.append(f"There are {remaining} additional results that can be requested.")
-    return dicom_json_response(render[level](rows, query, url, access), warnings=warnings)
+    if found.more_than:
+        warnings.append(f"There are at least {found.remaining} additional results that can be requested.")
+    elif found.remaining:
+        warnings.append(f"There are {found.remaining} additional results that can be requested.")
+    return dicom_json_response(render[level](found.rows, query, url, access), warnings=warnings)
 
 
 @project_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
