@@ -172,6 +172,13 @@ def test_rotate_and_flip_keep_the_marks_on_the_anatomy(page, demo_site):
     assert page.evaluate("[crossread.app.viewports[0].rotation, crossread.app.viewports[0].flipV]") == [270, True]
     assert [grey_at(page, p) for p in samples] == pytest.approx(greys, abs=6)
 
+    # The site is shared by the session's tests: the mark on lesion T1 goes (test_viewer measures it too).
+    deleted = page.evaluate("""async (id) => {
+        const csrf = document.cookie.match(/csrftoken=([^;]+)/)[1];
+        return (await fetch(`/api/projects/demo/annotations/${id}/`, {method: "DELETE", headers: {"X-CSRFToken": csrf}})).status;
+    }""", mark["id"])
+    assert deleted == 204, deleted
+
 
 def test_redo_after_undo(page, demo_site):
     lesion = next(item for item in phantom_lesions("baseline") if item["id"] == "T2")

@@ -103,7 +103,7 @@ def test_c_find_over_the_gate(stored):
     project, held = stored
     access = access_node(project, "query")
     studies = _find(access, "STUDY", StudyInstanceUID="", PatientID="", NumberOfStudyRelatedInstances="")
-    rows, _ = qido.search(access, qido.parse_query(qido.QueryDict(""), "study"), {})
+    rows = qido.search(access, qido.parse_query(qido.QueryDict(""), "study"), {}).rows
     assert sorted(s.StudyInstanceUID for s in studies) == sorted(r.study_instance_uid for r in rows)
     assert held.study_instance_uid not in {s.StudyInstanceUID for s in studies}  # held: hidden from nodes
     assert [int(s.NumberOfStudyRelatedInstances) for s in studies] == [2]

@@ -50,10 +50,11 @@ def find(access: ProjectAccess, request: rules.FindRequest, *, ae_title: str) ->
     params["limit"] = str(limit)
     try:
         query = qido.parse_query(params, request.level)
-        rows, total = qido.search(access, query, {})
+        found = qido.search(access, query, {})
     except DomainError as exc:
         raise rules.IdentifierError(exc.detail) from None
-    if total > limit:
+    rows = found.rows
+    if found.remaining > 0:  # more match than one answer may hold
         raise rules.IdentifierError(f"More than {limit} matches; narrow the query.", rules.QR_OUT_OF_RESOURCES)
     base_url = f"{option('PUBLIC_URL').rstrip('/')}/projects/{access.project.slug}/dicomweb"
     results = RESULTS[request.level](rows, query, base_url, access)
