@@ -82,8 +82,14 @@ def open_reader(browser: Any, site: dict[str, Any], username: str, errors: list[
 
 
 def inbound_over(page: Any, seconds: float) -> dict[str, float]:
-    """How the page's inbound audio changed over ``seconds``: bytes, energy, and the highest level seen."""
-    first = page.evaluate(INBOUND)
+    """How the page's inbound audio changed over ``seconds``: bytes, energy, and the highest level seen
+    (once the connection reports an inbound audio stream: "connected" can come before its first packet)."""
+    for _ in range(40):
+        first = page.evaluate(INBOUND)
+        if first is not None:
+            break
+        page.wait_for_timeout(250)
+    assert first is not None, "no inbound audio stream after 10 s"
     highest = 0.0
     for _ in range(int(seconds / 0.25)):
         page.wait_for_timeout(250)
