@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -44,16 +45,23 @@ class Orthanc:
     #: Orthanc's DICOM (DIMSE) AE title when started with ``dicom=True``.
     AE_TITLE = "ORTHANC"
 
-    def __init__(self, root: Path, *, dicom: bool = False) -> None:
+    #: The PostgreSQL index plugin (Debian package orthanc-postgresql), for ``database_url``.
+    POSTGRESQL_PLUGIN = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
+
+    def __init__(self, root: Path, *, dicom: bool = False, database_url: str = "") -> None:
+        """``database_url``: a PostgreSQL database (``postgres://user@host:port/name``) for Orthanc's
+        index (its files stay in ``root``), through the PostgreSQL index plugin; else its own SQLite."""
         self.root = root
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.dicom_port = free_port() if dicom else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def available(cls) -> bool:
-        return Path(cls.BINARY).exists() and Path(cls.PLUGIN).exists()
+    def available(cls, database_url: str = "") -> bool:
+        plugins = [cls.PLUGIN] + ([cls.POSTGRESQL_PLUGIN] if database_url else [])
+        return Path(cls.BINARY).exists() and all(Path(p).exists() for p in plugins)
 
     def start(self) -> None:
         config = {
@@ -70,6 +78,14 @@ class Orthanc:
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "KeepAlive": True,
         }
+        if self.database_url:
+            parts = urlsplit(self.database_url)
+            config["Plugins"].append(self.POSTGRESQL_PLUGIN)
+            config["PostgreSQL"] = {
+                "EnableIndex": True, "EnableStorage": False, "Host": parts.hostname or "127.0.0.1",
+                "Port": parts.port or 5432, "Database": parts.path.lstrip("/"), "Username": parts.username or "postgres",
+                "Password": parts.password or "", "EnableSsl": False, "Lock": False,
+            }
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "orthanc.json").write_text(json.dumps(config))
         log = open(self.root / "orthanc.log", "wb")

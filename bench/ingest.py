@@ -10,8 +10,16 @@ Prints, for each server:
   findscu latency (p50, p95; each run a process and an association, as a workstation's query) for
   study searches over the same index.
 
-Usage: .venv/bin/python bench/ingest.py [--instances 10000] [--queries 50]
+Usage: .venv/bin/python bench/ingest.py [--instances 10000] [--queries 50] [--database-url URL]
 Needs Debian's orthanc and orthanc-dicomweb for the baseline (skipped, with a note, if absent).
+
+Crossread is measured as deployed: ``DJANGO_DEBUG=0`` (with a secret key and allowed hosts, its static
+files collected), one daphne process. Without ``--database-url`` both servers keep their index in
+SQLite (Crossread's own file; Orthanc's default). With
+``--database-url postgres://postgres@127.0.0.1:5432/crossread_bench`` Crossread's index is that
+PostgreSQL database and Orthanc's a second one, ``<name>_orthanc``, through its PostgreSQL index
+plugin (Debian's orthanc-postgresql); both are created (they must not exist) and dropped at the end.
+Each server stores its files on the local file system.
 
 Search at scale, ``--index-only`` (Crossread alone, no Orthanc, no STOW-RS):
 
@@ -87,6 +95,13 @@ SEARCHES = {
     "studies/{uid}/series": ("series-of-study", None),
 }
 
+#: Crossread's environment as deployed (docs/deployment.md): debugging off, a secret key, the hosts.
+DEPLOYED = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-ingest-" + "k" * 51,
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+}
+
 #: The worklist's request on opening (static/viewer/worklist.js: ``MAX_RESULTS``, its one column
 #: beyond the required ones); ``--index-only`` times it too.
 WORKLIST = ("studies", {"limit": 1000, "includefield": "StudyDescription"})
@@ -99,7 +114,7 @@ def main() -> None:
     parser.add_argument("--index-only", action="store_true",
                         help="index synthetic rows in bulk (no STOW-RS, no Orthanc) and time the searches")
     parser.add_argument("--database-url", default="",
-                        help="with --index-only: a PostgreSQL database to create, use and drop")
+                        help="a PostgreSQL database to create, use and drop (and <name>_orthanc for Orthanc)")
     parser.add_argument("--keep", action="store_const", const="keep", dest="keep", default="",
                         help="with --database-url: leave the filled database")
     parser.add_argument("--reuse", action="store_const", const="reuse", dest="keep",
@@ -109,7 +124,9 @@ def main() -> None:
         index_only(args.instances, args.queries, args.database_url, args.keep)
         return
 
-    with tempfile.TemporaryDirectory() as tmp:
+    database_url = args.database_url
+    orthanc_url = f"{database_url}_orthanc" if database_url else ""
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(database_url), scratch_database(orthanc_url):
         root = Path(tmp)
         files = write_phantom_studies(root / "phantom", slices=120)
         baseline = [p.read_bytes() for p in files[:120]]
@@ -117,19 +134,21 @@ def main() -> None:
         dimse_series = write_phantom_studies(root / "phantom-dimse", slices=120, seed=1)[:120]
         fill = synthetic_batches(max(0, args.instances - 240))
 
-        site = LiveSite.create(root / "crossread")
+        site = LiveSite.create(root / "crossread", database_url, **DEPLOYED)
         site.manage("load_demo", "--no-studies")
         ours = requests.Session()
         ours.headers["Authorization"] = f"Token {site.token('reader1')}"
         (server,) = site.start()
         dicom_port = site.start_dicom()
         servers = {"crossread": (ours, f"{server}/projects/demo/dicomweb")}
-        orthanc = Orthanc(root / "orthanc", dicom=True) if Orthanc.available() else None
+        orthanc = Orthanc(root / "orthanc", dicom=True, database_url=orthanc_url) if Orthanc.available(orthanc_url) else None
         if orthanc:
             orthanc.start()
             servers["orthanc"] = (requests.Session(), f"{orthanc.url}/dicom-web")
         else:
-            print("(Orthanc is not installed: no baseline; apt-get install orthanc orthanc-dicomweb)")
+            print("(Orthanc is not installed: no baseline; apt-get install orthanc orthanc-dicomweb"
+                  + (" orthanc-postgresql)" if orthanc_url else ")"))
+        print(f"(index: {'PostgreSQL' if database_url else 'SQLite'}; Crossread as deployed, DJANGO_DEBUG=0)")
 
         try:
             print(f"STOW-RS phantom CT, 120 x 512x512 ({sum(map(len, baseline)) / 1e6:.1f} MB per series), instances/s:")

@@ -20,6 +20,7 @@ import logging
 import time
 import zipfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -35,7 +36,7 @@ from crossread.conf import option
 from viewer import deid, dicomfile
 from viewer.dicomfile import InvalidDicom
 from viewer.models import Instance, Project, PseudonymLink, Series, Study
-from viewer.storage import object_store, sha256_hex
+from viewer.storage import ObjectStore, object_store
 
 log = logging.getLogger(__name__)
 
@@ -120,25 +121,37 @@ def ingest_many(
     :data:`INDEX_BATCH_BYTES` of them) are written in one transaction (a few queries for the batch,
     not a few per file). ``files`` is read lazily, one file at a time, so a caller that makes each
     file's bytes only when asked holds one batch at most. A file a reader refused already comes as
-    its failed result.
+    its failed result. Each prepared file is hashed and written to the object store in a writer thread
+    (:meth:`~viewer.storage.ObjectStore.put_soon`) while the next ones are parsed; a batch's rows are
+    written once all its objects are.
     """
+    store = object_store()
     results: list[IngestResult] = []
     batch: list[_Prepared] = []
     positions: list[int] = []
     batch_bytes = 0
-    for name, data in files:
-        prepared = data if isinstance(data, IngestResult) else _prepare(project, data, name, expected_study_uid, derived)
-        del data  # the prepared file holds the bytes to store (de-identified ones may differ)
-        results.append(prepared if isinstance(prepared, IngestResult) else IngestResult(Outcome.FAILED))
-        if isinstance(prepared, _Prepared):
-            batch.append(prepared)
-            positions.append(len(results) - 1)
-            batch_bytes += len(prepared.data)
-            if len(batch) >= INDEX_BATCH or batch_bytes >= INDEX_BATCH_BYTES:
-                _place(results, positions, _index(project, batch))
-                batch, positions, batch_bytes = [], [], 0
-    if batch:
-        _place(results, positions, _index(project, batch))
+    try:
+        for name, data in files:
+            prepared = (
+                data if isinstance(data, IngestResult)
+                else _prepare(project, store, data, name, expected_study_uid, derived)
+            )
+            del data  # the prepared file holds the bytes to store (de-identified ones may differ)
+            results.append(prepared if isinstance(prepared, IngestResult) else IngestResult(Outcome.FAILED))
+            if isinstance(prepared, _Prepared):
+                batch.append(prepared)
+                positions.append(len(results) - 1)
+                batch_bytes += len(prepared.data)
+                if len(batch) >= INDEX_BATCH or batch_bytes >= INDEX_BATCH_BYTES:
+                    full, at = batch, positions
+                    batch, positions, batch_bytes = [], [], 0
+                    _place(results, at, _index(project, full))
+        if batch:
+            full, at, batch = batch, positions, []
+            _place(results, at, _index(project, full))
+    except BaseException:
+        _abandon(project, batch)  # the files of a batch never indexed: their objects go
+        raise
     return results
 
 
@@ -149,15 +162,44 @@ def _place(results: list[IngestResult], positions: list[int], outcomes: list[Ing
 
 @dataclass
 class _Prepared:
-    """A file parsed, validated and (in a de-identifying project) de-identified: ready to store."""
+    """A file parsed, validated and (in a de-identifying project) de-identified, its object being
+    written (``written``: its digest and path once written)."""
 
     name: str
     data: bytes
-    digest: str
+    written: Future[tuple[str, Path]]
     attrs: dicomfile.IndexAttributes
     uids: dict[str, str]
     metadata: dict[str, Any]
     protection: _Protected | None
+
+    @property
+    def digest(self) -> str:
+        return self.written.result()[0]
+
+
+def _wait_written(project: Project, batch: list[_Prepared]) -> None:
+    """Wait until the batch's objects are written; if one write failed, remove the others and raise."""
+    wait([p.written for p in batch])
+    failure = next((p.written.exception() for p in batch if p.written.exception() is not None), None)
+    if failure is not None:
+        for prepared in batch:
+            if prepared.written.exception() is None:
+                discard_unreferenced(project, prepared.digest)
+        raise failure
+
+
+def _abandon(project: Project, batch: list[_Prepared]) -> None:
+    """The objects of files that will not be indexed (an exception stopped the ingest) are removed."""
+    if not batch:
+        return
+    wait([p.written for p in batch])
+    try:
+        for prepared in batch:
+            if prepared.written.exception() is None:
+                discard_unreferenced(project, prepared.digest)
+    except Exception:  # the exception being raised matters more; clean_storage removes what is left
+        log.exception("ingest: the objects of an interrupted batch could not be removed")
 
 
 def _uids_of(attrs: dicomfile.IndexAttributes) -> dict[str, str]:
@@ -170,7 +212,7 @@ def _uids_of(attrs: dicomfile.IndexAttributes) -> dict[str, str]:
 
 
 def _prepare(
-    project: Project, data: bytes, name: str, expected_study_uid: str | None, derived: bool
+    project: Project, store: ObjectStore, data: bytes, name: str, expected_study_uid: str | None, derived: bool
 ) -> _Prepared | IngestResult:
     if len(data) > option("MAX_INSTANCE_BYTES"):
         return too_large(name)
@@ -203,17 +245,19 @@ def _prepare(
         metadata = dicomfile.dicom_json(ds)
     except Exception as exc:  # pydicom cannot express some damaged values as JSON
         return failed(name, f"The file cannot be described as DICOM JSON ({type(exc).__name__}).", **uids)
-    return _Prepared(name, data, sha256_hex(data), attrs, uids, metadata, protection)
+    return _Prepared(name, data, store.put_soon(project.pk, data), attrs, uids, metadata, protection)
 
 
 def _index(project: Project, batch: list[_Prepared]) -> list[IngestResult]:
-    """Store and index a batch: the objects first, then all their rows in one transaction. Should
-    another request store one of these instances meanwhile, the batch is indexed again file by file."""
+    """Index a batch whose objects are being written: once they are, all their rows in one transaction.
+    An object whose file is refused (a conflict, a series under another study) is removed again.
+    Should another request store one of these instances meanwhile, the batch is indexed again file by file."""
     outcomes: list[IngestResult | None] = [None] * len(batch)
     stored = dict(
         Instance.objects.filter(project=project, sop_instance_uid__in={p.uids["SOPInstanceUID"] for p in batch})
         .values_list("sop_instance_uid", "sha256")
     )
+    _wait_written(project, batch)
     new: list[int] = []
     for position, prepared in enumerate(batch):
         sop = prepared.uids["SOPInstanceUID"]
@@ -222,21 +266,18 @@ def _index(project: Project, batch: list[_Prepared]) -> list[IngestResult]:
         else:
             stored[sop] = prepared.digest
             new.append(position)
-    if not new:
-        return [o for o in outcomes if o is not None]
-
-    # The objects first, then their rows: a crash in between leaves unreferenced objects, never a row
-    # without its file.
-    store = object_store()
-    targets = {batch[i].digest: store.put(project.pk, batch[i].data, batch[i].digest) for i in new}
+    # The objects first (written above), then their rows: a crash in between leaves unreferenced
+    # objects, never a row without its file.
     try:
-        with transaction.atomic():
-            for position, outcome in zip(new, _write_rows(project, [batch[i] for i in new]), strict=True):
-                outcomes[position] = outcome
+        if new:
+            with transaction.atomic():
+                for position, outcome in zip(new, _write_rows(project, [batch[i] for i in new]), strict=True):
+                    outcomes[position] = outcome
     except IntegrityError:
         if len(new) > 1:  # another request stored one of them: each on its own, to say which
             for position in new:
                 outcomes[position] = _index(project, [batch[position]])[0]
+            _discard_refused(project, batch, outcomes, skip=new)
             return [o for o in outcomes if o is not None]
         prepared = batch[new[0]]
         existing = _existing(project, prepared.uids["SOPInstanceUID"], prepared.digest, prepared.name, prepared.uids)
@@ -246,17 +287,28 @@ def _index(project: Project, batch: list[_Prepared]) -> list[IngestResult]:
             discard_unreferenced(project, prepared.digest)
         return [existing]
     except BaseException:
-        for digest in targets:
-            discard_unreferenced(project, digest)
+        for prepared in batch:
+            discard_unreferenced(project, prepared.digest)
         raise
+    _discard_refused(project, batch, outcomes)
+    store = object_store()
     for position in new:
         prepared = batch[position]
         outcome = outcomes[position]
-        if outcome is not None and not outcome.ok:
-            discard_unreferenced(project, prepared.digest)
-        elif not targets[prepared.digest].exists():  # clean_storage took it for an orphan before the commit
+        if outcome is not None and outcome.ok and not prepared.written.result()[1].exists():
+            # clean_storage took it for an orphan before the commit
             store.put(project.pk, prepared.data, prepared.digest)
     return [o for o in outcomes if o is not None]
+
+
+def _discard_refused(
+    project: Project, batch: list[_Prepared], outcomes: list[IngestResult | None], skip: Iterable[int] = ()
+) -> None:
+    """Remove the objects of the batch's refused files (kept when a stored instance has the same bytes)."""
+    skipped = set(skip)
+    for position, (prepared, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+        if position not in skipped and outcome is not None and not outcome.ok:
+            discard_unreferenced(project, prepared.digest)
 
 
 def _already(prepared: _Prepared, stored_digest: str) -> IngestResult:

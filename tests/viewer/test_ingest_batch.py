@@ -56,22 +56,18 @@ def test_a_batch_that_meets_a_concurrent_insert_says_which_file_was_already_ther
     """Another request stores one of the batch's instances between the batch's check and its insert:
     the batch is indexed again file by file, and only that file is reported as stored before."""
     files = _files(3)
-    store = object_store()
     raced = []
+    wait_written = ingest._wait_written
 
-    class RacingStore:
-        """Stores as the real store does; before the batch's first object, the other request commits."""
+    def racing(project, batch):
+        """Waits for the batch's objects as the real one does (after the batch's check); meanwhile the
+        other request commits."""
+        if not raced:
+            raced.append(True)
+            assert ingest.ingest_bytes(team["project"], files[1][1], name="other").outcome == Outcome.STORED
+        return wait_written(project, batch)
 
-        def put(self, project_id, data, digest):
-            if not raced:
-                raced.append(True)
-                assert ingest.ingest_bytes(team["project"], files[1][1], name="other").outcome == Outcome.STORED
-            return store.put(project_id, data, digest)
-
-        def __getattr__(self, name):
-            return getattr(store, name)
-
-    monkeypatch.setattr(ingest, "object_store", RacingStore)
+    monkeypatch.setattr(ingest, "_wait_written", racing)
     results = ingest_many(team["project"], files)
     assert [r.outcome for r in results] == [Outcome.STORED, Outcome.ALREADY_STORED, Outcome.STORED]
     assert Instance.objects.count() == 3
