@@ -295,5 +295,46 @@ def dicom_json(ds: Dataset) -> dict[str, Any]:
     return metadata
 
 
+@dataclass(frozen=True)
+class Described:
+    """What the archive keeps of a file that :func:`describe` read: plain values, so that another
+    process may make it. ``metadata`` is None when the data set cannot be written as DICOM JSON
+    (``json_error`` names why); ``rewritten`` holds the PS3.10 file when the bytes were not one."""
+
+    attrs: IndexAttributes
+    metadata: dict[str, Any] | None
+    json_error: str = ""
+    rewritten: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """:class:`InvalidDicom` as plain values (an exception loses its fields when pickled)."""
+
+    reason: str
+    failure_code: int
+    uids: dict[str, str]
+
+
+def describe(data: bytes) -> Described | Refusal:
+    """Read and validate a file (:func:`read_dicom`), and give its index attributes and DICOM JSON."""
+    try:
+        part = read_dicom(data)
+    except InvalidDicom as exc:
+        return Refusal(exc.reason, exc.failure_code, dict(exc.uids))
+    attrs = index_attributes(part.dataset)
+    try:
+        metadata: dict[str, Any] | None = dicom_json(part.dataset)
+        error = ""
+    except Exception as exc:  # pydicom cannot express some damaged values as JSON
+        metadata, error = None, type(exc).__name__
+    return Described(attrs, metadata, error, part.data if part.rewritten else None)
+
+
+def describe_all(files: list[bytes]) -> list[Described | Refusal]:
+    """:func:`describe` for each file (a parser process's task)."""
+    return [describe(data) for data in files]
+
+
 def level_subset(metadata: dict[str, Any], tags: frozenset[str]) -> dict[str, Any]:
     return {tag: value for tag, value in metadata.items() if tag in tags}

@@ -33,7 +33,7 @@ from django.db.models.functions import Collate
 from audit.models import Action
 from audit.services import record
 from crossread.conf import option
-from viewer import deid, dicomfile
+from viewer import deid, dicomfile, parsers
 from viewer.dicomfile import InvalidDicom
 from viewer.models import Instance, Project, PseudonymLink, Series, Study
 from viewer.storage import ObjectStore, object_store
@@ -98,7 +98,8 @@ def ingest_bytes(
     measurement report): it is stored as made, because de-identifying it again would replace the
     UIDs by which it references those instances.
     """
-    return ingest_many(project, [(name, data)], expected_study_uid=expected_study_uid, derived=derived)[0]
+    return ingest_many(project, [(name, data)], expected_study_uid=expected_study_uid, derived=derived,
+                       parse_here=True)[0]
 
 
 #: How many instances of one request are indexed in one transaction.
@@ -114,6 +115,7 @@ def ingest_many(
     *,
     expected_study_uid: str | None = None,
     derived: bool = False,
+    parse_here: bool = False,
 ) -> list[IngestResult]:
     """:func:`ingest_bytes` for many files, each succeeding or failing on its own, in input order.
 
@@ -123,18 +125,23 @@ def ingest_many(
     file's bytes only when asked holds one batch at most. A file a reader refused already comes as
     its failed result. Each prepared file is hashed and written to the object store in a writer thread
     (:meth:`~viewer.storage.ObjectStore.put_soon`) while the next ones are parsed; a batch's rows are
-    written once all its objects are.
+    written once all its objects are. Files are parsed by the parser processes (:mod:`viewer.parsers`),
+    read ahead a bounded number of bytes, unless ``parse_here`` (one file: no gain) or the project
+    de-identifies (that needs the parsed data set here).
     """
     store = object_store()
+    here = parse_here or bool(project.deidentification and not derived)
+    items = ((name, data, None) for name, data in files) if here else parsers.described(
+        files, wanted=option("MAX_INSTANCE_BYTES"))
     results: list[IngestResult] = []
     batch: list[_Prepared] = []
     positions: list[int] = []
     batch_bytes = 0
     try:
-        for name, data in files:
+        for name, data, description in items:
             prepared = (
                 data if isinstance(data, IngestResult)
-                else _prepare(project, store, data, name, expected_study_uid, derived)
+                else _prepare(project, store, data, name, expected_study_uid, derived, description)
             )
             del data  # the prepared file holds the bytes to store (de-identified ones may differ)
             results.append(prepared if isinstance(prepared, IngestResult) else IngestResult(Outcome.FAILED))
@@ -212,10 +219,18 @@ def _uids_of(attrs: dicomfile.IndexAttributes) -> dict[str, str]:
 
 
 def _prepare(
-    project: Project, store: ObjectStore, data: bytes, name: str, expected_study_uid: str | None, derived: bool
+    project: Project,
+    store: ObjectStore,
+    data: bytes,
+    name: str,
+    expected_study_uid: str | None,
+    derived: bool,
+    description: parsers.Described | None = None,
 ) -> _Prepared | IngestResult:
     if len(data) > option("MAX_INSTANCE_BYTES"):
         return too_large(name)
+    if not (project.deidentification and not derived):
+        return _described(project, store, data, name, expected_study_uid, description or dicomfile.describe(data))
     try:
         part = dicomfile.read_dicom(data)
     except InvalidDicom as exc:
@@ -246,6 +261,32 @@ def _prepare(
     except Exception as exc:  # pydicom cannot express some damaged values as JSON
         return failed(name, f"The file cannot be described as DICOM JSON ({type(exc).__name__}).", **uids)
     return _Prepared(name, data, store.put_soon(project.pk, data), attrs, uids, metadata, protection)
+
+
+def _described(
+    project: Project,
+    store: ObjectStore,
+    data: bytes,
+    name: str,
+    expected_study_uid: str | None,
+    description: parsers.Described,
+) -> _Prepared | IngestResult:
+    """:func:`_prepare` for a file described already (a project that does not de-identify)."""
+    if isinstance(description, dicomfile.Refusal):
+        return failed(name, description.reason, description.failure_code, **description.uids)
+    if description.rewritten is not None:  # kept as the PS3.10 file it should have been
+        data = description.rewritten
+        if len(data) > option("MAX_INSTANCE_BYTES"):
+            return too_large(name)
+    attrs = description.attrs
+    uids = _uids_of(attrs)
+    if expected_study_uid is not None and attrs.study["study_instance_uid"] != expected_study_uid:
+        return failed(
+            name, "The instance belongs to another study than the one in the URL.", dicomfile.FAILURE_STUDY_MISMATCH, **uids
+        )
+    if description.metadata is None:
+        return failed(name, f"The file cannot be described as DICOM JSON ({description.json_error}).", **uids)
+    return _Prepared(name, data, store.put_soon(project.pk, data), attrs, uids, description.metadata, None)
 
 
 def _index(project: Project, batch: list[_Prepared]) -> list[IngestResult]:

@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 from tests.factories.dicom import ct_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow, stow_body
-from viewer import dicomfile, ingest
+from viewer import dicomfile, ingest, parsers
 from viewer.dicomweb import views
 from viewer.ingest import Outcome, ingest_many
 from viewer.models import Instance
@@ -202,8 +202,11 @@ def test_an_ingest_batch_is_indexed_once_its_files_hold_the_byte_bound(team, mon
 
 
 def test_an_ingest_reads_its_files_one_at_a_time(team, monkeypatch):
-    """The files are asked for lazily: at most one batch of them is held."""
+    """The files are asked for lazily: at most one batch of them is held (and the parser processes'
+    read-ahead, here none: see the next test)."""
     monkeypatch.setattr(ingest, "INDEX_BATCH", 2)
+    monkeypatch.setattr(parsers, "GROUP_FILES", 1)
+    monkeypatch.setattr(parsers, "READ_AHEAD_BYTES", 0)
     asked: list[int] = []
     indexed: list[int] = []
     real = ingest._index
@@ -220,6 +223,34 @@ def test_an_ingest_reads_its_files_one_at_a_time(team, monkeypatch):
     monkeypatch.setattr(ingest, "_index", counting)
     ingest_many(team["project"], files())
     assert indexed == [2, 4, 5]
+
+
+def test_the_parser_processes_are_sent_files_ahead_up_to_a_byte_bound(team, monkeypatch):
+    """Files go to the parser processes ahead of the one being indexed, a group at a time, until more
+    than READ_AHEAD_BYTES are out: then the oldest group's answers are taken first."""
+    monkeypatch.setattr(ingest, "INDEX_BATCH", 1)
+    data = [ct_bytes(StudyInstanceUID=f"1.2.3.{n}") for n in range(8)]
+    size = max(map(len, data))
+    monkeypatch.setattr(parsers, "GROUP_FILES", 2)
+    monkeypatch.setattr(parsers, "READ_AHEAD_BYTES", 3 * size)
+    asked: list[int] = []
+    indexed: list[int] = []
+    real = ingest._index
+
+    def counting(project: Any, batch: list[Any]) -> Any:
+        indexed.append(len(asked))
+        return real(project, batch)
+
+    def files() -> Any:
+        for n in range(8):
+            asked.append(n)
+            yield f"f{n}", data[n]
+
+    monkeypatch.setattr(ingest, "_index", counting)
+    results = ingest_many(team["project"], files())
+    assert [r.outcome for r in results] == [Outcome.STORED] * 8
+    # two groups (4 files) out when the first is taken; then one more group each time
+    assert indexed == [4, 4, 6, 6, 8, 8, 8, 8]
 
 
 def test_an_uploaded_file_beyond_every_bound_is_refused_unread(team, settings):
