@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -72,12 +72,13 @@ def _follow_parent(parent: int) -> None:
 PARENT_CHECK_SECONDS = 1.0
 
 
-def warm() -> None:
-    """Start the parser processes now (a server's start), not in the first request."""
+def warm(timeout: float = 60) -> None:
+    """Start the parser processes now and wait until they answer (a server's start), so that the first
+    request does not wait for them."""
     executor = pool()
     if executor is not None:
-        for _ in range(int(option("PARSE_PROCESSES"))):
-            executor.submit(dicomfile.describe_all, [])
+        started = [executor.submit(dicomfile.describe_all, []) for _ in range(int(option("PARSE_PROCESSES")))]
+        wait(started, timeout)
 
 
 def _broken(executor: ProcessPoolExecutor) -> None:
