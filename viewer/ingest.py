@@ -153,6 +153,7 @@ def ingest_many(
                     full, at = batch, positions
                     batch, positions, batch_bytes = [], [], 0
                     _place(results, at, _index(project, full))
+                    del full, at  # not held while the next batch fills
         if batch:
             full, at, batch = batch, positions, []
             _place(results, at, _index(project, full))

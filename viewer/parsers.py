@@ -37,7 +37,7 @@ GROUP_FILES = 64
 GROUP_BYTES = 256 * 1024
 #: How many bytes of files are sent ahead of the one the ingest is at (at least one group): with the
 #: ingest's batch, what a request holds.
-READ_AHEAD_BYTES = 2 * 1024 * 1024
+READ_AHEAD_BYTES = 1024 * 1024
 
 _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
