@@ -26,7 +26,9 @@ def test_a_description_is_the_same_from_a_parser_process_as_in_the_request():
     whole = ct_bytes()
     meta = pydicom.dcmread(io.BytesIO(whole), stop_before_pixels=True).file_meta
     bare = whole[132 + 12 + int(meta.FileMetaInformationGroupLength):]  # no preamble, no file meta
-    files = [ct_bytes(), bare, b"not dicom at all", ct_bytes()[:-300]]
+    invalid_values = ct_bytes(PatientSex="NOT A CODE STRING", PatientAge="12345Y", StudyDate="2024-13-45")
+    # (pydicom warns when it reads these here, not there)
+    files = [ct_bytes(), bare, b"not dicom at all", ct_bytes()[:-300], invalid_values]
     here = dicomfile.describe_all(files)
     executor = parsers.pool()
     assert executor is not None
@@ -34,6 +36,7 @@ def test_a_description_is_the_same_from_a_parser_process_as_in_the_request():
     assert isinstance(here[0], dicomfile.Described) and here[0].rewritten is None
     assert isinstance(here[1], dicomfile.Described) and here[1].rewritten[128:132] == b"DICM"  # made whole
     assert isinstance(here[2], dicomfile.Refusal) and isinstance(here[3], dicomfile.Refusal)
+    assert here[4].metadata["00080020"] == {"vr": "DA", "Value": ["2024-13-45"]}
 
 
 @pytest.mark.django_db
