@@ -23,7 +23,6 @@ from crossread.health import HealthRoutes  # noqa: E402
 from crossread.security import SameOriginWebsockets  # noqa: E402
 from crossread.sqlite import checkpoint_in_background  # noqa: E402
 from crossread.staticfiles import StaticFiles  # noqa: E402
-from viewer import parsers  # noqa: E402
 from viewer.fastpath import FastImageRoutes  # noqa: E402
 
 # A commit never pays for an SQLite checkpoint in a server process (see crossread.sqlite).
@@ -42,9 +41,8 @@ application = ProtocolTypeRouter(
 )
 
 # The URLs and every view module are imported now, not by the first request (half a second, paid by
-# whoever came first after a start: measured on a STOW-RS request); so are the ingest's parser processes.
+# whoever came first after a start: measured on a STOW-RS request).
 get_resolver().url_patterns  # noqa: B018
-parsers.warm()
 
 # Everything imported so far (Django, the apps, pydicom, numpy) lives as long as the process: moved out
 # of the collector's reach, a full collection walks only what requests and sockets allocate. Measured

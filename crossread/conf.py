@@ -10,8 +10,6 @@ from django.core.exceptions import ImproperlyConfigured
 DEFAULTS: dict[str, Any] = {
     "MAX_INSTANCE_BYTES": 512 * 1024 * 1024,
     "MAX_ZIP_BYTES": 4 * 1024 * 1024 * 1024,
-    # Processes of each server process that parse ingested files (viewer.parsers); 0: in the request.
-    "PARSE_PROCESSES": 2,
     "QIDO_DEFAULT_LIMIT": 1000,
     "QIDO_MAX_LIMIT": 10_000,
     "PUBLIC_URL": "",

@@ -206,9 +206,6 @@ if os.environ.get("CROSSREAD_TURN_SECRET"):
     CROSSREAD["TURN_SECRET"] = os.environ["CROSSREAD_TURN_SECRET"]
 if os.environ.get("CROSSREAD_MAX_INSTANCE_BYTES"):
     CROSSREAD["MAX_INSTANCE_BYTES"] = get_int("CROSSREAD_MAX_INSTANCE_BYTES", 0)
-# Parser processes per server process (viewer.parsers); 0 parses ingested files in the request.
-if os.environ.get("CROSSREAD_PARSE_PROCESSES"):
-    CROSSREAD["PARSE_PROCESSES"] = get_int("CROSSREAD_PARSE_PROCESSES", 0)
 # The DIMSE listener's limits (docs/dicomweb.md): CROSSREAD_DIMSE_MAX_ASSOCIATIONS and the others.
 for _dimse in ("MAX_ASSOCIATIONS", "MAX_PDU_BYTES", "NETWORK_TIMEOUT", "ACSE_TIMEOUT", "DIMSE_TIMEOUT",
                "MAX_MATCHES"):

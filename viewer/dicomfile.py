@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
+from pydicom import config
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+# Values are read without pydicom's validation (its setting for the whole process). In its default mode
+# it only warns, a value is kept as it is either way, and it took a third of a 512x512 CT slice's parse
+# and half of a small file's (3.5 to 2.2 ms, 1.27 to 0.60 ms per file, the descriptions the same): the
+# archive keeps values as they were sent and refuses what it cannot keep by its own checks, below.
+config.settings.reading_validation_mode = config.IGNORE
 
 #: PS3.4 Table B.2-1 / PS3.18 failure reasons used in STOW-RS FailedSOPSequence.
 FAILURE_CANNOT_UNDERSTAND = 0xC000
@@ -297,9 +304,9 @@ def dicom_json(ds: Dataset) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Described:
-    """What the archive keeps of a file that :func:`describe` read: plain values, so that another
-    process may make it. ``metadata`` is None when the data set cannot be written as DICOM JSON
-    (``json_error`` names why); ``rewritten`` holds the PS3.10 file when the bytes were not one."""
+    """What the archive keeps of a file that :func:`describe` read (the data set itself is not kept).
+    ``metadata`` is None when the data set cannot be written as DICOM JSON (``json_error`` names why);
+    ``rewritten`` holds the PS3.10 file when the bytes were not one."""
 
     attrs: IndexAttributes
     metadata: dict[str, Any] | None
@@ -309,7 +316,7 @@ class Described:
 
 @dataclass(frozen=True)
 class Refusal:
-    """:class:`InvalidDicom` as plain values (an exception loses its fields when pickled)."""
+    """Why :func:`describe` refused a file (:class:`InvalidDicom`'s fields)."""
 
     reason: str
     failure_code: int
@@ -329,11 +336,6 @@ def describe(data: bytes) -> Described | Refusal:
     except Exception as exc:  # pydicom cannot express some damaged values as JSON
         metadata, error = None, type(exc).__name__
     return Described(attrs, metadata, error, part.data if part.rewritten else None)
-
-
-def describe_all(files: list[bytes]) -> list[Described | Refusal]:
-    """:func:`describe` for each file (a parser process's task)."""
-    return [describe(data) for data in files]
 
 
 def level_subset(metadata: dict[str, Any], tags: frozenset[str]) -> dict[str, Any]:

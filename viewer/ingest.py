@@ -33,7 +33,7 @@ from django.db.models.functions import Collate
 from audit.models import Action
 from audit.services import record
 from crossread.conf import option
-from viewer import deid, dicomfile, parsers
+from viewer import deid, dicomfile
 from viewer.dicomfile import InvalidDicom
 from viewer.models import Instance, Project, PseudonymLink, Series, Study
 from viewer.storage import ObjectStore, object_store
@@ -98,8 +98,7 @@ def ingest_bytes(
     measurement report): it is stored as made, because de-identifying it again would replace the
     UIDs by which it references those instances.
     """
-    return ingest_many(project, [(name, data)], expected_study_uid=expected_study_uid, derived=derived,
-                       parse_here=True)[0]
+    return ingest_many(project, [(name, data)], expected_study_uid=expected_study_uid, derived=derived)[0]
 
 
 #: How many instances of one request are indexed in one transaction.
@@ -115,7 +114,6 @@ def ingest_many(
     *,
     expected_study_uid: str | None = None,
     derived: bool = False,
-    parse_here: bool = False,
 ) -> list[IngestResult]:
     """:func:`ingest_bytes` for many files, each succeeding or failing on its own, in input order.
 
@@ -125,23 +123,18 @@ def ingest_many(
     file's bytes only when asked holds one batch at most. A file a reader refused already comes as
     its failed result. Each prepared file is hashed and written to the object store in a writer thread
     (:meth:`~viewer.storage.ObjectStore.put_soon`) while the next ones are parsed; a batch's rows are
-    written once all its objects are. Files are parsed by the parser processes (:mod:`viewer.parsers`),
-    read ahead a bounded number of bytes, unless ``parse_here`` (one file: no gain) or the project
-    de-identifies (that needs the parsed data set here).
+    written once all its objects are.
     """
     store = object_store()
-    here = parse_here or bool(project.deidentification and not derived)
-    items = ((name, data, None) for name, data in files) if here else parsers.described(
-        files, wanted=option("MAX_INSTANCE_BYTES"))
     results: list[IngestResult] = []
     batch: list[_Prepared] = []
     positions: list[int] = []
     batch_bytes = 0
     try:
-        for name, data, description in items:
+        for name, data in files:
             prepared = (
                 data if isinstance(data, IngestResult)
-                else _prepare(project, store, data, name, expected_study_uid, derived, description)
+                else _prepare(project, store, data, name, expected_study_uid, derived)
             )
             del data  # the prepared file holds the bytes to store (de-identified ones may differ)
             results.append(prepared if isinstance(prepared, IngestResult) else IngestResult(Outcome.FAILED))
@@ -226,12 +219,11 @@ def _prepare(
     name: str,
     expected_study_uid: str | None,
     derived: bool,
-    description: parsers.Described | None = None,
 ) -> _Prepared | IngestResult:
     if len(data) > option("MAX_INSTANCE_BYTES"):
         return too_large(name)
-    if not (project.deidentification and not derived):
-        return _described(project, store, data, name, expected_study_uid, description or dicomfile.describe(data))
+    if not (project.deidentification and not derived):  # the data set is not needed past its description
+        return _described(project, store, data, name, expected_study_uid, dicomfile.describe(data))
     try:
         part = dicomfile.read_dicom(data)
     except InvalidDicom as exc:
@@ -270,7 +262,7 @@ def _described(
     data: bytes,
     name: str,
     expected_study_uid: str | None,
-    description: parsers.Described,
+    description: dicomfile.Described | dicomfile.Refusal,
 ) -> _Prepared | IngestResult:
     """:func:`_prepare` for a file described already (a project that does not de-identify)."""
     if isinstance(description, dicomfile.Refusal):

@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 from tests.factories.dicom import ct_bytes
 from tests.factories.models import token_for
 from tests.viewer.dicomweb_helpers import stow, stow_body
-from viewer import dicomfile, ingest, parsers
+from viewer import dicomfile, ingest
 from viewer.dicomweb import views
 from viewer.ingest import Outcome, ingest_many
 from viewer.models import Instance
@@ -54,8 +54,7 @@ def stored_objects(project_id: int) -> list[str]:
 
 def test_a_stow_of_40_megabytes_holds_a_fraction_of_it(client, team, monkeypatch):
     """40 parts of 1 MB: the body is never held whole (request.body would be 40 MB at once), nor all
-    its instances (the ingest batch is bounded by bytes, here 4 MiB, and so is the read-ahead of the
-    parser processes)."""
+    its instances (the ingest batch is bounded by bytes, here 4 MiB)."""
     monkeypatch.setattr(ingest, "INDEX_BATCH_BYTES", 4 * MiB)
     token = token_for(team["reader"])
     assert stow(client, "trial", [big_ct(64)], token).status_code == 200  # imports and caches warmed up
@@ -72,9 +71,9 @@ def test_a_stow_of_40_megabytes_holds_a_fraction_of_it(client, team, monkeypatch
     assert Instance.objects.filter(series__series_instance_uid=series).count() == 40
     assert len(body) > 40 * MiB - MiB
     assert peak < len(body) / 3, f"{peak / MiB:.1f} MiB for a body of {len(body) / MiB:.1f} MiB"
-    # one batch, the parser processes' read-ahead, and a few parts and chunks on the way (measured:
-    # 6.7 MiB, 5.6 parsed in the request; 10.8 when a finished batch was held while the next filled)
-    assert peak < ingest.INDEX_BATCH_BYTES + parsers.READ_AHEAD_BYTES + 3 * MiB, f"{peak / MiB:.1f} MiB"
+    # one batch, and a few parts and chunks on the way (measured: 5.6 MiB; 9.7 when a finished batch
+    # was held while the next one filled)
+    assert peak < ingest.INDEX_BATCH_BYTES + 3 * MiB, f"{peak / MiB:.1f} MiB"
 
 
 def test_a_body_found_malformed_after_good_parts_stores_nothing(client, team):
@@ -206,11 +205,8 @@ def test_an_ingest_batch_is_indexed_once_its_files_hold_the_byte_bound(team, mon
 
 
 def test_an_ingest_reads_its_files_one_at_a_time(team, monkeypatch):
-    """The files are asked for lazily: at most one batch of them is held (and the parser processes'
-    read-ahead, here none: see the next test)."""
+    """The files are asked for lazily: at most one batch of them is held."""
     monkeypatch.setattr(ingest, "INDEX_BATCH", 2)
-    monkeypatch.setattr(parsers, "GROUP_FILES", 1)
-    monkeypatch.setattr(parsers, "READ_AHEAD_BYTES", 0)
     asked: list[int] = []
     indexed: list[int] = []
     real = ingest._index
@@ -227,34 +223,6 @@ def test_an_ingest_reads_its_files_one_at_a_time(team, monkeypatch):
     monkeypatch.setattr(ingest, "_index", counting)
     ingest_many(team["project"], files())
     assert indexed == [2, 4, 5]
-
-
-def test_the_parser_processes_are_sent_files_ahead_up_to_a_byte_bound(team, monkeypatch):
-    """Files go to the parser processes ahead of the one being indexed, a group at a time, until more
-    than READ_AHEAD_BYTES are out: then the oldest group's answers are taken first."""
-    monkeypatch.setattr(ingest, "INDEX_BATCH", 1)
-    data = [ct_bytes(StudyInstanceUID=f"1.2.3.{n}") for n in range(8)]
-    size = max(map(len, data))
-    monkeypatch.setattr(parsers, "GROUP_FILES", 2)
-    monkeypatch.setattr(parsers, "READ_AHEAD_BYTES", 3 * size)
-    asked: list[int] = []
-    indexed: list[int] = []
-    real = ingest._index
-
-    def counting(project: Any, batch: list[Any]) -> Any:
-        indexed.append(len(asked))
-        return real(project, batch)
-
-    def files() -> Any:
-        for n in range(8):
-            asked.append(n)
-            yield f"f{n}", data[n]
-
-    monkeypatch.setattr(ingest, "_index", counting)
-    results = ingest_many(team["project"], files())
-    assert [r.outcome for r in results] == [Outcome.STORED] * 8
-    # two groups (4 files) out when the first is taken; then one more group each time
-    assert indexed == [4, 4, 6, 6, 8, 8, 8, 8]
 
 
 def test_an_uploaded_file_beyond_every_bound_is_refused_unread(team, settings):
