@@ -120,9 +120,10 @@ def test_the_bytes_of_an_oversized_part_are_not_passed_to_the_ingest(client, tea
 
 
 def asgi_post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    """A POST through Django's own ASGI handler, which spools the body to a temporary file as a server
-    hands it over (the test AsyncClient gives the request an unseekable payload instead)."""
-    from django.core.handlers.asgi import ASGIHandler
+    """A POST through the server's ASGI handler (Django's, spooling in large writes: crossread.bodies),
+    which spools the body to a temporary file as a server hands it over (the test AsyncClient gives the
+    request an unseekable payload instead)."""
+    from crossread.bodies import SpoolingASGIHandler as ASGIHandler
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
 
