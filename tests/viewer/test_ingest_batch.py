@@ -3,7 +3,10 @@ file still succeeds or fails on its own, in input order, as when they came one b
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+import pytest
 
 from tests.factories.dicom import ct_bytes
 from viewer import ingest
@@ -79,3 +82,22 @@ def _sop(data: bytes) -> str:
     import pydicom
 
     return str(pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID)
+
+
+def test_an_ingest_stopped_by_an_exception_removes_the_objects_of_its_unindexed_batch(team) -> None:
+    """The objects are written while the next files are parsed: when reading the files fails midway,
+    those of the batch not yet indexed are removed (nothing half-stored stays behind)."""
+
+    def files():
+        yield "a", ct_bytes()
+        yield "b", ct_bytes()
+        raise OSError("the upload went away")
+
+    with pytest.raises(OSError):
+        ingest_many(team["project"], files())
+    store = object_store()
+    deadline = time.monotonic() + 10  # were a write still under way, it would show as a temporary file
+    while store.temporary_files() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not Instance.objects.exists()
+    assert store.iter_keys(team["project"].pk) == [] and store.temporary_files() == []
