@@ -70,8 +70,6 @@ class ProjectAccess:
             self._quarantine_asked[:] = [(now, Instance.objects.filter(project=self.project, quarantined=True).exists())]
         return self._quarantine_asked[0][1]
 
-        return Instance.objects.filter(project=self.project, quarantined=True).exists()
-
     def sees(self, instance: Instance) -> bool:
         """May this member reach ``instance`` (a row of this project already read)?"""
         return (

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
 from crossread.conf import option
@@ -286,8 +287,10 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
         qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
     for key, value in query.filters:
         qs = qs.filter(condition(key, value, PATH[(query.level, key.level)], access.series()))
-    if query.level == STUDY and not _needs_metadata(query):
-        qs = qs.defer("metadata", "created_at")  # the results are built from the study's columns
+    if query.level == STUDY:
+        # Plain values, not model objects: a page of 1,000 studies is built in a few ms, from the
+        # study's columns (and its stored metadata only when includefield asks beyond them).
+        qs = qs.values_list(*STUDY_COLUMNS, *(("metadata",) if _needs_metadata(query) else ()), named=True)
     elif query.level == SERIES:
         qs = qs.select_related("study")
     elif query.level == INSTANCE:
@@ -331,39 +334,48 @@ def _pn(value: str) -> dict[str, Any]:
     return {"vr": "PN", "Value": [{"Alphabetic": value}]} if value else {"vr": "PN"}
 
 
-def study_results(rows: list[Study], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
-    """DICOM JSON of a page of studies, from their columns (their stored metadata only for what
-    ``includefield`` asks beyond them) and two more queries whatever the page's length: their series
-    (modalities and counts), and the instances the member may reach in those, counted by series."""
+#: The columns of a study a study-level result is built from (:func:`study_json`), in this order.
+STUDY_COLUMNS = (
+    "pk", "study_instance_uid", "patient_name", "patient_id", "patient_birth_date", "patient_sex", "study_date",
+    "study_time", "accession_number", "study_id", "study_description", "referring_physician_name",
+)
+
+
+def study_results(rows: list[Any], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
+    """DICOM JSON of a page of studies (named rows of :data:`STUDY_COLUMNS`, and ``metadata``, the stored
+    DICOM JSON, when ``includefield`` asks beyond the columns), and one more query whatever the page's length: their
+    series, each with its modality and the instances the member may reach in it."""
     modalities: dict[int, set[str]] = defaultdict(set)
     series_counts: dict[int, int] = defaultdict(int)
     instance_counts: dict[int, int] = defaultdict(int)
-    study_of: dict[int, int] = {}
-    series = access.series().filter(study_id__in=[study.pk for study in rows]).values_list("pk", "study_id", "modality")
-    for series_id, study_id, modality in series:
-        study_of[series_id] = study_id
+    for _series_id, study_id, modality, count in _series_of(access, [row.pk for row in rows]):
         series_counts[study_id] += 1
+        instance_counts[study_id] += count
         if modality:
             modalities[study_id].add(modality)
-    # Counted by series (the instances' (project, series, quarantined) index, which holds all a count
-    # reads), not by a join: a join to the studies would read every instance of the project, and one
-    # from the series reads each instance's row.
-    for series_id, count in _instance_counts(access, list(study_of)):
-        instance_counts[study_of[series_id]] += count
     extra = _needs_metadata(query)
     results = []
-    for study in rows:
-        pk = study.pk
-        result = study_json(study, base_url)
-        result["00080061"] = _element("CS", *sorted(modalities[pk]))
-        result["00201206"] = {"vr": "IS", "Value": [series_counts[pk]]}
-        result["00201208"] = {"vr": "IS", "Value": [instance_counts[pk]]}
+    for row in rows:
+        pk = row.pk
+        result = study_json(row, base_url, sorted(modalities[pk]), series_counts[pk], instance_counts[pk])
         if extra:
-            result = _merge(result, _optional(study.metadata, query, STUDY_LEVEL_TAGS))
-        else:
-            result = dict(sorted(result.items()))
+            result = _merge(result, _optional(row.metadata, query, STUDY_LEVEL_TAGS))
         results.append(access.masked(result, pk))
     return results
+
+
+def _series_of(access: ProjectAccess, study_ids: list[int]) -> list[tuple[int, int, str, int]]:
+    """``(series id, study id, modality, instances the member may reach)`` for the series of these
+    studies the member may see. Each count is a subquery on the instances' (project, series,
+    quarantined) index, which holds all it reads: a join would read each instance's row."""
+    counts = (
+        access.instances().filter(series=OuterRef("pk")).order_by()
+        .values("series").annotate(n=Count("*")).values("n")
+    )
+    return list(
+        access.series().filter(study_id__in=study_ids)
+        .annotate(n=Coalesce(Subquery(counts), 0)).values_list("pk", "study_id", "modality", "n")
+    )
 
 
 def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple[int, int]]:
@@ -374,21 +386,29 @@ def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple
     )
 
 
-def study_json(study: Study, base_url: str) -> dict[str, Any]:
+def study_json(
+    row: tuple[Any, ...], base_url: str, modalities: list[str], series_count: int, instance_count: int
+) -> dict[str, Any]:
+    """A study's result from a row of :data:`STUDY_COLUMNS`, its attributes in tag order."""
+    (_pk, uid, patient_name, patient_id, birth_date, sex, date, time, accession, study_id, description,
+     referring) = row[: len(STUDY_COLUMNS)]
     return {
-        "00080020": _one("DA", study.study_date),
-        "00080030": _one("TM", study.study_time),
-        "00080050": _one("SH", study.accession_number),
+        "00080020": _one("DA", date),
+        "00080030": _one("TM", time),
+        "00080050": _one("SH", accession),
         "00080056": {"vr": "CS", "Value": ["ONLINE"]},
-        "00080090": _pn(study.referring_physician_name),
-        "00081030": _one("LO", study.study_description),
-        "00081190": {"vr": "UR", "Value": [f"{base_url}/studies/{study.study_instance_uid}"]},
-        "00100010": _pn(study.patient_name),
-        "00100020": _one("LO", study.patient_id),
-        "00100030": _one("DA", study.patient_birth_date),
-        "00100040": _one("CS", study.patient_sex),
-        "0020000D": _one("UI", study.study_instance_uid),
-        "00200010": _one("SH", study.study_id),
+        "00080061": {"vr": "CS", "Value": modalities} if modalities else {"vr": "CS"},
+        "00080090": _pn(referring),
+        "00081030": _one("LO", description),
+        "00081190": {"vr": "UR", "Value": [f"{base_url}/studies/{uid}"]},
+        "00100010": _pn(patient_name),
+        "00100020": _one("LO", patient_id),
+        "00100030": _one("DA", birth_date),
+        "00100040": _one("CS", sex),
+        "0020000D": _one("UI", uid),
+        "00200010": _one("SH", study_id),
+        "00201206": {"vr": "IS", "Value": [series_count]},
+        "00201208": {"vr": "IS", "Value": [instance_count]},
     }
 
 
