@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydicom
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
 from crossread.conf import option
@@ -287,22 +286,61 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
         qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
     for key, value in query.filters:
         qs = qs.filter(condition(key, value, PATH[(query.level, key.level)], access.series()))
-    if query.level == STUDY:
-        # Plain values, not model objects: a page of 1,000 studies is built in a few ms, from the
-        # study's columns (and its stored metadata only when includefield asks beyond them).
-        qs = qs.values_list(*STUDY_COLUMNS, *(("metadata",) if _needs_metadata(query) else ()), named=True)
-    elif query.level == SERIES:
-        qs = qs.select_related("study")
-    elif query.level == INSTANCE:
-        qs = qs.select_related("series", "series__study")
     end = query.offset + query.limit
-    rows = list(qs.order_by("pk")[query.offset : end])
+    if query.level == STUDY:
+        rows = _study_page(access, qs, query, end)
+    else:
+        related = ("study",) if query.level == SERIES else ("series", "series__study")
+        rows = list(qs.select_related(*related).order_by("pk")[query.offset : end])
     if len(rows) < query.limit and (rows or query.offset == 0):
         return Found(rows, 0)  # the last page: nothing to count
     # Counted up to a bound: the rows a bounded count reads are those of the page and as many more.
     counted = qs.order_by()[: end + COUNTED_BEYOND].count()
     remaining = max(0, counted - query.offset - len(rows))
     return Found(rows, remaining, more_than=counted == end + COUNTED_BEYOND)
+
+
+#: The columns of a study a study-level result is built from (:func:`study_json`), in this order.
+STUDY_COLUMNS = (
+    "pk", "study_instance_uid", "patient_name", "patient_id", "patient_birth_date", "patient_sex", "study_date",
+    "study_time", "accession_number", "study_id", "study_description", "referring_physician_name",
+)
+
+
+class StudyRow(NamedTuple):
+    """A study of a page: its :data:`STUDY_COLUMNS`, its stored DICOM JSON (only when a search asks
+    beyond the columns), and its series, instances and modalities that the member may see."""
+
+    columns: tuple[Any, ...]
+    metadata: dict[str, Any] | None
+    series_count: int
+    instance_count: int
+    modalities: list[str]
+
+    @property
+    def pk(self) -> int:
+        return self.columns[0]
+
+    @property
+    def study_instance_uid(self) -> str:
+        return self.columns[1]
+
+
+def _study_page(access: ProjectAccess, qs: QuerySet[Study], query: Query, end: int) -> list[StudyRow]:
+    """The page of studies as plain values (not model objects: a page of 1,000 is built in a few ms),
+    each with what the member may see of its series (:func:`_study_summaries`). The stored metadata
+    is read only when ``includefield`` asks beyond the columns."""
+    with_metadata = _needs_metadata(query)
+    ordered = qs.order_by("pk")
+    rows = list(ordered.values_list(*STUDY_COLUMNS, *(("metadata",) if with_metadata else ()))[query.offset : end])
+    if not rows:
+        return []
+    summaries = _study_summaries(access, [row[0] for row in rows])
+    columns = len(STUDY_COLUMNS)
+    return [
+        StudyRow(row[:columns], row[columns] if with_metadata else None, *summaries.get(row[0], (0, 0, [])))
+        for row in rows
+    ]
 
 
 #: The tags a study's result takes from the study's columns (and counts), whatever its metadata says.
@@ -334,48 +372,41 @@ def _pn(value: str) -> dict[str, Any]:
     return {"vr": "PN", "Value": [{"Alphabetic": value}]} if value else {"vr": "PN"}
 
 
-#: The columns of a study a study-level result is built from (:func:`study_json`), in this order.
-STUDY_COLUMNS = (
-    "pk", "study_instance_uid", "patient_name", "patient_id", "patient_birth_date", "patient_sex", "study_date",
-    "study_time", "accession_number", "study_id", "study_description", "referring_physician_name",
-)
-
-
-def study_results(rows: list[Any], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
-    """DICOM JSON of a page of studies (named rows of :data:`STUDY_COLUMNS`, and ``metadata``, the stored
-    DICOM JSON, when ``includefield`` asks beyond the columns), and one more query whatever the page's length: their
-    series, each with its modality and the instances the member may reach in it."""
-    modalities: dict[int, set[str]] = defaultdict(set)
-    series_counts: dict[int, int] = defaultdict(int)
-    instance_counts: dict[int, int] = defaultdict(int)
-    for _series_id, study_id, modality, count in _series_of(access, [row.pk for row in rows]):
-        series_counts[study_id] += 1
-        instance_counts[study_id] += count
-        if modality:
-            modalities[study_id].add(modality)
+def study_results(rows: list[StudyRow], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
+    """DICOM JSON of a page of studies (:func:`_study_page`), with their stored metadata only for what
+    ``includefield`` asks beyond the columns."""
     extra = _needs_metadata(query)
     results = []
     for row in rows:
-        pk = row.pk
-        result = study_json(row, base_url, sorted(modalities[pk]), series_counts[pk], instance_counts[pk])
+        result = study_json(row, base_url)
         if extra:
-            result = _merge(result, _optional(row.metadata, query, STUDY_LEVEL_TAGS))
-        results.append(access.masked(result, pk))
+            result = _merge(result, _optional(row.metadata or {}, query, STUDY_LEVEL_TAGS))
+        results.append(access.masked(result, row.pk))
     return results
 
 
-def _series_of(access: ProjectAccess, study_ids: list[int]) -> list[tuple[int, int, str, int]]:
-    """``(series id, study id, modality, instances the member may reach)`` for the series of these
-    studies the member may see. Each count is a subquery on the instances' (project, series,
-    quarantined) index, which holds all it reads: a join would read each instance's row."""
+def _study_summaries(access: ProjectAccess, study_ids: list[int]) -> dict[int, tuple[int, int, list[str]]]:
+    """``study id -> (series, instances, modalities)`` that the member may see, for these studies.
+    One query: their series, each with the instances the member may reach in it counted in a
+    subquery the instances' (project, series, quarantined) index holds all of. (The ids are sent as
+    a list: given the page as a subquery, PostgreSQL read every series of the project.)"""
     counts = (
         access.instances().filter(series=OuterRef("pk")).order_by()
         .values("series").annotate(n=Count("*")).values("n")
     )
-    return list(
-        access.series().filter(study_id__in=study_ids)
-        .annotate(n=Coalesce(Subquery(counts), 0)).values_list("pk", "study_id", "modality", "n")
+    series = (
+        access.series().filter(study_id__in=study_ids).order_by()
+        .annotate(n=Subquery(counts)).values_list("study_id", "modality", "n")
     )
+    series_counts: dict[int, int] = defaultdict(int)
+    instance_counts: dict[int, int] = defaultdict(int)
+    modalities: dict[int, set[str]] = defaultdict(set)
+    for study_id, modality, count in series:
+        series_counts[study_id] += 1
+        instance_counts[study_id] += count or 0
+        if modality:
+            modalities[study_id].add(modality)
+    return {pk: (n, instance_counts[pk], sorted(modalities[pk])) for pk, n in series_counts.items()}
 
 
 def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple[int, int]]:
@@ -386,12 +417,11 @@ def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple
     )
 
 
-def study_json(
-    row: tuple[Any, ...], base_url: str, modalities: list[str], series_count: int, instance_count: int
-) -> dict[str, Any]:
-    """A study's result from a row of :data:`STUDY_COLUMNS`, its attributes in tag order."""
+def study_json(row: StudyRow, base_url: str) -> dict[str, Any]:
+    """A study's result from its row, its attributes in tag order."""
     (_pk, uid, patient_name, patient_id, birth_date, sex, date, time, accession, study_id, description,
-     referring) = row[: len(STUDY_COLUMNS)]
+     referring) = row.columns
+    modalities = row.modalities
     return {
         "00080020": _one("DA", date),
         "00080030": _one("TM", time),
@@ -407,8 +437,8 @@ def study_json(
         "00100040": _one("CS", sex),
         "0020000D": _one("UI", uid),
         "00200010": _one("SH", study_id),
-        "00201206": {"vr": "IS", "Value": [series_count]},
-        "00201208": {"vr": "IS", "Value": [instance_count]},
+        "00201206": {"vr": "IS", "Value": [row.series_count]},
+        "00201208": {"vr": "IS", "Value": [row.instance_count]},
     }
 
 
