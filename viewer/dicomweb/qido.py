@@ -277,10 +277,11 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
     every instance is held in quarantine is not found by a reader."""
     bases = {STUDY: access.studies, SERIES: access.series, INSTANCE: access.instances}
     qs: QuerySet[Any] = bases[query.level]()
-    if "study" in scope:
-        qs = qs.filter(**{PATH[(query.level, STUDY)] + "study_instance_uid": scope["study"]})
-    if "series" in scope:
-        qs = qs.filter(**{PATH[(query.level, SERIES)] + "series_instance_uid": scope["series"]})
+    # A UID of the URL is matched with its project, which the UID's unique (project, UID) index needs.
+    for level, field in ((STUDY, "study_instance_uid"), (SERIES, "series_instance_uid")):
+        if level in scope:
+            prefix = PATH[(query.level, level)]
+            qs = qs.filter(**{prefix + field: scope[level], prefix + "project": access.project})
     unlisted = access.unlisted()
     if unlisted and "study" not in scope:  # a blinded reader's hidden studies are never listed
         qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
