@@ -463,3 +463,67 @@ def test_associations_are_limited_in_number_and_idle_time(site):
     third = ae.associate("127.0.0.1", port, ae_title="DEMO")
     assert third.is_established and third.send_c_echo().Status == 0x0000
     third.release()
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_an_instance_beyond_the_bound_is_refused_as_it_arrives(site, tmp_path):
+    """A 64 MiB instance to a listener that takes 4 MiB: refused "out of resources" (A700) without
+    being held (the listener's peak memory grows by far less than the instance), nothing of it left in
+    the spool, and the association goes on to store the next one byte for byte."""
+    limit = 4 * 1024 * 1024
+    port = site.live.start_dicom(CROSSREAD_MAX_INSTANCE_BYTES=str(limit))
+    listener = site.live.processes[-1].pid
+    big_ds = ct_dataset(Rows=4096, Columns=8192, PixelData=bytes(range(256)) * (4096 * 8192 * 2 // 256))
+    big = tmp_path / "big.dcm"
+    big_ds.save_as(big, enforce_file_format=True)
+    small = tmp_path / "small.dcm"
+    ct_dataset(Rows=512, Columns=512, PixelData=bytes(512 * 512 * 2)).save_as(small, enforce_file_format=True)
+    warm = tmp_path / "warm.dcm"
+    ct_dataset().save_as(warm, enforce_file_format=True)
+
+    def storescu(*files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["storescu", "-v", "-nh", "-aet", "MODALITY", "-aec", "DEMO", "127.0.0.1", str(port),
+                               *map(str, files)], capture_output=True, text=True, timeout=300)
+
+    assert storescu(warm).returncode == 0  # the store path's imports and caches, before measuring
+    before = _peak_rss(listener)
+    sent = storescu(big, small)
+    grown = _peak_rss(listener) - before
+
+    responses = [line for line in sent.stderr.splitlines() if "Received Store Response" in line]
+    assert len(responses) == 2, sent.stderr
+    assert "Out of Resources" in responses[0] or "OutOfResources" in responses[0], responses[0]
+    assert "Success" in responses[1], responses[1]
+    assert grown < 16 * 1024 * 1024, f"the listener's peak grew by {grown / 2**20:.1f} MiB"
+    spool = Path(site.live.env["CROSSREAD_DATA_DIR"]) / "tmp"
+    assert not list(spool.glob("*.upload.dimse"))
+    stored = site.wado_instance("demo", *uids(pydicom.dcmread(small, stop_before_pixels=True)))
+    assert dataset_bytes(stored) == dataset_bytes(small.read_bytes())
+    assert not site.qido("demo", "instances", SOPInstanceUID=str(big_ds.SOPInstanceUID))
+
+
+def test_an_identifier_beyond_its_bound_aborts_the_association(site):
+    """A C-FIND identifier is not held past 1 MiB: a 2 MiB one aborts its association, and the
+    listener goes on."""
+    ae = site.scu("PYSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", site.port, ae_title="DEMO")
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = ""
+    identifier.add_new(0x00091010, "OB", b"\0" * (2 * 1024 * 1024))  # a private element: any size
+    answers = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
+    deadline = time.monotonic() + 10
+    while assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert assoc.is_aborted
+    assert [status for status, _ in answers] == [Dataset()]  # no answer: the association is gone
+    assert site.dcmtk("echoscu").returncode == 0

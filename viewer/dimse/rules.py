@@ -159,9 +159,9 @@ def store_status(*, ok: bool, failure_code: int, coerced: bool) -> int:
     return _STORE_FAILURES.get(failure_code, PROCESSING_FAILURE)
 
 
-def part10(dataset: bytes, *, transfer_syntax: str, sop_class: str, sop_instance: str, source_ae: str) -> bytes:
-    """The C-STORE data set as a PS3.10 file: preamble, ``DICM``, file meta information, then the
-    data set's bytes exactly as received (PS3.10 7.1)."""
+def part10_header(*, transfer_syntax: str, sop_class: str, sop_instance: str, source_ae: str) -> bytes:
+    """What a C-STORE data set is preceded by in its PS3.10 file: preamble, ``DICM`` and the file meta
+    information made from the request (PS3.10 7.1)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = UID(sop_instance)
@@ -173,8 +173,14 @@ def part10(dataset: bytes, *, transfer_syntax: str, sop_class: str, sop_instance
     buffer = DicomBytesIO()
     buffer.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(buffer, meta, enforce_standard=True)
-    buffer.write(dataset)
     return buffer.getvalue()
+
+
+def part10(dataset: bytes, *, transfer_syntax: str, sop_class: str, sop_instance: str, source_ae: str) -> bytes:
+    """The C-STORE data set as a PS3.10 file: :func:`part10_header`, then the data set's bytes exactly
+    as received."""
+    return part10_header(transfer_syntax=transfer_syntax, sop_class=sop_class, sop_instance=sop_instance,
+                         source_ae=source_ae) + dataset
 
 
 #: Crossread's implementation identity in the file meta of files received over DIMSE.

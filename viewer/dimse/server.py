@@ -3,9 +3,11 @@
 - Association request: the caller is identified by called AE title (the project), calling AE title and
   address (the node, :mod:`viewer.dimse.nodes`); anyone else is rejected before any DIMSE message.
 - C-ECHO: success for an accepted caller.
-- C-STORE: the data set as received becomes a PS3.10 file given to the ingest service
-  (:func:`viewer.ingest.ingest_bytes`: validation, de-identification, quarantine, the index rows);
-  the result is the status (:func:`viewer.dimse.rules.store_status`).
+- C-STORE: the data set as received, written to a spool file as its fragments arrive and bounded by
+  ``MAX_INSTANCE_BYTES`` (:mod:`viewer.dimse.receive`: "out of resources" beyond it, never held
+  whole), becomes a PS3.10 file given to the ingest service (:func:`viewer.ingest.ingest_bytes`:
+  validation, de-identification, quarantine, the index rows); the result is the status
+  (:func:`viewer.dimse.rules.store_status`).
 - C-FIND, C-GET, C-MOVE: through the gate, with the node's access (:func:`viewer.access.access_node`),
   over QIDO-RS's search (:mod:`viewer.dimse.query`).
 
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -57,7 +60,7 @@ from crossread.conf import option
 from crossread.errors import DomainError
 from viewer import rules as access_rules
 from viewer.access import access_node
-from viewer.dimse import nodes, query, rules
+from viewer.dimse import nodes, query, receive, rules
 from viewer.ingest import IngestResult, Outcome as IngestOutcome, ingest_bytes
 from viewer.ingest import failed as ingest_failed
 
@@ -88,6 +91,7 @@ class _Association:
     """What the listener knows of one accepted association."""
 
     caller: nodes.Caller
+    receiver: receive.Receiver | None = None
     stored: list[IngestResult] = field(default_factory=list)
     audited: bool = False
 
@@ -124,13 +128,17 @@ def on_requested(event: evt.Event) -> None:
         event.assoc.kill()  # as pynetdicom's own rejection: the DUL sends the PDU, then stops
         connections.close_all()  # no release or abort event follows a rejection
         return
-    event.assoc.crossread = _Association(found)
+    receiver = receive.install(event.assoc, limit=int(option("MAX_INSTANCE_BYTES")),
+                               folder=getattr(settings, "FILE_UPLOAD_TEMP_DIR", None) or None, source_ae=found.calling)
+    event.assoc.crossread = _Association(found, receiver)
 
 
 def on_ended(event: evt.Event) -> None:
     """Audit what the association stored (once), then close this thread's database connections."""
     state = _state(event)
     try:
+        if state is not None and state.receiver is not None:
+            state.receiver.close()
         if state is not None and state.stored and not state.audited:
             state.audited = True
             results = state.stored
@@ -171,13 +179,17 @@ def handle_store(event: evt.Event) -> Dataset:
         state.stored.append(ingest_failed(sop_instance, reason, status))  # counted in the association's audit
         return _status(status, reason)
 
-    if not access_rules.node_may_store(caller.node.kind):
-        return refused(rules.NOT_AUTHORISED, "This node may not store into the project.")
-    encoded = event.encoded_dataset(include_meta=False)
-    if len(encoded) > option("MAX_INSTANCE_BYTES"):
-        return refused(rules.OUT_OF_RESOURCES, "The instance is larger than this archive accepts.")
-    data = rules.part10(encoded, transfer_syntax=str(event.context.transfer_syntax), sop_class=sop_class,
-                        sop_instance=sop_instance, source_ae=caller.calling)
+    received = state.receiver.take(int(request.MessageID)) if state.receiver is not None else None
+    if received is None:
+        return refused(rules.CANNOT_UNDERSTAND, "The C-STORE request carries no data set.")
+    try:
+        if not access_rules.node_may_store(caller.node.kind):
+            return refused(rules.NOT_AUTHORISED, "This node may not store into the project.")
+        if received.oversized:
+            return refused(rules.OUT_OF_RESOURCES, "The instance is larger than this archive accepts.")
+        data = received.read()  # the PS3.10 file: the header made from the request, the data set as received
+    finally:
+        received.close()
     mismatch = rules.identity_status(data, sop_class=sop_class, sop_instance=sop_instance)
     if mismatch is not None:
         return refused(mismatch, "The data set's SOP Class or Instance UID differs from the request's.")
