@@ -6,6 +6,7 @@ from a daphne process of the same site.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import socket
 import subprocess
@@ -397,25 +398,39 @@ def test_c_get_returns_the_stored_instances(site, phantom, tmp_path):
 
 
 def test_c_move_delivers_to_a_known_destination(site, phantom, tmp_path):
+    """storescp receives the study: over an association from the project's AE title (the one the
+    C-MOVE was asked of, not the listener's) to the destination node's, each C-STORE naming the
+    move's originator and its Message ID (PS3.4 C.4.2.3.1, PS3.7 9.1.1.1)."""
     site.storescu(phantom)
     ds = pydicom.dcmread(phantom[0], stop_before_pixels=True)
     out = tmp_path / "moved"
     out.mkdir()
-    receiver = subprocess.Popen(["storescp", "-aet", MOVE_AE, "-od", str(out), str(site.move_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(site.move_port)
-        done = site.dcmtk("movescu", "-S", "-aem", MOVE_AE, "-k", "QueryRetrieveLevel=STUDY",
-                          "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
-        assert done.returncode == 0, done.stderr
-        unknown = site.dcmtk("movescu", "-S", "-aem", "NOWHERE", "-k", "QueryRetrieveLevel=STUDY",
-                             "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
-        assert "MoveDestinationUnknown" in unknown.stderr
-    finally:
-        receiver.terminate()
-        receiver.wait(timeout=10)
+    log = tmp_path / "storescp.log"
+    with log.open("w") as log_file:
+        receiver = subprocess.Popen(["storescp", "-d", "-aet", MOVE_AE, "-od", str(out), str(site.move_port)],
+                                    stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            _wait(site.move_port)
+            done = site.dcmtk("movescu", "-S", "-aem", MOVE_AE, "-k", "QueryRetrieveLevel=STUDY",
+                              "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
+            assert done.returncode == 0, done.stderr
+            unknown = site.dcmtk("movescu", "-S", "-aem", "NOWHERE", "-k", "QueryRetrieveLevel=STUDY",
+                                 "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
+            assert "MoveDestinationUnknown" in unknown.stderr
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=10)
     moved = sorted(pydicom.dcmread(p).SOPInstanceUID for p in out.iterdir())
     assert moved == sorted(pydicom.dcmread(p).SOPInstanceUID for p in phantom)
+    text = log.read_text()
+    # The first association is the port probe (no titles); then the move's request and acceptance.
+    assert re.findall(r"Calling Application Name:\s*(\S*)", text)[1:] == ["DEMO", "DEMO"], text[:3000]
+    assert re.findall(r"Called Application Name:\s*(\S*)", text)[1:] == ["STORESCP", "STORESCP"]
+    assert "CROSSREAD" not in text
+    # movescu calls as WORKSTATION; its C-MOVE request is its first message.
+    originators = re.findall(r"Move Originator AE Title\s*:\s*(\S+)", text)
+    assert originators == ["WORKSTATION"] * len(phantom), text[:3000]
+    assert set(re.findall(r"Move Originator ID\s*:\s*(\d+)", text)) == {"1"}
     out_audit = site.shell("from audit.models import AuditEvent\n"
                            "e = AuditEvent.objects.filter(action='download', detail__via='dimse.c-move').first()\n"
                            "print(e.detail['destination'], e.detail['instances'])")

@@ -9,7 +9,8 @@
   validation, de-identification, quarantine, the index rows); the result is the status
   (:func:`viewer.dimse.rules.store_status`).
 - C-FIND, C-GET, C-MOVE: through the gate, with the node's access (:func:`viewer.access.access_node`),
-  over QIDO-RS's search (:mod:`viewer.dimse.query`).
+  over QIDO-RS's search (:mod:`viewer.dimse.query`). A C-MOVE's sub-operations go from the project's
+  AE title to the destination node's, naming the move's originator (:class:`ListenerAE`).
 
 pynetdicom runs each association in its own thread: every handler starts by dropping database
 connections that are unusable or too old (as Django does per request), and the thread's connections
@@ -20,6 +21,7 @@ stored); each retrieve when it is made.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,7 +294,13 @@ def handle_move(event: evt.Event) -> Iterator[Any]:
         yield 1
         yield _status(rules.QR_OUT_OF_RESOURCES, "More SOP classes than one association can carry."), None
         return
-    yield destination.host, destination.port, {"contexts": contexts}
+    # PS3.4 C.4.2.3.1: the sub-operations are C-STOREs from the AE the move was asked of (the project's
+    # AE title, the called AE title of this association) to the destination's AE title, each naming
+    # the move's originator (the calling AE title) and its Message ID.
+    yield destination.host, destination.port, {
+        "contexts": contexts, "ae_title": destination.ae_title.strip(),
+        "calling_ae_title": state.caller.called, "move_originator": state.caller.calling,
+    }
     yield len(instances)
     _audit_retrieve(state, instances, via="dimse.c-move", destination=destination_ae)
     for dataset in query.stored_datasets(access, instances):
@@ -331,13 +339,54 @@ HANDLERS = [
 ]
 
 
+class ListenerAE(AE):
+    """The listener's AE. Its associations out (a C-MOVE's sub-operations) may go under another calling
+    AE title than its own, and their C-STOREs name the move's originator.
+
+    pynetdicom's C-MOVE service asks this AE to associate with the destination (with the keywords the
+    handler yields: ``calling_ae_title``, ``move_originator``) and then sends each C-STORE with
+    ``originator_aet`` its own AE title; pynetdicom reads the calling AE title from ``ae_title`` while
+    it requests the association, in the thread that asks, so the title is changed for that thread
+    only, for that call.
+    """
+
+    _calling = threading.local()
+
+    @property  # type: ignore[override]
+    def ae_title(self) -> str:
+        return getattr(self._calling, "title", None) or self._ae_title
+
+    @ae_title.setter
+    def ae_title(self, value: str) -> None:
+        AE.ae_title.fset(self, value)  # type: ignore[attr-defined]
+
+    def associate(self, *args: Any, calling_ae_title: str | None = None, move_originator: str | None = None,
+                  **kwargs: Any) -> Any:
+        if calling_ae_title is not None and not rules.valid_ae_title(calling_ae_title):
+            raise ValueError(f"Not a valid AE title: {calling_ae_title!r}")
+        self._calling.title = calling_ae_title.strip() if calling_ae_title else None
+        try:
+            assoc = super().associate(*args, **kwargs)
+        finally:
+            self._calling.title = None
+        if move_originator is not None:
+            send = assoc.send_c_store
+
+            def send_c_store(dataset: Any, msg_id: int = 1, priority: int = 2, originator_aet: str | None = None,
+                             originator_id: int | None = None) -> Any:
+                return send(dataset, msg_id, priority, originator_aet=move_originator, originator_id=originator_id)
+
+            assoc.send_c_store = send_c_store
+        return assoc
+
+
 def application_entity(ae_title: str = "CROSSREAD") -> AE:
     """The listener's AE: every storage SOP class in the common transfer syntaxes (as SCP, and as SCU
     for C-GET on the same association), verification, and Patient and Study Root query/retrieve;
     the limits of the ``DIMSE_*`` options."""
     if not rules.valid_ae_title(ae_title):
         raise ValueError(f"Not a valid AE title: {ae_title!r}")
-    ae = AE(ae_title=ae_title)
+    ae = ListenerAE(ae_title=ae_title)
     ae.maximum_associations = int(option("DIMSE_MAX_ASSOCIATIONS"))
     ae.maximum_pdu_size = int(option("DIMSE_MAX_PDU_BYTES"))
     ae.network_timeout = float(option("DIMSE_NETWORK_TIMEOUT"))
