@@ -345,6 +345,60 @@ def test_c_find_answers_as_qido(site, phantom, tmp_path):
     assert "0xa900" in (refused.stdout + refused.stderr).lower() or "DataSetDoesNotMatchSOPClass" in refused.stderr
 
 
+def test_c_find_matches_keys_without_a_column_on_the_stored_values(site, phantom, tmp_path):
+    """A matching key QIDO-RS has no column for is not universal: it is matched on each result's stored
+    value (the phantom's series are CHEST, a HEAD series is sent beside them), or refused by name when
+    it cannot be matched rightly; a return key comes from the stored metadata."""
+    site.storescu(phantom)
+    phantom_ds = pydicom.dcmread(phantom[0], stop_before_pixels=True)
+    head = ct_dataset(BodyPartExamined="HEAD", Manufacturer="Other Vendor", SliceThickness="1.25")
+    head_file = tmp_path / "head.dcm"
+    head.save_as(head_file, enforce_file_format=True)
+    assert pynetdicom_store(site, [head_file], "DEMO") == [0x0000]
+
+    chest = findscu(site, "SERIES", "BodyPartExamined=CHEST", "SeriesInstanceUID", "Manufacturer", cwd=tmp_path)
+    every = site.qido("demo", "series", site.reader, includefield="BodyPartExamined")
+    expected = sorted(q["0020000E"]["Value"][0] for q in every
+                      if q.get("00180015", {}).get("Value") == ["CHEST"])
+    assert phantom_ds.SeriesInstanceUID in expected and head.SeriesInstanceUID not in expected
+    assert sorted(a.SeriesInstanceUID for a in chest) == expected
+    assert all(a.BodyPartExamined == "CHEST" for a in chest)
+    by_uid = {a.SeriesInstanceUID: a for a in chest}
+    assert by_uid[phantom_ds.SeriesInstanceUID].Manufacturer == phantom_ds.Manufacturer  # from stored metadata
+    heads = findscu(site, "SERIES", "BodyPartExamined=HE*", "SeriesInstanceUID", "Manufacturer", cwd=tmp_path)
+    every = site.qido("demo", "series", site.reader, includefield="BodyPartExamined")
+    assert sorted(a.SeriesInstanceUID for a in heads) == sorted(
+        q["0020000E"]["Value"][0] for q in every if q.get("00180015", {}).get("Value", [""])[0].startswith("HE"))
+    assert {a.SeriesInstanceUID: a.Manufacturer for a in heads}[head.SeriesInstanceUID] == "Other Vendor"
+
+    ae = site.scu("PYSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", site.port, ae_title="DEMO")
+    assert assoc.is_established
+
+    def find(level: str, **keys: object) -> tuple[list[Dataset], Dataset]:
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = level
+        for keyword, value in keys.items():
+            setattr(identifier, keyword, value)
+        responses = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
+        return [a for _, a in responses if a is not None], responses[-1][0]
+
+    try:
+        thin, status = find("IMAGE", StudyInstanceUID=head.StudyInstanceUID, SliceThickness="1.25", SOPInstanceUID="")
+        assert status.Status == 0x0000 and [a.SOPInstanceUID for a in thin] == [head.SOPInstanceUID]
+        thick, status = find("IMAGE", StudyInstanceUID=head.StudyInstanceUID, SliceThickness="5", SOPInstanceUID="")
+        assert status.Status == 0x0000 and thick == []
+        # A key below the level: as for indexed keys ("identifier does not match SOP class").
+        _, status = find("STUDY", BodyPartExamined="CHEST", StudyInstanceUID="")
+        assert status.Status == 0xA900 and "BodyPartExamined" in status.ErrorComment
+        # Several values of a key that is not a UID: unable to process, named.
+        _, status = find("IMAGE", StudyInstanceUID=phantom_ds.StudyInstanceUID, ImageType=["ORIGINAL", "PRIMARY"])
+        assert status.Status == 0xC000 and "ImageType" in status.ErrorComment
+    finally:
+        assoc.release()
+
+
 def test_c_find_hides_quarantined_images_from_nodes(site):
     palette = corpus.file("pydicom", "examples_palette.dcm")  # US: held for a look at its pixels
     assert site.storescu([palette], called="DEIDENT").returncode == 0

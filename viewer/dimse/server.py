@@ -221,7 +221,12 @@ def handle_find(event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
     close_old_connections()
     try:
         state, access, model = _query_access(event)
-        request = rules.find_request(_identifier(event), model)
+        try:
+            request = rules.find_request(_identifier(event), model)
+        except rules.IdentifierError:
+            raise
+        except (ValueError, TypeError, OverflowError):  # a value pydicom cannot read as its VR says
+            raise rules.IdentifierError("The identifier cannot be decoded.", rules.UNABLE_TO_PROCESS) from None
         answers = query.find(access, request, ae_title=state.caller.called)
     except rules.IdentifierError as exc:
         yield _status(exc.status, exc.reason), None
