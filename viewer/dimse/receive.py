@@ -9,8 +9,9 @@ at a time:
 - a C-STORE request's data set fragments are written to a file in the upload spool
   (``FILE_UPLOAD_TEMP_DIR``; ``tmp*.upload.dimse``, swept by ``clean_storage`` if the process dies),
   after a PS3.10 header made from the request (:func:`viewer.dimse.rules.part10_header`), and reach
-  pynetdicom empty. Past ``MAX_INSTANCE_BYTES`` the file is dropped and the rest of the data set is
-  discarded as it comes: the handler answers "out of resources" (A700) and the association goes on.
+  pynetdicom empty. Past ``MAX_INSTANCE_BYTES`` (or when the spool cannot be written) the file is
+  dropped and the rest of the data set is discarded as it comes: the handler answers "out of
+  resources" (A700) and the association goes on.
 - a command set past :data:`MAX_COMMAND_BYTES`, or another message's data set (a C-FIND, C-GET or
   C-MOVE identifier) past :data:`MAX_IDENTIFIER_BYTES`, aborts the association.
 
@@ -38,15 +39,21 @@ MAX_COMMAND_BYTES = 64 * 1024
 MAX_IDENTIFIER_BYTES = 1024 * 1024
 
 
+TOO_LARGE = "The instance is larger than this archive accepts."
+NOT_SPOOLED = "The instance could not be written to the spool."
+BAD_META = "The request's SOP Class or Instance UID cannot be written as file meta."
+
+
 @dataclass
 class Received:
     """One C-STORE request's data set as it arrives: its spool file (header first), the data set's
-    size so far, and whether it went past the bound (then the file is gone)."""
+    size so far, and why it is refused ("out of resources": past the bound, or the spool could not be
+    written), then without its file."""
 
     message_id: int
     file: IO[bytes] | None
     size: int = 0
-    oversized: bool = False
+    refusal: str = ""
     complete: bool = False
 
     def close(self) -> None:
@@ -80,9 +87,17 @@ class Receiver:
 
     def receive(self, primitive: P_DATA) -> None:
         """Filter ``primitive``'s fragments, then give them to pynetdicom one at a time (as its own loop
-        would, fragment after fragment)."""
+        would, fragment after fragment). A failure here aborts the association (the DUL thread that
+        calls it must not die)."""
         if self._aborted:
             return
+        try:
+            self._receive(primitive)
+        except Exception:
+            log.exception("DIMSE: a P-DATA could not be received")
+            self._abort("a P-DATA could not be received")
+
+    def _receive(self, primitive: P_DATA) -> None:
         for context_id, data in primitive.presentation_data_value_list:
             if not data:
                 continue
@@ -117,13 +132,18 @@ class Receiver:
         if current is None:
             current = self._current = self._start(context_id, message)
         size = len(data) - 1
-        if not current.oversized:
+        if not current.refusal:
             if current.size + size > self.limit:
-                current.oversized = True
+                current.refusal = TOO_LARGE
                 current.close()  # what came so far is dropped; the rest is discarded as it comes
             else:
                 assert current.file is not None
-                current.file.write(memoryview(data)[1:])
+                try:
+                    current.file.write(memoryview(data)[1:])
+                except OSError as exc:  # a full disk: refused as out of resources
+                    log.warning("C-STORE request %s: the spool cannot be written (%s)", current.message_id, exc)
+                    current.refusal = NOT_SPOOLED
+                    current.close()
         current.size += size
         if last:
             current.complete = True
@@ -135,16 +155,20 @@ class Receiver:
         message_id = int(command.MessageID)
         syntax = next((str(cx.transfer_syntax[0]) for cx in self.assoc.accepted_contexts
                        if cx.context_id == context_id), "")
-        spool = tempfile.NamedTemporaryFile(dir=self.folder, prefix="tmp", suffix=".upload.dimse")  # noqa: SIM115
-        received = Received(message_id, spool)
+        received = Received(message_id, None)
         try:
-            spool.write(rules.part10_header(
+            received.file = tempfile.NamedTemporaryFile(dir=self.folder, prefix="tmp", suffix=".upload.dimse")  # noqa: SIM115
+            received.file.write(rules.part10_header(
                 transfer_syntax=syntax, sop_class=_text(command.AffectedSOPClassUID),
                 sop_instance=_text(command.AffectedSOPInstanceUID), source_ae=self.source_ae))
-        except Exception:  # noqa: BLE001 - UIDs pydicom cannot write: the handler refuses the data set
+        except OSError as exc:
+            log.warning("C-STORE request %s: the spool cannot be written (%s)", message_id, exc)
+            received.close()
+            received.refusal = NOT_SPOOLED
+        except Exception:  # noqa: BLE001 - UIDs pydicom cannot write as file meta
             log.info("C-STORE request %s: its file meta cannot be written", message_id)
             received.close()
-            received.oversized = True
+            received.refusal = BAD_META
         with self.lock:
             stale = self.received.pop(message_id, None)
             self.received[message_id] = received

@@ -187,8 +187,9 @@ def handle_store(event: evt.Event) -> Dataset:
     try:
         if not access_rules.node_may_store(caller.node.kind):
             return refused(rules.NOT_AUTHORISED, "This node may not store into the project.")
-        if received.oversized:
-            return refused(rules.OUT_OF_RESOURCES, "The instance is larger than this archive accepts.")
+        if received.refusal:  # past MAX_INSTANCE_BYTES, or not written to the spool
+            status = rules.CANNOT_UNDERSTAND if received.refusal == receive.BAD_META else rules.OUT_OF_RESOURCES
+            return refused(status, received.refusal)
         data = received.read()  # the PS3.10 file: the header made from the request, the data set as received
     finally:
         received.close()
