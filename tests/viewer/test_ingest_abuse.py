@@ -128,6 +128,32 @@ def test_zip_with_too_many_members_on_disk_is_refused_before_its_directory_is_re
     assert "more than 1,000 files" in report.results[0].reason
 
 
+def noise_zip(target) -> str:
+    """24 CT images of about 1 MB of noise (the zip is as large as its members) in a zip written to
+    ``target``; their series' UID."""
+    rng = np.random.default_rng(17)
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(24):
+            archive.writestr(f"ct/{number:02d}.dcm", ct_bytes(
+                StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=number + 1,
+                Rows=724, Columns=724, PixelData=rng.bytes(724 * 724 * 2)))
+    return series
+
+
+def test_import_dicom_reads_a_zip_from_its_file_a_member_at_a_time(make_project, monkeypatch, tmp_path):
+    monkeypatch.setattr(ingest, "INDEX_BATCH_BYTES", 4 * MiB)
+    path = tmp_path / "ct.zip"
+    series = noise_zip(path)
+    project = make_project()
+    ingest_files(project, [("warm.dcm", ct_bytes())])
+
+    report, peak = peak_memory_of(ingest_files, project, importing.iter_named_files([path]))
+
+    assert len(report.stored) == 24 and Instance.objects.filter(series__series_instance_uid=series).count() == 24
+    assert peak < path.stat().st_size / 3, f"{peak / MiB:.1f} MiB for a zip of {path.stat().st_size / MiB:.1f} MiB"
+
+
 def test_a_zip_upload_larger_than_memory_is_read_from_its_spool_a_member_at_a_time(team, settings, monkeypatch):
     """A 24 MB zip upload: Django spools it to disk (beyond FILE_UPLOAD_MAX_MEMORY_SIZE) and the ingest
     reads it from there, one member at a time; neither the archive nor all its members are held."""
@@ -139,22 +165,15 @@ def test_a_zip_upload_larger_than_memory_is_read_from_its_spool_a_member_at_a_ti
 
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = MiB
     monkeypatch.setattr(ingest, "INDEX_BATCH_BYTES", 4 * MiB)  # an ingest batch holds at most about this
-    rng = np.random.default_rng(17)
-    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for number in range(24):  # noise: the zip is as large as its members
-            pixels = rng.bytes(724 * 724 * 2)
-            archive.writestr(f"ct/{number:02d}.dcm", ct_bytes(
-                StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=number + 1,
-                Rows=724, Columns=724, PixelData=pixels))
+    series = noise_zip(buffer)
     data = buffer.getvalue()
     assert len(data) > 24 * MiB
     token = token_for(team["reader"])
     environ = RequestFactory().post(
         "/api/projects/trial/upload/", {"files": [SimpleUploadedFile("ct.zip", data, content_type="application/zip")]},
         HTTP_AUTHORIZATION=f"Token {token}").environ
-    del buffer, archive
+    del buffer
     ClientHandler()(RequestFactory().get("/api/presets/", HTTP_AUTHORIZATION=f"Token {token}").environ)  # warm up
 
     tracemalloc.start()
