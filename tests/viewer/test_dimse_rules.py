@@ -234,6 +234,16 @@ def test_keys_that_cannot_be_matched_rightly_are_refused_by_name(level, keys, st
     assert refused.value.status == status and named in refused.value.reason
 
 
+def test_private_keys_with_a_value_are_refused():
+    identifier = _identifier("STUDY", StudyInstanceUID="")
+    identifier.private_block(0x0029, "VENDOR", create=True).add_new(0x10, "LO", "")  # asked for: returned empty
+    assert rules.find_request(identifier, "study").returned == ("StudyInstanceUID",)
+    identifier.private_block(0x0029, "VENDOR").add_new(0x11, "LO", "MATCH-ME")
+    with pytest.raises(rules.IdentifierError) as refused:
+        rules.find_request(identifier, "study")
+    assert refused.value.status == 0xC000 and "(0029,1011)" in refused.value.reason
+
+
 def test_a_number_key_that_is_no_number_is_refused():
     request = rules.FindRequest("IMAGE", "instance", (("SliceThickness", "thin"),), ("SliceThickness",))
     with pytest.raises(rules.IdentifierError) as refused:

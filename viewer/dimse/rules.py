@@ -278,7 +278,11 @@ def find_request(identifier: Dataset, model: str) -> FindRequest:
     multiple: set[str] = set()
     for element in identifier:
         keyword = element.keyword or ""
-        if not keyword or element.tag.group == 0x0002 or keyword in ALWAYS_RETURNED:
+        tag = element.tag
+        if not keyword and _unmatchable(element):
+            raise IdentifierError(f"Matching on ({tag.group:04X},{tag.element:04X}) is not supported.",
+                                  UNABLE_TO_PROCESS)
+        if not keyword or tag.group == 0x0002 or keyword in ALWAYS_RETURNED:
             continue
         if element.VR == "SQ":
             continue
@@ -292,6 +296,15 @@ def find_request(identifier: Dataset, model: str) -> FindRequest:
     charsets = ((raw,) if raw else ()) if isinstance(raw, str) else tuple(str(v) for v in raw)
     return FindRequest(dimse_level, LEVELS[dimse_level], tuple(matching), tuple(returned), charsets,
                        frozenset(multiple))
+
+
+def _unmatchable(element: Any) -> bool:
+    """A private or unknown element with a value to match: not one the archive can match on (a private
+    creator, a group length or a sequence is no matching key)."""
+    tag = element.tag
+    if tag.element == 0x0000 or element.VR == "SQ" or (tag.is_private and 0x0010 <= tag.element <= 0x00FF):
+        return False
+    return bool(query_value(element.value)) if element.VR not in ("OB", "OW", "UN") else bool(element.value)
 
 
 def query_value(value: Any) -> str:
