@@ -259,3 +259,12 @@ def test_wildcards_take_linear_time():
     started = time.perf_counter()
     assert not rules.wildcard_match("*a" * 40 + "*b", "a" * 256)
     assert time.perf_counter() - started < 0.5
+
+
+def test_a_header_and_the_data_set_make_the_part10_file():
+    data_set, original = _data_set_of(get_testdata_file("CT_small.dcm"))
+    header = rules.part10_header(transfer_syntax=original.file_meta.TransferSyntaxUID, sop_class=original.SOPClassUID,
+                                 sop_instance=original.SOPInstanceUID, source_ae="CT1")
+    assert header + data_set == rules.part10(data_set, transfer_syntax=original.file_meta.TransferSyntaxUID,
+                                             sop_class=original.SOPClassUID, sop_instance=original.SOPInstanceUID,
+                                             source_ae="CT1")

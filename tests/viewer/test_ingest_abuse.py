@@ -350,6 +350,19 @@ def test_the_deidentification_event_commits_with_the_instance_rows(make_project)
     assert AuditEvent.objects.filter(action=Action.DEIDENTIFIED, object_id=instance.sop_instance_uid).count() == 1
 
 
+def test_clean_storage_removes_a_dimse_spool_file_a_killed_listener_left(settings, tmp_path, capsys):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "spool")
+    (tmp_path / "spool").mkdir()
+    from viewer.dimse import receive
+
+    left = tmp_path / "spool" / f"{receive.SPOOL_PREFIX}k2j4_x9{receive.SPOOL_SUFFIX}"
+    left.write_bytes(b"part of a data set")
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    call_command("clean_storage")
+    assert not left.exists()
+
+
 def test_clean_storage_removes_only_old_unreferenced_objects_and_old_temporary_files(
     make_project, capsys, settings, tmp_path
 ):

@@ -39,6 +39,10 @@ MAX_COMMAND_BYTES = 64 * 1024
 MAX_IDENTIFIER_BYTES = 1024 * 1024
 
 
+#: A spool file's name: as Django names the uploads it spools (``tmpXXXX.upload.dcm``), so that
+#: ``clean_storage`` sweeps those a killed listener left.
+SPOOL_PREFIX, SPOOL_SUFFIX = "tmp", ".upload.dimse"
+
 TOO_LARGE = "The instance is larger than this archive accepts."
 NOT_SPOOLED = "The instance could not be written to the spool."
 BAD_META = "The request's SOP Class or Instance UID cannot be written as file meta."
@@ -157,7 +161,8 @@ class Receiver:
                        if cx.context_id == context_id), "")
         received = Received(message_id, None)
         try:
-            received.file = tempfile.NamedTemporaryFile(dir=self.folder, prefix="tmp", suffix=".upload.dimse")  # noqa: SIM115
+            received.file = tempfile.NamedTemporaryFile(  # noqa: SIM115
+                dir=self.folder, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX)
             received.file.write(rules.part10_header(
                 transfer_syntax=syntax, sop_class=_text(command.AffectedSOPClassUID),
                 sop_instance=_text(command.AffectedSOPInstanceUID), source_ae=self.source_ae))
