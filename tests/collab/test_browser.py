@@ -15,16 +15,17 @@ from tests.collab.conftest import open_reader
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
-def draw_length(page: Any) -> None:
+def draw_length(page: Any, start: list[float], end: list[float], steps: int) -> tuple[list[float], list[float]]:
+    """A length from ``start`` to ``end`` (image pixels) on the first viewport; their client coordinates."""
     page.locator(".viewport[data-index='0']").focus()
     page.keyboard.press("l")
     (x0, y0), (x1, y1) = (page.evaluate("([x, y]) => crossread.app.viewports[0].imageToClient(x, y)", p)
-                          for p in ([40, 40], [90, 70]))
+                          for p in (start, end))
     page.mouse.move(x0, y0)
     page.mouse.down()
-    page.mouse.move(x1, y1, steps=8)
+    page.mouse.move(x1, y1, steps=steps)
     page.mouse.up()
-    page.mouse.move(x1 - 20, y1 - 10, steps=5)  # a cursor the other reader may see
+    return [x0, y0], [x1, y1]
 
 
 @pytest.mark.parametrize("mode, visible", [("open", True), ("blinded", False)])
@@ -36,7 +37,8 @@ def test_reader2_sees_reader1_draw_live_unless_blinded(browser: Any, live_demo: 
     two = open_reader(browser, live_demo, "reader2", errors, mode)
     try:
         expect(two.locator("#collab-panel li[data-user='reader1'].online")).to_have_count(1)
-        draw_length(one)
+        _, (x1, y1) = draw_length(one, [40, 40], [90, 70], steps=8)
+        one.mouse.move(x1 - 20, y1 - 10, steps=5)  # a cursor the other reader may see
         mine = one.locator(".viewport[data-index='0'] svg.overlay g.annotation.length")
         expect(mine).to_have_count(1)
         expect(one.locator("#measurement-list .measurement", has_text="Length")).not_to_contain_text("saving")
@@ -76,14 +78,7 @@ def test_a_label_edited_by_double_click_reaches_the_other_reader_live(browser: A
     two = open_reader(browser, live_demo, "reader2", errors)
     try:
         before = set(one.evaluate("crossread.annotations.all().map(a => a.id)"))
-        one.locator(".viewport[data-index='0']").focus()
-        one.keyboard.press("l")
-        (x0, y0), (x1, y1) = (one.evaluate("([x, y]) => crossread.app.viewports[0].imageToClient(x, y)", p)
-                              for p in ([60, 100], [110, 100]))
-        one.mouse.move(x0, y0)
-        one.mouse.down()
-        one.mouse.move(x1, y1, steps=6)
-        one.mouse.up()
+        (x0, y0), (x1, y1) = draw_length(one, [60, 100], [110, 100], steps=6)
         one.wait_for_function("(before) => crossread.annotations.all().some(a => !a.pending && !before.includes(a.id))",
                               arg=list(before))
         mark = next(i for i in one.evaluate("crossread.annotations.all().map(a => a.id)") if i not in before)
