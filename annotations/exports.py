@@ -178,8 +178,8 @@ def marks_sr(access: ProjectAccess, study_uid: Any) -> MarksReport:
     try:
         report = sr.build_marks_report(
             sr_marks, observer_name=_person_name(user), observer_login=user.get_username(), evidence=evidence,
-            series_instance_uid=series_uid, sop_instance_uid=sop_uid, series_number=MARKS_SR_SERIES_NUMBER,
-            series_description=f"Measurements {user.get_username()}")
+            header=sr.ReportHeader(series_uid, sop_uid, MARKS_SR_SERIES_NUMBER,
+                                   series_description=f"Measurements {user.get_username()}"))
     except (sr.SRInputError, ValueError) as exc:
         raise DomainError(f"The SR cannot be built: {exc}", code=ErrorCode.UNPROCESSABLE) from None
     buffer = io.BytesIO()

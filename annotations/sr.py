@@ -401,18 +401,28 @@ def _responses_container(responses: Responses) -> hd.sr.ContainerContentItem | N
     return container
 
 
-def build_measurement_report(
-    read: ReadForSR,
-    *,
-    evidence: Sequence[pydicom.Dataset],
-    series_instance_uid: str,
-    sop_instance_uid: str,
-    series_number: int,
-    instance_number: int = 1,
-    manufacturer: str = "Crossread",
-    content_datetime: datetime.datetime | None = None,
-    series_description: str = "RECIST 1.1 measurements",
-) -> hd.sr.Comprehensive3DSR:
+@dataclass(frozen=True)
+class ReportHeader:
+    """The new document itself, for either builder (:func:`build_measurement_report`,
+    :func:`build_marks_report`).
+
+    ``series_instance_uid``, ``sop_instance_uid``: its UIDs (its own series; checked with the
+    evidence, every problem reported together); ``series_number``, ``instance_number`` as written;
+    ``manufacturer`` of the device writing it; ``content_datetime`` its Content Date/Time, now when
+    omitted; ``series_description`` (cut to 64 characters), the builder's own when omitted.
+    """
+
+    series_instance_uid: str
+    sop_instance_uid: str
+    series_number: int
+    instance_number: int = 1
+    manufacturer: str = "Crossread"
+    content_datetime: datetime.datetime | None = None
+    series_description: str | None = None
+
+
+def build_measurement_report(read: ReadForSR, *, evidence: Sequence[pydicom.Dataset],
+                             header: ReportHeader) -> hd.sr.Comprehensive3DSR:
     """Build a Comprehensive 3D SR (TID 1500) for one time point of a read.
 
     Parameters
@@ -423,14 +433,9 @@ def build_measurement_report(
         Headers (no pixel data needed) of every image a finding references; they give the
         patient and study of the report, and go to the Current Requested Procedure Evidence.
         All must be of one study.
-    series_instance_uid, sop_instance_uid
-        UIDs of the new report (its own series).
-    series_number, instance_number
-        As written in the report.
-    manufacturer
-        Manufacturer of the device writing the report.
-    content_datetime
-        Content Date/Time; now when omitted.
+    header
+        The new report's UIDs, numbers, manufacturer, time and series description ("RECIST 1.1
+        measurements" when omitted).
 
     Raises
     ------
@@ -439,22 +444,17 @@ def build_measurement_report(
         or a UID is invalid (and highdicom raises ``ValueError`` for anything it refuses).
     """
     _check_evidence(evidence, [(f"lesion {f.identifier}", f.image) for f in read.findings if f.image is not None],
-                    series_instance_uid, sop_instance_uid)
-
-    report = hd.sr.MeasurementReport(
-        observation_context=_observation_context(read.reader_name, read.reader_login),
-        procedure_reported=_IMAGING_PROCEDURE,
-        imaging_measurements=[_group(read, finding) for finding in read.findings],
-    )
+                    header)
+    report = _measurement_report(_observer(read.reader_name, read.reader_login),
+                                 [_group(read, finding) for finding in read.findings])
     container = _responses_container(read.responses)
     if container is not None:
         report[0].ContentSequence.append(container)
-    return _document(report, evidence, series_instance_uid=series_instance_uid, sop_instance_uid=sop_instance_uid,
-                     series_number=series_number, instance_number=instance_number, manufacturer=manufacturer,
-                     content_datetime=content_datetime, series_description=series_description)
+    return _document(report, evidence, header, "RECIST 1.1 measurements")
 
 
-def _observation_context(name: str, login: str | None) -> hd.sr.ObservationContext:
+def _observer(name: str, login: str | None) -> hd.sr.ObservationContext:
+    """A person observer (the reader, or who exports)."""
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=name, login_name=login),
@@ -462,12 +462,19 @@ def _observation_context(name: str, login: str | None) -> hd.sr.ObservationConte
     return hd.sr.ObservationContext(observer_person_context=observer)
 
 
+def _measurement_report(observer: hd.sr.ObservationContext,
+                        groups: Sequence[hd.sr.MeasurementsAndQualitativeEvaluations]) -> hd.sr.MeasurementReport:
+    """TID 1500: the ``observer`` (:func:`_observer`), the imaging procedure reported, ``groups``."""
+    return hd.sr.MeasurementReport(
+        observation_context=observer, procedure_reported=_IMAGING_PROCEDURE, imaging_measurements=groups)
+
+
 def _check_evidence(evidence: Sequence[pydicom.Dataset], images: Sequence[tuple[str, ImageReference]],
-                    series_instance_uid: str, sop_instance_uid: str) -> None:
+                    header: ReportHeader) -> None:
     """The report's UIDs, and every referenced image (``(what, image)``) in the one study's evidence."""
     problems: list[str] = []
-    for name, uid in (("series_instance_uid", series_instance_uid),
-                      ("sop_instance_uid", sop_instance_uid)):
+    for name, uid in (("series_instance_uid", header.series_instance_uid),
+                      ("sop_instance_uid", header.sop_instance_uid)):
         if not is_uid(uid):
             problems.append(f"{name} is not a valid UID")
     if not evidence:
@@ -502,20 +509,22 @@ def _with_type2(ds: pydicom.Dataset) -> pydicom.Dataset:
     return copy
 
 
-def _document(report: hd.sr.MeasurementReport, evidence: Sequence[pydicom.Dataset], *, series_instance_uid: str,
-              sop_instance_uid: str, series_number: int, instance_number: int, manufacturer: str,
-              content_datetime: datetime.datetime | None, series_description: str) -> hd.sr.Comprehensive3DSR:
+def _document(report: hd.sr.MeasurementReport, evidence: Sequence[pydicom.Dataset], header: ReportHeader,
+              series_description: str) -> hd.sr.Comprehensive3DSR:
     """The Comprehensive 3D SR document of a TID 1500 ``report`` (shared by the RECIST reads' reports and
-    the viewer's marks), with Crossread's local coding scheme declared."""
-    now = content_datetime or datetime.datetime.now()
+    the viewer's marks), with Crossread's local coding scheme declared; ``series_description`` when the
+    header has none."""
+    now = header.content_datetime or datetime.datetime.now()
+    if header.series_description is not None:
+        series_description = header.series_description
     sr = hd.sr.Comprehensive3DSR(
         evidence=[_with_type2(ds) for ds in evidence],
         content=report[0],
-        series_instance_uid=series_instance_uid,
-        series_number=series_number,
-        sop_instance_uid=sop_instance_uid,
-        instance_number=instance_number,
-        manufacturer=manufacturer,
+        series_instance_uid=header.series_instance_uid,
+        series_number=header.series_number,
+        sop_instance_uid=header.sop_instance_uid,
+        instance_number=header.instance_number,
+        manufacturer=header.manufacturer,
         is_complete=True,
         is_final=True,
         series_description=series_description[:64],
@@ -654,25 +663,13 @@ def _mark_group(mark: MarkForSR) -> hd.sr.MeasurementsAndQualitativeEvaluations 
                                                             referenced_frame_numbers=frames)])
 
 
-def build_marks_report(
-    marks: Sequence[MarkForSR],
-    *,
-    observer_name: str,
-    observer_login: str | None,
-    evidence: Sequence[pydicom.Dataset],
-    series_instance_uid: str,
-    sop_instance_uid: str,
-    series_number: int,
-    instance_number: int = 1,
-    manufacturer: str = "Crossread",
-    content_datetime: datetime.datetime | None = None,
-    series_description: str = "Measurements",
-) -> hd.sr.Comprehensive3DSR:
+def build_marks_report(marks: Sequence[MarkForSR], *, observer_name: str, observer_login: str | None,
+                       evidence: Sequence[pydicom.Dataset], header: ReportHeader) -> hd.sr.Comprehensive3DSR:
     """A Comprehensive 3D SR (TID 1500) of the viewer's marks on one study: one measurement group per
     mark (TID 1501 for lengths, bidirectionals, points, arrows; TID 1410 with its SCOORD region for
     ellipses and freehand outlines), its label as the tracking identifier. The observer is the person
-    who exports; the document, evidence checks and coding scheme are those of
-    :func:`build_measurement_report`.
+    who exports; the document (``header``; its series description "Measurements" when omitted),
+    evidence checks and coding scheme are those of :func:`build_measurement_report`.
 
     Raises
     ------
@@ -681,16 +678,9 @@ def build_marks_report(
     """
     if not marks:
         raise SRInputError(["a report needs at least one mark"])
-    _check_evidence(evidence, [(f"mark {mark.identifier}", mark.image) for mark in marks],
-                    series_instance_uid, sop_instance_uid)
-    report = hd.sr.MeasurementReport(
-        observation_context=_observation_context(observer_name, observer_login),
-        procedure_reported=_IMAGING_PROCEDURE,
-        imaging_measurements=[_mark_group(mark) for mark in marks],
-    )
-    return _document(report, evidence, series_instance_uid=series_instance_uid, sop_instance_uid=sop_instance_uid,
-                     series_number=series_number, instance_number=instance_number, manufacturer=manufacturer,
-                     content_datetime=content_datetime, series_description=series_description)
+    _check_evidence(evidence, [(f"mark {mark.identifier}", mark.image) for mark in marks], header)
+    report = _measurement_report(_observer(observer_name, observer_login), [_mark_group(mark) for mark in marks])
+    return _document(report, evidence, header, "Measurements")
 
 
 def tracking_uid_of(key: str) -> str:
@@ -712,6 +702,7 @@ __all__ = [
     "ORGAN_CODES",
     "ROLE_STATUSES",
     "ReadForSR",
+    "ReportHeader",
     "Responses",
     "SRInputError",
     "build_marks_report",

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from annotations.planes import MAX_PLANE_INDEX, PLANES, PlaneRef, check_plane_kind, read_plane
 
@@ -104,6 +104,21 @@ def _text(data: dict[str, Any], key: str, limit: int, default: str | None = None
     return value
 
 
+def _filled(data: dict[str, Any], key: str, limit: int, what: str) -> str:
+    """Text of 1 to ``limit`` characters; else the error "``key`` must be ``what``."."""
+    value = data.get(key)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise _bad(f"{key} must be {what}.")
+    return value
+
+
+def _flag(data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise _bad(f"{key} must be true or false.")
+    return value
+
+
 def _plane_kind(kind: str) -> None:
     try:
         check_plane_kind(kind)
@@ -122,12 +137,14 @@ def _points(data: dict[str, Any], key: str = "points", *, allow_empty: bool = Fa
     value = data.get(key)
     if not isinstance(value, list) or len(value) > MAX_POINTS or (not value and not allow_empty):
         raise _bad(f"{key} must be a list of [x, y] image coordinates (at most {MAX_POINTS}).")
-    points = []
-    for point in value:
-        if not isinstance(point, list) or len(point) != 2:
-            raise _bad(f"{key} must be a list of [x, y] image coordinates.")
-        points.append([_num(point[0], "x"), _num(point[1], "y")])
-    return points
+    return [_xy(point, f"{key} must be a list of [x, y] image coordinates.") for point in value]
+
+
+def _xy(value: Any, message: str, x: str = "x", y: str = "y") -> list[float]:
+    """A pair [x, y] of finite numbers (a pan, a point), else the error ``message``."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise _bad(message)
+    return [_num(value[0], x), _num(value[1], y)]
 
 
 def _point3(value: Any, what: str) -> list[float]:
@@ -145,6 +162,18 @@ def _registrations(value: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise _bad("registrations must be a list of {from, to, offset} objects.")
         out.append({"from": _uid(item, "from"), "to": _uid(item, "to"), "offset": _point3(item.get("offset"), "offset")})
+    return out
+
+
+def _window_zoom(data: dict[str, Any]) -> dict[str, Any]:
+    """``window`` ({center, width}) and ``zoom``, those present and not null (a viewport's, a chat view's)."""
+    out: dict[str, Any] = {}
+    if data.get("window") is not None:
+        window = _obj(data, "window")
+        out["window"] = {"center": _num(window.get("center"), "window.center"),
+                         "width": _num(window.get("width"), "window.width")}
+    if data.get("zoom") is not None:
+        out["zoom"] = _num(data["zoom"], "zoom")
     return out
 
 
@@ -195,10 +224,7 @@ def _at(instance: str, frame: int, plane: PlaneRef | None) -> dict[str, Any]:
 
 
 def _ref(data: dict[str, Any]) -> str:
-    value = data.get("ref")
-    if not isinstance(value, str) or not value or len(value) > MAX_REF:
-        raise _bad(f"ref must be a client id: text of 1 to {MAX_REF} characters.")
-    return value
+    return _filled(data, "ref", MAX_REF, f"a client id: text of 1 to {MAX_REF} characters")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,34 +284,18 @@ class Viewport(Message):
         for key in ("frame", "viewport"):
             if data.get(key) is not None:
                 out[key] = _int(data, key, minimum=0)
-        if data.get("window") is not None:
-            window = _obj(data, "window")
-            out["window"] = {"center": _num(window.get("center"), "window.center"),
-                             "width": _num(window.get("width"), "window.width")}
-        if data.get("zoom") is not None:
-            out["zoom"] = _num(data["zoom"], "zoom")
+        out.update(_window_zoom(data))
         if data.get("pan") is not None:
-            pan = data["pan"]
-            if not isinstance(pan, list) or len(pan) != 2:
-                raise _bad("pan must be [x, y].")
-            out["pan"] = [_num(pan[0], "pan"), _num(pan[1], "pan")]
+            out["pan"] = _xy(data["pan"], "pan must be [x, y].", "pan", "pan")
         if data.get("invert") is not None:
-            if not isinstance(data["invert"], bool):
-                raise _bad("invert must be true or false.")
-            out["invert"] = data["invert"]
+            out["invert"] = _flag(data, "invert")
         if data.get("rotation") is not None:  # degrees clockwise as seen (docs/viewer.md, rotate and flip)
             if data["rotation"] not in (0, 90, 180, 270) or isinstance(data["rotation"], bool):
                 raise _bad("rotation must be 0, 90, 180 or 270.")
             out["rotation"] = int(data["rotation"])
-        for key in ("flipH", "flipV"):
+        for key in ("flipH", "flipV", "linked"):
             if data.get(key) is not None:
-                if not isinstance(data[key], bool):
-                    raise _bad(f"{key} must be true or false.")
-                out[key] = data[key]
-        if data.get("linked") is not None:
-            if not isinstance(data["linked"], bool):
-                raise _bad("linked must be true or false.")
-            out["linked"] = data["linked"]
+                out[key] = _flag(data, key)
         if data.get("registrations") is not None:
             out["registrations"] = _registrations(data["registrations"])
         if "crosshair" in data:  # null: no crosshair point (absent: left alone)
@@ -299,38 +309,6 @@ class Viewport(Message):
 
 
 @dataclass(frozen=True)
-class Draft(Message):
-    """A shape being drawn, on an image or on a reformatted plane (``plane`` instead of ``instance``,
-    a kind a plane takes); ``points: []`` clears the sender's draft."""
-
-    type = "annotation.draft"
-    ephemeral = True
-    instance: str
-    frame: int
-    kind: str
-    points: list[list[float]]
-    label: str
-    plane: PlaneRef | None = None
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> Draft:
-        points = _points(data, allow_empty=True)
-        if not points:
-            return cls("", 1, "", [], "")
-        instance, frame, plane = _image(data)
-        kind = _kind(data)
-        if plane is not None:
-            _plane_kind(kind)
-        return cls(instance, frame, kind, points, _text(data, "label", MAX_LABEL, ""), plane)
-
-    def entry(self, user: str) -> dict[str, Any]:
-        if not self.points:
-            return {"user": user, "points": []}
-        return {"user": user, **_at(self.instance, self.frame, self.plane), "kind": self.kind,
-                "points": self.points, "label": self.label}
-
-
-@dataclass(frozen=True)
 class Shape:
     """A mark to create: on ``instance`` and ``frame``, or on ``plane`` (then ``instance`` is empty)."""
 
@@ -340,6 +318,40 @@ class Shape:
     points: list[list[float]]
     label: str
     plane: PlaneRef | None = None
+
+    @classmethod
+    def read(cls, data: dict[str, Any], points: list[list[float]] | None = None) -> Self:
+        """Where the shape is (:func:`_image`), its kind (one a plane takes, on a plane), its ``points``
+        (read here unless given) and label."""
+        instance, frame, plane = _image(data)
+        kind = _kind(data)
+        if plane is not None:
+            _plane_kind(kind)
+        if points is None:
+            points = _points(data)
+        return cls(instance, frame, kind, points, _text(data, "label", MAX_LABEL, ""), plane)
+
+
+@dataclass(frozen=True)
+class Draft(Shape, Message):
+    """A shape being drawn, on an image or on a reformatted plane (``plane`` instead of ``instance``,
+    a kind a plane takes); ``points: []`` clears the sender's draft."""
+
+    type = "annotation.draft"
+    ephemeral = True
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Draft:
+        points = _points(data, allow_empty=True)
+        if not points:
+            return cls("", 1, "", [], "")
+        return cls.read(data, points)
+
+    def entry(self, user: str) -> dict[str, Any]:
+        if not self.points:
+            return {"user": user, "points": []}
+        return {"user": user, **_at(self.instance, self.frame, self.plane), "kind": self.kind,
+                "points": self.points, "label": self.label}
 
 
 @dataclass(frozen=True)
@@ -351,12 +363,7 @@ class AnnotationCreate(Message):
     @classmethod
     def parse(cls, data: dict[str, Any]) -> AnnotationCreate:
         ref = _ref(data)
-        shape = _obj(data, "annotation")
-        instance, frame, plane = _image(shape)
-        kind = _kind(shape)
-        if plane is not None:
-            _plane_kind(kind)
-        return cls(ref, Shape(instance, frame, kind, _points(shape), _text(shape, "label", MAX_LABEL, ""), plane))
+        return cls(ref, Shape.read(_obj(data, "annotation")))
 
     @property
     def point_count(self) -> int:
@@ -437,17 +444,7 @@ MAX_CHAT = 2000
 
 
 def _user(data: dict[str, Any], key: str = "to") -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value or len(value) > MAX_USER:
-        raise _bad(f"{key} must be a participant's username.")
-    return value
-
-
-def _flag(data: dict[str, Any], key: str) -> bool:
-    value = data.get(key, False)
-    if not isinstance(value, bool):
-        raise _bad(f"{key} must be true or false.")
-    return value
+    return _filled(data, key, MAX_USER, "a participant's username")
 
 
 @dataclass(frozen=True)
@@ -479,39 +476,43 @@ class CallLeave(Message):
 @dataclass(frozen=True)
 class Signal(Message):
     """A WebRTC signalling message addressed to one participant in the call (``to``), delivered to
-    them alone with the sender's name in ``from``. Not stored; rate-limited per connection."""
+    them alone with the sender's name in ``from``. Not stored; rate-limited per connection.
+
+    Every ``rtc.*`` message is parsed here: ``to``, then what :meth:`payload_of` reads of the rest."""
 
     signal: ClassVar[bool] = True
     to: str
     payload: tuple[tuple[str, Any], ...]
 
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> Signal:
+        return cls(_user(data), cls.payload_of(data))
+
+    @classmethod
+    def payload_of(cls, data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        return ()
+
     def frame(self, sender: str) -> dict[str, Any]:
         return {"type": self.type, "from": sender, "to": self.to, **dict(self.payload)}
 
 
-def _sdp(data: dict[str, Any]) -> str:
-    value = data.get("sdp")
-    if not isinstance(value, str) or not value or len(value) > MAX_SDP:
-        raise _bad(f"sdp must be a session description of at most {MAX_SDP} characters.")
-    return value
+@dataclass(frozen=True)
+class SessionDescription(Signal):
+    """An offer or an answer: its SDP (``sdp``), bounded."""
+
+    @classmethod
+    def payload_of(cls, data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        return (("sdp", _filled(data, "sdp", MAX_SDP, f"a session description of at most {MAX_SDP} characters")),)
 
 
 @dataclass(frozen=True)
-class RtcOffer(Signal):
+class RtcOffer(SessionDescription):
     type = "rtc.offer"
 
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> RtcOffer:
-        return cls(_user(data), (("sdp", _sdp(data)),))
-
 
 @dataclass(frozen=True)
-class RtcAnswer(Signal):
+class RtcAnswer(SessionDescription):
     type = "rtc.answer"
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> RtcAnswer:
-        return cls(_user(data), (("sdp", _sdp(data)),))
 
 
 @dataclass(frozen=True)
@@ -522,11 +523,10 @@ class RtcIce(Signal):
     type = "rtc.ice"
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> RtcIce:
-        to = _user(data)
+    def payload_of(cls, data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         value = data.get("candidate")
         if value is None:
-            return cls(to, (("candidate", None),))
+            return (("candidate", None),)
         if not isinstance(value, dict):
             raise _bad("candidate must be an ICE candidate object or null.")
         line = value.get("candidate")
@@ -545,7 +545,7 @@ class RtcIce(Signal):
         if fragment is not None and (not isinstance(fragment, str) or len(fragment) > 256):
             raise _bad("candidate.usernameFragment must be text of at most 256 characters.")
         out["usernameFragment"] = fragment
-        return cls(to, (("candidate", out),))
+        return (("candidate", out),)
 
 
 @dataclass(frozen=True)
@@ -553,10 +553,6 @@ class RtcLeave(Signal):
     """The sender ends its peer connection with ``to`` (it stays in the call with the others)."""
 
     type = "rtc.leave"
-
-    @classmethod
-    def parse(cls, data: dict[str, Any]) -> RtcLeave:
-        return cls(_user(data), ())
 
 
 @dataclass(frozen=True)
@@ -586,17 +582,9 @@ def _view(data: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
             out[key] = _uid(data, key)
     if data.get("frame") is not None:
         out["frame"] = _int(data, "frame", minimum=1)
-    if data.get("window") is not None:
-        window = _obj(data, "window")
-        out["window"] = {"center": _num(window.get("center"), "window.center"),
-                         "width": _num(window.get("width"), "window.width")}
-    if data.get("zoom") is not None:
-        out["zoom"] = _num(data["zoom"], "zoom")
+    out.update(_window_zoom(data))
     if data.get("point") is not None:
-        point = data["point"]
-        if not isinstance(point, list) or len(point) != 2:
-            raise _bad("point must be [x, y] image coordinates.")
-        out["point"] = [_num(point[0], "x"), _num(point[1], "y")]
+        out["point"] = _xy(data["point"], "point must be [x, y] image coordinates.")
     if "instance" in out and "series" not in out:
         raise _bad("A view with an instance names its series too.")
     return tuple(out.items())

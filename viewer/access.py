@@ -70,8 +70,6 @@ class ProjectAccess:
             self._quarantine_asked[:] = [(now, Instance.objects.filter(project=self.project, quarantined=True).exists())]
         return self._quarantine_asked[0][1]
 
-        return Instance.objects.filter(project=self.project, quarantined=True).exists()
-
     def sees(self, instance: Instance) -> bool:
         """May this member reach ``instance`` (a row of this project already read)?"""
         return (
@@ -163,10 +161,11 @@ class ProjectAccess:
     def instances_in(self, *, study: str = "", series: str = "") -> QuerySet[Instance]:
         """:meth:`instances`, narrowed to the study and series with these UIDs when given."""
         queryset = self.instances()
+        # Each UID with its project: the (project, UID) unique indexes serve the lookup.
         if series:
-            queryset = queryset.filter(series__series_instance_uid=series)
+            queryset = queryset.filter(series__series_instance_uid=series, series__project=self.project)
         if study:
-            queryset = queryset.filter(series__study__study_instance_uid=study)
+            queryset = queryset.filter(series__study__study_instance_uid=study, series__study__project=self.project)
         return queryset
 
     def instance(self, sop_instance_uid: object, *, study: str = "", series: str = "") -> Instance:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
@@ -111,15 +111,17 @@ class UploadView(APIView):
         return Response(report.as_dict(), status=status)
 
 
-def _read_one_at_a_time(uploads: list[Any]) -> Iterator[tuple[str, bytes | IngestResult]]:
-    """Each uploaded file's bytes, read only when the ingest asks for that file (Django spooled each
-    large file to disk); a file larger than any instance or zip archive is refused unread."""
+def _read_one_at_a_time(uploads: list[Any]) -> Iterator[tuple[str, BinaryIO | IngestResult]]:
+    """Each uploaded file as a file, read only when the ingest reaches it (Django spooled each large
+    file to disk: a zip is read from there a member at a time); a file larger than any instance or zip
+    archive is refused unread."""
     limit = max(option("MAX_INSTANCE_BYTES"), option("MAX_ZIP_BYTES"))
     for upload in uploads:
         if upload.size is not None and upload.size > limit:
             yield upload.name, too_large(upload.name)
         else:
-            yield upload.name, upload.read()
+            upload.seek(0)
+            yield upload.name, upload.file
 
 
 class PresetsView(APIView):

@@ -1,8 +1,10 @@
-"""A lean ASGI route for rendered images: the hot path of scrolling a stack.
+"""A lean ASGI route for rendered images (the hot path of scrolling a stack) and QIDO-RS searches
+(asked for by every worklist, study and series a client opens).
 
 Django's ASGI handler runs each synchronous middleware through ``sync_to_async``: about a dozen
 thread hops per request, which cost more than rendering a cached 512x512 frame. Views marked with
-:func:`fast_path` (the rendered, thumbnail and tile views) are called directly instead: the URL is
+:func:`fast_path` (the rendered, thumbnail and tile views; the searches, ``viewer.http.fast_endpoint``)
+are called directly instead: the URL is
 resolved by Django's own URLconf, the session and user are attached exactly as the session and
 authentication middlewares would, and the view does its usual authentication and project access
 checks. What the skipped middlewares would add to an image response is added here: the security

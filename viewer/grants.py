@@ -5,9 +5,10 @@ sockets write annotations many times a second. Deciding access for each (authent
 membership, the seat, the session) costs more than the answer. :data:`GRANTS` remembers granted
 decisions for a short time, keyed by everything the decision read:
 
-- **images** (:func:`recent_access`, :func:`remember_access`): the credentials a GET request
-  presented (the whole ``Authorization`` header and the session cookie) and the project slug →
-  the :class:`~viewer.access.ProjectAccess` the full path granted (``viewer.render_views``);
+- **images and searches** (:func:`recent_access`, :func:`remember_access`): the credentials a GET
+  request presented (the whole ``Authorization`` header and the session cookie) and the project slug →
+  the :class:`~viewer.access.ProjectAccess` the full path granted (``viewer.render_views``, and every
+  view of ``viewer.http.project_endpoint`` with ``remember_access``: the QIDO-RS searches);
 - **seats** (``("seat", session id, username)``): what a session hub's seat check read for a
   connected user → the :class:`collab.visibility.Grant` a live write may use without reading it
   again (``collab.hub.SessionHub.confirms``).

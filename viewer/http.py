@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
@@ -21,6 +22,7 @@ from rest_framework.request import Request
 from crossread.errors import DomainError, ErrorCode, NotAuthenticated, error_response, log_refusal
 from viewer.access import ProjectAccess, access_project
 from viewer import grants
+from viewer.fastpath import fast_path, run_sync
 from viewer.models import Role
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,14 @@ def project_endpoint(
 ) -> Callable[[View], View]:
     """Decorate ``view(request, access, **kwargs)``; ``minimum`` maps a method to the role it needs.
 
-    ``remember_access`` keeps a granted decision in the one memory of grants (:mod:`viewer.grants`) for
-    the image views' in-memory path (only for GET views that need the viewer role).
+    ``remember_access`` (only for views whose GET needs no more than the viewer role: reads) keeps a
+    GET's granted decision in the one memory of grants (:mod:`viewer.grants`), and a GET whose
+    credentials were granted the project within its TTL is served with that decision, without
+    authenticating and reading the membership again. A refusal always takes the full path.
     """
     needed = {method: Role.VIEWER for method in methods} | (minimum or {})
+    if remember_access and needed.get("GET", Role.VIEWER) != Role.VIEWER:
+        raise ValueError("remember_access is for views whose GET needs the viewer role only")
 
     def decorator(view: View) -> View:
         @csrf_exempt  # CSRF is enforced in authenticate() for session users, as DRF does
@@ -71,11 +77,16 @@ def project_endpoint(
                     raise DomainError(
                         f"Method {request.method} is not allowed here.", code=ErrorCode.BAD_REQUEST
                     )
-                generation = grants.GRANTS.generation  # read before the check (see GrantMemory.remember)
-                request.user = authenticate(request)
-                access = access_project(request.user, slug, minimum=needed[request.method])
-                if remember_access:
-                    grants.remember_access(request, slug, access, generation)
+                remembered = remember_access and request.method in ("GET", "HEAD")
+                access = grants.recent_access(request, slug) if remembered else None
+                if access is not None:
+                    request.user = _member(access)
+                else:
+                    generation = grants.GRANTS.generation  # read before the check (see GrantMemory.remember)
+                    request.user = authenticate(request)
+                    access = access_project(request.user, slug, minimum=needed[request.method])
+                    if remembered:
+                        grants.remember_access(request, slug, access, generation)
                 return view(request, access, **kwargs)
             except DomainError as error:
                 log_refusal(request, error)
@@ -90,4 +101,30 @@ def project_endpoint(
     return decorator
 
 
-__all__ = ["ProjectAccess", "authenticate", "project_endpoint"]
+def _member(access: ProjectAccess) -> Any:
+    """The user a remembered decision was granted to (read only if the view asks)."""
+    return SimpleLazyObject(lambda: access.membership.user)
+
+
+def fast_endpoint(
+    methods: tuple[str, ...] = ("GET",), minimum: dict[str, str] | None = None
+) -> Callable[[View], Callable[..., Any]]:
+    """:func:`project_endpoint` with ``remember_access``, as an async view that :mod:`viewer.fastpath`
+    serves on its lean route for GET (no middleware chain, one thread hop): the searches of QIDO-RS,
+    asked for by every worklist, study and series a client opens. Other methods are served by Django
+    as usual (the view runs in Django's thread for synchronous code, as a synchronous view would)."""
+
+    def decorator(view: View) -> Callable[..., Any]:
+        checked = project_endpoint(methods, minimum, remember_access=True)(view)
+
+        @functools.wraps(view)
+        async def endpoint(request: HttpRequest, slug: str, **kwargs: Any) -> HttpResponse:
+            return await run_sync(checked, request, slug, **kwargs)
+
+        endpoint.csrf_exempt = True  # type: ignore[attr-defined]  # (checked in authenticate(), as DRF does)
+        return fast_path(endpoint)
+
+    return decorator
+
+
+__all__ = ["ProjectAccess", "authenticate", "fast_endpoint", "project_endpoint"]

@@ -21,8 +21,10 @@ import io
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from django.conf import settings
@@ -149,8 +151,9 @@ def dicomdir_files(dicomdir: Path, protected: tuple[Path, ...] = ()) -> Iterator
             yield path
 
 
-def read_file(path: Path, protected: tuple[Path, ...] = ()) -> bytes | Refusal:
-    """The file's bytes, opened without following a link; a refusal if it cannot or must not be read.
+@contextmanager
+def open_file(path: Path, protected: tuple[Path, ...] = ()) -> Iterator[BinaryIO | Refusal]:
+    """The file, open for reading without following a link; a refusal if it cannot or must not be read.
 
     Where the system says which file an open descriptor is (Linux), that file is checked too: a
     folder on the way swapped for a link since the walk cannot lead into the data folder.
@@ -159,16 +162,26 @@ def read_file(path: Path, protected: tuple[Path, ...] = ()) -> bytes | Refusal:
         # O_NONBLOCK: a named pipe put in the file's place must not hang the import.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
-        return Refusal(str(path), f"The file cannot be read ({exc.strerror or type(exc).__name__}).")
+        yield Refusal(str(path), f"The file cannot be read ({exc.strerror or type(exc).__name__}).")
+        return
     with os.fdopen(fd, "rb") as fh:
         if protected and _inside(_opened_path(fh.fileno()) or path.resolve(), protected):
-            return Refusal(str(path), PROTECTED)
+            yield Refusal(str(path), PROTECTED)
+            return
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode):
-            return Refusal(str(path), "Not a regular file; not read.")
+            yield Refusal(str(path), "Not a regular file; not read.")
+            return
         if info.st_size > max(option("MAX_INSTANCE_BYTES"), option("MAX_ZIP_BYTES")):
-            return Refusal(str(path), "The file is larger than this archive accepts.")
-        return fh.read()
+            yield Refusal(str(path), "The file is larger than this archive accepts.")
+            return
+        yield fh
+
+
+def read_file(path: Path, protected: tuple[Path, ...] = ()) -> bytes | Refusal:
+    """The file's bytes (:func:`open_file`), or why it is not read."""
+    with open_file(path, protected) as opened:
+        return opened if isinstance(opened, Refusal) else opened.read()
 
 
 def _opened_path(fd: int) -> Path | None:
@@ -178,13 +191,17 @@ def _opened_path(fd: int) -> Path | None:
         return None
 
 
-def iter_named_files(paths: list[Path]) -> Iterator[tuple[str, bytes | IngestResult]]:
-    """``(name, bytes)`` for each file to ingest below ``paths``; ``(name, failed result)`` for a refusal."""
+def iter_named_files(paths: list[Path]) -> Iterator[tuple[str, BinaryIO | IngestResult]]:
+    """``(name, open file)`` for each file to ingest below ``paths``, open until the ingest asks for the
+    next one (a zip is read from it a member at a time); ``(name, failed result)`` for a refusal."""
     protected = protected_folders()
     for root in paths:
         for found in iter_paths(root, protected):
-            content = found if isinstance(found, Refusal) else read_file(found, protected)
-            if isinstance(content, Refusal):
-                yield content.name, failed(content.name, content.reason)
-            else:
-                yield str(found), content
+            if isinstance(found, Refusal):
+                yield found.name, failed(found.name, found.reason)
+                continue
+            with open_file(found, protected) as opened:
+                if isinstance(opened, Refusal):
+                    yield opened.name, failed(opened.name, opened.reason)
+                else:
+                    yield str(found), opened

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -609,6 +609,45 @@ def is_zip(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04"
 
 
+#: An uploaded or imported file: its bytes, or a readable and seekable file (an upload Django spooled
+#: to disk), read only as far as needed.
+Source = bytes | BinaryIO
+
+
+def _starts_zip(source: BinaryIO) -> bool:
+    position = source.tell()
+    head = source.read(4)
+    source.seek(position)
+    return is_zip(head)
+
+
+def _size_of(source: BinaryIO) -> int:
+    position = source.tell()
+    size = source.seek(0, io.SEEK_END)
+    source.seek(position)
+    return size
+
+
+def _count_signature(source: Source, signature: bytes, stop_after: int) -> int:
+    """How many times ``signature`` occurs in ``source`` (a file is scanned a chunk at a time, from its
+    start; the count stops once it passes ``stop_after``)."""
+    if isinstance(source, bytes):
+        return source.count(signature)
+    source.seek(0)
+    count = 0
+    tail = b""
+    while chunk := source.read(ZIP_CHUNK_BYTES):
+        block = tail + chunk
+        count += block.count(signature)
+        if count > stop_after:
+            break
+        # A signature split between two chunks is found in the next block; one wholly inside the tail
+        # (shorter than the signature) cannot be counted twice.
+        tail = block[-(len(signature) - 1):]
+    source.seek(0)
+    return count
+
+
 def safe_member_name(name: str) -> bool:
     """A zip member name that could not escape a folder if it were extracted (no ``..``, no root)."""
     if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
@@ -655,22 +694,24 @@ def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int)
     return buffer.getvalue()
 
 
-def iter_zip_members(data: bytes, container: str) -> Iterator[tuple[str, bytes | IngestResult]]:
+def iter_zip_members(data: Source, container: str) -> Iterator[tuple[str, bytes | IngestResult]]:
     """Yield ``(name, bytes)`` for each file of a zip, or ``(name, failed result)`` for a refused member.
 
-    Members are read into memory, never extracted to disk; unsafe names are refused all the same,
+    ``data`` is the archive's bytes or a seekable file of it (an upload spooled to disk): from a file,
+    only the central directory and one member at a time are held in memory. Members are read into
+    memory, never extracted to disk; unsafe names are refused all the same,
     because such an archive is malformed or hostile. Sizes are counted as members inflate, whatever
     their headers declare: a member larger than ``MAX_INSTANCE_BYTES`` is refused on its own, and
     the archive stops once its members have inflated to more than ``MAX_ZIP_BYTES`` in all.
     """
     # Every entry zipfile would read begins with this signature: the count is never too low (a member's
     # content may hold the four bytes too, which only makes it higher), and it costs one scan in C.
-    if data.count(_CENTRAL_DIRECTORY_ENTRY) > ZIP_MAX_MEMBERS:
+    if _count_signature(data, _CENTRAL_DIRECTORY_ENTRY, ZIP_MAX_MEMBERS) > ZIP_MAX_MEMBERS:
         yield container, failed(container, f"The zip archive holds more than {ZIP_MAX_MEMBERS:,} files; not read.",
                                 dicomfile.FAILURE_OUT_OF_RESOURCES)
         return
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError):
         yield container, failed(container, "The zip archive is damaged.")
         return
@@ -720,18 +761,29 @@ def too_large(name: str) -> IngestResult:
     return failed(name, "The file is larger than this archive accepts.", dicomfile.FAILURE_OUT_OF_RESOURCES)
 
 
-def ingest_files(project: Project, files: Iterable[tuple[str, bytes | IngestResult]]) -> BatchReport:
+def ingest_files(project: Project, files: Iterable[tuple[str, Source | IngestResult]]) -> BatchReport:
     """Ingest named files, opening zip archives; each file succeeds or fails on its own.
 
-    A file its reader refused already (:mod:`viewer.importing`) comes as its failed result.
+    A file comes as its bytes, or as a seekable file read only when its turn comes (a zip archive a
+    member at a time); one its reader refused already (:mod:`viewer.importing`) as its failed result.
     """
     return BatchReport(ingest_many(project, _opened(files)))
 
 
-def _opened(files: Iterable[tuple[str, bytes | IngestResult]]) -> Iterator[tuple[str, bytes | IngestResult]]:
-    """The files, each zip archive replaced by its members."""
+def _opened(files: Iterable[tuple[str, Source | IngestResult]]) -> Iterator[tuple[str, bytes | IngestResult]]:
+    """The files, each zip archive replaced by its members; a file given open is read when its turn comes
+    (whole only if it is not a zip and no larger than an instance)."""
     for name, data in files:
-        if isinstance(data, bytes) and is_zip(data):
-            yield from iter_zip_members(data, name)
-        else:
+        if isinstance(data, IngestResult):
             yield name, data
+        elif isinstance(data, bytes):
+            if is_zip(data):
+                yield from iter_zip_members(data, name)
+            else:
+                yield name, data
+        elif _starts_zip(data):
+            yield from iter_zip_members(data, name)
+        elif _size_of(data) > option("MAX_INSTANCE_BYTES"):
+            yield name, too_large(name)
+        else:
+            yield name, data.read()

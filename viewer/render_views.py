@@ -214,7 +214,7 @@ def _thumbnail(request: HttpRequest, instance: StoredImage) -> Plan:
 
 @rendered_view
 def study_thumbnail(request: HttpRequest, access: ProjectAccess, study: str) -> Plan:
-    series_qs = access.series().filter(study__study_instance_uid=study)
+    series_qs = access.series().filter(study__study_instance_uid=study, study__project=access.project)
     return _thumbnail(request, _representative(access, series_qs))
 
 

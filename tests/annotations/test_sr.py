@@ -82,8 +82,8 @@ def _read(phantom_dir: Path, timepoint: str) -> tuple[sr.ReadForSR, list[pydicom
 
 def _build(read: sr.ReadForSR, evidence: list[pydicom.Dataset]) -> hd.sr.Comprehensive3DSR:
     return sr.build_measurement_report(
-        read, evidence=evidence, series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(),
-        series_number=9001, content_datetime=datetime.datetime(2024, 3, 5, 12, 0))
+        read, evidence=evidence,
+        header=sr.ReportHeader(sr.new_uid(), sr.new_uid(), 9001, content_datetime=datetime.datetime(2024, 3, 5, 12, 0)))
 
 
 def _roundtrip(report: pydicom.Dataset, tmp_path: Path) -> tuple[Path, hd.sr.Comprehensive3DSR]:
@@ -242,6 +242,28 @@ def test_builder_refuses_images_missing_from_the_evidence(phantom_dir: Path) -> 
         _build(read, evidence + other)
 
 
+def test_both_builders_write_the_header_with_their_own_series_description(phantom_dir: Path) -> None:
+    read, evidence = _read(phantom_dir, "baseline")
+    marks, mark_evidence = _marks(phantom_dir)
+    header = sr.ReportHeader("1.2.3.4", "1.2.3.5", 12)
+    recist = sr.build_measurement_report(read, evidence=evidence, header=header)
+    viewer = sr.build_marks_report(marks, observer_name="R^", observer_login=None, evidence=mark_evidence, header=header)
+    for report in (recist, viewer):
+        assert (report.SeriesInstanceUID, report.SOPInstanceUID, int(report.SeriesNumber), int(report.InstanceNumber),
+                report.Manufacturer) == ("1.2.3.4", "1.2.3.5", 12, 1, "Crossread")
+    assert (recist.SeriesDescription, viewer.SeriesDescription) == ("RECIST 1.1 measurements", "Measurements")
+    given = sr.ReportHeader("1.2.3.4", "1.2.3.5", 12, instance_number=3, manufacturer="Elsewhere",
+                            content_datetime=datetime.datetime(2024, 3, 5, 12, 0), series_description="x" * 70)
+    for report in (sr.build_measurement_report(read, evidence=evidence, header=given),
+                   sr.build_marks_report(marks, observer_name="R^", observer_login=None, evidence=mark_evidence,
+                                         header=given)):
+        assert (int(report.InstanceNumber), report.Manufacturer, str(report.ContentDate), report.SeriesDescription) == \
+            (3, "Elsewhere", "20240305", "x" * 64)
+    with pytest.raises(sr.SRInputError) as error:
+        sr.build_measurement_report(read, evidence=evidence, header=sr.ReportHeader("1.02", "x", 1))
+    assert error.value.reasons == ("series_instance_uid is not a valid UID", "sop_instance_uid is not a valid UID")
+
+
 def test_module_imports_no_django() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "import sys, annotations.sr; print('django' in sys.modules)"],
@@ -277,7 +299,7 @@ def _marks(phantom_dir: Path) -> tuple[list[sr.MarkForSR], list[pydicom.Dataset]
 def test_the_marks_report_has_one_group_per_mark_with_values_units_and_regions(phantom_dir: Path, tmp_path: Path) -> None:
     marks, evidence = _marks(phantom_dir)
     report = sr.build_marks_report(marks, observer_name="Reader^One", observer_login="reader1", evidence=evidence,
-                                   series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(), series_number=7002)
+                                   header=sr.ReportHeader(sr.new_uid(), sr.new_uid(), 7002))
     path, back = _roundtrip(report, tmp_path)
     assert back.PatientID == "PHANTOM-001" and back.StudyInstanceUID == evidence[0].StudyInstanceUID
     groups = back.content.get_image_measurement_groups()
@@ -313,8 +335,8 @@ def test_the_marks_report_refuses_what_it_cannot_write(phantom_dir: Path) -> Non
         sr.MarkForSR(" ", sr.new_uid(), "point", ((1, 1),), {}, image)
     with pytest.raises(sr.SRInputError, match="at least one mark"):
         sr.build_marks_report([], observer_name="R^", observer_login=None, evidence=evidence,
-                              series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(), series_number=1)
+                              header=sr.ReportHeader(sr.new_uid(), sr.new_uid(), 1))
     other = sr.MarkForSR("X", sr.new_uid(), "point", ((1, 1),), {}, sr.ImageReference(image.sop_class_uid, "1.2.3"))
     with pytest.raises(sr.SRInputError, match="not in the evidence"):
         sr.build_marks_report([other], observer_name="R^", observer_login=None, evidence=evidence,
-                              series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(), series_number=1)
+                              header=sr.ReportHeader(sr.new_uid(), sr.new_uid(), 1))

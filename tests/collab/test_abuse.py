@@ -22,7 +22,7 @@ from collab.protocol import MAX_POINTS, AnnotationCreate, Shape
 from viewer.models import Instance
 from tests.collab.conftest import communicator, run_async
 from tests.collab.test_api import api
-from tests.collab.test_consumer import Room, of_type
+from tests.collab.room import Room, joined, of_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,10 +43,7 @@ def nested(depth: int) -> str:
 @run_async
 async def test_a_non_text_type_and_deep_nesting_are_answered_and_the_socket_stays(crew: dict[str, Any], session: Any,
                                                                                   cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
-        await room.all("r1")
+    async with joined(session, cookies, "r1", drained=True) as room:
         for frame, code in (('{"type": {"a": 1}, "ref": "t"}', "unknown_type"), ('{"type": ["ping"]}', "unknown_type"),
                             (nested(1000), "malformed"), ('{"type": "ping", "ref": "deep", "x": %s}' % nested(1000), "malformed"),
                             (nested(100_000), "malformed")):
@@ -55,8 +52,6 @@ async def test_a_non_text_type_and_deep_nesting_are_answered_and_the_socket_stay
             assert error["code"] == code, (frame[:40], error)
         await room.send("r1", {"type": "ping", "ref": "still-there"})
         assert (await room.next_of("r1", "pong"))["ref"] == "still-there"
-    finally:
-        await room.close()
 
 
 def online(frame: dict[str, Any], user: str) -> bool:
@@ -72,10 +67,7 @@ async def presence_until(room: Room, who: str, user: str, is_online: bool) -> No
 @run_async
 async def test_a_consumer_ended_by_an_exception_leaves_presence(crew: dict[str, Any], session: Any,
                                                               cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r2")
-        await room.join("r1")
+    async with joined(session, cookies, "r2", "r1") as room:
         await presence_until(room, "r2", "r1", True)
         dying = room.open.pop("r1")
         await dying.send_input({"type": "websocket.unheard-of"})  # no handler: the consumer raises
@@ -83,8 +75,6 @@ async def test_a_consumer_ended_by_an_exception_leaves_presence(crew: dict[str, 
             await dying.wait(1)
         await presence_until(room, "r2", "r1", False)
         assert not await database_sync_to_async(Connection.objects.filter(user=crew["r1"]).exists)()
-    finally:
-        await room.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -115,10 +105,7 @@ def test_measuring_a_maximum_size_freehand_takes_milliseconds() -> None:
 @run_async
 async def test_points_are_rate_limited_per_participant(crew: dict[str, Any], session: Any,
                                                        cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
-        await room.all("r1")
+    async with joined(session, cookies, "r1", drained=True) as room:
         for n in range(30):
             await room.send("r1", freehand(crew["instance"], f"f{n}"))
         answers = [await answer(room, "r1", 20) for _ in range(30)]
@@ -126,8 +113,6 @@ async def test_points_are_rate_limited_per_participant(crew: dict[str, Any], ses
         refused = [a for a in answers if a["type"] == "error"]
         assert len(created) <= POINT_BURST // MAX_POINTS + 1
         assert refused and all(a["code"] == "rate_limited" and a["retry_after"] > 0 for a in refused)
-    finally:
-        await room.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -173,8 +158,7 @@ async def test_a_snapshot_of_many_maximum_size_freehands_is_sent_in_frames_under
     for who in ("r1", "r2"):
         for n in range(7):
             await database_sync_to_async(draw)(crew[who], session, crew["instance"], f"{who}-{n}", precise_outline(turn=n / 10))
-    room = Room(session, cookies)
-    try:
+    async with joined(session, cookies) as room:
         texts = await snapshot_texts(room, "org")
         frames = [json.loads(t) for t in texts]
         assert sum(map(len, texts)) > 2 * DAPHNE_FRAME_LIMIT  # one frame would have been refused
@@ -186,8 +170,6 @@ async def test_a_snapshot_of_many_maximum_size_freehands_is_sent_in_frames_under
         assert len([a for f in frames for a in f["annotations"]]) == 14
         await room.send("org", {"type": "ping", "ref": "joined"})
         assert (await room.next_of("org", "pong"))["ref"] == "joined"
-    finally:
-        await room.close()
 
 
 @run_async
@@ -195,9 +177,7 @@ async def test_the_points_of_a_participant_and_of_a_session_are_budgeted(
         crew: dict[str, Any], session: Any, cookies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(live.PARTICIPANT_POINT_BUDGET // MAX_POINTS - 1):
         await database_sync_to_async(draw)(crew["r1"], session, crew["instance"], f"r1-{n}", precise_outline(turn=n / 10))
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
+    async with joined(session, cookies, "r1", "r2") as room:
         await room.send("r1", freehand(crew["instance"], "last-that-fits"))
         assert (await answer(room, "r1", 5))["type"] == "annotation.created"
         await room.send("r1", freehand(crew["instance"], "one-too-many"))
@@ -212,8 +192,6 @@ async def test_the_points_of_a_participant_and_of_a_session_are_budgeted(
         await room.send("r2", {"type": "annotation.create", "ref": "small", "annotation": {
             "instance": crew["instance"], "kind": "length", "points": [[1, 1], [5, 5]]}})
         assert (await answer(room, "r2", 5))["type"] == "annotation.created"  # 2 points still fit
-    finally:
-        await room.close()
 
 
 @run_async
@@ -222,9 +200,7 @@ async def test_an_organizer_deletes_any_session_annotation_over_rest_and_a_reade
     from audit.models import AuditEvent
 
     mark = (await database_sync_to_async(draw)(crew["r1"], session, crew["instance"], "r1-mark", precise_outline()))["annotation"]["id"]
-    room = Room(session, cookies)
-    try:
-        await room.join("r2")
+    async with joined(session, cookies, "r2") as room:
         url = f"/api/sessions/{session.pk}/annotations/{mark}/"
         reader = await database_sync_to_async(lambda: api(crew["r2"]).delete(url))()
         assert (reader.status_code, reader.json().get("code")) == (403, "forbidden"), reader.json()
@@ -240,8 +216,6 @@ async def test_an_organizer_deletes_any_session_annotation_over_rest_and_a_reade
             return [(e.actor_name, e.action) for e in AuditEvent.objects.filter(object_type="annotation", object_id=str(mark))]
 
         assert ("org", "annotation.deleted") in await database_sync_to_async(audited)()
-    finally:
-        await room.close()
 
 
 
@@ -266,11 +240,7 @@ async def test_private_annotations_are_not_streamed_to_those_rest_and_the_snapsh
         crew["project"].save(update_fields=["private_annotations"])
 
     await database_sync_to_async(make_private)()
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2"), await room.join("org")
-        for who in ("r1", "r2", "org"):
-            await room.all(who)
+    async with joined(session, cookies, "r1", "r2", "org", drained=True) as room:
         await room.send("r1", {"type": "annotation.draft", "instance": crew["instance"], "frame": 1, "kind": "length",
                                "points": [[1, 1], [4, 4]]})
         await room.send("r1", {"type": "annotation.create", "ref": "private", "annotation": {
@@ -290,8 +260,6 @@ async def test_private_annotations_are_not_streamed_to_those_rest_and_the_snapsh
         assert await database_sync_to_async(rest)("org") == [mark]
         await room.leave("r2")
         assert (await room.join("r2"))["annotations"] == []  # the snapshot agrees
-    finally:
-        await room.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -430,10 +398,7 @@ def test_nesting_is_measured_without_recursion() -> None:
 async def test_annotations_on_a_quarantined_image_reach_only_those_who_see_the_image(
         crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     await database_sync_to_async(Instance.objects.filter(sop_instance_uid=crew["instance2"]).update)(quarantined=True)
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("org")
-        await room.all("r1"), await room.all("org")
+    async with joined(session, cookies, "r1", "org", drained=True) as room:
         await room.send("org", {"type": "annotation.create", "ref": "held", "annotation": {
             "instance": crew["instance2"], "kind": "length", "points": [[1, 1], [5, 5]]}})
         mark = (await answer(room, "org", 5))["annotation"]["id"]
@@ -444,8 +409,6 @@ async def test_annotations_on_a_quarantined_image_reach_only_those_who_see_the_i
 
         assert await database_sync_to_async(rest)("r1") == []
         assert await database_sync_to_async(rest)("org") == [mark]
-    finally:
-        await room.close()
 
 
 @run_async
@@ -453,10 +416,7 @@ async def test_cursors_and_drafts_on_a_quarantined_image_reach_only_those_who_se
         crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     """Ephemeral messages name the instance: on a held image they would tell a reader that it exists."""
     await database_sync_to_async(Instance.objects.filter(sop_instance_uid=crew["instance2"]).update)(quarantined=True)
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("org")
-        await room.all("r1"), await room.all("org")
+    async with joined(session, cookies, "r1", "org", drained=True) as room:
         await room.send("org", {"type": "cursor", "instance": crew["instance2"], "frame": 1, "x": 3, "y": 3})
         await room.send("org", {"type": "annotation.draft", "instance": crew["instance2"], "frame": 1,
                                 "kind": "length", "points": [[1, 1], [4, 4]]})
@@ -467,5 +427,3 @@ async def test_cursors_and_drafts_on_a_quarantined_image_reach_only_those_who_se
         assert [(c["instance"], c["x"]) for c in cursors] == [(crew["instance"], 7)]
         assert not [f for f in seen if f["type"] == "drafts"]
         assert all(crew["instance2"] not in json.dumps(f) for f in seen)
-    finally:
-        await room.close()

@@ -9,17 +9,14 @@ import pytest
 
 from tests.collab.conftest import run_async
 from tests.collab.test_abuse import answer
-from tests.collab.test_consumer import Room, of_type
+from tests.collab.room import joined, of_type
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @run_async
 async def test_angle_and_cobb_reach_the_other_reader(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
-        await room.all("r1"), await room.all("r2")
+    async with joined(session, cookies, "r1", "r2", drained=True) as room:
         draft = {"type": "annotation.draft", "instance": crew["instance"], "frame": 1, "kind": "cobb",
                  "points": [[1, 1], [9, 2], [1, 8], [9, 6]]}
         await room.send("r1", draft)
@@ -46,5 +43,3 @@ async def test_angle_and_cobb_reach_the_other_reader(crew: dict[str, Any], sessi
         assert (refused["type"], refused["code"], refused["ref"]) == ("error", "bad_request", "c-2")
         assert "expected 4 points" in refused["message"]
         assert not [f for f in await room.all("r2") if f["type"] == "annotation.created"]
-    finally:
-        await room.close()

@@ -5,90 +5,40 @@ the other reader's coronal plane."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import CHROMIUM
-from tests.live import LiveSite
+from tests.collab.conftest import open_reader
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-PASSWORDS = {"reader1": "demo-reader1-pass", "reader2": "demo-reader2-pass"}
-SETUP = r"""
-import json
-import re
-from django.contrib.auth import get_user_model
-from collab import services
-from viewer.models import Study
-organizer = get_user_model().objects.get(username="organizer")
-study = Study.objects.filter(project__slug="demo", series__modality="CT").order_by("id").first()
-ids = {}
-for mode in ("open", "blinded"):
-    session = services.create_session(organizer, project="demo", title=mode, studies=[study.study_instance_uid],
-        mode=mode, status="active", participants=[("reader1", "reader"), ("reader2", "reader")])
-    ids[mode] = services.session_payload(session)["cases"][0]["viewer"]
-print("RESULT" + json.dumps(ids))
-"""
 
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if not shutil.which(CHROMIUM):
-        pytest.skip("needs chromium (apt-get install chromium)")
-    site = LiveSite.create(tmp_path_factory.mktemp("collab-browser"))
-    site.manage("load_demo", "--slices", "8")
-    out = site.manage("shell", "-c", SETUP)
-    urls = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[6:])
-    base = site.start(1)[0]
-    try:
-        yield {"base": base, "viewer": urls}
-    finally:
-        site.stop()
-
-
-def reader(browser: Any, demo: dict[str, Any], username: str, url: str, errors: list[str]) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=demo["base"])
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(f"{username}: {error}"))
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORDS[username])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/")
-    page.goto(url)
-    page.wait_for_selector("body[data-first-image][data-modes]")
-    page.wait_for_selector("#collab-panel .collab-connection.online")
-    return page
-
-
-def draw_length(page: Any) -> None:
+def draw_length(page: Any, start: list[float], end: list[float], steps: int) -> tuple[list[float], list[float]]:
+    """A length from ``start`` to ``end`` (image pixels) on the first viewport; their client coordinates."""
     page.locator(".viewport[data-index='0']").focus()
     page.keyboard.press("l")
     (x0, y0), (x1, y1) = (page.evaluate("([x, y]) => crossread.app.viewports[0].imageToClient(x, y)", p)
-                          for p in ([40, 40], [90, 70]))
+                          for p in (start, end))
     page.mouse.move(x0, y0)
     page.mouse.down()
-    page.mouse.move(x1, y1, steps=8)
+    page.mouse.move(x1, y1, steps=steps)
     page.mouse.up()
-    page.mouse.move(x1 - 20, y1 - 10, steps=5)  # a cursor the other reader may see
+    return [x0, y0], [x1, y1]
 
 
 @pytest.mark.parametrize("mode, visible", [("open", True), ("blinded", False)])
-def test_reader2_sees_reader1_draw_live_unless_blinded(browser: Any, demo: dict[str, Any], mode: str, visible: bool) -> None:
+def test_reader2_sees_reader1_draw_live_unless_blinded(browser: Any, live_demo: dict[str, Any], mode: str, visible: bool) -> None:
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    one = reader(browser, demo, "reader1", demo["viewer"][mode], errors)
-    two = reader(browser, demo, "reader2", demo["viewer"][mode], errors)
+    one = open_reader(browser, live_demo, "reader1", errors, mode)
+    two = open_reader(browser, live_demo, "reader2", errors, mode)
     try:
         expect(two.locator("#collab-panel li[data-user='reader1'].online")).to_have_count(1)
-        draw_length(one)
+        _, (x1, y1) = draw_length(one, [40, 40], [90, 70], steps=8)
+        one.mouse.move(x1 - 20, y1 - 10, steps=5)  # a cursor the other reader may see
         mine = one.locator(".viewport[data-index='0'] svg.overlay g.annotation.length")
         expect(mine).to_have_count(1)
         expect(one.locator("#measurement-list .measurement", has_text="Length")).not_to_contain_text("saving")
@@ -118,24 +68,17 @@ def demo_path(name: str) -> Any:
     return folder / name
 
 
-def test_a_label_edited_by_double_click_reaches_the_other_reader_live(browser: Any, demo: dict[str, Any]) -> None:
+def test_a_label_edited_by_double_click_reaches_the_other_reader_live(browser: Any, live_demo: dict[str, Any]) -> None:
     """Reader1 names their length after drawing it (double-click, type, Enter): the session's
     `annotation.update` carries the version, and reader2 sees the new label without a reload."""
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    one = reader(browser, demo, "reader1", demo["viewer"]["open"], errors)
-    two = reader(browser, demo, "reader2", demo["viewer"]["open"], errors)
+    one = open_reader(browser, live_demo, "reader1", errors)
+    two = open_reader(browser, live_demo, "reader2", errors)
     try:
         before = set(one.evaluate("crossread.annotations.all().map(a => a.id)"))
-        one.locator(".viewport[data-index='0']").focus()
-        one.keyboard.press("l")
-        (x0, y0), (x1, y1) = (one.evaluate("([x, y]) => crossread.app.viewports[0].imageToClient(x, y)", p)
-                              for p in ([60, 100], [110, 100]))
-        one.mouse.move(x0, y0)
-        one.mouse.down()
-        one.mouse.move(x1, y1, steps=6)
-        one.mouse.up()
+        (x0, y0), (x1, y1) = draw_length(one, [60, 100], [110, 100], steps=6)
         one.wait_for_function("(before) => crossread.annotations.all().some(a => !a.pending && !before.includes(a.id))",
                               arg=list(before))
         mark = next(i for i in one.evaluate("crossread.annotations.all().map(a => a.id)") if i not in before)
@@ -162,7 +105,7 @@ def enter_mpr(page: Any) -> None:
         expect(page.locator(f".viewport[data-index='{index}']")).not_to_have_class(re.compile(r"\bloading\b"))
 
 
-def test_a_length_on_a_coronal_plane_reaches_the_other_reader_in_mpr(browser: Any, demo: dict[str, Any]) -> None:
+def test_a_length_on_a_coronal_plane_reaches_the_other_reader_in_mpr(browser: Any, live_demo: dict[str, Any]) -> None:
     """Both readers in MPR on the session's CT series: reader1's draft on the coronal plane shows on
     reader2's coronal plane while it is drawn, then the length, measured by the server in mm at the
     plane's square pixels, with the same value on both; and reader1's cursor on the plane. Nothing
@@ -170,8 +113,8 @@ def test_a_length_on_a_coronal_plane_reaches_the_other_reader_in_mpr(browser: An
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    one = reader(browser, demo, "reader1", demo["viewer"]["open"], errors)
-    two = reader(browser, demo, "reader2", demo["viewer"]["open"], errors)
+    one = open_reader(browser, live_demo, "reader1", errors)
+    two = open_reader(browser, live_demo, "reader2", errors)
     try:
         expect(two.locator("#collab-panel li[data-user='reader1'].online")).to_have_count(1)
         enter_mpr(one)
@@ -225,14 +168,14 @@ def test_a_length_on_a_coronal_plane_reaches_the_other_reader_in_mpr(browser: An
     assert not errors, errors
 
 
-def test_an_angle_is_seen_by_the_other_reader_as_it_is_drawn(browser: Any, demo: dict[str, Any]) -> None:
+def test_an_angle_is_seen_by_the_other_reader_as_it_is_drawn(browser: Any, live_demo: dict[str, Any]) -> None:
     """Reader1 draws an angle in two steps: reader2 sees the draft's first arm, then both arms and the
     arc while the second follows the pointer, then the stored angle with its value."""
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    one = reader(browser, demo, "reader1", demo["viewer"]["open"], errors)
-    two = reader(browser, demo, "reader2", demo["viewer"]["open"], errors)
+    one = open_reader(browser, live_demo, "reader1", errors)
+    two = open_reader(browser, live_demo, "reader2", errors)
     try:
         expect(two.locator("#collab-panel li[data-user='reader1'].online")).to_have_count(1)
         one.locator(".viewport[data-index='0']").focus()

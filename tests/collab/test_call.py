@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from audit.models import AuditEvent
 from collab import consumers, protocol, services
 from collab import hub as hubs
 from tests.collab.conftest import make_session, run_async
-from tests.collab.test_consumer import Room
+from tests.collab.room import Room, as_organizer, joined
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,12 +63,20 @@ async def settle(room: Room, *who: str) -> None:
         await room.all(name, 0.2)
 
 
+@asynccontextmanager
+async def in_call(session: Any, cookies: dict[str, bytes], *who: str) -> AsyncIterator[Room]:
+    """:func:`joined`, each of ``who`` joining the call as it joins the session, then all settled."""
+    async with joined(session, cookies) as room:
+        for name in who:
+            await room.join(name)
+            await join_call(room, name)
+        await settle(room, *who)
+        yield room
+
+
 @run_async
 async def test_an_offer_reaches_its_addressee_alone(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        for who in ("r1", "r2", "adj", "org"):
-            await room.join(who)
+    async with joined(session, cookies, "r1", "r2", "adj", "org") as room:
         first = await join_call(room, "r1")
         assert first["peers"] == [] and first["ice_servers"] == [] and first["reach"] == "local"
         second = await join_call(room, "r2", video=True)
@@ -106,8 +116,6 @@ async def test_an_offer_reaches_its_addressee_alone(crew: dict[str, Any], sessio
         error = await answer(room, "r1")
         assert (error["type"], error["code"], error["to"]) == ("error", "not_found", "r2")
         assert await frames_of(room, "r2") == []
-    finally:
-        await room.close()
     acts = await database_sync_to_async(lambda: list(
         AuditEvent.objects.filter(action__startswith="session.call.").order_by("id").values_list("action", "actor_name")))()
     assert acts[:4] == [("session.call.joined", "r1"), ("session.call.joined", "r2"), ("session.call.joined", "adj"),
@@ -118,10 +126,7 @@ async def test_an_offer_reaches_its_addressee_alone(crew: dict[str, Any], sessio
 
 @run_async
 async def test_signalling_refusals(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        for who in ("r1", "r2", "adj"):
-            await room.join(who)
+    async with joined(session, cookies, "r1", "r2", "adj") as room:
         await room.send("r1", {"type": "rtc.offer", "to": "r2", "sdp": SDP})
         error = await answer(room, "r1")
         assert (error["code"], error["message"]) == ("forbidden", "Join the call first.")
@@ -152,19 +157,12 @@ async def test_signalling_refusals(crew: dict[str, Any], session: Any, cookies: 
         assert await frames_of(room, "r2") == []
         await room.send("r1", {"type": "rtc.offer", "to": "r2", "sdp": "x" * protocol.MAX_SDP})  # at the bound: sent
         assert (await answer(room, "r2"))["type"] == "rtc.offer"
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_a_burst_of_signalling_past_the_limit_is_refused(crew: dict[str, Any], session: Any,
                                                                 cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        for who in ("r1", "r2"):
-            await room.join(who)
-            await join_call(room, who)
-        await settle(room, "r1", "r2")
+    async with in_call(session, cookies, "r1", "r2") as room:
         sent = int(consumers.SIGNAL_BURST) + 40
         for _ in range(sent):
             await room.send("r1", {"type": "rtc.ice", "to": "r2", "candidate": CANDIDATE})
@@ -173,31 +171,19 @@ async def test_a_burst_of_signalling_past_the_limit_is_refused(crew: dict[str, A
         assert errors and all(e["code"] == "rate_limited" and e["to"] == "r2" for e in errors)
         assert len(delivered) + len(errors) == sent
         assert len(delivered) < sent
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_no_call_in_a_closed_or_draft_session(crew: dict[str, Any], cookies: dict[str, bytes]) -> None:
     draft = await database_sync_to_async(make_session)(crew, "open", "draft")
-    room = Room(draft, cookies)
-    try:
-        await room.join("r1")
+    async with joined(draft, cookies, "r1") as room:
         await room.send("r1", {"type": "call.join", "ref": "j"})
         error = await answer(room, "r1")
         assert (error["code"], error["ref"]) == ("forbidden", "j") and "draft" in error["message"]
-    finally:
-        await room.close()
 
     active = await database_sync_to_async(make_session)(crew)
-    room = Room(active, cookies)
-    try:
-        for who in ("r1", "r2"):
-            await room.join(who)
-            await join_call(room, who)
-        await settle(room, "r1", "r2")
-        access = await database_sync_to_async(services.access_session)(crew["org"], active.pk)
-        await database_sync_to_async(services.close_session)(access)
+    async with in_call(active, cookies, "r1", "r2") as room:
+        await as_organizer(crew, active, services.close_session)
         rosters = [f for f in await room.all("r2") if f["type"] == "call"]
         assert rosters and rosters[-1]["peers"] == []  # the call ended with the session
         await room.send("r1", {"type": "rtc.offer", "to": "r2", "sdp": SDP})
@@ -206,23 +192,19 @@ async def test_no_call_in_a_closed_or_draft_session(crew: dict[str, Any], cookie
         await room.send("r1", {"type": "call.join", "ref": "again"})
         assert (await answer(room, "r1"))["code"] == "forbidden"
         assert await frames_of(room, "r2") == []
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_a_blinded_session_talks_only_when_its_organizer_allows_voice(crew: dict[str, Any], cookies: dict[str, bytes]) -> None:
     blinded = await database_sync_to_async(make_session)(crew, "blinded")
-    room = Room(blinded, cookies)
-    try:
+    async with joined(blinded, cookies) as room:
         state = await room.join("r1")
         assert state["session"]["voice"] is False and state["call"] == {"peers": [], "reach": "local"}
         await room.join("r2")
         await room.send("r1", {"type": "call.join", "ref": "j"})
         error = await answer(room, "r1")
         assert error["code"] == "forbidden" and "does not allow voice" in error["message"]
-        access = await database_sync_to_async(services.access_session)(crew["org"], blinded.pk)
-        await database_sync_to_async(services.update_session)(access, voice_when_blinded=True)
+        await as_organizer(crew, blinded, services.update_session, voice_when_blinded=True)
         updated = await answer(room, "r1", "session.updated")
         assert updated["session"]["voice"] is True
         await join_call(room, "r1")
@@ -231,8 +213,7 @@ async def test_a_blinded_session_talks_only_when_its_organizer_allows_voice(crew
         await room.send("r1", {"type": "rtc.offer", "to": "r2", "sdp": SDP})
         assert (await answer(room, "r2"))["type"] == "rtc.offer"
         # voice taken back: the call ends, and signalling is refused again
-        access = await database_sync_to_async(services.access_session)(crew["org"], blinded.pk)
-        await database_sync_to_async(services.update_session)(access, voice_when_blinded=False)
+        await as_organizer(crew, blinded, services.update_session, voice_when_blinded=False)
         rosters = [f for f in await room.all("r2") if f["type"] == "call"]
         assert rosters[-1]["peers"] == []
         await room.send("r2", {"type": "rtc.answer", "to": "r1", "sdp": SDP})
@@ -241,20 +222,12 @@ async def test_a_blinded_session_talks_only_when_its_organizer_allows_voice(crew
         await room.send("r2", {"type": "call.join", "ref": "again"})
         assert (await answer(room, "r2"))["code"] == "forbidden"
         assert await frames_of(room, "r1") == []
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_a_participant_unseated_in_a_call_leaves_it(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        for who in ("r1", "r2"):
-            await room.join(who)
-            await join_call(room, who)
-        await settle(room, "r1", "r2")
-        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
-        await database_sync_to_async(services.remove_participant)(access, "r2")
+    async with in_call(session, cookies, "r1", "r2") as room:
+        await as_organizer(crew, session, services.remove_participant, "r2")
         assert await room.closed("r2") == 4403
         room.open.pop("r2")
         deadline = time.monotonic() + 2
@@ -264,8 +237,6 @@ async def test_a_participant_unseated_in_a_call_leaves_it(crew: dict[str, Any], 
                 break
         await room.send("r1", {"type": "rtc.offer", "to": "r2", "sdp": SDP})
         assert (await answer(room, "r1"))["code"] == "not_found"
-    finally:
-        await room.close()
 
 
 @run_async
@@ -274,9 +245,7 @@ async def test_turn_credentials_are_issued_per_user_with_a_time_limit(crew: dict
     settings.CROSSREAD = {"ICE_SERVERS": [{"urls": "stun:stun.example.org:3478"},
                                           {"urls": ["turn:turn.example.org:3478?transport=udp"]}],
                           "TURN_SECRET": "north-sea", "TURN_TTL_SECONDS": 600}
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
+    async with joined(session, cookies, "r1") as room:
         before = int(time.time())
         reply = await join_call(room, "r1")
         stun, turn = reply["ice_servers"]
@@ -285,8 +254,6 @@ async def test_turn_credentials_are_issued_per_user_with_a_time_limit(crew: dict
         assert before + 600 <= int(expiry) <= int(time.time()) + 600 and user == str(crew["r1"].pk)
         expected = base64.b64encode(hmac.new(b"north-sea", turn["username"].encode(), hashlib.sha1).digest()).decode()
         assert turn["credential"] == expected
-    finally:
-        await room.close()
 
 
 def test_the_call_messages_parse_strictly() -> None:
@@ -338,18 +305,13 @@ def test_ice_configuration() -> None:
 @run_async
 async def test_an_observer_may_listen_in(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     """Observers watch and do not annotate, but they may join the call (as in a reading room)."""
-    room = Room(session, cookies)
-    try:
-        for who in ("r1", "watcher"):
-            await room.join(who)
+    async with joined(session, cookies, "r1", "watcher") as room:
         await join_call(room, "r1")
         reply = await join_call(room, "watcher")
         assert reply["peers"] == [{"user": "r1", "video": False}]
         await settle(room, "r1", "watcher")
         await room.send("watcher", {"type": "rtc.offer", "to": "r1", "sdp": SDP})
         assert (await answer(room, "r1"))["from"] == "watcher"
-    finally:
-        await room.close()
 
 
 def test_a_broken_call_configuration_stops_the_start(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:

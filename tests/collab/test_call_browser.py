@@ -5,17 +5,15 @@ whose click on it opens the same slice (the corner text says so)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.collab.test_browser import PASSWORDS, SETUP
+from tests.collab.conftest import log_in, open_reader
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.live import REPO, LiveSite
+from tests.live import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -52,35 +50,6 @@ def media_browser() -> Iterator[Any]:
             instance.close()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    site = LiveSite.create(tmp_path_factory.mktemp("collab-call"))
-    site.manage("load_demo", "--slices", "8")
-    out = site.manage("shell", "-c", SETUP)
-    urls = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[6:])
-    base = site.start(1)[0]
-    try:
-        yield {"base": base, "viewer": urls}
-    finally:
-        site.stop()
-
-
-def open_reader(browser: Any, site: dict[str, Any], username: str, errors: list[str], mode: str = "open") -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=site["base"])
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(f"{username}: {error}"))
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORDS[username])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/")
-    page.goto(site["viewer"][mode])
-    page.wait_for_selector("body[data-first-image][data-modes]")
-    page.wait_for_selector("#collab-panel .collab-connection.online")
-    return page
-
-
 def inbound_over(page: Any, seconds: float) -> dict[str, float]:
     """How the page's inbound audio changed over ``seconds``: bytes, energy, and the highest level seen
     (once the connection reports an inbound audio stream: "connected" can come before its first packet)."""
@@ -98,12 +67,12 @@ def inbound_over(page: Any, seconds: float) -> dict[str, float]:
     return {"bytes": last["bytes"] - first["bytes"], "energy": last["energy"] - first["energy"], "level": highest}
 
 
-def test_two_readers_talk_mute_and_point_at_a_slice(media_browser: Any, site: dict[str, Any]) -> None:
+def test_two_readers_talk_mute_and_point_at_a_slice(media_browser: Any, live_demo: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    one = open_reader(media_browser, site, "reader1", errors)
-    two = open_reader(media_browser, site, "reader2", errors)
+    one = open_reader(media_browser, live_demo, "reader1", errors, timeout=20_000)
+    two = open_reader(media_browser, live_demo, "reader2", errors, timeout=20_000)
     try:
         expect(one.locator(".collab-call-note")).to_contain_text("local network only")
         one.check("#collab-camera")  # reader1 with the camera, reader2 voice only
@@ -157,25 +126,21 @@ def test_two_readers_talk_mute_and_point_at_a_slice(media_browser: Any, site: di
     assert not errors, errors
 
 
-def test_the_organizer_allows_voice_in_a_blinded_session_from_the_lobby(media_browser: Any, site: dict[str, Any]) -> None:
+def test_the_organizer_allows_voice_in_a_blinded_session_from_the_lobby(media_browser: Any, live_demo: dict[str, Any]) -> None:
     """A blinded session has no call until its organizer ticks "Allow voice" in the lobby; the reader's
     panel offers "Join audio" as soon as that is saved, without a reload."""
     from playwright.sync_api import expect
 
     errors: list[str] = []
-    reader = open_reader(media_browser, site, "reader1", errors, mode="blinded")
-    context = media_browser.new_context(base_url=site["base"])
+    reader = open_reader(media_browser, live_demo, "reader1", errors, mode="blinded", timeout=20_000)
+    context = media_browser.new_context(base_url=live_demo["base"])
     organizer = context.new_page()
     organizer.on("pageerror", lambda error: errors.append(f"organizer: {error}"))
     try:
         expect(reader.locator(".collab-call-controls")).to_contain_text("Voice is off in this blinded session")
         expect(reader.locator("#collab-join-audio")).to_have_count(0)
-        organizer.goto("/accounts/login/")
-        organizer.fill("#id_username", "organizer")
-        organizer.fill("#id_password", "demo-organizer-pass")
-        organizer.click("button[type=submit]")
-        organizer.wait_for_url("**/")
-        session_id = site["viewer"]["blinded"].split("session=")[1]
+        log_in(organizer, "organizer")
+        session_id = live_demo["viewer"]["blinded"].split("session=")[1]
         organizer.goto(f"/sessions/{session_id}/")
         organizer.check("#collab-voice")
         expect(reader.locator("#collab-join-audio")).to_be_visible()

@@ -19,7 +19,7 @@ from collab.models import ChatMessage
 from collab.services import payloads
 from tests.collab.conftest import make_session, run_async
 from tests.collab.test_call import answer, frames_of
-from tests.collab.test_consumer import Room
+from tests.collab.room import as_organizer, joined
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,12 +39,9 @@ def say(ref: str, text: str, view: dict[str, Any] | None = None) -> dict[str, An
 @run_async
 async def test_a_message_with_a_view_reaches_everyone_in_an_open_session(crew: dict[str, Any], session: Any,
                                                                         cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
     view = {"study": crew["study"], "series": crew["study"] + ".1", "instance": crew["instance2"], "frame": 1,
             "window": {"center": 40, "width": 400}, "point": [3.5, 7], "ignored": True}
-    try:
-        for who in ("r1", "r2", "org"):
-            await room.join(who)
+    async with joined(session, cookies, "r1", "r2", "org") as room:
         await room.send("r1", say("m1", "  Look at <b>this</b> nodule  ", view))
         mine = await answer(room, "r1")
         assert mine["type"] == "chat.message" and mine["ref"] == "m1"
@@ -60,18 +57,13 @@ async def test_a_message_with_a_view_reaches_everyone_in_an_open_session(crew: d
         assert await frames_of(room, "r2") == []
         state = await room.join("adj")
         assert state["chat"] == [message]
-    finally:
-        await room.close()
     assert await database_sync_to_async(ChatMessage.objects.count)() == 1
 
 
 @run_async
 async def test_blinded_readers_do_not_read_each_other(crew: dict[str, Any], cookies: dict[str, bytes]) -> None:
     blinded = await database_sync_to_async(make_session)(crew, "blinded")
-    room = Room(blinded, cookies)
-    try:
-        for who in ("r1", "r2", "adj", "org"):
-            await room.join(who)
+    async with joined(blinded, cookies, "r1", "r2", "adj", "org") as room:
         await room.send("r1", say("a", "I measure 21 mm"))
         assert (await answer(room, "r1"))["message"]["text"] == "I measure 21 mm"
         assert await frames_of(room, "r2") == []
@@ -83,8 +75,6 @@ async def test_blinded_readers_do_not_read_each_other(crew: dict[str, Any], cook
         await room.leave("r2")
         state = await room.join("r2")
         assert [m["text"] for m in state["chat"]] == ["Five minutes left"]
-    finally:
-        await room.close()
     r2 = await database_sync_to_async(services.access_session)(crew["r2"], blinded.pk)
     exported = await database_sync_to_async(services.export_chat)(r2, "json")
     assert '"I measure 21 mm"' not in exported[1] and '"Five minutes left"' in exported[1]
@@ -92,10 +82,7 @@ async def test_blinded_readers_do_not_read_each_other(crew: dict[str, Any], cook
 
 @run_async
 async def test_chat_refusals(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
-        await room.join("r2")
+    async with joined(session, cookies, "r1", "r2") as room:
         cases = [
             (say("v1", "there", {"study": crew["other_study"]}), "bad_request"),  # not one of the cases
             (say("v2", "there", {"study": crew["study"], "series": crew["study"] + ".1",
@@ -125,14 +112,11 @@ async def test_chat_refusals(crew: dict[str, Any], session: Any, cookies: dict[s
         assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
         assert refused["ref"] == f"r{int(consumers.CHAT_BURST)}"
         # a closed session's chat is closed
-        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
-        await database_sync_to_async(services.close_session)(access)
+        await as_organizer(crew, session, services.close_session)
         await room.all("r2")
         consumers.chat_buckets.buckets.clear()
         await room.send("r2", say("late", "after the end"))
         assert (await answer(room, "r2"))["code"] == "forbidden"
-    finally:
-        await room.close()
     assert await database_sync_to_async(ChatMessage.objects.count)() == int(consumers.CHAT_BURST)
 
 
@@ -145,12 +129,9 @@ async def test_the_snapshot_holds_the_most_recent_messages(crew: dict[str, Any],
             for i in range(payloads.CHAT_SNAPSHOT + 10))
 
     await database_sync_to_async(fill)()
-    room = Room(session, cookies)
-    try:
+    async with joined(session, cookies) as room:
         state = await room.join("r2")
         assert [m["text"] for m in state["chat"]] == [f"m{i}" for i in range(10, payloads.CHAT_SNAPSHOT + 10)]
-    finally:
-        await room.close()
 
 
 def test_the_export_is_csv_without_formulas_and_audited(crew: dict[str, Any], transactional_db: None) -> None:

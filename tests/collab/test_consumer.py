@@ -22,6 +22,7 @@ from collab.consumers import EPHEMERAL_BURST, EPHEMERAL_RATE
 from collab import hub as hubs
 from collab.hub import TICK
 from tests.collab.conftest import communicator, make_session, run_async
+from tests.collab.room import as_organizer, joined, length, of_type
 from tests.factories.models import create_user
 from collab.hub import RECHECK_SECONDS
 from collab.models import Participant, ReadingSession
@@ -33,71 +34,9 @@ User = get_user_model()
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Room:
-    """Connected participants of one session; disconnects everyone at the end."""
-
-    def __init__(self, session: Any, cookies: dict[str, bytes]) -> None:
-        self.session, self.cookies, self.open = session, cookies, {}
-
-    async def join(self, who: str) -> dict[str, Any]:
-        comm = communicator(self.session.pk, self.cookies[who])
-        connected, code = await comm.connect()
-        assert connected, code
-        self.open[who] = comm
-        state = await self.next(who, 10)  # the first join of a process imports the URLconf
-        assert state["type"] == "session.state"
-        return state
-
-    async def send(self, who: str, frame: Any) -> None:
-        await self.open[who].send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
-
-    async def next(self, who: str, timeout: float = 1.0) -> dict[str, Any]:
-        return json.loads(await self.open[who].receive_from(timeout))  # type: ignore[no-any-return]
-
-    async def next_of(self, who: str, kind: str, timeout: float = 1.0) -> dict[str, Any]:
-        """The next frame of type ``kind``, skipping presence and ephemeral frames."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = await self.next(who, max(0.01, deadline - time.monotonic()))
-            if frame["type"] == kind:
-                return frame
-            assert frame["type"] in ("presence", "cursors", "viewports", "drafts"), frame
-
-    async def closed(self, who: str) -> int:
-        """Read until the server closes the socket; its close code."""
-        while True:
-            output = await self.open[who].receive_output(1)
-            if output["type"] == "websocket.close":
-                return output["code"]  # type: ignore[no-any-return]
-
-    async def all(self, who: str, wait: float = 0.25) -> list[dict[str, Any]]:
-        frames = []  # receive_nothing, as a timed-out receive would cancel the application
-        while not await self.open[who].receive_nothing(wait, interval=0.01):
-            frames.append(await self.next(who))
-        return frames
-
-    async def leave(self, who: str) -> None:
-        await self.open.pop(who).disconnect()
-
-    async def close(self) -> None:
-        for comm in self.open.values():
-            await comm.disconnect()
-        self.open.clear()
-
-
-def length(instance: str, ref: str, x: float = 10.0) -> dict[str, Any]:
-    return {"type": "annotation.create", "ref": ref,
-            "annotation": {"instance": instance, "frame": 1, "kind": "length", "points": [[0, 0], [x, 0]], "label": ""}}
-
-
-def of_type(frames: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [f for f in frames if f["type"] == kind]
-
-
 @run_async
 async def test_state_on_join_then_presence_to_everyone(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
+    async with joined(session, cookies) as room:
         state = await room.join("r1")
         assert state["protocol"] == protocol.PROTOCOL_LEVEL == 3
         assert state["session"]["id"] == session.pk and state["session"]["mode"] == "open"
@@ -113,17 +52,11 @@ async def test_state_on_join_then_presence_to_everyone(crew: dict[str, Any], ses
         await room.leave("r2")
         presence = await room.next_of("r1", "presence")
         assert {p["user"] for p in presence["participants"] if p["online"]} == {"r1"}
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_cursors_are_coalesced_per_tick_and_never_echoed(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        for who in ("r1", "r2", "org"):
-            await room.join(who)
-        await room.all("r1"), await room.all("r2"), await room.all("org")
+    async with joined(session, cookies, "r1", "r2", "org", drained=True) as room:
         started = time.monotonic()
         for i in range(20):
             await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": i, "y": 2 * i, "extra": "ignored"})
@@ -138,16 +71,11 @@ async def test_cursors_are_coalesced_per_tick_and_never_echoed(crew: dict[str, A
         assert all(len({c["user"] for c in f["cursors"]}) == len(f["cursors"]) for f in org)  # one per user
         assert {c["user"] for f in of_type(frames["r1"], "cursors") for c in f["cursors"]} == {"r2"}  # no echo
         assert {c["user"] for f in of_type(frames["r2"], "cursors") for c in f["cursors"]} == {"r1"}
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_viewports_and_drafts_go_to_the_others(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("org"), await room.join("r1")
-        await room.all("org"), await room.all("r1")
+    async with joined(session, cookies, "org", "r1", drained=True) as room:
         viewport = {"type": "viewport", "study": crew["study"], "series": crew["study"] + ".1", "instance": crew["instance"],
                     "frame": 1, "window": {"center": 40, "width": 400}, "zoom": 2, "pan": [3, -4], "invert": False}
         await room.send("org", viewport)
@@ -161,17 +89,11 @@ async def test_viewports_and_drafts_go_to_the_others(crew: dict[str, Any], sessi
         drafts = [d for f in of_type(org, "drafts") for d in f["drafts"]]
         assert drafts[-1] == {"user": "r1", "points": []}  # cleared; the shape was sent before, or coalesced away
         assert not of_type(r1, "drafts") and not of_type(org, "viewports")
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_create_update_delete_and_conflict(crew: dict[str, Any], session: Any, cookies: dict[str, bytes], sent: list[dict[str, Any]]) -> None:
-    room = Room(session, cookies)
-    try:
-        for who in ("r1", "r2"):
-            await room.join(who)
-        await room.all("r1"), await room.all("r2")
+    async with joined(session, cookies, "r1", "r2", drained=True) as room:
         sent.clear()
         await room.send("r1", length(crew["instance"], "c-1"))
         mine = await room.next_of("r1", "annotation.created")
@@ -208,16 +130,11 @@ async def test_create_update_delete_and_conflict(crew: dict[str, Any], session: 
         assert deleted["id"] == annotation["id"] and "ref" not in deleted
         assert (await room.next_of("r1", "annotation.deleted"))["ref"] == "d-1"
         assert len([m for m in sent if m["kind"] == "annotation"]) == 3
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_the_same_ref_twice_is_one_annotation(crew: dict[str, Any], session: Any, cookies: dict[str, bytes], sent: list[dict[str, Any]]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
-        await room.all("r1"), await room.all("r2")
+    async with joined(session, cookies, "r1", "r2", drained=True) as room:
         sent.clear()
         await room.send("r1", length(crew["instance"], "same"))
         first = await room.next_of("r1", "annotation.created")
@@ -227,18 +144,11 @@ async def test_the_same_ref_twice_is_one_annotation(crew: dict[str, Any], sessio
         assert len(of_type(await room.all("r2"), "annotation.created")) == 1
         assert await database_sync_to_async(Annotation.objects.count)() == 1
         assert len([m for m in sent if m["kind"] == "annotation"]) == 1
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_blinded_readers_see_only_their_own(crew: dict[str, Any], blinded: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(blinded, cookies)
-    try:
-        for who in ("r1", "r2", "adj", "org"):
-            await room.join(who)
-        for who in ("r1", "r2", "adj", "org"):
-            await room.all(who)
+    async with joined(blinded, cookies, "r1", "r2", "adj", "org", drained=True) as room:
         await room.send("r1", length(crew["instance"], "b-1"))
         await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 1, "y": 1})
         await room.send("r1", {"type": "annotation.draft", "instance": crew["instance"], "frame": 1, "kind": "point", "points": [[2, 2]]})
@@ -267,8 +177,6 @@ async def test_blinded_readers_see_only_their_own(crew: dict[str, Any], blinded:
         assert await database_sync_to_async(rest)("r2") == []
         assert len(await database_sync_to_async(rest)("r1")) == 1
         assert len(await database_sync_to_async(rest)("org")) == 1
-    finally:
-        await room.close()
 
 
 @pytest.mark.parametrize("who, session_id, code", [
@@ -302,10 +210,7 @@ async def test_a_foreign_origin_is_refused(session: Any, cookies: dict[str, byte
 
 @run_async
 async def test_malformed_and_unauthorised_messages_get_errors_and_the_socket_stays(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("watcher")
-        await room.all("r1"), await room.all("watcher")
+    async with joined(session, cookies, "r1", "watcher", drained=True) as room:
         cases = [
             ("not json", "malformed", None),
             ("[1, 2]", "malformed", None),
@@ -330,16 +235,11 @@ async def test_malformed_and_unauthorised_messages_get_errors_and_the_socket_sta
         assert await database_sync_to_async(Annotation.objects.count)() == 0  # nothing half-written
         await room.send("r1", {"type": "ping", "ref": "still-there"})
         assert (await room.next_of("r1", "pong"))["ref"] == "still-there"
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_a_flood_is_dropped_and_counted(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
-        await room.all("r1"), await room.all("r2")
+    async with joined(session, cookies, "r1", "r2", drained=True) as room:
         started = time.monotonic()
         for i in range(400):
             await room.send("r1", {"type": "cursor", "instance": crew["instance"], "x": i % 16, "y": 1})
@@ -362,22 +262,15 @@ async def test_a_flood_is_dropped_and_counted(crew: dict[str, Any], session: Any
         frames = [await room.next("r1", 5) for _ in range(100)]
         assert 30 <= len(of_type(frames, "pong")) < 100
         assert {f["code"] for f in of_type(frames, "error")} == {"rate_limited"}
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_a_removed_participant_is_disconnected_at_once(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
-        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
-        await database_sync_to_async(services.remove_participant)(access, "r2")
+    async with joined(session, cookies, "r1", "r2") as room:
+        await as_organizer(crew, session, services.remove_participant, "r2")
         assert await room.closed("r2") == 4403
         presence = of_type(await room.all("r1"), "presence")[-1]
         assert "r2" not in {p["user"] for p in presence["participants"]}
-    finally:
-        await room.close()
 
 
 LOSSES = {
@@ -399,15 +292,11 @@ def saved(instance: Any, **changes: Any) -> None:
 @run_async
 async def test_access_lost_elsewhere_closes_the_socket_at_once(crew: dict[str, Any], session: Any, cookies: dict[str, bytes], loss: str) -> None:
     take_away, code = LOSSES[loss]
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
+    async with joined(session, cookies, "r1", "r2") as room:
         await database_sync_to_async(take_away)(crew, session)
         assert await room.closed("r1") == code
         await room.send("r2", {"type": "ping", "ref": "r2-still-here"})
         assert (await room.next_of("r2", "pong"))["ref"] == "r2-still-here"
-    finally:
-        await room.close()
 
 
 def delete_membership_without_a_signal(user: Any) -> None:
@@ -419,17 +308,13 @@ def delete_membership_without_a_signal(user: Any) -> None:
 @run_async
 async def test_access_lost_without_a_signal_ends_within_a_second(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     """Raw SQL sends no signal: the hub's once-a-second check catches it at the next message."""
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
+    async with joined(session, cookies, "r1", "r2") as room:
         await room.all("r1")
         await database_sync_to_async(delete_membership_without_a_signal)(crew["r1"])
         await asyncio.sleep(RECHECK_SECONDS)
         await room.send("r1", {"type": "cursor", "instance": crew["instance"], "frame": 1, "x": 1, "y": 1})
         assert await room.closed("r1") == 4404
         assert not of_type(await room.all("r2"), "cursors")  # the cursor was not relayed
-    finally:
-        await room.close()
 
 
 @run_async
@@ -437,9 +322,7 @@ async def test_a_session_in_use_checks_its_seats_ahead_so_no_message_waits(crew:
                                                                           cookies: dict[str, bytes]) -> None:
     """Messages keep coming for longer than a seat check lasts: the hub checked in the background each
     time, so none of them waited for a check (hub.CHECK_AHEAD_SECONDS)."""
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
+    async with joined(session, cookies, "r1") as room:
         hub = hubs._hubs[session.pk]
         checks_before = hub.stats["seat_checks"]
         steady = time.monotonic() + 3 * RECHECK_SECONDS
@@ -450,23 +333,17 @@ async def test_a_session_in_use_checks_its_seats_ahead_so_no_message_waits(crew:
         assert (await room.next_of("r1", "pong"))["ref"] == "last"
         assert hub.stats["seat_checks"] - checks_before >= 3
         assert hub.stats["waits_for_seat_check"] == 0
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_access_lost_without_a_signal_ends_within_a_second_even_without_a_message(
         crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     """In a session in use, the background check closes a socket that lost access before it sends anything."""
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
+    async with joined(session, cookies, "r1") as room:
         await database_sync_to_async(delete_membership_without_a_signal)(crew["r1"])
         lost = time.monotonic()
         assert await room.closed("r1") == 4404
         assert time.monotonic() - lost < RECHECK_SECONDS + 0.5
-    finally:
-        await room.close()
 
 
 @run_async
@@ -474,9 +351,7 @@ async def test_a_quiet_session_stops_checking_ahead(monkeypatch: pytest.MonkeyPa
                                                    session: Any, cookies: dict[str, bytes]) -> None:
     """Open sockets that send nothing cost no queries; the first message after the quiet spell waits once."""
     monkeypatch.setattr(hubs, "IN_USE_SECONDS", 0.5)
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
+    async with joined(session, cookies, "r1") as room:
         hub = hubs._hubs[session.pk]
         await asyncio.sleep(0.5 + RECHECK_SECONDS)  # quiet from here on
         checks = hub.stats["seat_checks"]
@@ -485,8 +360,6 @@ async def test_a_quiet_session_stops_checking_ahead(monkeypatch: pytest.MonkeyPa
         await room.send("r1", {"type": "ping", "ref": "back"})
         assert (await room.next_of("r1", "pong"))["ref"] == "back"
         assert (hub.stats["seat_checks"], hub.stats["waits_for_seat_check"]) == (checks + 1, 1)
-    finally:
-        await room.close()
 
 
 @run_async
@@ -494,14 +367,10 @@ async def test_a_hub_prepares_the_live_writes_once_when_it_starts(monkeypatch: p
                                                                 session: Any, cookies: dict[str, bytes]) -> None:
     prepared: list[int] = []
     monkeypatch.setattr(services, "prepare_live_writes", prepared.append)
-    room = Room(session, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
+    async with joined(session, cookies, "r1", "r2") as room:
         await room.send("r1", {"type": "ping", "ref": "after"})
         assert (await room.next_of("r1", "pong"))["ref"] == "after"
         assert prepared == [session.pk]
-    finally:
-        await room.close()
 
 
 @pytest.mark.django_db
@@ -515,16 +384,13 @@ def test_preparing_the_live_writes_costs_two_queries(session: Any,
 
 @run_async
 async def test_a_role_change_elsewhere_refreshes_the_seat(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
+    async with joined(session, cookies) as room:
         assert (await room.join("r1"))["you"]["can_annotate"]
         await database_sync_to_async(lambda: saved(Membership.objects.get(user=crew["r1"]), role="viewer"))()
         state = await room.next_of("r1", "session.state")
         assert not state["you"]["can_annotate"]
         await room.send("r1", length(crew["instance"], "as-viewer"))
         assert (await room.next_of("r1", "error"))["code"] == "forbidden"
-    finally:
-        await room.close()
 
 
 @pytest.mark.django_db
@@ -633,9 +499,7 @@ def apply(state: dict[str, Any], frame: dict[str, Any]) -> dict[str, Any]:
 async def test_stale_state_plus_events_equals_a_fresh_snapshot(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     """Zulip's verify_action: what a connected reader received, applied to its snapshot, is the new snapshot;
     and a reader who reconnects gets exactly that, nothing twice."""
-    room = Room(session, cookies)
-    try:
-        await room.join("r2")
+    async with joined(session, cookies, "r2") as room:
         await room.send("r2", length(crew["instance"], "k1"))
         await room.send("r2", length(crew["instance2"], "k2"))
         kept = (await room.next_of("r2", "annotation.created"))["annotation"]
@@ -658,15 +522,11 @@ async def test_stale_state_plus_events_equals_a_fresh_snapshot(crew: dict[str, A
         fresh = await room.join("r1")
         assert state["annotations"] == fresh["annotations"]
         assert [a["label"] for a in fresh["annotations"]] == ["L", ""]
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_a_change_of_mode_or_role_refreshes_what_each_sees(crew: dict[str, Any], blinded: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(blinded, cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
+    async with joined(blinded, cookies, "r1", "r2") as room:
         await room.send("r1", length(crew["instance"], "m1"))
         await room.next_of("r1", "annotation.created")
         access = await database_sync_to_async(services.access_session)(crew["org"], blinded.pk)
@@ -680,23 +540,16 @@ async def test_a_change_of_mode_or_role_refreshes_what_each_sees(crew: dict[str,
         await database_sync_to_async(services.seat_participant)(access, "r2", "adjudicator")
         promoted = await room.next_of("r2", "session.state")
         assert promoted["you"]["role"] == "adjudicator" and len(promoted["annotations"]) == 1
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_a_closed_session_refuses_writes(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
-        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
-        await database_sync_to_async(services.close_session)(access)
+    async with joined(session, cookies, "r1") as room:
+        await as_organizer(crew, session, services.close_session)
         assert (await room.next_of("r1", "session.updated"))["session"]["status"] == "closed"
         await room.send("r1", length(crew["instance"], "late"))
         error = await room.next_of("r1", "error")
         assert (error["code"], error["ref"]) == ("forbidden", "late")
-    finally:
-        await room.close()
 
 
 @run_async
@@ -704,9 +557,7 @@ async def test_a_change_of_the_session_ends_the_confirmed_access_at_once(crew: d
                                                                        cookies: dict[str, bytes]) -> None:
     """Writes skip the access read while the hub's last check confirms it; closing the session (or any
     change of seat or role) must end that at once, not at the next check a second later."""
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
+    async with joined(session, cookies, "r1") as room:
         hub = hubs._hubs[session.pk]
         await hub.verify(now=True)
         consumer = hub.listeners[next(iter(hub.listeners))]
@@ -714,27 +565,20 @@ async def test_a_change_of_the_session_ends_the_confirmed_access_at_once(crew: d
         await room.send("r1", length(crew["instance"], "early"))
         assert (await room.next_of("r1", "annotation.created"))["ref"] == "early"
         assert hub.instances  # remembered for the next write
-        access = await database_sync_to_async(services.access_session)(crew["org"], session.pk)
-        await database_sync_to_async(services.close_session)(access)
+        await as_organizer(crew, session, services.close_session)
         assert (await room.next_of("r1", "session.updated"))["session"]["status"] == "closed"
         assert not hub.confirms(consumer.access) and not hub.instances  # type: ignore[attr-defined]
         await room.send("r1", length(crew["instance"], "late"))
         error = await room.next_of("r1", "error")
         assert (error["code"], error["ref"]) == ("forbidden", "late")
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_joining_and_leaving_are_audited(crew: dict[str, Any], session: Any, cookies: dict[str, bytes]) -> None:
     from audit.models import AuditEvent
 
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
+    async with joined(session, cookies, "r1") as room:
         await room.leave("r1")
-    finally:
-        await room.close()
 
     def events() -> list[tuple[str, str, str]]:
         return [(e.actor_name, e.action, e.object_id) for e in AuditEvent.objects.filter(action__in=["session.joined", "session.left"]).order_by("id")]
@@ -756,9 +600,7 @@ async def test_one_memory_of_grants_serves_the_image_route_and_the_hub(crew: dic
 
     now = [1000.0]
     monkeypatch.setattr(grants.GRANTS, "clock", lambda: now[0])
-    room = Room(session, cookies)
-    try:
-        await room.join("r1")
+    async with joined(session, cookies, "r1") as room:
         hub = hubs._hubs[session.pk]
         consumer = hub.listeners[next(iter(hub.listeners))]
         await hub.verify(now=True)
@@ -777,8 +619,6 @@ async def test_one_memory_of_grants_serves_the_image_route_and_the_hub(crew: dic
         await database_sync_to_async(seat.save)()
         assert grants.recent_access(image, crew["project"].slug) is None
         assert not hub.confirms(consumer.access)  # type: ignore[attr-defined]
-    finally:
-        await room.close()
 
 
 @pytest.mark.django_db

@@ -22,7 +22,7 @@ from collab.services import live
 from demo import phantom
 from tests.collab.conftest import communicator, run_async
 from tests.collab.test_abuse import answer
-from tests.collab.test_consumer import Room, of_type
+from tests.collab.room import joined, of_type
 from viewer import rendering
 from viewer.ingest import ingest_bytes
 from viewer.models import Instance
@@ -75,10 +75,7 @@ def plane_length(series: str, ref: str, index: int = 30, rows: tuple[float, floa
 @run_async
 async def test_a_length_on_a_coronal_plane_reaches_the_other_reader_with_its_plane(
         crew: dict[str, Any], volume: dict[str, Any], cookies: dict[str, bytes], sent: list[dict[str, Any]]) -> None:
-    room = Room(volume["session"], cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
-        await room.all("r1"), await room.all("r2")
+    async with joined(volume["session"], cookies, "r1", "r2", drained=True) as room:
         sent.clear()
         await room.send("r1", plane_length(volume["series"], "p-1", label="craniocaudal"))
         mine = await room.next_of("r1", "annotation.created", 10)
@@ -119,17 +116,12 @@ async def test_a_length_on_a_coronal_plane_reaches_the_other_reader_with_its_pla
         state = await room.join("r2")
         [again] = state["annotations"]
         assert again["id"] == mark["id"] and again["plane"]["plane"] == "coronal" and again["version"] == 2
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_plane_marks_outside_the_session_or_out_of_reach_are_refused(
         crew: dict[str, Any], volume: dict[str, Any], cookies: dict[str, bytes]) -> None:
-    room = Room(volume["session"], cookies)
-    try:
-        await room.join("r1"), await room.join("watcher")
-        await room.all("r1"), await room.all("watcher")
+    async with joined(volume["session"], cookies, "r1", "watcher", drained=True) as room:
         cases = [
             # a series of no case of the session, one that does not exist, one that cannot be reformatted
             (plane_length(crew["other_study"] + ".1", "other-study"), "bad_request", "not in one of this session's cases"),
@@ -158,8 +150,6 @@ async def test_plane_marks_outside_the_session_or_out_of_reach_are_refused(
         error = await answer(room, "r1", 5)
         assert (error["code"], error["ref"]) == ("bad_request", "held") and "not in one" in error["message"]
         assert await database_sync_to_async(Annotation.objects.count)() == 0
-    finally:
-        await room.close()
     # a member of the project without a seat does not get in at all
     comm = communicator(volume["session"].pk, cookies["member"])
     assert (await comm.connect())[0]
@@ -171,10 +161,7 @@ async def test_plane_marks_outside_the_session_or_out_of_reach_are_refused(
 async def test_plane_marks_count_in_the_point_budgets(
         crew: dict[str, Any], volume: dict[str, Any], cookies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "PARTICIPANT_POINT_BUDGET", 5)
-    room = Room(volume["session"], cookies)
-    try:
-        await room.join("r1")
-        await room.all("r1")
+    async with joined(volume["session"], cookies, "r1", drained=True) as room:
         await room.send("r1", {"type": "annotation.create", "ref": "image", "annotation": {
             "instance": crew["instance"], "kind": "length", "points": [[1, 1], [5, 5]]}})
         assert (await answer(room, "r1", 5))["type"] == "annotation.created"
@@ -185,17 +172,12 @@ async def test_plane_marks_count_in_the_point_budgets(
         assert (refused["type"], refused["code"], refused["ref"], refused["budget"]) == (
             "error", "too_large", "plane-2", "participant")
         assert (refused["limit"], refused["used"]) == (5, 4)
-    finally:
-        await room.close()
 
 
 @run_async
 async def test_drafts_and_cursors_on_planes_go_to_the_others(
         crew: dict[str, Any], volume: dict[str, Any], cookies: dict[str, bytes]) -> None:
-    room = Room(volume["session"], cookies)
-    try:
-        await room.join("r1"), await room.join("r2")
-        await room.all("r1"), await room.all("r2")
+    async with joined(volume["session"], cookies, "r1", "r2", drained=True) as room:
         on = plane(volume["series"])
         await room.send("r1", {"type": "cursor", "plane": on, "x": 3, "y": 4})
         await room.send("r1", {"type": "annotation.draft", "plane": on, "kind": "length", "points": [[1, 1], [4, 9]]})
@@ -204,8 +186,6 @@ async def test_drafts_and_cursors_on_planes_go_to_the_others(
         drafts = [d for f in of_type(frames, "drafts") for d in f["drafts"]]
         assert cursors[-1] == {"user": "r1", "plane": on, "x": 3.0, "y": 4.0}
         assert drafts[-1] == {"user": "r1", "plane": on, "kind": "length", "points": [[1.0, 1.0], [4.0, 9.0]], "label": ""}
-    finally:
-        await room.close()
 
 
 @run_async
@@ -220,12 +200,7 @@ async def test_entries_and_marks_on_a_series_holding_a_quarantined_image_reach_p
         Instance.objects.filter(series__series_instance_uid=volume["series"]).order_by("instance_number")
         .values_list("sop_instance_uid", flat=True)))()
     await database_sync_to_async(lambda: Instance.objects.filter(sop_instance_uid=uids[0]).update(quarantined=True))()
-    room = Room(volume["session"], cookies)
-    try:
-        for who in ("org", "r1", "r2", "adj"):
-            await room.join(who)
-        for who in ("org", "r1", "r2", "adj"):
-            await room.all(who)
+    async with joined(volume["session"], cookies, "org", "r1", "r2", "adj", drained=True) as room:
         on = plane(volume["series"])
         await room.send("r1", {"type": "cursor", "plane": on, "x": 3, "y": 4})
         await room.send("r1", {"type": "annotation.draft", "plane": on, "kind": "length", "points": [[1, 1], [4, 9]]})
@@ -253,5 +228,3 @@ async def test_entries_and_marks_on_a_series_holding_a_quarantined_image_reach_p
         assert created["type"] == "annotation.created" and created["annotation"]["instance"] in uids
         for who in ("r1", "r2", "adj"):
             assert not of_type(await room.all(who), "annotation.created"), who
-    finally:
-        await room.close()

@@ -54,9 +54,9 @@ def measurement_report(folder: Path, timepoint: str = "baseline", *, reader: str
         reader_name=reader, reader_login="reader1", timepoint_label=timepoint, timepoint_order=0,
         days_from_baseline=0, subject_label="S001", trial_name="Demo trial", findings=findings, responses=sr.Responses())
     report = sr.build_measurement_report(
-        read, evidence=[headers[lesion["sop_instance_uid"]] for lesion in lesions], series_instance_uid=sr.new_uid(),
-        sop_instance_uid=sr.new_uid(), series_number=7001, series_description="RECIST 1.1 baseline",
-        content_datetime=datetime.datetime(2024, 3, 5, 12, 0))
+        read, evidence=[headers[lesion["sop_instance_uid"]] for lesion in lesions],
+        header=sr.ReportHeader(sr.new_uid(), sr.new_uid(), 7001, series_description="RECIST 1.1 baseline",
+                               content_datetime=datetime.datetime(2024, 3, 5, 12, 0)))
     return report, lesions
 
 

@@ -6,6 +6,7 @@ from a daphne process of the same site.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import socket
 import subprocess
@@ -344,6 +345,60 @@ def test_c_find_answers_as_qido(site, phantom, tmp_path):
     assert "0xa900" in (refused.stdout + refused.stderr).lower() or "DataSetDoesNotMatchSOPClass" in refused.stderr
 
 
+def test_c_find_matches_keys_without_a_column_on_the_stored_values(site, phantom, tmp_path):
+    """A matching key QIDO-RS has no column for is not universal: it is matched on each result's stored
+    value (the phantom's series are CHEST, a HEAD series is sent beside them), or refused by name when
+    it cannot be matched rightly; a return key comes from the stored metadata."""
+    site.storescu(phantom)
+    phantom_ds = pydicom.dcmread(phantom[0], stop_before_pixels=True)
+    head = ct_dataset(BodyPartExamined="HEAD", Manufacturer="Other Vendor", SliceThickness="1.25")
+    head_file = tmp_path / "head.dcm"
+    head.save_as(head_file, enforce_file_format=True)
+    assert pynetdicom_store(site, [head_file], "DEMO") == [0x0000]
+
+    chest = findscu(site, "SERIES", "BodyPartExamined=CHEST", "SeriesInstanceUID", "Manufacturer", cwd=tmp_path)
+    every = site.qido("demo", "series", site.reader, includefield="BodyPartExamined")
+    expected = sorted(q["0020000E"]["Value"][0] for q in every
+                      if q.get("00180015", {}).get("Value") == ["CHEST"])
+    assert phantom_ds.SeriesInstanceUID in expected and head.SeriesInstanceUID not in expected
+    assert sorted(a.SeriesInstanceUID for a in chest) == expected
+    assert all(a.BodyPartExamined == "CHEST" for a in chest)
+    by_uid = {a.SeriesInstanceUID: a for a in chest}
+    assert by_uid[phantom_ds.SeriesInstanceUID].Manufacturer == phantom_ds.Manufacturer  # from stored metadata
+    heads = findscu(site, "SERIES", "BodyPartExamined=HE*", "SeriesInstanceUID", "Manufacturer", cwd=tmp_path)
+    every = site.qido("demo", "series", site.reader, includefield="BodyPartExamined")
+    assert sorted(a.SeriesInstanceUID for a in heads) == sorted(
+        q["0020000E"]["Value"][0] for q in every if q.get("00180015", {}).get("Value", [""])[0].startswith("HE"))
+    assert {a.SeriesInstanceUID: a.Manufacturer for a in heads}[head.SeriesInstanceUID] == "Other Vendor"
+
+    ae = site.scu("PYSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", site.port, ae_title="DEMO")
+    assert assoc.is_established
+
+    def find(level: str, **keys: object) -> tuple[list[Dataset], Dataset]:
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = level
+        for keyword, value in keys.items():
+            setattr(identifier, keyword, value)
+        responses = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
+        return [a for _, a in responses if a is not None], responses[-1][0]
+
+    try:
+        thin, status = find("IMAGE", StudyInstanceUID=head.StudyInstanceUID, SliceThickness="1.25", SOPInstanceUID="")
+        assert status.Status == 0x0000 and [a.SOPInstanceUID for a in thin] == [head.SOPInstanceUID]
+        thick, status = find("IMAGE", StudyInstanceUID=head.StudyInstanceUID, SliceThickness="5", SOPInstanceUID="")
+        assert status.Status == 0x0000 and thick == []
+        # A key below the level: as for indexed keys ("identifier does not match SOP class").
+        _, status = find("STUDY", BodyPartExamined="CHEST", StudyInstanceUID="")
+        assert status.Status == 0xA900 and "BodyPartExamined" in status.ErrorComment
+        # Several values of a key that is not a UID: unable to process, named.
+        _, status = find("IMAGE", StudyInstanceUID=phantom_ds.StudyInstanceUID, ImageType=["ORIGINAL", "PRIMARY"])
+        assert status.Status == 0xC000 and "ImageType" in status.ErrorComment
+    finally:
+        assoc.release()
+
+
 def test_c_find_hides_quarantined_images_from_nodes(site):
     palette = corpus.file("pydicom", "examples_palette.dcm")  # US: held for a look at its pixels
     assert site.storescu([palette], called="DEIDENT").returncode == 0
@@ -397,25 +452,39 @@ def test_c_get_returns_the_stored_instances(site, phantom, tmp_path):
 
 
 def test_c_move_delivers_to_a_known_destination(site, phantom, tmp_path):
+    """storescp receives the study: over an association from the project's AE title (the one the
+    C-MOVE was asked of, not the listener's) to the destination node's, each C-STORE naming the
+    move's originator and its Message ID (PS3.4 C.4.2.3.1, PS3.7 9.1.1.1)."""
     site.storescu(phantom)
     ds = pydicom.dcmread(phantom[0], stop_before_pixels=True)
     out = tmp_path / "moved"
     out.mkdir()
-    receiver = subprocess.Popen(["storescp", "-aet", MOVE_AE, "-od", str(out), str(site.move_port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(site.move_port)
-        done = site.dcmtk("movescu", "-S", "-aem", MOVE_AE, "-k", "QueryRetrieveLevel=STUDY",
-                          "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
-        assert done.returncode == 0, done.stderr
-        unknown = site.dcmtk("movescu", "-S", "-aem", "NOWHERE", "-k", "QueryRetrieveLevel=STUDY",
-                             "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
-        assert "MoveDestinationUnknown" in unknown.stderr
-    finally:
-        receiver.terminate()
-        receiver.wait(timeout=10)
+    log = tmp_path / "storescp.log"
+    with log.open("w") as log_file:
+        receiver = subprocess.Popen(["storescp", "-d", "-aet", MOVE_AE, "-od", str(out), str(site.move_port)],
+                                    stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            _wait(site.move_port)
+            done = site.dcmtk("movescu", "-S", "-aem", MOVE_AE, "-k", "QueryRetrieveLevel=STUDY",
+                              "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
+            assert done.returncode == 0, done.stderr
+            unknown = site.dcmtk("movescu", "-S", "-aem", "NOWHERE", "-k", "QueryRetrieveLevel=STUDY",
+                                 "-k", f"StudyInstanceUID={ds.StudyInstanceUID}")
+            assert "MoveDestinationUnknown" in unknown.stderr
+        finally:
+            receiver.terminate()
+            receiver.wait(timeout=10)
     moved = sorted(pydicom.dcmread(p).SOPInstanceUID for p in out.iterdir())
     assert moved == sorted(pydicom.dcmread(p).SOPInstanceUID for p in phantom)
+    text = log.read_text()
+    # The first association is the port probe (no titles); then the move's request and acceptance.
+    assert re.findall(r"Calling Application Name:\s*(\S*)", text)[1:] == ["DEMO", "DEMO"], text[:3000]
+    assert re.findall(r"Called Application Name:\s*(\S*)", text)[1:] == ["STORESCP", "STORESCP"]
+    assert "CROSSREAD" not in text
+    # movescu calls as WORKSTATION; its C-MOVE request is its first message.
+    originators = re.findall(r"Move Originator AE Title\s*:\s*(\S+)", text)
+    assert originators == ["WORKSTATION"] * len(phantom), text[:3000]
+    assert set(re.findall(r"Move Originator ID\s*:\s*(\d+)", text)) == {"1"}
     out_audit = site.shell("from audit.models import AuditEvent\n"
                            "e = AuditEvent.objects.filter(action='download', detail__via='dimse.c-move').first()\n"
                            "print(e.detail['destination'], e.detail['instances'])")
@@ -463,3 +532,67 @@ def test_associations_are_limited_in_number_and_idle_time(site):
     third = ae.associate("127.0.0.1", port, ae_title="DEMO")
     assert third.is_established and third.send_c_echo().Status == 0x0000
     third.release()
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_an_instance_beyond_the_bound_is_refused_as_it_arrives(site, tmp_path):
+    """A 64 MiB instance to a listener that takes 4 MiB: refused "out of resources" (A700) without
+    being held (the listener's peak memory grows by far less than the instance), nothing of it left in
+    the spool, and the association goes on to store the next one byte for byte."""
+    limit = 4 * 1024 * 1024
+    port = site.live.start_dicom(CROSSREAD_MAX_INSTANCE_BYTES=str(limit))
+    listener = site.live.processes[-1].pid
+    big_ds = ct_dataset(Rows=4096, Columns=8192, PixelData=bytes(range(256)) * (4096 * 8192 * 2 // 256))
+    big = tmp_path / "big.dcm"
+    big_ds.save_as(big, enforce_file_format=True)
+    small = tmp_path / "small.dcm"
+    ct_dataset(Rows=512, Columns=512, PixelData=bytes(512 * 512 * 2)).save_as(small, enforce_file_format=True)
+    warm = tmp_path / "warm.dcm"
+    ct_dataset().save_as(warm, enforce_file_format=True)
+
+    def storescu(*files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["storescu", "-v", "-nh", "-aet", "MODALITY", "-aec", "DEMO", "127.0.0.1", str(port),
+                               *map(str, files)], capture_output=True, text=True, timeout=300)
+
+    assert storescu(warm).returncode == 0  # the store path's imports and caches, before measuring
+    before = _peak_rss(listener)
+    sent = storescu(big, small)
+    grown = _peak_rss(listener) - before
+
+    responses = [line for line in sent.stderr.splitlines() if "Received Store Response" in line]
+    assert len(responses) == 2, sent.stderr
+    assert "Out of Resources" in responses[0] or "OutOfResources" in responses[0], responses[0]
+    assert "Success" in responses[1], responses[1]
+    assert grown < 16 * 1024 * 1024, f"the listener's peak grew by {grown / 2**20:.1f} MiB"
+    spool = Path(site.live.env["CROSSREAD_DATA_DIR"]) / "tmp"
+    assert not list(spool.glob("*.upload.dimse"))
+    stored = site.wado_instance("demo", *uids(pydicom.dcmread(small, stop_before_pixels=True)))
+    assert dataset_bytes(stored) == dataset_bytes(small.read_bytes())
+    assert not site.qido("demo", "instances", SOPInstanceUID=str(big_ds.SOPInstanceUID))
+
+
+def test_an_identifier_beyond_its_bound_aborts_the_association(site):
+    """A C-FIND identifier is not held past 1 MiB: a 2 MiB one aborts its association, and the
+    listener goes on."""
+    ae = site.scu("PYSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", site.port, ae_title="DEMO")
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = ""
+    identifier.add_new(0x00091010, "OB", b"\0" * (2 * 1024 * 1024))  # a private element: any size
+    answers = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
+    deadline = time.monotonic() + 10
+    while assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert assoc.is_aborted
+    assert [status for status, _ in answers] == [Dataset()]  # no answer: the association is gone
+    assert site.dcmtk("echoscu").returncode == 0

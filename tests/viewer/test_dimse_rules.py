@@ -172,3 +172,99 @@ def test_retrieve_identifiers():
     assert too_many.value.status == 0xA700
     with pytest.raises(rules.IdentifierError):
         rules.retrieve_request(_identifier("IMAGE", SOPInstanceUID="1." + "2" * 70), "study")
+
+
+def _stored(level: str, **keys: object) -> rules.StoredMatch | None:
+    request = rules.find_request(_identifier(level, **keys), "study")
+    ((keyword, value),) = request.matching
+    return rules.stored_match(keyword, value, request)
+
+
+def _element(vr: str, *values: object) -> dict:
+    return {"vr": vr, "Value": list(values)} if values else {"vr": vr}
+
+
+def test_keys_without_a_column_match_the_stored_values():
+    body = _stored("SERIES", BodyPartExamined="CHE*")
+    assert body is not None and body.tag == "00180015"
+    assert rules.stored_matches(body, _element("CS", "CHEST"))
+    assert not rules.stored_matches(body, _element("CS", "chest"))  # case and all, as other text
+    assert not rules.stored_matches(body, _element("CS")) and not rules.stored_matches(body, None)  # no value
+    exact = _stored("SERIES", ProtocolName="Head ")
+    assert rules.stored_matches(exact, _element("LO", "Head")) and not rules.stored_matches(exact, _element("LO", "Heads"))
+    assert rules.stored_matches(_stored("IMAGE", ImageType="DERIVED"), _element("CS", "ORIGINAL", "DERIVED"))  # any value
+    operator = _stored("SERIES", OperatorsName="smith*")  # a person name: case-insensitive
+    assert rules.stored_matches(operator, _element("PN", {"Alphabetic": "Smith^John"}))
+    assert not rules.stored_matches(operator, _element("PN", {"Alphabetic": "Jones^Smith"}))
+    thickness = _stored("IMAGE", SliceThickness="2.5")
+    assert rules.stored_matches(thickness, _element("DS", 2.50)) and not rules.stored_matches(thickness, _element("DS", 5))
+    frame = _stored("SERIES", FrameOfReferenceUID=["1.2.3", "1.2.4"])  # a UID list
+    assert rules.stored_matches(frame, _element("UI", "1.2.4")) and not rules.stored_matches(frame, _element("UI", "1.2.5"))
+    assert _stored("SERIES", BodyPartExamined="*") is None  # universal matching: nothing to check
+
+
+def test_dates_and_times_of_stored_values_match_as_ranges():
+    series_date = _stored("SERIES", SeriesDate="20240101-20240131")
+    assert rules.stored_matches(series_date, _element("DA", "20240115"))
+    assert not rules.stored_matches(series_date, _element("DA", "20240201"))
+    assert rules.stored_matches(_stored("SERIES", SeriesDate="-20240101"), _element("DA", "20231231"))
+    assert rules.stored_matches(_stored("SERIES", SeriesDate="20240101-"), _element("DA", "20991231"))
+    morning = _stored("SERIES", SeriesTime="0800-1000")
+    assert rules.stored_matches(morning, _element("TM", "095959.5"))
+    assert rules.stored_matches(morning, _element("TM", "1000"))
+    assert rules.stored_matches(morning, _element("TM", "100030"))  # within the minute 10:00
+    assert not rules.stored_matches(morning, _element("TM", "101000"))
+    assert rules.stored_matches(_stored("SERIES", SeriesTime="0930"), _element("TM", "093015"))
+    acquired = _stored("IMAGE", AcquisitionDateTime="20240101-20240102")
+    assert rules.stored_matches(acquired, _element("DT", "20240102235959.5"))
+    assert not rules.stored_matches(acquired, _element("DT", "20240103"))
+
+
+@pytest.mark.parametrize(("level", "keys", "status", "named"), [
+    ("STUDY", {"BodyPartExamined": "CHEST"}, 0xA900, "BodyPartExamined"),  # a series key at the study level
+    ("SERIES", {"SliceThickness": "1"}, 0xA900, "SliceThickness"),  # an image key at the series level
+    ("IMAGE", {"ImageType": ["ORIGINAL", "PRIMARY"]}, 0xC000, "ImageType"),  # several values, not UIDs
+    ("SERIES", {"SeriesDate": "yesterday"}, 0xC000, "SeriesDate"),
+    ("IMAGE", {"ContentDate": "2024*"}, 0xC000, "ContentDate"),  # no wildcards in a date
+    ("IMAGE", {"RedPaletteColorLookupTableData": b"\0\1"}, 0xC000, "RedPaletteColorLookupTableData"),
+])
+def test_keys_that_cannot_be_matched_rightly_are_refused_by_name(level, keys, status, named):
+    with pytest.raises(rules.IdentifierError) as refused:
+        _stored(level, **keys)
+    assert refused.value.status == status and named in refused.value.reason
+
+
+def test_private_keys_with_a_value_are_refused():
+    identifier = _identifier("STUDY", StudyInstanceUID="")
+    identifier.private_block(0x0029, "VENDOR", create=True).add_new(0x10, "LO", "")  # asked for: returned empty
+    assert rules.find_request(identifier, "study").returned == ("StudyInstanceUID",)
+    identifier.private_block(0x0029, "VENDOR").add_new(0x11, "LO", "MATCH-ME")
+    with pytest.raises(rules.IdentifierError) as refused:
+        rules.find_request(identifier, "study")
+    assert refused.value.status == 0xC000 and "(0029,1011)" in refused.value.reason
+
+
+def test_a_number_key_that_is_no_number_is_refused():
+    request = rules.FindRequest("IMAGE", "instance", (("SliceThickness", "thin"),), ("SliceThickness",))
+    with pytest.raises(rules.IdentifierError) as refused:
+        rules.stored_match("SliceThickness", "thin", request)
+    assert refused.value.status == 0xC000 and "SliceThickness" in refused.value.reason
+
+
+def test_wildcards_take_linear_time():
+    assert rules.wildcard_match("a*b?d", "axxbcd") and not rules.wildcard_match("a*b?d", "axxbd")
+    assert rules.wildcard_match("*", "") and rules.wildcard_match("**a", "a") and not rules.wildcard_match("a", "")
+    import time
+
+    started = time.perf_counter()
+    assert not rules.wildcard_match("*a" * 40 + "*b", "a" * 256)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_header_and_the_data_set_make_the_part10_file():
+    data_set, original = _data_set_of(get_testdata_file("CT_small.dcm"))
+    header = rules.part10_header(transfer_syntax=original.file_meta.TransferSyntaxUID, sop_class=original.SOPClassUID,
+                                 sop_instance=original.SOPInstanceUID, source_ae="CT1")
+    assert header + data_set == rules.part10(data_set, transfer_syntax=original.file_meta.TransferSyntaxUID,
+                                             sop_class=original.SOPClassUID, sop_instance=original.SOPInstanceUID,
+                                             source_ae="CT1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -158,3 +159,66 @@ def test_the_memory_is_bounded_and_keeps_nothing_with_a_zero_ttl():
     off = GrantMemory(ttl=0)
     off.remember("a", "a", off.generation)
     assert off.get("a") is None
+
+
+# --------------------------------------------------------------------------- QIDO-RS searches
+
+
+def test_searches_are_served_on_the_lean_route_with_the_same_answers(client, team, monkeypatch):
+    """QIDO-RS GETs skip the middleware chain (one thread hop, not one per middleware), answer as
+    Django's full stack does, and decide access the same way: refusals in full, every time."""
+    ds = ct_dataset()
+    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
+    auth = [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
+    paths = [
+        ("/projects/trial/dicomweb/studies", f"PatientID={ds.PatientID}"),
+        (f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series", ""),
+        (f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances", ""),
+        ("/projects/trial/dicomweb/instances", f"SOPInstanceUID={ds.SOPInstanceUID}"),
+    ]
+    from django.core.handlers import base
+
+    chain = []
+    original = base.BaseHandler.get_response_async
+
+    async def counted(self, request):
+        chain.append(request.path)
+        return await original(self, request)
+
+    monkeypatch.setattr(base.BaseHandler, "get_response_async", counted)
+    for path, query in paths:
+        fast = asgi_get(path, query, auth)
+        slow = client.get(f"{path}?{query}", HTTP_AUTHORIZATION=auth[0][1].decode())
+        assert fast["status"] == slow.status_code == 200, fast["body"]
+        assert fast["body"] == slow.content and len(json.loads(fast["body"])) == 1
+        headers = dict(fast["headers"])
+        assert headers[b"Content-Type"] == b"application/dicom+json"
+        assert headers[b"X-Content-Type-Options"] == b"nosniff" and b"Content-Security-Policy" in headers
+    assert chain == []  # none of them went through Django's middleware chain
+
+    search = paths[0]
+    assert asgi_get(*search)["status"] == 401
+    assert asgi_get(*search, [(b"authorization", f"Token {token_for(team['outsider'])}".encode())])["status"] == 404
+    assert asgi_get(search[0], "PatientID=" + "x" * 300, auth)["status"] == 400  # errors keep their shape
+    Membership.objects.filter(project=team["project"], user=team["viewer"]).delete()  # remembered, then revoked
+    assert asgi_get(*search, auth)["status"] == 404
+
+
+def test_a_remembered_search_reads_no_credentials_and_no_membership(client, team):
+    """Within the TTL, a search with the same credentials is served with the remembered decision:
+    no token, membership or blinding query, only the search's own."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ds = ct_dataset()
+    assert stow(client, "trial", [to_bytes(ds)], token_for(team["reader"])).status_code == 200
+    auth = [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
+    path, query = "/projects/trial/dicomweb/studies", f"PatientID={ds.PatientID}"
+    with CaptureQueriesContext(connection) as first:
+        assert asgi_get(path, query, auth)["status"] == 200
+    with CaptureQueriesContext(connection) as again:
+        assert asgi_get(path, query, auth)["status"] == 200
+    tables = " ".join(q["sql"] for q in again.captured_queries)
+    assert "authtoken_token" in " ".join(q["sql"] for q in first.captured_queries)
+    assert "authtoken_token" not in tables and "viewer_membership" not in tables and "trials_" not in tables
+    assert len(again.captured_queries) == 2  # the page of studies, and their series with their counts

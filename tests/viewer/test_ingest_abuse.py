@@ -7,6 +7,7 @@ a real process killed with SIGKILL, symlinks and DICOMDIR media are real files i
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -19,7 +20,9 @@ import tracemalloc
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pydicom
+import pydicom.uid
 import pytest
 from django.core.management import call_command
 from pydicom.data import get_testdata_file
@@ -107,6 +110,83 @@ def test_zip_with_too_many_members_is_refused_before_its_directory_is_read(make_
     assert "more than 10,000 files" in report.results[0].reason
     assert peak < MiB, f"reading the archive took {peak / MiB:.1f} MiB"
     assert Instance.objects.count() == 0
+
+
+def test_zip_with_too_many_members_on_disk_is_refused_before_its_directory_is_read(make_project, monkeypatch, tmp_path):
+    """The same count from an archive given as a file (an upload spooled to disk), read a chunk at a
+    time: the count stops at the bound, and a signature split across two chunks is counted once."""
+    monkeypatch.setattr(ingest, "ZIP_MAX_MEMBERS", 1_000, raising=False)
+    monkeypatch.setattr(ingest, "ZIP_CHUNK_BYTES", 1001, raising=False)  # signatures fall across chunks
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for number in range(1_001):
+            archive.writestr(f"{number:05d}.dcm", b"")
+    with path.open("rb") as many:
+        assert ingest._count_signature(many, b"PK\x01\x02", 10_000) == 1_001
+        report = ingest_files(make_project(), [("many.zip", many)])
+    assert [(r.name, r.outcome) for r in report.results] == [("many.zip", Outcome.FAILED)]
+    assert "more than 1,000 files" in report.results[0].reason
+
+
+def noise_zip(target) -> str:
+    """24 CT images of about 1 MB of noise (the zip is as large as its members) in a zip written to
+    ``target``; their series' UID."""
+    rng = np.random.default_rng(17)
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(24):
+            archive.writestr(f"ct/{number:02d}.dcm", ct_bytes(
+                StudyInstanceUID=study, SeriesInstanceUID=series, InstanceNumber=number + 1,
+                Rows=724, Columns=724, PixelData=rng.bytes(724 * 724 * 2)))
+    return series
+
+
+def test_import_dicom_reads_a_zip_from_its_file_a_member_at_a_time(make_project, monkeypatch, tmp_path):
+    monkeypatch.setattr(ingest, "INDEX_BATCH_BYTES", 4 * MiB)
+    path = tmp_path / "ct.zip"
+    series = noise_zip(path)
+    project = make_project()
+    ingest_files(project, [("warm.dcm", ct_bytes())])
+
+    report, peak = peak_memory_of(ingest_files, project, importing.iter_named_files([path]))
+
+    assert len(report.stored) == 24 and Instance.objects.filter(series__series_instance_uid=series).count() == 24
+    assert peak < path.stat().st_size / 3, f"{peak / MiB:.1f} MiB for a zip of {path.stat().st_size / MiB:.1f} MiB"
+
+
+def test_a_zip_upload_larger_than_memory_is_read_from_its_spool_a_member_at_a_time(team, settings, monkeypatch):
+    """A 24 MB zip upload: Django spools it to disk (beyond FILE_UPLOAD_MAX_MEMORY_SIZE) and the ingest
+    reads it from there, one member at a time; neither the archive nor all its members are held."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import RequestFactory
+    from django.test.client import ClientHandler
+
+    from tests.factories.models import token_for
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = MiB
+    monkeypatch.setattr(ingest, "INDEX_BATCH_BYTES", 4 * MiB)  # an ingest batch holds at most about this
+    buffer = io.BytesIO()
+    series = noise_zip(buffer)
+    data = buffer.getvalue()
+    assert len(data) > 24 * MiB
+    token = token_for(team["reader"])
+    environ = RequestFactory().post(
+        "/api/projects/trial/upload/", {"files": [SimpleUploadedFile("ct.zip", data, content_type="application/zip")]},
+        HTTP_AUTHORIZATION=f"Token {token}").environ
+    del buffer
+    ClientHandler()(RequestFactory().get("/api/presets/", HTTP_AUTHORIZATION=f"Token {token}").environ)  # warm up
+
+    tracemalloc.start()
+    try:
+        response = ClientHandler()(environ)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert response.status_code == 200, response.content
+    assert json.loads(response.content)["counts"]["stored"] == 24
+    assert Instance.objects.filter(series__series_instance_uid=series).count() == 24
+    assert peak < len(data) / 3, f"{peak / MiB:.1f} MiB for a zip of {len(data) / MiB:.1f} MiB"
 
 
 # --------------------------------------------------------------------------- import_dicom: links, the data folder
@@ -268,6 +348,19 @@ def test_the_deidentification_event_commits_with_the_instance_rows(make_project)
     assert ingest_files(project, [("a.dcm", ct_bytes())]).stored
     instance = Instance.objects.get(project=project)
     assert AuditEvent.objects.filter(action=Action.DEIDENTIFIED, object_id=instance.sop_instance_uid).count() == 1
+
+
+def test_clean_storage_removes_a_dimse_spool_file_a_killed_listener_left(settings, tmp_path, capsys):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "spool")
+    (tmp_path / "spool").mkdir()
+    from viewer.dimse import receive
+
+    left = tmp_path / "spool" / f"{receive.SPOOL_PREFIX}k2j4_x9{receive.SPOOL_SUFFIX}"
+    left.write_bytes(b"part of a data set")
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    call_command("clean_storage")
+    assert not left.exists()
 
 
 def test_clean_storage_removes_only_old_unreferenced_objects_and_old_temporary_files(

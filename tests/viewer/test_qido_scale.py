@@ -192,7 +192,34 @@ def test_the_worklist_page_reads_the_archive_through_indexes(crowded, client) ->
     _assert_indexed("worklist page", queries, "project_id")
 
 
-def _assert_indexed(label: str, queries: CaptureQueriesContext, column: str) -> None:
+#: Searches below a study or series of the URL (and a WADO-RS metadata retrieve, which reads the same
+#: rows): the URL's UIDs are looked up through the (project, UID) unique indexes.
+SCOPED = {
+    "a study's series": ("studies/{study}/series", "study_instance_uid"),
+    "a study's instances": ("studies/{study}/instances", "study_instance_uid"),
+    "a series' instances": ("studies/{study}/series/{series}/instances", "series_instance_uid"),
+    "an instance by SOPInstanceUID": ("instances?SOPInstanceUID={sop}", "sop_instance_uid"),
+    "a series' metadata": ("studies/{study}/series/{series}/metadata", "series_instance_uid"),
+}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plans (run with DATABASE_URL)")
+@pytest.mark.parametrize("label", list(SCOPED))
+def test_searches_within_a_study_or_series_find_it_through_its_index(crowded, client, label: str) -> None:
+    auth = {"HTTP_AUTHORIZATION": f"Token {crowded}"}
+    base = "/projects/crowd/dicomweb"
+    (some,) = json.loads(client.get(f"{base}/instances", {"limit": "1", "offset": "15000"}, **auth).content)
+    uids = {"study": some["0020000D"]["Value"][0], "series": some["0020000E"]["Value"][0],
+            "sop": some["00080018"]["Value"][0]}
+    path, column = SCOPED[label]
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"{base}/{path.format(**uids)}", **auth)
+    assert response.status_code == 200 and json.loads(response.content), response.content[:500]
+    # (an Index Cond on the UID alone is a walk through the whole index: the project must lead it)
+    _assert_indexed(label, queries, column, with_project=True)
+
+
+def _assert_indexed(label: str, queries: CaptureQueriesContext, column: str, *, with_project: bool = False) -> None:
     archive = [q["sql"] for q in queries.captured_queries
                if any(t in q["sql"] for t in ('"viewer_study"', '"viewer_series"', '"viewer_instance"'))]
     assert archive, "the search ran no query on the archive's tables"
@@ -209,3 +236,7 @@ def _assert_indexed(label: str, queries: CaptureQueriesContext, column: str) -> 
         assert "Seq Scan on viewer_" not in plan, f"{label}: {sql}\n{plan}"
     conditions = [line for plan in plans for line in plan.splitlines() if "Index Cond" in line or "Recheck Cond" in line]
     assert any(column in line for line in conditions), f"{label}: no index condition on {column}:\n" + "\n\n".join(plans)
+    if with_project:
+        walks = [line for line in conditions if column in line and "project_id" not in line]
+        walks += [line for plan in plans for line in plan.splitlines() if "Filter:" in line and column in line]
+        assert not walks, f"{label}: {column} looked up without its project:\n" + "\n\n".join(plans)

@@ -129,8 +129,9 @@ def export_sr(access: TrialAccess, read: Read) -> list[dict[str, str]]:
         evidence = _evidence(access.project_access, [f.image.sop_instance_uid for f in findings if f.image], tp.study)
         try:
             report = sr.build_measurement_report(
-                report_read, evidence=evidence, series_instance_uid=sr.new_uid(), sop_instance_uid=sr.new_uid(),
-                series_number=SR_SERIES_NUMBER, series_description=f"RECIST 1.1 {tp.label} {read.reader.get_username()}")
+                report_read, evidence=evidence,
+                header=sr.ReportHeader(sr.new_uid(), sr.new_uid(), SR_SERIES_NUMBER,
+                                       series_description=f"RECIST 1.1 {tp.label} {read.reader.get_username()}"))
         except (sr.SRInputError, ValueError) as exc:
             raise DomainError(f"The SR of {tp.label} cannot be built: {exc}", code=ErrorCode.UNPROCESSABLE) from None
         buffer = io.BytesIO()

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pydicom
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import QueryDict
 
 from crossread.conf import option
@@ -277,29 +277,71 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
     every instance is held in quarantine is not found by a reader."""
     bases = {STUDY: access.studies, SERIES: access.series, INSTANCE: access.instances}
     qs: QuerySet[Any] = bases[query.level]()
-    if "study" in scope:
-        qs = qs.filter(**{PATH[(query.level, STUDY)] + "study_instance_uid": scope["study"]})
-    if "series" in scope:
-        qs = qs.filter(**{PATH[(query.level, SERIES)] + "series_instance_uid": scope["series"]})
+    # A UID of the URL is matched with its project, which the UID's unique (project, UID) index needs.
+    for level, field in ((STUDY, "study_instance_uid"), (SERIES, "series_instance_uid")):
+        if level in scope:
+            prefix = PATH[(query.level, level)]
+            qs = qs.filter(**{prefix + field: scope[level], prefix + "project": access.project})
     unlisted = access.unlisted()
     if unlisted and "study" not in scope:  # a blinded reader's hidden studies are never listed
         qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
     for key, value in query.filters:
         qs = qs.filter(condition(key, value, PATH[(query.level, key.level)], access.series()))
-    if query.level == STUDY and not _needs_metadata(query):
-        qs = qs.defer("metadata", "created_at")  # the results are built from the study's columns
-    elif query.level == SERIES:
-        qs = qs.select_related("study")
-    elif query.level == INSTANCE:
-        qs = qs.select_related("series", "series__study")
     end = query.offset + query.limit
-    rows = list(qs.order_by("pk")[query.offset : end])
+    if query.level == STUDY:
+        rows = _study_page(access, qs, query, end)
+    else:
+        related = ("study",) if query.level == SERIES else ("series", "series__study")
+        rows = list(qs.select_related(*related).order_by("pk")[query.offset : end])
     if len(rows) < query.limit and (rows or query.offset == 0):
         return Found(rows, 0)  # the last page: nothing to count
     # Counted up to a bound: the rows a bounded count reads are those of the page and as many more.
     counted = qs.order_by()[: end + COUNTED_BEYOND].count()
     remaining = max(0, counted - query.offset - len(rows))
     return Found(rows, remaining, more_than=counted == end + COUNTED_BEYOND)
+
+
+#: The columns of a study a study-level result is built from (:func:`study_json`), in this order.
+STUDY_COLUMNS = (
+    "pk", "study_instance_uid", "patient_name", "patient_id", "patient_birth_date", "patient_sex", "study_date",
+    "study_time", "accession_number", "study_id", "study_description", "referring_physician_name",
+)
+
+
+class StudyRow(NamedTuple):
+    """A study of a page: its :data:`STUDY_COLUMNS`, its stored DICOM JSON (only when a search asks
+    beyond the columns), and its series, instances and modalities that the member may see."""
+
+    columns: tuple[Any, ...]
+    metadata: dict[str, Any] | None
+    series_count: int
+    instance_count: int
+    modalities: list[str]
+
+    @property
+    def pk(self) -> int:
+        return self.columns[0]
+
+    @property
+    def study_instance_uid(self) -> str:
+        return self.columns[1]
+
+
+def _study_page(access: ProjectAccess, qs: QuerySet[Study], query: Query, end: int) -> list[StudyRow]:
+    """The page of studies as plain values (not model objects: a page of 1,000 is built in a few ms),
+    each with what the member may see of its series (:func:`_study_summaries`). The stored metadata
+    is read only when ``includefield`` asks beyond the columns."""
+    with_metadata = _needs_metadata(query)
+    ordered = qs.order_by("pk")
+    rows = list(ordered.values_list(*STUDY_COLUMNS, *(("metadata",) if with_metadata else ()))[query.offset : end])
+    if not rows:
+        return []
+    summaries = _study_summaries(access, [row[0] for row in rows])
+    columns = len(STUDY_COLUMNS)
+    return [
+        StudyRow(row[:columns], row[columns] if with_metadata else None, *summaries.get(row[0], (0, 0, [])))
+        for row in rows
+    ]
 
 
 #: The tags a study's result takes from the study's columns (and counts), whatever its metadata says.
@@ -331,39 +373,41 @@ def _pn(value: str) -> dict[str, Any]:
     return {"vr": "PN", "Value": [{"Alphabetic": value}]} if value else {"vr": "PN"}
 
 
-def study_results(rows: list[Study], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
-    """DICOM JSON of a page of studies, from their columns (their stored metadata only for what
-    ``includefield`` asks beyond them) and two more queries whatever the page's length: their series
-    (modalities and counts), and the instances the member may reach in those, counted by series."""
-    modalities: dict[int, set[str]] = defaultdict(set)
-    series_counts: dict[int, int] = defaultdict(int)
-    instance_counts: dict[int, int] = defaultdict(int)
-    study_of: dict[int, int] = {}
-    series = access.series().filter(study_id__in=[study.pk for study in rows]).values_list("pk", "study_id", "modality")
-    for series_id, study_id, modality in series:
-        study_of[series_id] = study_id
-        series_counts[study_id] += 1
-        if modality:
-            modalities[study_id].add(modality)
-    # Counted by series (the instances' (project, series, quarantined) index, which holds all a count
-    # reads), not by a join: a join to the studies would read every instance of the project, and one
-    # from the series reads each instance's row.
-    for series_id, count in _instance_counts(access, list(study_of)):
-        instance_counts[study_of[series_id]] += count
+def study_results(rows: list[StudyRow], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
+    """DICOM JSON of a page of studies (:func:`_study_page`), with their stored metadata only for what
+    ``includefield`` asks beyond the columns."""
     extra = _needs_metadata(query)
     results = []
-    for study in rows:
-        pk = study.pk
-        result = study_json(study, base_url)
-        result["00080061"] = _element("CS", *sorted(modalities[pk]))
-        result["00201206"] = {"vr": "IS", "Value": [series_counts[pk]]}
-        result["00201208"] = {"vr": "IS", "Value": [instance_counts[pk]]}
+    for row in rows:
+        result = study_json(row, base_url)
         if extra:
-            result = _merge(result, _optional(study.metadata, query, STUDY_LEVEL_TAGS))
-        else:
-            result = dict(sorted(result.items()))
-        results.append(access.masked(result, pk))
+            result = _merge(result, _optional(row.metadata or {}, query, STUDY_LEVEL_TAGS))
+        results.append(access.masked(result, row.pk))
     return results
+
+
+def _study_summaries(access: ProjectAccess, study_ids: list[int]) -> dict[int, tuple[int, int, list[str]]]:
+    """``study id -> (series, instances, modalities)`` that the member may see, for these studies.
+    One query: their series, each with the instances the member may reach in it counted in a
+    subquery the instances' (project, series, quarantined) index holds all of. (The ids are sent as
+    a list: given the page as a subquery, PostgreSQL read every series of the project.)"""
+    counts = (
+        access.instances().filter(series=OuterRef("pk")).order_by()
+        .values("series").annotate(n=Count("*")).values("n")
+    )
+    series = (
+        access.series().filter(study_id__in=study_ids).order_by()
+        .annotate(n=Subquery(counts)).values_list("study_id", "modality", "n")
+    )
+    series_counts: dict[int, int] = defaultdict(int)
+    instance_counts: dict[int, int] = defaultdict(int)
+    modalities: dict[int, set[str]] = defaultdict(set)
+    for study_id, modality, count in series:
+        series_counts[study_id] += 1
+        instance_counts[study_id] += count or 0
+        if modality:
+            modalities[study_id].add(modality)
+    return {pk: (n, instance_counts[pk], sorted(modalities[pk])) for pk, n in series_counts.items()}
 
 
 def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple[int, int]]:
@@ -374,21 +418,28 @@ def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple
     )
 
 
-def study_json(study: Study, base_url: str) -> dict[str, Any]:
+def study_json(row: StudyRow, base_url: str) -> dict[str, Any]:
+    """A study's result from its row, its attributes in tag order."""
+    (_pk, uid, patient_name, patient_id, birth_date, sex, date, time, accession, study_id, description,
+     referring) = row.columns
+    modalities = row.modalities
     return {
-        "00080020": _one("DA", study.study_date),
-        "00080030": _one("TM", study.study_time),
-        "00080050": _one("SH", study.accession_number),
+        "00080020": _one("DA", date),
+        "00080030": _one("TM", time),
+        "00080050": _one("SH", accession),
         "00080056": {"vr": "CS", "Value": ["ONLINE"]},
-        "00080090": _pn(study.referring_physician_name),
-        "00081030": _one("LO", study.study_description),
-        "00081190": {"vr": "UR", "Value": [f"{base_url}/studies/{study.study_instance_uid}"]},
-        "00100010": _pn(study.patient_name),
-        "00100020": _one("LO", study.patient_id),
-        "00100030": _one("DA", study.patient_birth_date),
-        "00100040": _one("CS", study.patient_sex),
-        "0020000D": _one("UI", study.study_instance_uid),
-        "00200010": _one("SH", study.study_id),
+        "00080061": {"vr": "CS", "Value": modalities} if modalities else {"vr": "CS"},
+        "00080090": _pn(referring),
+        "00081030": _one("LO", description),
+        "00081190": {"vr": "UR", "Value": [f"{base_url}/studies/{uid}"]},
+        "00100010": _pn(patient_name),
+        "00100020": _one("LO", patient_id),
+        "00100030": _one("DA", birth_date),
+        "00100040": _one("CS", sex),
+        "0020000D": _one("UI", uid),
+        "00200010": _one("SH", study_id),
+        "00201206": {"vr": "IS", "Value": [row.series_count]},
+        "00201208": {"vr": "IS", "Value": [row.instance_count]},
     }
 
 

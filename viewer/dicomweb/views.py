@@ -41,7 +41,7 @@ from viewer.dicomweb.multipart import (
     parse_accept,
 )
 from viewer.dicomweb.streaming import multipart_stream
-from viewer.http import project_endpoint
+from viewer.http import fast_endpoint, project_endpoint
 from viewer.models import Instance, Role
 from viewer.storage import object_store
 
@@ -119,36 +119,36 @@ def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: st
     return dicom_json_response(render[level](found.rows, query, url, access), warnings=warnings)
 
 
-@project_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
+@fast_endpoint(("GET", "POST"), minimum={"POST": Role.READER})
 def studies(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     if request.method == "POST":
         return _store(request, access, None)
     return _search(request, access, qido.STUDY)
 
 
-@project_endpoint(("GET",))
+@fast_endpoint()
 def all_series(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     return _search(request, access, qido.SERIES)
 
 
-@project_endpoint(("GET",))
+@fast_endpoint()
 def all_instances(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     return _search(request, access, qido.INSTANCE)
 
 
-@project_endpoint(("GET",))
+@fast_endpoint()
 def study_series(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
     _require_study(access, study)
     return _search(request, access, qido.SERIES, study=study)
 
 
-@project_endpoint(("GET",))
+@fast_endpoint()
 def study_instances(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
     _require_study(access, study)
     return _search(request, access, qido.INSTANCE, study=study)
 
 
-@project_endpoint(("GET",))
+@fast_endpoint()
 def series_instances(request: HttpRequest, access: ProjectAccess, study: str, series: str) -> HttpResponse:
     _instances(access, study, series)  # 404 for an unknown series
     return _search(request, access, qido.INSTANCE, study=study, series=series)

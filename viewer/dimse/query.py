@@ -3,7 +3,10 @@ a retrieve names, for a node's :class:`~viewer.access.ProjectAccess`.
 
 C-FIND is QIDO-RS: the identifier becomes QIDO-RS parameters (:func:`viewer.dimse.rules.find_request`),
 parsed, bounded and searched by :mod:`viewer.dicomweb.qido` exactly as over HTTP, and its DICOM JSON
-results become the answers (:func:`viewer.dimse.rules.find_response`).
+results become the answers (:func:`viewer.dimse.rules.find_response`). A matching key QIDO-RS has no
+column for is matched on the results' stored values (:func:`viewer.dimse.rules.stored_match`): all
+of the search's matches are in hand (beyond ``DIMSE_MAX_MATCHES`` it is refused anyway), so keeping
+those whose value matches answers it rightly.
 """
 
 from __future__ import annotations
@@ -36,12 +39,17 @@ def find(access: ProjectAccess, request: rules.FindRequest, *, ae_title: str) ->
     be answered (a key QIDO-RS refuses: "identifier does not match SOP class"; more matches than
     ``DIMSE_MAX_MATCHES``: "out of resources")."""
     params = QueryDict(mutable=True)
+    stored: list[rules.StoredMatch] = []
     for keyword, value in request.matching:
+        if request.patients and keyword not in rules.PATIENT_LEVEL_KEYWORDS:
+            raise rules.IdentifierError(f"{keyword} is not a key of the PATIENT level.")
         key = qido.MATCH_KEYS.get(keyword)
         if key is None:
-            continue  # an optional key the archive does not match on: returned when it has a value
-        if request.patients and keyword not in rules.PATIENT_KEYWORDS:
-            raise rules.IdentifierError(f"{keyword} is not a key of the PATIENT level.")
+            # A key the index has no column for: matched below on each result's stored value.
+            match = rules.stored_match(keyword, value, request)
+            if match is not None:
+                stored.append(match)
+            continue
         params.appendlist(keyword, value)
     include = rules.qido_include(request)
     if include:
@@ -58,6 +66,8 @@ def find(access: ProjectAccess, request: rules.FindRequest, *, ae_title: str) ->
         raise rules.IdentifierError(f"More than {limit} matches; narrow the query.", rules.QR_OUT_OF_RESOURCES)
     base_url = f"{option('PUBLIC_URL').rstrip('/')}/projects/{access.project.slug}/dicomweb"
     results = RESULTS[request.level](rows, query, base_url, access)
+    if stored:
+        results = [r for r in results if all(rules.stored_matches(m, r.get(m.tag)) for m in stored)]
     if request.patients:
         results = rules.patient_results(results)
     return [rules.find_response(result, request, retrieve_ae_title=ae_title) for result in results]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
+
+from viewer.dicomfile import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS
 
 AE_TITLE_MAX = 16
 #: A node whose AE title is this matches any calling AE title (from its addresses).
@@ -159,9 +162,9 @@ def store_status(*, ok: bool, failure_code: int, coerced: bool) -> int:
     return _STORE_FAILURES.get(failure_code, PROCESSING_FAILURE)
 
 
-def part10(dataset: bytes, *, transfer_syntax: str, sop_class: str, sop_instance: str, source_ae: str) -> bytes:
-    """The C-STORE data set as a PS3.10 file: preamble, ``DICM``, file meta information, then the
-    data set's bytes exactly as received (PS3.10 7.1)."""
+def part10_header(*, transfer_syntax: str, sop_class: str, sop_instance: str, source_ae: str) -> bytes:
+    """What a C-STORE data set is preceded by in its PS3.10 file: preamble, ``DICM`` and the file meta
+    information made from the request (PS3.10 7.1)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = UID(sop_instance)
@@ -173,8 +176,14 @@ def part10(dataset: bytes, *, transfer_syntax: str, sop_class: str, sop_instance
     buffer = DicomBytesIO()
     buffer.write(b"\x00" * 128 + b"DICM")
     write_file_meta_info(buffer, meta, enforce_standard=True)
-    buffer.write(dataset)
     return buffer.getvalue()
+
+
+def part10(dataset: bytes, *, transfer_syntax: str, sop_class: str, sop_instance: str, source_ae: str) -> bytes:
+    """The C-STORE data set as a PS3.10 file: :func:`part10_header`, then the data set's bytes exactly
+    as received."""
+    return part10_header(transfer_syntax=transfer_syntax, sop_class=sop_class, sop_instance=sop_instance,
+                         source_ae=source_ae) + dataset
 
 
 #: Crossread's implementation identity in the file meta of files received over DIMSE.
@@ -209,6 +218,12 @@ LEVELS = {"PATIENT": "study", "STUDY": "study", "SERIES": "series", "IMAGE": "in
 MODEL_LEVELS = {"patient": ("PATIENT", "STUDY", "SERIES", "IMAGE"), "study": ("STUDY", "SERIES", "IMAGE")}
 #: Attributes of the patient level (PS3.4 C.6.1.1.2) answered at PATIENT level from the studies.
 PATIENT_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+#: Those and the rest of the Patient module the studies' stored metadata holds (PS3.3 C.7.1.1): keys
+#: of the PATIENT level, matched on the studies' stored values and returned from a patient's first study.
+PATIENT_LEVEL_KEYWORDS = (*PATIENT_KEYWORDS, "IssuerOfPatientID", "TypeOfPatientID", "PatientBirthTime",
+                          "OtherPatientNames", "PatientComments", "PatientSpeciesDescription",
+                          "PatientBreedDescription", "ResponsiblePerson", "ResponsibleOrganization",
+                          "PatientIdentityRemoved", "DeidentificationMethod", "EthnicGroup")
 #: Keys the SCP adds to each answer whatever was asked (PS3.4 C.4.1.1.3.2).
 ALWAYS_RETURNED = ("QueryRetrieveLevel", "SpecificCharacterSet")
 #: Keys that exist only over DIMSE, answered by the listener, not matched.
@@ -235,6 +250,8 @@ class FindRequest:
     matching: tuple[tuple[str, str], ...]
     returned: tuple[str, ...]
     character_set: tuple[str, ...] = ()
+    #: Matching keys given with more than one value (a UID list; for other keys, not matched).
+    multiple: frozenset[str] = frozenset()
 
     @property
     def patients(self) -> bool:
@@ -258,9 +275,14 @@ def find_request(identifier: Dataset, model: str) -> FindRequest:
     dimse_level = query_level(identifier, model)
     matching: list[tuple[str, str]] = []
     returned: list[str] = []
+    multiple: set[str] = set()
     for element in identifier:
         keyword = element.keyword or ""
-        if not keyword or element.tag.group == 0x0002 or keyword in ALWAYS_RETURNED:
+        tag = element.tag
+        if not keyword and _unmatchable(element):
+            raise IdentifierError(f"Matching on ({tag.group:04X},{tag.element:04X}) is not supported.",
+                                  UNABLE_TO_PROCESS)
+        if not keyword or tag.group == 0x0002 or keyword in ALWAYS_RETURNED:
             continue
         if element.VR == "SQ":
             continue
@@ -268,9 +290,21 @@ def find_request(identifier: Dataset, model: str) -> FindRequest:
         value = query_value(element.value)
         if value and keyword not in LOCAL_KEYS:
             matching.append((keyword, value))
+            if element.VM > 1:
+                multiple.add(keyword)
     raw = identifier.get("SpecificCharacterSet", "")
     charsets = ((raw,) if raw else ()) if isinstance(raw, str) else tuple(str(v) for v in raw)
-    return FindRequest(dimse_level, LEVELS[dimse_level], tuple(matching), tuple(returned), charsets)
+    return FindRequest(dimse_level, LEVELS[dimse_level], tuple(matching), tuple(returned), charsets,
+                       frozenset(multiple))
+
+
+def _unmatchable(element: Any) -> bool:
+    """A private or unknown element with a value to match: not one the archive can match on (a private
+    creator, a group length or a sequence is no matching key)."""
+    tag = element.tag
+    if tag.element == 0x0000 or element.VR == "SQ" or (tag.is_private and 0x0010 <= tag.element <= 0x00FF):
+        return False
+    return bool(query_value(element.value)) if element.VR not in ("OB", "OW", "UN") else bool(element.value)
 
 
 def query_value(value: Any) -> str:
@@ -312,9 +346,7 @@ def patient_results(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     for study in studies:
         patient_id = _json_text(study.get("00100020"))
         if patient_id not in patients:
-            patients[patient_id] = {
-                tag: study[tag] for tag in ("00100010", "00100020", "00100030", "00100040") if tag in study
-            }
+            patients[patient_id] = {tag: study[tag] for tag in _PATIENT_LEVEL_TAGS if tag in study}
             patients[patient_id]["_counts"] = [0, 0, 0]
         counts = patients[patient_id]["_counts"]
         counts[0] += 1
@@ -328,6 +360,9 @@ def patient_results(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
         patient["00201204"] = {"vr": "IS", "Value": [instances_n]}
         results.append(patient)
     return results
+
+
+_PATIENT_LEVEL_TAGS = tuple(f"{tag_for_keyword(k):08X}" for k in PATIENT_LEVEL_KEYWORDS)
 
 
 def _json_text(element: Mapping[str, Any] | None) -> str:
@@ -354,6 +389,180 @@ def qido_include(request: FindRequest) -> list[str]:
         if tag is not None:
             tags.append(f"{tag:08X}")
     return tags
+
+
+# --------------------------------------------------------------------------------- C-FIND on stored values
+
+#: The depth of each QIDO-RS level.
+LEVEL_DEPTH = {"study": 0, "series": 1, "instance": 2}
+#: Attributes a QIDO-RS result computes (counts), by the level whose results hold them.
+COMPUTED_LEVELS = {"00201206": "study", "00201208": "study", "00201209": "series"}
+#: Value representations matched as text with ``*``/``?`` wildcards (PS3.4 C.2.2.2.4), case and all.
+WILDCARD_VRS = frozenset({"AE", "AS", "CS", "LO", "LT", "SH", "ST", "UC", "UR", "UT", "AT"})
+NUMERIC_VRS = frozenset({"IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
+RANGE_VRS = frozenset({"DA", "TM", "DT"})
+#: At most this many characters in a matching value on a stored attribute (as QIDO-RS's values).
+MAX_MATCH_CHARS = 256
+
+
+@dataclass(frozen=True)
+class StoredMatch:
+    """A matching key the index has no column for, matched on each result's stored value (PS3.4
+    C.2.2.2; as Orthanc does for the tags it does not index): ``tag`` as 8 hex digits."""
+
+    keyword: str
+    tag: str
+    vr: str
+    value: str
+
+
+def attribute_level(tag: str) -> str:
+    """The QIDO-RS level whose stored metadata holds the attribute ``tag`` (8 hex digits)."""
+    if tag in COMPUTED_LEVELS:
+        return COMPUTED_LEVELS[tag]
+    if tag in STUDY_LEVEL_TAGS:
+        return "study"
+    if tag in SERIES_LEVEL_TAGS:
+        return "series"
+    return "instance"
+
+
+def stored_match(keyword: str, value: str, request: FindRequest) -> StoredMatch | None:
+    """The match on stored values for a key the index does not match on; ``None`` for universal
+    matching (``*``). :class:`IdentifierError` when it cannot be matched rightly: an attribute below
+    the query's level (``A900``, as for indexed keys); binary values, several values of a key that is
+    not a UID, a number that is not one, or too long a value (``C000`` unable to process, naming the key)."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise IdentifierError(f"{keyword} is not an attribute this archive knows.", UNABLE_TO_PROCESS)
+    tag_hex = f"{tag:08X}"
+    if LEVEL_DEPTH[attribute_level(tag_hex)] > LEVEL_DEPTH[request.level]:
+        raise IdentifierError(f"{keyword} is not a key of the {request.dimse_level} level.")
+    vr = dictionary_VR(tag)
+    if value.strip() == "*" or value.strip("*") == "" and vr in WILDCARD_VRS | {"PN"}:
+        return None
+    if vr not in WILDCARD_VRS | NUMERIC_VRS | RANGE_VRS | {"PN", "UI"}:
+        raise IdentifierError(f"Matching on {keyword} ({vr}) is not supported.", UNABLE_TO_PROCESS)
+    if keyword in request.multiple and vr != "UI":
+        raise IdentifierError(f"Matching on several values of {keyword} is not supported.", UNABLE_TO_PROCESS)
+    if len(value) > MAX_MATCH_CHARS:
+        raise IdentifierError(f"The value of {keyword} is longer than {MAX_MATCH_CHARS} characters.",
+                              UNABLE_TO_PROCESS)
+    if vr in NUMERIC_VRS and _number(value) is None:
+        raise IdentifierError(f"The value of {keyword} is not a number.", UNABLE_TO_PROCESS)
+    if vr in RANGE_VRS and not _valid_range(vr, value):
+        raise IdentifierError(f"The value of {keyword} is not a {vr} or a range of them.", UNABLE_TO_PROCESS)
+    return StoredMatch(keyword, tag_hex, vr, value.strip())
+
+
+def stored_matches(match: StoredMatch, element: Mapping[str, Any] | None) -> bool:
+    """Does a result's element (DICOM JSON, or ``None`` when absent) match? Any of its values may; an
+    attribute without a value matches nothing but universal matching."""
+    values = (element or {}).get("Value") or []
+    if match.vr == "PN":
+        pattern = match.value.upper()
+        names = [str(group).upper() for v in values if isinstance(v, Mapping) for group in v.values()]
+        return any(wildcard_match(pattern, name.strip()) for name in names)
+    texts = [str(v).strip() for v in values if v is not None and not isinstance(v, Mapping)]
+    if match.vr == "UI":
+        wanted = {uid.strip() for uid in re.split(r"[,\\]", match.value) if uid.strip()}
+        return any(text in wanted for text in texts)
+    if match.vr in NUMERIC_VRS:
+        number = _number(match.value)
+        return any(_number(text) == number for text in texts)
+    if match.vr in RANGE_VRS:
+        return any(_in_range(match.vr, match.value, text) for text in texts)
+    return any(wildcard_match(match.value, text) for text in texts)
+
+
+def wildcard_match(pattern: str, text: str) -> bool:
+    """``*`` any run of characters, ``?`` any one, the rest exactly; greedy with one point to go back
+    to, so time grows with the lengths' product at worst, never exponentially."""
+    p = t = 0
+    star = -1
+    resume = 0
+    while t < len(text):
+        if p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
+            p += 1
+            t += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume = p, t
+            p += 1
+        elif star >= 0:
+            p = star + 1
+            resume += 1
+            t = resume
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(str(text).strip())
+    except ValueError:
+        return None
+    return number if number == number else None  # not NaN
+
+
+_DIGITS = re.compile(r"^\d+(\.\d{0,6})?$")
+
+
+def _moment(vr: str, text: str, *, upper: bool = False) -> str | None:
+    """A DA, TM or DT value in a form whose string order is time order (``None`` if it is none): TM
+    colons dropped, every part padded (an upper bound's missing parts to their end: ``1000`` as an
+    upper bound takes in ``100059``)."""
+    text = text.strip().replace(":", "")
+    if vr == "DT":
+        text = re.split(r"[+-]", text, maxsplit=1)[0]  # the offset from UTC is not compared
+    if not text or not _DIGITS.match(text):
+        return None
+    whole, _, fraction = text.partition(".")
+    width = {"DA": 8, "TM": 6, "DT": 14}[vr]
+    if len(whole) > width or (vr == "DA" and len(whole) != 8):
+        return None
+    if upper:
+        end = {"DA": "", "TM": "235959", "DT": "99991231235959"}[vr]
+        whole = whole + end[len(whole):]
+        fraction = fraction.ljust(6, "9")
+    else:
+        whole = whole.ljust(width, "0")
+        fraction = fraction.ljust(6, "0")
+    return f"{whole}.{fraction}" if vr != "DA" else whole
+
+
+def _valid_range(vr: str, value: str) -> bool:
+    low, _, high = _split_range(vr, value)
+    return bool(low or high) and all(_moment(vr, v) is not None for v in (low, high) if v)
+
+
+def _split_range(vr: str, value: str) -> tuple[str, str, str]:
+    value = value.strip()
+    return _split_dt_range(value) if vr == "DT" else value.partition("-")
+
+
+def _in_range(vr: str, value: str, stored: str) -> bool:
+    moment = _moment(vr, stored)
+    if moment is None:
+        return False
+    low, dash, high = _split_range(vr, value)
+    if not dash:
+        exact_low, exact_high = _moment(vr, low), _moment(vr, low, upper=True)
+        return exact_low is not None and exact_high is not None and exact_low <= moment <= exact_high
+    low_bound = _moment(vr, low) if low else None
+    high_bound = _moment(vr, high, upper=True) if high else None
+    return (not low or (low_bound is not None and low_bound <= moment)) and (
+        not high or (high_bound is not None and moment <= high_bound))
+
+
+def _split_dt_range(value: str) -> tuple[str, str, str]:
+    """A DT range splits at the hyphen that is not a UTC offset's (one with 14 or fewer digits before it)."""
+    for index, char in enumerate(value):
+        if char == "-" and (index == 0 or re.fullmatch(r"\d{4,14}(\.\d{1,6})?(\+\d{4})?", value[:index])):
+            return value[:index], "-", value[index + 1:]
+    return value, "", ""
 
 
 # --------------------------------------------------------------------------------- C-GET, C-MOVE

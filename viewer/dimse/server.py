@@ -3,11 +3,14 @@
 - Association request: the caller is identified by called AE title (the project), calling AE title and
   address (the node, :mod:`viewer.dimse.nodes`); anyone else is rejected before any DIMSE message.
 - C-ECHO: success for an accepted caller.
-- C-STORE: the data set as received becomes a PS3.10 file given to the ingest service
-  (:func:`viewer.ingest.ingest_bytes`: validation, de-identification, quarantine, the index rows);
-  the result is the status (:func:`viewer.dimse.rules.store_status`).
+- C-STORE: the data set as received, written to a spool file as its fragments arrive and bounded by
+  ``MAX_INSTANCE_BYTES`` (:mod:`viewer.dimse.receive`: "out of resources" beyond it, never held
+  whole), becomes a PS3.10 file given to the ingest service (:func:`viewer.ingest.ingest_bytes`:
+  validation, de-identification, quarantine, the index rows); the result is the status
+  (:func:`viewer.dimse.rules.store_status`).
 - C-FIND, C-GET, C-MOVE: through the gate, with the node's access (:func:`viewer.access.access_node`),
-  over QIDO-RS's search (:mod:`viewer.dimse.query`).
+  over QIDO-RS's search (:mod:`viewer.dimse.query`). A C-MOVE's sub-operations go from the project's
+  AE title to the destination node's, naming the move's originator (:class:`ListenerAE`).
 
 pynetdicom runs each association in its own thread: every handler starts by dropping database
 connections that are unusable or too old (as Django does per request), and the thread's connections
@@ -18,10 +21,12 @@ stored); each retrieve when it is made.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -57,7 +62,7 @@ from crossread.conf import option
 from crossread.errors import DomainError
 from viewer import rules as access_rules
 from viewer.access import access_node
-from viewer.dimse import nodes, query, rules
+from viewer.dimse import nodes, query, receive, rules
 from viewer.ingest import IngestResult, Outcome as IngestOutcome, ingest_bytes
 from viewer.ingest import failed as ingest_failed
 
@@ -88,6 +93,7 @@ class _Association:
     """What the listener knows of one accepted association."""
 
     caller: nodes.Caller
+    receiver: receive.Receiver | None = None
     stored: list[IngestResult] = field(default_factory=list)
     audited: bool = False
 
@@ -124,13 +130,17 @@ def on_requested(event: evt.Event) -> None:
         event.assoc.kill()  # as pynetdicom's own rejection: the DUL sends the PDU, then stops
         connections.close_all()  # no release or abort event follows a rejection
         return
-    event.assoc.crossread = _Association(found)
+    receiver = receive.install(event.assoc, limit=int(option("MAX_INSTANCE_BYTES")),
+                               folder=getattr(settings, "FILE_UPLOAD_TEMP_DIR", None) or None, source_ae=found.calling)
+    event.assoc.crossread = _Association(found, receiver)
 
 
 def on_ended(event: evt.Event) -> None:
     """Audit what the association stored (once), then close this thread's database connections."""
     state = _state(event)
     try:
+        if state is not None and state.receiver is not None:
+            state.receiver.close()
         if state is not None and state.stored and not state.audited:
             state.audited = True
             results = state.stored
@@ -171,13 +181,18 @@ def handle_store(event: evt.Event) -> Dataset:
         state.stored.append(ingest_failed(sop_instance, reason, status))  # counted in the association's audit
         return _status(status, reason)
 
-    if not access_rules.node_may_store(caller.node.kind):
-        return refused(rules.NOT_AUTHORISED, "This node may not store into the project.")
-    encoded = event.encoded_dataset(include_meta=False)
-    if len(encoded) > option("MAX_INSTANCE_BYTES"):
-        return refused(rules.OUT_OF_RESOURCES, "The instance is larger than this archive accepts.")
-    data = rules.part10(encoded, transfer_syntax=str(event.context.transfer_syntax), sop_class=sop_class,
-                        sop_instance=sop_instance, source_ae=caller.calling)
+    received = state.receiver.take(int(request.MessageID)) if state.receiver is not None else None
+    if received is None:
+        return refused(rules.CANNOT_UNDERSTAND, "The C-STORE request carries no data set.")
+    try:
+        if not access_rules.node_may_store(caller.node.kind):
+            return refused(rules.NOT_AUTHORISED, "This node may not store into the project.")
+        if received.refusal:  # past MAX_INSTANCE_BYTES, or not written to the spool
+            status = rules.CANNOT_UNDERSTAND if received.refusal == receive.BAD_META else rules.OUT_OF_RESOURCES
+            return refused(status, received.refusal)
+        data = received.read()  # the PS3.10 file: the header made from the request, the data set as received
+    finally:
+        received.close()
     mismatch = rules.identity_status(data, sop_class=sop_class, sop_instance=sop_instance)
     if mismatch is not None:
         return refused(mismatch, "The data set's SOP Class or Instance UID differs from the request's.")
@@ -207,7 +222,12 @@ def handle_find(event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
     close_old_connections()
     try:
         state, access, model = _query_access(event)
-        request = rules.find_request(_identifier(event), model)
+        try:
+            request = rules.find_request(_identifier(event), model)
+        except rules.IdentifierError:
+            raise
+        except (ValueError, TypeError, OverflowError):  # a value pydicom cannot read as its VR says
+            raise rules.IdentifierError("The identifier cannot be decoded.", rules.UNABLE_TO_PROCESS) from None
         answers = query.find(access, request, ae_title=state.caller.called)
     except rules.IdentifierError as exc:
         yield _status(exc.status, exc.reason), None
@@ -280,7 +300,13 @@ def handle_move(event: evt.Event) -> Iterator[Any]:
         yield 1
         yield _status(rules.QR_OUT_OF_RESOURCES, "More SOP classes than one association can carry."), None
         return
-    yield destination.host, destination.port, {"contexts": contexts}
+    # PS3.4 C.4.2.3.1: the sub-operations are C-STOREs from the AE the move was asked of (the project's
+    # AE title, the called AE title of this association) to the destination's AE title, each naming
+    # the move's originator (the calling AE title) and its Message ID.
+    yield destination.host, destination.port, {
+        "contexts": contexts, "ae_title": destination.ae_title.strip(),
+        "calling_ae_title": state.caller.called, "move_originator": state.caller.calling,
+    }
     yield len(instances)
     _audit_retrieve(state, instances, via="dimse.c-move", destination=destination_ae)
     for dataset in query.stored_datasets(access, instances):
@@ -319,13 +345,54 @@ HANDLERS = [
 ]
 
 
+class ListenerAE(AE):
+    """The listener's AE. Its associations out (a C-MOVE's sub-operations) may go under another calling
+    AE title than its own, and their C-STOREs name the move's originator.
+
+    pynetdicom's C-MOVE service asks this AE to associate with the destination (with the keywords the
+    handler yields: ``calling_ae_title``, ``move_originator``) and then sends each C-STORE with
+    ``originator_aet`` its own AE title; pynetdicom reads the calling AE title from ``ae_title`` while
+    it requests the association, in the thread that asks, so the title is changed for that thread
+    only, for that call.
+    """
+
+    _calling = threading.local()
+
+    @property  # type: ignore[override]
+    def ae_title(self) -> str:
+        return getattr(self._calling, "title", None) or self._ae_title
+
+    @ae_title.setter
+    def ae_title(self, value: str) -> None:
+        AE.ae_title.fset(self, value)  # type: ignore[attr-defined]
+
+    def associate(self, *args: Any, calling_ae_title: str | None = None, move_originator: str | None = None,
+                  **kwargs: Any) -> Any:
+        if calling_ae_title is not None and not rules.valid_ae_title(calling_ae_title):
+            raise ValueError(f"Not a valid AE title: {calling_ae_title!r}")
+        self._calling.title = calling_ae_title.strip() if calling_ae_title else None
+        try:
+            assoc = super().associate(*args, **kwargs)
+        finally:
+            self._calling.title = None
+        if move_originator is not None:
+            send = assoc.send_c_store
+
+            def send_c_store(dataset: Any, msg_id: int = 1, priority: int = 2, originator_aet: str | None = None,
+                             originator_id: int | None = None) -> Any:
+                return send(dataset, msg_id, priority, originator_aet=move_originator, originator_id=originator_id)
+
+            assoc.send_c_store = send_c_store
+        return assoc
+
+
 def application_entity(ae_title: str = "CROSSREAD") -> AE:
     """The listener's AE: every storage SOP class in the common transfer syntaxes (as SCP, and as SCU
     for C-GET on the same association), verification, and Patient and Study Root query/retrieve;
     the limits of the ``DIMSE_*`` options."""
     if not rules.valid_ae_title(ae_title):
         raise ValueError(f"Not a valid AE title: {ae_title!r}")
-    ae = AE(ae_title=ae_title)
+    ae = ListenerAE(ae_title=ae_title)
     ae.maximum_associations = int(option("DIMSE_MAX_ASSOCIATIONS"))
     ae.maximum_pdu_size = int(option("DIMSE_MAX_PDU_BYTES"))
     ae.network_timeout = float(option("DIMSE_NETWORK_TIMEOUT"))
