@@ -90,6 +90,14 @@ def test_nested_searches_are_scoped(client, loaded):
     instances = uids(qido(client, loaded, f"studies/{a.StudyInstanceUID}/series/{a.SeriesInstanceUID}/instances"), "00080018")
     assert len(instances) == 2 and a.SOPInstanceUID in instances
     assert qido(client, loaded, "studies/1.2.3/series").status_code == 404
+    assert qido(client, loaded, "studies/1.2.3/instances").status_code == 404
+    assert qido(client, loaded, f"studies/{a.StudyInstanceUID}/series/1.2.3/instances").status_code == 404
+    assert qido(client, loaded, f"studies/1.2.3/series/{a.SeriesInstanceUID}/instances").status_code == 404
+    # a study or series that is there but matches nothing is an empty answer, not "not found"
+    empty = qido(client, loaded, f"studies/{a.StudyInstanceUID}/series", Modality="XX")
+    assert empty.status_code == 200 and json.loads(empty.content or b"[]") == []
+    empty = qido(client, loaded, f"studies/{a.StudyInstanceUID}/series/{a.SeriesInstanceUID}/instances", InstanceNumber="999")
+    assert empty.status_code == 200 and json.loads(empty.content or b"[]") == []
 
 
 @pytest.mark.parametrize(

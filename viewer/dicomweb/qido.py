@@ -291,8 +291,9 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
     if query.level == STUDY:
         rows = _study_page(access, qs, query, end)
     else:
-        related = ("study",) if query.level == SERIES else ("series", "series__study")
-        rows = list(qs.select_related(*related).order_by("pk")[query.offset : end])
+        page = qs.select_related("study").annotate(instance_count=_visible_instances(access)) if query.level == SERIES \
+            else qs.select_related("series", "series__study")
+        rows = list(page.order_by("pk")[query.offset : end])
     if len(rows) < query.limit and (rows or query.offset == 0):
         return Found(rows, 0)  # the last page: nothing to count
     # Counted up to a bound: the rows a bounded count reads are those of the page and as many more.
@@ -391,13 +392,9 @@ def _study_summaries(access: ProjectAccess, study_ids: list[int]) -> dict[int, t
     One query: their series, each with the instances the member may reach in it counted in a
     subquery the instances' (project, series, quarantined) index holds all of. (The ids are sent as
     a list: given the page as a subquery, PostgreSQL read every series of the project.)"""
-    counts = (
-        access.instances().filter(series=OuterRef("pk")).order_by()
-        .values("series").annotate(n=Count("*")).values("n")
-    )
     series = (
         access.series().filter(study_id__in=study_ids).order_by()
-        .annotate(n=Subquery(counts)).values_list("study_id", "modality", "n")
+        .annotate(n=_visible_instances(access)).values_list("study_id", "modality", "n")
     )
     series_counts: dict[int, int] = defaultdict(int)
     instance_counts: dict[int, int] = defaultdict(int)
@@ -408,14 +405,6 @@ def _study_summaries(access: ProjectAccess, study_ids: list[int]) -> dict[int, t
         if modality:
             modalities[study_id].add(modality)
     return {pk: (n, instance_counts[pk], sorted(modalities[pk])) for pk, n in series_counts.items()}
-
-
-def _instance_counts(access: ProjectAccess, series_ids: list[int]) -> list[tuple[int, int]]:
-    """``(series id, instances the member may reach)`` for each of these series."""
-    return list(
-        access.instances().filter(series_id__in=series_ids)
-        .values("series_id").annotate(n=Count("*")).values_list("series_id", "n")
-    )
 
 
 def study_json(row: StudyRow, base_url: str) -> dict[str, Any]:
@@ -443,8 +432,15 @@ def study_json(row: StudyRow, base_url: str) -> dict[str, Any]:
     }
 
 
+def _visible_instances(access: ProjectAccess) -> Subquery:
+    """Per series of a page, in the page's query: the instances the member may reach in it (a
+    subquery the instances' (project, series, quarantined) index holds all of)."""
+    counts = access.instances().filter(series=OuterRef("pk")).order_by().values("series").annotate(n=Count("*"))
+    return Subquery(counts.values("n"))
+
+
 def series_results(rows: list[Series], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
-    counts = dict(_instance_counts(access, [s.pk for s in rows]))
+    """DICOM JSON of a page of series (each with ``instance_count``: :func:`search`)."""
     results = []
     for series in rows:
         study_uid = series.study.study_instance_uid
@@ -457,7 +453,7 @@ def series_results(rows: list[Series], query: Query, base_url: str, access: Proj
                     "0020000D": _element("UI", study_uid),
                     "0020000E": _element("UI", series.series_instance_uid),
                     "00200011": _element("IS", series.series_number),
-                    "00201209": _element("IS", counts.get(series.pk, 0)),
+                    "00201209": _element("IS", series.instance_count or 0),
                 },
                 _pick(series.metadata, ("00400244", "00400245")),
                 _optional(series.metadata, query, SERIES_LEVEL_TAGS),

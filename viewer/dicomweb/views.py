@@ -109,6 +109,8 @@ def _search(request: HttpRequest, access: ProjectAccess, level: str, **scope: st
         ) from None
     query = qido.parse_query(params, level)
     found = qido.search(access, query, scope)
+    if not found.rows and scope:  # nothing in the study or series of the URL: is it there at all?
+        _require_scope(access, **scope)
     url = base_url(request, access)
     render = {qido.STUDY: qido.study_results, qido.SERIES: qido.series_results, qido.INSTANCE: qido.instance_results}
     warnings = list(query.warnings)
@@ -138,20 +140,26 @@ def all_instances(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 
 @fast_endpoint()
 def study_series(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
-    _require_study(access, study)
     return _search(request, access, qido.SERIES, study=study)
 
 
 @fast_endpoint()
 def study_instances(request: HttpRequest, access: ProjectAccess, study: str) -> HttpResponse:
-    _require_study(access, study)
     return _search(request, access, qido.INSTANCE, study=study)
 
 
 @fast_endpoint()
 def series_instances(request: HttpRequest, access: ProjectAccess, study: str, series: str) -> HttpResponse:
-    _instances(access, study, series)  # 404 for an unknown series
     return _search(request, access, qido.INSTANCE, study=study, series=series)
+
+
+def _require_scope(access: ProjectAccess, study: str, series: str = "") -> None:
+    """"No such study" (or series) for one this member may not see: a search within it that finds
+    nothing says whether it is there (one that finds something needs no other query)."""
+    if not series:
+        _require_study(access, study)
+    elif not access.instances_in(study=study, series=series).exists():
+        raise NotFound("No such series.")
 
 
 def _require_study(access: ProjectAccess, study: str) -> None:
