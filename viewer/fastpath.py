@@ -33,20 +33,26 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.core import signals
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 
+from audit.context import current_request
+
 ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
 FAST_METHODS = ("GET", "HEAD")
+#: Methods a view may also take on this route (``fast_path(view, methods=...)``): STOW-RS's POST.
+ALL_FAST_METHODS = (*FAST_METHODS, "POST")
 
 
-def fast_path(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark an async, read-only view as safe to serve without the middleware chain."""
+def fast_path(view: Callable[..., Any], methods: tuple[str, ...] = FAST_METHODS) -> Callable[..., Any]:
+    """Mark an async view as safe to serve without the middleware chain for ``methods`` (read-only
+    views; a POST only for a view that checks CSRF itself, as ``viewer.http.authenticate`` does)."""
     view.fast_path = True  # type: ignore[attr-defined]
+    view.fast_methods = methods  # type: ignore[attr-defined]
     return view
 
 
@@ -116,9 +122,9 @@ class FastImageRoutes:
         self.security_headers = SecurityHeaders()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in FAST_METHODS:
+        if scope["type"] == "http" and scope["method"] in ALL_FAST_METHODS:
             match = _fast_match(settings.ROOT_URLCONF, scope["path"])
-            if match is not None:
+            if match is not None and scope["method"] in getattr(match.func, "fast_methods", FAST_METHODS):
                 await self.serve(match, scope, receive, send)
                 return
         await self.django_app(scope, receive, send)
@@ -128,10 +134,23 @@ class FastImageRoutes:
         if not self.security_headers.lets_through(request):
             await self.django_app(scope, receive, send)  # a 400 or a redirect to HTTPS (or an exemption)
             return
+        body = None
+        if scope["method"] not in FAST_METHODS:  # a body, spooled as Django's handler does
+            try:
+                body = await self.django_app.read_body(receive)
+            except RequestAborted:  # the client went away: nothing to answer
+                return
+            request = ASGIRequest(scope, body)
         request.served_fast = True  # type: ignore[attr-defined]  # (run_sync sends the request signals)
         request.session = self.session_engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
         request.user = SimpleLazyObject(lambda: auth.get_user(request))
-        response: HttpResponse = await match.func(request, *match.args, **match.kwargs)
+        token = current_request.set(request)  # (as audit.context.AuditContextMiddleware: for the audit trail)
+        try:
+            response: HttpResponse = await match.func(request, *match.args, **match.kwargs)
+        finally:
+            current_request.reset(token)
+            if body is not None:
+                body.close()
         self.security_headers.add(request, response)
         if not response.streaming and not response.has_header("Content-Length"):
             # (as Django's CommonMiddleware would: a known length, not a chunked body)
@@ -165,12 +184,17 @@ def _between_request_signals(func: Callable[..., Any], *args: Any, **kwargs: Any
         signals.request_finished.send(sender=FastImageRoutes)
 
 
-async def run_sync(func: Callable[..., Any], request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+async def run_sync(
+    func: Callable[..., Any], request: HttpRequest, *args: Any, own_thread: bool = False, **kwargs: Any
+) -> Any:
     """Call ``func(request, ...)`` (synchronous, may use the database) in Django's thread for
     synchronous code. Served by :class:`FastImageRoutes`, between ``request_started`` and
     ``request_finished`` as a synchronous handler would: one thread hop for the signals and the work
     together. Served by Django's own handler (another deployment's routing, the test client), Django
     sends them itself: sending them again here would close the connection under a test's transaction."""
     if getattr(request, "served_fast", False):
-        return await sync_to_async(_between_request_signals)(func, request, *args, **kwargs)
+        # ``own_thread``: long work (an ingest) in a thread of the pool, not the one thread all the
+        # other requests of this route share, so that it holds none of them up.
+        call = sync_to_async(_between_request_signals, thread_sensitive=not own_thread)
+        return await call(func, request, *args, **kwargs)
     return await sync_to_async(func)(request, *args, **kwargs)

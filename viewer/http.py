@@ -110,19 +110,21 @@ def fast_endpoint(
     methods: tuple[str, ...] = ("GET",), minimum: dict[str, str] | None = None
 ) -> Callable[[View], Callable[..., Any]]:
     """:func:`project_endpoint` with ``remember_access``, as an async view that :mod:`viewer.fastpath`
-    serves on its lean route for GET (no middleware chain, one thread hop): the searches of QIDO-RS,
-    asked for by every worklist, study and series a client opens. Other methods are served by Django
-    as usual (the view runs in Django's thread for synchronous code, as a synchronous view would)."""
+    serves on its lean route (no middleware chain): the searches of QIDO-RS, asked for by every
+    worklist, study and series a client opens, in the one thread of that route; STOW-RS's POST, in a
+    thread of its own (an ingest takes seconds: it holds up no search or image). Its CSRF check for a
+    session's POST is :func:`authenticate`'s, as for any POST here."""
 
     def decorator(view: View) -> Callable[..., Any]:
         checked = project_endpoint(methods, minimum, remember_access=True)(view)
 
         @functools.wraps(view)
         async def endpoint(request: HttpRequest, slug: str, **kwargs: Any) -> HttpResponse:
-            return await run_sync(checked, request, slug, **kwargs)
+            long = request.method not in ("GET", "HEAD")
+            return await run_sync(checked, request, slug, own_thread=long, **kwargs)
 
         endpoint.csrf_exempt = True  # type: ignore[attr-defined]  # (checked in authenticate(), as DRF does)
-        return fast_path(endpoint)
+        return fast_path(endpoint, methods=("GET", "HEAD", *(m for m in methods if m == "POST")))
 
     return decorator
 

@@ -222,3 +222,56 @@ def test_a_remembered_search_reads_no_credentials_and_no_membership(client, team
     assert "authtoken_token" in " ".join(q["sql"] for q in first.captured_queries)
     assert "authtoken_token" not in tables and "viewer_membership" not in tables and "trials_" not in tables
     assert len(again.captured_queries) == 2  # the page of studies, and their series with their counts
+
+
+# --------------------------------------------------------------------------- STOW-RS
+
+
+def asgi_post(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dict:
+    headers = [(b"host", b"testserver"), *headers]
+    communicator = HttpCommunicator(application, "POST", path, body=body, headers=headers)
+    return async_to_sync(communicator.get_response)(timeout=60)
+
+
+def test_stow_is_served_on_the_lean_route_with_its_checks_and_its_audit_trail(client, team, monkeypatch):
+    """STOW-RS's POST skips the middleware chain too (its body spooled as Django's handler does), and
+    keeps what the chain gave it: CSRF for a browser session (authenticate()'s check), the request
+    behind every audit event (the de-identification events too), the role a POST needs."""
+    from django.core.handlers import base
+
+    from audit.models import AuditEvent
+    from tests.viewer.dicomweb_helpers import stow_body
+
+    team["project"].deidentification = {"profile": "basic", "options": []}
+    team["project"].save()
+    chain = []
+    original = base.BaseHandler.get_response_async
+
+    async def counted(self, request):
+        chain.append(request.path)
+        return await original(self, request)
+
+    monkeypatch.setattr(base.BaseHandler, "get_response_async", counted)
+    body, content_type = stow_body([to_bytes(ct_dataset())])
+    kind = [(b"content-type", content_type.encode()), (b"user-agent", b"stow-lean-route-test")]
+    path = "/projects/trial/dicomweb/studies"
+
+    stored = asgi_post(path, body, kind + [(b"authorization", f"Token {token_for(team['reader'])}".encode())])
+    assert stored["status"] == 200, stored["body"]
+    assert len(json.loads(stored["body"])["00081199"]["Value"]) == 1
+    assert dict(stored["headers"])[b"X-Content-Type-Options"] == b"nosniff"
+    events = AuditEvent.objects.filter(project="trial", user_agent="stow-lean-route-test")
+    assert {"upload", "deidentification.applied"} <= set(events.values_list("action", flat=True)), list(events.values("action"))
+
+    # A viewer may not store; a browser session must send its CSRF token.
+    viewer = [(b"authorization", f"Token {token_for(team['viewer'])}".encode())]
+    assert asgi_post(path, body, kind + viewer)["status"] == 403
+    client.force_login(team["reader"])
+    client.get("/projects/trial/")  # the page sets the CSRF cookie
+    cookies = f"sessionid={client.cookies['sessionid'].value}; csrftoken={client.cookies['csrftoken'].value}"
+    session = [(b"cookie", cookies.encode()), (b"referer", b"http://testserver/projects/trial/")]
+    refused = asgi_post(path, body, kind + session)
+    assert refused["status"] == 403 and b"CSRF" in refused["body"], refused["body"]
+    token = [(b"x-csrftoken", client.cookies["csrftoken"].value.encode())]
+    assert asgi_post(path, body, kind + session + token)["status"] == 200  # (already stored: a success)
+    assert chain == []
