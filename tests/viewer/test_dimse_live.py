@@ -227,14 +227,20 @@ def test_a_de_identifying_project_stores_no_phi(site):
     assert stored.PixelData == original.PixelData
 
 
+def _all_studies() -> Dataset:
+    """A C-FIND identifier asking for every study's UID."""
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = ""
+    return identifier
+
+
 def test_a_sender_may_not_query(site):
     ae = site.scu("MODALITY")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     assoc = ae.associate("127.0.0.1", site.port, ae_title="SECURE")
     assert assoc.is_established
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = ""
+    identifier = _all_studies()
     answers = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
     assoc.release()
     assert len(answers) == 1 and answers[0][0].Status == 0x0124 and answers[0][1] is None
@@ -585,9 +591,7 @@ def test_an_identifier_beyond_its_bound_aborts_the_association(site):
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     assoc = ae.associate("127.0.0.1", site.port, ae_title="DEMO")
     assert assoc.is_established
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.StudyInstanceUID = ""
+    identifier = _all_studies()
     identifier.add_new(0x00091010, "OB", b"\0" * (2 * 1024 * 1024))  # a private element: any size
     answers = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
     deadline = time.monotonic() + 10

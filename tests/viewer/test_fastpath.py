@@ -164,7 +164,23 @@ def test_the_memory_is_bounded_and_keeps_nothing_with_a_zero_ttl():
 # --------------------------------------------------------------------------- QIDO-RS searches
 
 
-def test_searches_are_served_on_the_lean_route_with_the_same_answers(client, team, monkeypatch):
+@pytest.fixture
+def chain(monkeypatch) -> list[str]:
+    """The paths of the requests that went through Django's middleware chain."""
+    from django.core.handlers import base
+
+    paths: list[str] = []
+    original = base.BaseHandler.get_response_async
+
+    async def counted(self, request):
+        paths.append(request.path)
+        return await original(self, request)
+
+    monkeypatch.setattr(base.BaseHandler, "get_response_async", counted)
+    return paths
+
+
+def test_searches_are_served_on_the_lean_route_with_the_same_answers(client, team, chain):
     """QIDO-RS GETs skip the middleware chain (one thread hop, not one per middleware), answer as
     Django's full stack does, and decide access the same way: refusals in full, every time."""
     ds = ct_dataset()
@@ -176,16 +192,6 @@ def test_searches_are_served_on_the_lean_route_with_the_same_answers(client, tea
         (f"/projects/trial/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances", ""),
         ("/projects/trial/dicomweb/instances", f"SOPInstanceUID={ds.SOPInstanceUID}"),
     ]
-    from django.core.handlers import base
-
-    chain = []
-    original = base.BaseHandler.get_response_async
-
-    async def counted(self, request):
-        chain.append(request.path)
-        return await original(self, request)
-
-    monkeypatch.setattr(base.BaseHandler, "get_response_async", counted)
     for path, query in paths:
         fast = asgi_get(path, query, auth)
         slow = client.get(f"{path}?{query}", HTTP_AUTHORIZATION=auth[0][1].decode())
@@ -233,25 +239,15 @@ def asgi_post(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dic
     return async_to_sync(communicator.get_response)(timeout=60)
 
 
-def test_stow_is_served_on_the_lean_route_with_its_checks_and_its_audit_trail(client, team, monkeypatch):
+def test_stow_is_served_on_the_lean_route_with_its_checks_and_its_audit_trail(client, team, chain):
     """STOW-RS's POST skips the middleware chain too (its body spooled as Django's handler does), and
     keeps what the chain gave it: CSRF for a browser session (authenticate()'s check), the request
     behind every audit event (the de-identification events too), the role a POST needs."""
-    from django.core.handlers import base
-
     from audit.models import AuditEvent
     from tests.viewer.dicomweb_helpers import stow_body
 
     team["project"].deidentification = {"profile": "basic", "options": []}
     team["project"].save()
-    chain = []
-    original = base.BaseHandler.get_response_async
-
-    async def counted(self, request):
-        chain.append(request.path)
-        return await original(self, request)
-
-    monkeypatch.setattr(base.BaseHandler, "get_response_async", counted)
     body, content_type = stow_body([to_bytes(ct_dataset())])
     kind = [(b"content-type", content_type.encode()), (b"user-agent", b"stow-lean-route-test")]
     path = "/projects/trial/dicomweb/studies"
