@@ -41,6 +41,8 @@ from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject
 
 from audit.context import current_request
+from crossread.bodies import BodyTooLarge, declared_length, request_too_large
+from crossread.errors import DomainError, error_response
 
 ASGIApp = Callable[[dict[str, Any], Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]]
 FAST_METHODS = ("GET", "HEAD")
@@ -136,9 +138,18 @@ class FastImageRoutes:
             return
         body = None
         if scope["method"] not in FAST_METHODS:  # a body, spooled as Django's handler does
+            # A body larger than any request this server takes is refused from its declared length,
+            # unread, or once it passes the bound while it arrives (a chunked body declares none).
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            if limit is not None and declared_length(request.META) > limit:
+                await self.refuse(request_too_large(), send)
+                return
             try:
-                body = await self.django_app.read_body(receive)
+                body = await self.django_app.read_body(receive, limit)
             except RequestAborted:  # the client went away: nothing to answer
+                return
+            except BodyTooLarge:
+                await self.refuse(request_too_large(), send)
                 return
             request = ASGIRequest(scope, body)
         request.served_fast = True  # type: ignore[attr-defined]  # (run_sync sends the request signals)
@@ -157,6 +168,15 @@ class FastImageRoutes:
             response["Content-Length"] = str(len(response.content))
         if scope["method"] == "HEAD":
             response.content = b""
+        await self.django_app.send_response(response, send)
+
+
+    async def refuse(self, error: DomainError, send: Any) -> None:
+        """``error`` as JSON, before the request has a session or a view (its body left unread)."""
+        response = error_response(error)
+        for name, value in self.security_headers.always.items():
+            response.headers.setdefault(name, value)
+        response["Connection"] = "close"
         await self.django_app.send_response(response, send)
 
 

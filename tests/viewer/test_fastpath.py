@@ -271,3 +271,54 @@ def test_stow_is_served_on_the_lean_route_with_its_checks_and_its_audit_trail(cl
     token = [(b"x-csrftoken", client.cookies["csrftoken"].value.encode())]
     assert asgi_post(path, body, kind + session + token)["status"] == 200  # (already stored: a success)
     assert chain == []
+
+
+def test_a_stow_body_over_the_bound_is_refused_before_it_is_read(team, settings, chain):
+    """A body larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is refused from its declared length, unread;
+    one that declares no length (chunked) is refused once it passes the bound, its remaining
+    messages never asked for. Nothing is stored."""
+    from viewer.models import Instance
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    path = "/projects/trial/dicomweb/studies"
+    reader = (b"authorization", f"Token {token_for(team['reader'])}".encode())
+    kind = (b"content-type", b'multipart/related; type="application/dicom"; boundary=xyz')
+
+    declared = [(b"host", b"testserver"), reader, kind, (b"content-length", b"10000000")]
+    received: list[dict] = []
+    refused = _call_asgi("POST", path, declared, [b"x" * 1024] * 4, received)
+    assert refused["status"] == 413, refused
+    assert json.loads(refused["body"])["code"] == "too_large"
+    assert received == []  # not one message of the body was read
+
+    chunked = [(b"host", b"testserver"), reader, kind]
+    received.clear()
+    refused = _call_asgi("POST", path, chunked, [b"x" * 16 * 1024] * 100, received)
+    assert refused["status"] == 413, refused
+    assert len(received) == 5  # 64 KiB, then the message that passes it: no more
+    assert chain == []
+    assert not Instance.objects.exists()
+
+
+def _call_asgi(method: str, path: str, headers: list, chunks: list[bytes], received: list) -> dict:
+    """Call the application with a body sent in ``chunks``, recording each body message it asks for."""
+    scope = {
+        "type": "http", "http_version": "1.1", "method": method, "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "scheme": "http", "headers": headers,
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+    }
+    pending = list(chunks)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        message = {"type": "http.request", "body": pending.pop(0), "more_body": bool(pending)}
+        received.append(message)
+        return message
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async_to_sync(application)(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return {"status": start["status"], "body": body}

@@ -23,6 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from audit.models import Action
 from audit.services import record
+from crossread.bodies import declared_length, request_too_large
 from crossread.conf import option
 from crossread.errors import DomainError, ErrorCode, NotFound
 from viewer import dicomfile, ingest
@@ -460,19 +461,15 @@ def _request_body(request: HttpRequest) -> Iterator[IO[bytes]]:
     chunks to a temporary file first. ``request.body`` is never touched: it would hold the whole body.
     """
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if limit is not None and declared > limit:
-        raise _request_too_large()
+    if limit is not None and declared_length(request.META) > limit:
+        raise request_too_large()
     spooled = getattr(request, "_stream", None)  # Django's: a SpooledTemporaryFile under ASGI
     if spooled is not None and getattr(spooled, "seekable", lambda: False)():
         start = spooled.tell()
         size = spooled.seek(0, io.SEEK_END) - start
         spooled.seek(start)
         if limit is not None and size > limit:
-            raise _request_too_large()
+            raise request_too_large()
         yield spooled
         return
     with _copied(request, limit) as copy:
@@ -488,18 +485,10 @@ def _copied(request: HttpRequest, limit: int | None) -> Iterator[IO[bytes]]:
         while chunk := request.read(STOW_CHUNK_BYTES):
             copied += len(chunk)
             if limit is not None and copied > limit:
-                raise _request_too_large()
+                raise request_too_large()
             copy.write(chunk)
         copy.seek(0)
         yield copy
-
-
-def _request_too_large() -> DomainError:
-    return DomainError(
-        f"The request is larger than this server takes ({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes); "
-        "send the instances in several requests.",
-        code=ErrorCode.TOO_LARGE,
-    )
 
 
 def _stow_parts(parts: Iterable[Part]) -> Iterator[tuple[str, bytes | ingest.IngestResult]]:
