@@ -6,6 +6,7 @@ faithfully: bytes that are not a PS3.10 file, truncated values, a missing identi
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from viewer import dicomjson
 
 # Values are read without pydicom's validation (its setting for the whole process). In its default mode
 # it only warns, a value is kept as it is either way, and it took a third of a 512x512 CT slice's parse
@@ -30,6 +33,12 @@ FAILURE_PROCESSING = 0x0110
 FAILURE_DUPLICATE_CONFLICT = 0x0111
 FAILURE_STUDY_MISMATCH = 0xA900
 FAILURE_OUT_OF_RESOURCES = 0xA700
+
+#: Binary values larger than this are left out of metadata and served as bulk data: base64 of more
+#: than BULK_DATA_THRESHOLD characters (PS3.18 F.2.7), values of more than BULK_DATA_BYTES bytes.
+BULK_DATA_THRESHOLD = 4096
+BULK_DATA_BYTES = (BULK_DATA_THRESHOLD // 4) * 3
+BULK_DATA_PLACEHOLDER = "bulkdata/"
 
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -74,7 +83,7 @@ def read_part10(data: bytes) -> Dataset:
     return read_dicom(data).dataset
 
 
-def read_dicom(data: bytes) -> Part10:
+def read_dicom(data: bytes, *, in_place: bool = False) -> Part10:
     """Parse a DICOM file, check that it is whole and identifiable, and give it as a PS3.10 file.
 
     A file without the 128-byte preamble, or without file meta (PS3.10 7.1), or whose file meta has
@@ -82,6 +91,11 @@ def read_dicom(data: bytes) -> Part10:
     transfer syntax from the meta when present, else guessed from the first element, which defaults
     to Implicit VR Little Endian) and written again with a preamble and complete file meta.
     Raises :class:`InvalidDicom` with a reason a person can act on.
+
+    ``in_place``: for a description of the file only (:func:`describe`). The binary values too long
+    to be inline in DICOM JSON (Pixel Data) are left in ``data``, checked for their length but not
+    copied out. Only a complete PS3.10 file in explicit VR little endian (the uncompressed and all
+    the compressed syntaxes) is read so; others are read whole.
     """
     complete = len(data) >= 132 and data[128:132] == b"DICM"
     if not complete and not _looks_like_a_data_set(data):
@@ -89,15 +103,19 @@ def read_dicom(data: bytes) -> Part10:
             "Not DICOM: neither a PS3.10 file (128-byte preamble and 'DICM' prefix) nor a data set "
             "starting with a DICOM element."
         )
+    in_place = in_place and complete
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=not complete)
+        ds = pydicom.dcmread(io.BytesIO(data), force=not complete, defer_size=BULK_DATA_BYTES if in_place else None)
     except (InvalidDicomError, EOFError, OSError, struct.error, ValueError, KeyError, NotImplementedError) as exc:
         raise InvalidDicom(f"Unreadable DICOM file ({type(exc).__name__}).") from None
     meta = getattr(ds, "file_meta", None)
     has_syntax = meta is not None and "TransferSyntaxUID" in meta
+    if in_place and not (meta is not None and has_syntax and _read_in_place(meta.TransferSyntaxUID)
+                         and ds.original_encoding == (False, True)):
+        return read_dicom(data)  # (bytes in another order, inflated first, implicit VR, or a file to write again)
     if not has_syntax and not complete and len(ds) == 0:
         raise InvalidDicom("Not DICOM: no data set could be read.")
-    _check_whole(ds)
+    _check_whole(ds, data if in_place else None)
     uids = {keyword: str(ds.get(keyword, "") or "").strip() for keyword in REQUIRED_UIDS}
     missing = [keyword for keyword, value in uids.items() if not value]
     if missing:
@@ -158,20 +176,42 @@ def _as_part10(ds: Dataset, uids: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def _check_whole(ds: Dataset) -> None:
+def _read_in_place(syntax: UID) -> bool:
+    """Whether a file of this transfer syntax is read in place: explicit VR little endian, as stored."""
+    try:
+        return syntax.is_little_endian and not syntax.is_implicit_VR and not syntax.is_deflated
+    except ValueError:  # not a transfer syntax pydicom knows
+        return False
+
+
+def _check_whole(ds: Dataset, source: bytes | None = None) -> None:
+    """Refuse a truncated or damaged data set. ``source``: the file a data set read in place
+    (:func:`read_dicom`) left its long values in; of those, the ones that are not binary are read now."""
     for tag in list(ds.keys()):
-        elem = ds.get_item(tag)
+        elem = ds.get_item(tag, keep_deferred=True)
         if not isinstance(elem, RawDataElement) or elem.length == UNDEFINED_LENGTH:
+            continue
+        if source is not None and elem.value is None and elem.length:  # left in the file
+            if elem.value_tell + elem.length > len(source):
+                raise InvalidDicom(f"The file is truncated: element {tag} is shorter than its declared length.")
+            if elem.VR not in dicomjson.BINARY_VRS:
+                ds[tag] = elem._replace(value=source[elem.value_tell : elem.value_tell + elem.length])
             continue
         if len(elem.value or b"") != elem.length:
             raise InvalidDicom(f"The file is truncated: element {tag} is shorter than its declared length.")
     if "Rows" in ds and "Columns" in ds and not any(tag in ds for tag in PIXEL_DATA_TAGS):
         raise InvalidDicom("The file is truncated or damaged: an image without Pixel Data.")
-    pixel = ds.get_item(0x7FE00010)
+    pixel = ds.get_item(0x7FE00010, keep_deferred=True)
     if isinstance(pixel, RawDataElement) and pixel.length == UNDEFINED_LENGTH:
         _check_encapsulated(pixel.value or b"")
     try:
-        ds.walk(lambda _ds, _elem: None)
+        if source is None:
+            ds.walk(lambda _ds, _elem: None)
+        else:  # the sequences (their other elements are read by dicom_json, which refuses them alike)
+            for tag in list(ds.keys()):
+                if ds.get_item(tag, keep_deferred=True).VR == "SQ":
+                    for item in ds[tag].value:
+                        item.walk(lambda _ds, _elem: None)
     except Exception as exc:  # pydicom raises many kinds on damaged nested data
         raise InvalidDicom(f"The file is damaged: a nested element cannot be read ({type(exc).__name__}).") from None
 
@@ -197,55 +237,79 @@ class IndexAttributes:
     instance: dict[str, Any]
 
 
-def _text(ds: Dataset, keyword: str, limit: int) -> str:
-    value = ds.get(keyword)
+def _text(value: Any, limit: int) -> str:
     if value is None:
         return ""
-    if isinstance(value, pydicom.multival.MultiValue):
+    if isinstance(value, (list, pydicom.multival.MultiValue)):
         value = "\\".join(str(v) for v in value)
     return str(value).strip()[:limit]
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
+def _int(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
 
-def index_attributes(ds: Dataset) -> IndexAttributes:
+def index_attributes(ds: Dataset, metadata: dict[str, Any] | None = None) -> IndexAttributes:
+    """The index columns of a data set; ``metadata``, its DICOM JSON (:func:`dicom_json`), is read
+    instead of the data set when given (its elements are not converted again)."""
+    get = _json_values(metadata) if metadata is not None else ds.get
     return IndexAttributes(
         study={
-            "study_instance_uid": str(ds.StudyInstanceUID).strip(),
-            "patient_name": _text(ds, "PatientName", 324),
-            "patient_id": _text(ds, "PatientID", 64),
-            "patient_birth_date": _text(ds, "PatientBirthDate", 8),
-            "patient_sex": _text(ds, "PatientSex", 16),
-            "study_date": _text(ds, "StudyDate", 8),
-            "study_time": _text(ds, "StudyTime", 16),
-            "accession_number": _text(ds, "AccessionNumber", 16),
-            "study_id": _text(ds, "StudyID", 16),
-            "study_description": _text(ds, "StudyDescription", 64),
-            "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
+            "study_instance_uid": str(get("StudyInstanceUID")).strip(),
+            "patient_name": _text(get("PatientName"), 324),
+            "patient_id": _text(get("PatientID"), 64),
+            "patient_birth_date": _text(get("PatientBirthDate"), 8),
+            "patient_sex": _text(get("PatientSex"), 16),
+            "study_date": _text(get("StudyDate"), 8),
+            "study_time": _text(get("StudyTime"), 16),
+            "accession_number": _text(get("AccessionNumber"), 16),
+            "study_id": _text(get("StudyID"), 16),
+            "study_description": _text(get("StudyDescription"), 64),
+            "referring_physician_name": _text(get("ReferringPhysicianName"), 324),
         },
         series={
-            "series_instance_uid": str(ds.SeriesInstanceUID).strip(),
-            "modality": _text(ds, "Modality", 16),
-            "series_number": _int(ds, "SeriesNumber"),
-            "series_description": _text(ds, "SeriesDescription", 64),
+            "series_instance_uid": str(get("SeriesInstanceUID")).strip(),
+            "modality": _text(get("Modality"), 16),
+            "series_number": _int(get("SeriesNumber")),
+            "series_description": _text(get("SeriesDescription"), 64),
         },
         instance={
-            "sop_instance_uid": str(ds.SOPInstanceUID).strip(),
-            "sop_class_uid": str(ds.SOPClassUID).strip(),
-            "instance_number": _int(ds, "InstanceNumber"),
+            "sop_instance_uid": str(get("SOPInstanceUID")).strip(),
+            "sop_class_uid": str(get("SOPClassUID")).strip(),
+            "instance_number": _int(get("InstanceNumber")),
             "transfer_syntax_uid": str(ds.file_meta.TransferSyntaxUID),
-            "rows": _int(ds, "Rows"),
-            "columns": _int(ds, "Columns"),
-            "bits_allocated": _int(ds, "BitsAllocated"),
-            "number_of_frames": _int(ds, "NumberOfFrames"),
+            "rows": _int(get("Rows")),
+            "columns": _int(get("Columns")),
+            "bits_allocated": _int(get("BitsAllocated")),
+            "number_of_frames": _int(get("NumberOfFrames")),
         },
     )
+
+
+def _json_values(metadata: dict[str, Any]) -> Any:
+    """``get(keyword)`` over DICOM JSON, giving what ``Dataset.get`` gives for the index's attributes:
+    the one value or a list of them (a person name as its text), None when there is none."""
+
+    def get(keyword: str) -> Any:
+        element = metadata.get(_tag_hex(keyword))
+        values = element.get("Value") if element else None
+        if not values:
+            return None
+        values = [_person_name(v) if isinstance(v, dict) else v for v in values]
+        return values[0] if len(values) == 1 else values
+
+    return get
+
+
+def _person_name(value: dict[str, str]) -> str:
+    """A PN value's text (``Alphabetic=Ideographic=Phonetic``, as pydicom's ``str``)."""
+    groups = [value.get("Alphabetic", ""), value.get("Ideographic"), value.get("Phonetic")]
+    while groups and groups[-1] is None:
+        groups.pop()
+    return "=".join(g or "" for g in groups)
 
 
 # Attributes of the Patient, General Study and Patient Study modules (PS3.3 C.7.1.1, C.7.2.1, C.7.2.2),
@@ -272,6 +336,7 @@ SERIES_LEVEL_KEYWORDS = frozenset(
 )
 
 
+@functools.cache
 def _tag_hex(keyword: str) -> str:
     tag = pydicom.datadict.tag_for_keyword(keyword)
     assert tag is not None, keyword
@@ -281,25 +346,51 @@ def _tag_hex(keyword: str) -> str:
 STUDY_LEVEL_TAGS = frozenset(_tag_hex(k) for k in STUDY_LEVEL_KEYWORDS)
 SERIES_LEVEL_TAGS = frozenset(_tag_hex(k) for k in SERIES_LEVEL_KEYWORDS)
 
-#: Binary values larger than this are left out of metadata and served as bulk data.
-BULK_DATA_THRESHOLD = 4096
-BULK_DATA_PLACEHOLDER = "bulkdata/"
-
-
 def dicom_json(ds: Dataset) -> dict[str, Any]:
-    """The dataset as DICOM JSON (PS3.18 F.2), with large binary values as relative BulkDataURIs.
+    """The dataset as DICOM JSON (PS3.18 F.2), with large binary values as relative BulkDataURIs:
+    pydicom's ``to_json_dict``, its plain elements written from their bytes (:mod:`viewer.dicomjson`).
 
-    A placeholder ``bulkdata/<tag>`` is stored; the HTTP layer turns it into an absolute URI.
+    A placeholder ``bulkdata/<tag>`` is stored; the HTTP layer turns it into an absolute URI. Raises
+    :class:`InvalidDicom` for an element pydicom cannot read, and what ``to_json_dict`` raises for one
+    it cannot write as JSON.
     """
-
-    def bulk_uri(elem: pydicom.DataElement) -> str:
-        return f"{BULK_DATA_PLACEHOLDER}{elem.tag:08X}"
-
-    metadata = ds.to_json_dict(bulk_data_threshold=BULK_DATA_THRESHOLD, bulk_data_element_handler=bulk_uri)
-    for tag in PIXEL_DATA_TAGS:  # pixel data is bulk data whatever its size, never inline
-        if tag in ds:
-            metadata[f"{tag:08X}"] = {"vr": ds[tag].VR, "BulkDataURI": f"{BULK_DATA_PLACEHOLDER}{tag:08X}"}
+    codec = _character_set(ds)
+    metadata: dict[str, Any] = {}
+    for tag in ds.keys():
+        key = f"{tag:08X}"
+        elem = ds.get_item(tag, keep_deferred=True)
+        if tag in PIXEL_DATA_TAGS:  # pixel data is bulk data whatever its size, never inline
+            vr = elem.VR if elem.VR in dicomjson.BINARY_VRS else ds[tag].VR  # (implicit VR: pydicom's choice)
+            metadata[key] = {"vr": vr, "BulkDataURI": f"{BULK_DATA_PLACEHOLDER}{key}"}
+            continue
+        written = None
+        if isinstance(elem, RawDataElement) and elem.VR and elem.is_little_endian and elem.length != UNDEFINED_LENGTH:
+            written = dicomjson.element_json(
+                elem.VR, elem.value, elem.length, codec, BULK_DATA_BYTES, lambda: f"{BULK_DATA_PLACEHOLDER}{key}"
+            )
+        if written is None:
+            try:
+                element = ds[tag]
+            except Exception as exc:  # pydicom raises many kinds on damaged values
+                raise InvalidDicom(f"The file is damaged: an element cannot be read ({type(exc).__name__}).") from None
+            written = element.to_json_dict(bulk_data_element_handler=_bulk_uri, bulk_data_threshold=BULK_DATA_THRESHOLD)
+        metadata[key] = written
     return metadata
+
+
+def _bulk_uri(elem: pydicom.DataElement) -> str:
+    return f"{BULK_DATA_PLACEHOLDER}{elem.tag:08X}"
+
+
+def _character_set(ds: Dataset) -> str | None:
+    """The codec :mod:`viewer.dicomjson` reads the data set's text with, or None (pydicom reads it)."""
+    elem = ds.get_item(0x00080005, keep_deferred=True)
+    if elem is None:
+        return dicomjson.character_set(None)
+    value = elem.value
+    if isinstance(value, str):
+        value = value.encode("latin_1", "replace")
+    return dicomjson.character_set(value) if isinstance(value, bytes) else None
 
 
 @dataclass(frozen=True)
@@ -324,17 +415,20 @@ class Refusal:
 
 
 def describe(data: bytes) -> Described | Refusal:
-    """Read and validate a file (:func:`read_dicom`), and give its index attributes and DICOM JSON."""
+    """Read and validate a file (:func:`read_dicom`, in place), and give its index attributes and
+    DICOM JSON."""
     try:
-        part = read_dicom(data)
+        part = read_dicom(data, in_place=True)
+        try:
+            metadata: dict[str, Any] | None = dicom_json(part.dataset)
+            error = ""
+        except InvalidDicom:
+            raise
+        except Exception as exc:  # pydicom cannot express some damaged values as JSON
+            metadata, error = None, type(exc).__name__
+        attrs = index_attributes(part.dataset, metadata)
     except InvalidDicom as exc:
         return Refusal(exc.reason, exc.failure_code, dict(exc.uids))
-    attrs = index_attributes(part.dataset)
-    try:
-        metadata: dict[str, Any] | None = dicom_json(part.dataset)
-        error = ""
-    except Exception as exc:  # pydicom cannot express some damaged values as JSON
-        metadata, error = None, type(exc).__name__
     return Described(attrs, metadata, error, part.data if part.rewritten else None)
 
 
