@@ -163,3 +163,22 @@ def test_nodes_are_configured_by_command(projects):
     assert nodes.project_for_ae_title("RESEARCH") == projects["demo"] and nodes.project_for_ae_title("DEMO") is None
     call_command("dicom_node", "remove", "demo", "MR2")
     assert nodes.identify("RESEARCH", "MR2", "10.0.0.9").diagnostic == rules.CALLING_AE_NOT_RECOGNISED
+
+
+def test_each_association_gets_its_own_copy_of_the_listeners_contexts():
+    """pynetdicom deep-copies the server's contexts for each association; the listener's cheaper copy
+    is as independent (a context's transfer syntaxes are its one mutable part) and the same."""
+    import copy
+
+    from viewer.dimse.server import SupportedContexts, application_entity
+
+    contexts = SupportedContexts(application_entity("X").supported_contexts)
+    copies = copy.deepcopy(contexts)
+    assert type(copies) is list and len(copies) == len(contexts) > 150
+    for mine, original in zip(copies, contexts, strict=True):
+        assert mine is not original and mine._transfer_syntax is not original._transfer_syntax
+        assert (str(mine), mine.transfer_syntax, mine.scu_role, mine.scp_role, mine.as_scu, mine.as_scp) == (
+            str(original), original.transfer_syntax, original.scu_role, original.scp_role, original.as_scu, original.as_scp)
+    copies[0].transfer_syntax = [copies[0].transfer_syntax[0]]
+    copies[0].context_id = 1
+    assert len(contexts[0].transfer_syntax) > 1 and contexts[0].context_id is None
