@@ -123,6 +123,16 @@ class ProjectAccess:
 
     # ----------------------------------------------------------------------------- the rows
 
+    def rows_key(self) -> tuple[Any, ...]:
+        """What the querysets below depend on besides the project's rows: two accesses with equal keys
+        build the same SQL with the same parameters from them. Searches compiled once per shape
+        (:mod:`crossread.compiled`, :func:`viewer.dicomweb.qido.search`) are kept under this key, so a
+        condition added to those querysets must add what it depends on here
+        (``tests/viewer/test_compiled_searches.py`` compares the SQL of accesses of every kind)."""
+        blinding = self.blinding
+        hidden = (blinding.hidden, blinding.unreachable) if blinding is not None else None
+        return (self.project.pk, self.sees_quarantine, self.hides_quarantine, hidden)
+
     def instances(self) -> QuerySet[Instance]:
         """The project's instances this member may reach."""
         queryset = Instance.objects.filter(project=self.project)

@@ -17,9 +17,10 @@ from django.http import QueryDict
 
 from crossread.conf import option
 from crossread.errors import BadRequest
+from crossread.compiled import CompiledQueries
 from viewer.access import ProjectAccess
 from viewer.dicomfile import SERIES_LEVEL_TAGS, STUDY_LEVEL_TAGS
-from viewer.models import Instance, Series, Study
+from viewer.models import Series
 
 STUDY, SERIES, INSTANCE = "study", "series", "instance"
 LEVEL_DEPTH = {STUDY: 0, SERIES: 1, INSTANCE: 2}
@@ -198,54 +199,80 @@ def _split_list(value: str) -> list[str]:
 
 
 
-def condition(key: MatchKey, value: str, prefix: str, series: QuerySet[Series]) -> Q:
-    """The filter for one matching key, on a model reached through ``prefix``; ``series``: the series
-    the caller may see (ModalitiesInStudy matches on those only)."""
-    field = prefix + key.field
+class Terms(NamedTuple):
+    """One matching key's value, checked: the form of its match (part of a search's shape: the SQL
+    depends on it) and the values it matches with (parameters of that SQL)."""
+
+    form: tuple[Any, ...]
+    values: tuple[Any, ...]
+
+
+def terms(key: MatchKey, value: str) -> Terms | None:
+    """The match of ``value`` for ``key`` (None: universal matching); a 400 for a malformed value."""
     if value == "":
-        return Q()  # universal matching
-    if key.kind == "uid":
-        return Q(**{f"{field}__in": _split_list(value)})
-    if key.kind == "modalities":
-        modalities = _split_list(value)
-        study_ref = OuterRef(prefix + "pk" if prefix else "pk")
-        return Q(Exists(series.filter(study=study_ref, modality__in=modalities)))
+        return None
+    if key.kind in ("uid", "modalities"):
+        items = _split_list(value)
+        return Terms((key.kind, len(items)), tuple(items))
     if key.kind == "date":
-        return _date_condition(field, value)
+        return _date_terms(value)
     if key.kind == "int":
         try:
-            return Q(**{field: int(value)})
+            return Terms(("int",), (int(value),))
         except ValueError:
             raise BadRequest(f"{key.keyword} must be an integer.") from None
     if value.endswith("*") and "*" not in value[:-1] and "?" not in value:
         # The common wildcard, a prefix: a LIKE an index can serve (docs/dicomweb.md, "Search at scale").
         # SQLite's LIKE ignores case: other keys than names are checked again, case and all.
         if key.kind == "pn":
-            return Q(**{f"{field}__istartswith": value[:-1]})
-        return Q(**{f"{field}__startswith": value[:-1], f"{field}__regex": _wildcard_regex(value)})
+            return Terms(("istartswith",), (value[:-1],))
+        return Terms(("startswith",), (value[:-1], _wildcard_regex(value)))
     if "*" in value or "?" in value:
-        lookup = "iregex" if key.kind == "pn" else "regex"
-        return Q(**{f"{field}__{lookup}": _wildcard_regex(value)})
-    return Q(**{f"{field}__iexact" if key.kind == "pn" else field: value})
+        return Terms(("iregex" if key.kind == "pn" else "regex",), (_wildcard_regex(value),))
+    return Terms(("iexact" if key.kind == "pn" else "exact",), (value,))
 
 
-def _date_condition(field: str, value: str) -> Q:
+def condition(key: MatchKey, form: tuple[Any, ...], values: list[Any], prefix: str, series: QuerySet[Series]) -> Q:
+    """The filter of a match (:func:`terms`) on a model reached through ``prefix``; ``series``: the
+    series the caller may see (ModalitiesInStudy matches on those only). ``values`` are the match's
+    values, or stand-ins for them (:mod:`crossread.compiled`): nothing here looks at them."""
+    field = prefix + key.field
+    kind = form[0]
+    if kind == "uid":
+        return Q(**{f"{field}__in": values})
+    if kind == "modalities":
+        study_ref = OuterRef(prefix + "pk" if prefix else "pk")
+        return Q(Exists(series.filter(study=study_ref, modality__in=values)))
+    if kind == "range":
+        _, has_start, has_end = form
+        bounds = iter(values)
+        q = ~Q(**{field: ""})
+        if has_start:
+            q &= Q(**{f"{field}__gte": next(bounds)})
+        if has_end:
+            q &= Q(**{f"{field}__lte": next(bounds)})
+        return q
+    if kind == "startswith":
+        start, pattern = values
+        return Q(**{f"{field}__startswith": start, f"{field}__regex": pattern})
+    if kind in ("int", "date"):
+        return Q(**{field: values[0]})
+    return Q(**{f"{field}__{kind}": values[0]})  # exact, iexact, istartswith, regex, iregex
+
+
+def _date_terms(value: str) -> Terms:
     value = value.strip()
     if "-" not in value:
         _check_date(value)
-        return Q(**{field: value})
+        return Terms(("date",), (value,))
     start, _, end = value.partition("-")
     start, end = start.strip(), end.strip()
     if not start and not end:
         raise BadRequest("A date range needs a start or an end (YYYYMMDD-YYYYMMDD).")
-    q = ~Q(**{field: ""})
-    if start:
-        _check_date(start)
-        q &= Q(**{f"{field}__gte": start})
-    if end:
-        _check_date(end)
-        q &= Q(**{f"{field}__lte": end})
-    return q
+    for bound in (start, end):
+        if bound:
+            _check_date(bound)
+    return Terms(("range", bool(start), bool(end)), tuple(bound for bound in (start, end) if bound))
 
 
 def _check_date(value: str) -> None:
@@ -261,6 +288,9 @@ def _check_date(value: str) -> None:
 #: every match of a broad search (all studies of a large archive) would cost more than the page.
 COUNTED_BEYOND = 1000
 
+#: The SQL of each shape of search, compiled once (:mod:`crossread.compiled`).
+COMPILED = CompiledQueries()
+
 
 @dataclass(frozen=True)
 class Found:
@@ -274,32 +304,123 @@ class Found:
 def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
     """Rows of ``query.level`` within ``scope`` (e.g. ``{"study": uid}``) that the member behind
     ``access`` may see, and how many more match. The rows come from the gate: a study or series whose
-    every instance is held in quarantine is not found by a reader."""
-    bases = {STUDY: access.studies, SERIES: access.series, INSTANCE: access.instances}
-    qs: QuerySet[Any] = bases[query.level]()
-    # A UID of the URL is matched with its project, which the UID's unique (project, UID) index needs.
-    for level, field in ((STUDY, "study_instance_uid"), (SERIES, "series_instance_uid")):
-        if level in scope:
+    every instance is held in quarantine is not found by a reader.
+
+    Each query is compiled once per shape (:data:`COMPILED`): the shape names the level, the keys of
+    the URL's scope, each matching key with the form of its match, the page, the columns, and the
+    gate's own key (:meth:`ProjectAccess.rows_key`); the values are those of the scope and matches."""
+    matches = [(key, found) for key, value in query.filters if (found := terms(key, value)) is not None]
+    scoped = [(level, field) for level, field in SCOPE_FIELDS if level in scope]
+    values = [scope[level] for level, _ in scoped] + [value for _, match in matches for value in match.values]
+    unlisted = access.unlisted() if "study" not in scope else frozenset()  # a blinded reader's hidden studies
+
+    def matching(values: Any) -> QuerySet[Any]:
+        """The level's rows the member may see that match (from the values, or stand-ins for them)."""
+        given = iter(values)
+        qs: QuerySet[Any] = {STUDY: access.studies, SERIES: access.series, INSTANCE: access.instances}[query.level]()
+        # A UID of the URL is matched with its project, which the UID's unique (project, UID) index needs.
+        for level, field in scoped:
             prefix = PATH[(query.level, level)]
-            qs = qs.filter(**{prefix + field: scope[level], prefix + "project": access.project})
-    unlisted = access.unlisted()
-    if unlisted and "study" not in scope:  # a blinded reader's hidden studies are never listed
-        qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
-    for key, value in query.filters:
-        qs = qs.filter(condition(key, value, PATH[(query.level, key.level)], access.series()))
+            qs = qs.filter(**{prefix + field: next(given), prefix + "project": access.project})
+        if unlisted:
+            qs = qs.exclude(**{PATH[(query.level, STUDY)] + "pk__in": unlisted})
+        series = access.series() if any(key.kind == "modalities" for key, _ in matches) else None
+        for key, match in matches:
+            taken = [next(given) for _ in match.values]
+            qs = qs.filter(condition(key, match.form, taken, PATH[(query.level, key.level)], series))  # type: ignore[arg-type]
+        return qs
+
     end = query.offset + query.limit
+    shape = (
+        query.level, tuple(level for level, _ in scoped), tuple((key.keyword, match.form) for key, match in matches),
+        query.offset, end, access.rows_key(),
+    )
     if query.level == STUDY:
-        rows = _study_page(access, qs, query, end)
+        rows: list[Any] = _study_page(access, query, shape, matching, values)
     else:
-        page = qs.select_related("study").annotate(instance_count=_visible_instances(access)) if query.level == SERIES \
-            else qs.select_related("series", "series__study")
-        rows = list(page.order_by("pk")[query.offset : end])
+        columns, row_type = _columns(query)
+        page = matching if query.level == INSTANCE else (
+            lambda values: matching(values).annotate(instance_count=_visible_instances(access))
+        )
+        found = COMPILED.rows(
+            (*shape, columns),
+            lambda values: page(values).order_by("pk").values_list(*columns)[query.offset : end],
+            values,
+        )
+        rows = [row_type(*row) for row in found]
     if len(rows) < query.limit and (rows or query.offset == 0):
         return Found(rows, 0)  # the last page: nothing to count
     # Counted up to a bound: the rows a bounded count reads are those of the page and as many more.
-    counted = qs.order_by()[: end + COUNTED_BEYOND].count()
+    counted = matching(values).order_by()[: end + COUNTED_BEYOND].count()
     remaining = max(0, counted - query.offset - len(rows))
     return Found(rows, remaining, more_than=counted == end + COUNTED_BEYOND)
+
+
+#: The model field of each level of a URL's scope (``studies/{study}/series/{series}``).
+SCOPE_FIELDS = ((STUDY, "study_instance_uid"), (SERIES, "series_instance_uid"))
+
+
+class SeriesRow(NamedTuple):
+    """A series of a page (:data:`SERIES_COLUMNS`), with the instances the member may see in it."""
+
+    study_id: int
+    study_instance_uid: str
+    series_instance_uid: str
+    modality: str
+    series_description: str
+    series_number: int | None
+    metadata: dict[str, Any]
+    instance_count: int | None
+    study_metadata: dict[str, Any] | None = None  # read only when a search names attributes
+
+
+class InstanceRow(NamedTuple):
+    """An instance of a page (:data:`INSTANCE_COLUMNS`)."""
+
+    study_id: int
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    instance_number: int | None
+    number_of_frames: int | None
+    rows: int | None
+    columns: int | None
+    bits_allocated: int | None
+    # Read only when a search asks for attributes beyond the required ones:
+    metadata: dict[str, Any] | None = None
+    series_metadata: dict[str, Any] | None = None
+    study_metadata: dict[str, Any] | None = None
+
+
+SERIES_COLUMNS = (
+    "study_id", "study__study_instance_uid", "series_instance_uid", "modality", "series_description",
+    "series_number", "metadata", "instance_count",
+)
+INSTANCE_COLUMNS = (
+    "series__study_id", "series__study__study_instance_uid", "series__series_instance_uid", "sop_class_uid",
+    "sop_instance_uid", "instance_number", "number_of_frames", "rows", "columns", "bits_allocated",
+)
+
+#: The attributes of an instance's result that come from its columns (:func:`instance_results`).
+INSTANCE_REQUIRED_TAGS = frozenset({
+    "00080016", "00080018", "00080056", "00081190", "0020000D", "0020000E", "00200013", "00280008",
+    "00280010", "00280011", "00280100",
+})
+
+
+def _columns(query: Query) -> tuple[tuple[str, ...], Any]:
+    """The columns a page of series or instances is read from, and its row type: the stored DICOM
+    JSON of each level only when ``includefield`` asks for attributes beyond the columns."""
+    named = bool(query.include - INSTANCE_REQUIRED_TAGS) if query.level == INSTANCE else bool(query.include)
+    if query.level == SERIES:
+        return SERIES_COLUMNS + (("study__metadata",) if named else ()), SeriesRow
+    metadata: tuple[str, ...] = ()
+    if named:
+        metadata = ("metadata", "series__metadata", "series__study__metadata")
+    elif query.include_all:
+        metadata = ("metadata",)
+    return INSTANCE_COLUMNS + metadata, InstanceRow
 
 
 #: The columns of a study a study-level result is built from (:func:`study_json`), in this order.
@@ -328,19 +449,25 @@ class StudyRow(NamedTuple):
         return self.columns[1]
 
 
-def _study_page(access: ProjectAccess, qs: QuerySet[Study], query: Query, end: int) -> list[StudyRow]:
+def _study_page(
+    access: ProjectAccess, query: Query, shape: tuple[Any, ...], matching: Any, values: list[Any]
+) -> list[StudyRow]:
     """The page of studies as plain values (not model objects: a page of 1,000 is built in a few ms),
     each with what the member may see of its series (:func:`_study_summaries`). The stored metadata
     is read only when ``includefield`` asks beyond the columns."""
     with_metadata = _needs_metadata(query)
-    ordered = qs.order_by("pk")
-    rows = list(ordered.values_list(*STUDY_COLUMNS, *(("metadata",) if with_metadata else ()))[query.offset : end])
+    columns = STUDY_COLUMNS + (("metadata",) if with_metadata else ())
+    rows = COMPILED.rows(
+        (*shape, columns),
+        lambda values: matching(values).order_by("pk").values_list(*columns)[query.offset : query.offset + query.limit],
+        values,
+    )
     if not rows:
         return []
     summaries = _study_summaries(access, [row[0] for row in rows])
-    columns = len(STUDY_COLUMNS)
+    count = len(STUDY_COLUMNS)
     return [
-        StudyRow(row[:columns], row[columns] if with_metadata else None, *summaries.get(row[0], (0, 0, [])))
+        StudyRow(row[:count], row[count] if with_metadata else None, *summaries.get(row[0], (0, 0, [])))
         for row in rows
     ]
 
@@ -392,9 +519,13 @@ def _study_summaries(access: ProjectAccess, study_ids: list[int]) -> dict[int, t
     One query: their series, each with the instances the member may reach in it counted in a
     subquery the instances' (project, series, quarantined) index holds all of. (The ids are sent as
     a list: given the page as a subquery, PostgreSQL read every series of the project.)"""
-    series = (
-        access.series().filter(study_id__in=study_ids).order_by()
-        .annotate(n=_visible_instances(access)).values_list("study_id", "modality", "n")
+    series = COMPILED.rows(
+        ("study summaries", len(study_ids), access.rows_key()),
+        lambda ids: (
+            access.series().filter(study_id__in=ids).order_by()
+            .annotate(n=_visible_instances(access)).values_list("study_id", "modality", "n")
+        ),
+        study_ids,
     )
     series_counts: dict[int, int] = defaultdict(int)
     instance_counts: dict[int, int] = defaultdict(int)
@@ -439,11 +570,11 @@ def _visible_instances(access: ProjectAccess) -> Subquery:
     return Subquery(counts.values("n"))
 
 
-def series_results(rows: list[Series], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
-    """DICOM JSON of a page of series (each with ``instance_count``: :func:`search`)."""
+def series_results(rows: list[SeriesRow], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
+    """DICOM JSON of a page of series (:func:`search`)."""
     results = []
     for series in rows:
-        study_uid = series.study.study_instance_uid
+        study_uid = series.study_instance_uid
         results.append(access.masked(
             _merge(
                 {
@@ -457,25 +588,25 @@ def series_results(rows: list[Series], query: Query, base_url: str, access: Proj
                 },
                 _pick(series.metadata, ("00400244", "00400245")),
                 _optional(series.metadata, query, SERIES_LEVEL_TAGS),
-                _optional(series.study.metadata, query, STUDY_LEVEL_TAGS, include_all=False),
+                _optional(series.study_metadata or {}, query, STUDY_LEVEL_TAGS, include_all=False),
             ), series.study_id)
         )
     return results
 
 
-def instance_results(rows: list[Instance], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
+def instance_results(rows: list[InstanceRow], query: Query, base_url: str, access: ProjectAccess) -> list[dict[str, Any]]:
+    """DICOM JSON of a page of instances (:func:`search`)."""
     results = []
     for instance in rows:
-        series = instance.series
-        study_uid = series.study.study_instance_uid
-        url = f"{base_url}/studies/{study_uid}/series/{series.series_instance_uid}/instances/{instance.sop_instance_uid}"
+        study_uid, series_uid = instance.study_instance_uid, instance.series_instance_uid
+        url = f"{base_url}/studies/{study_uid}/series/{series_uid}/instances/{instance.sop_instance_uid}"
         required = {
             "00080016": _element("UI", instance.sop_class_uid),
             "00080018": _element("UI", instance.sop_instance_uid),
             "00080056": _element("CS", "ONLINE"),
             "00081190": _element("UR", url),
             "0020000D": _element("UI", study_uid),
-            "0020000E": _element("UI", series.series_instance_uid),
+            "0020000E": _element("UI", series_uid),
             "00200013": _element("IS", instance.instance_number),
             "00280008": _element("IS", instance.number_of_frames),
             "00280010": _element("US", instance.rows),
@@ -485,10 +616,10 @@ def instance_results(rows: list[Instance], query: Query, base_url: str, access: 
         results.append(access.masked(
             _merge(
                 required,
-                _without_bulk(_optional(instance.metadata, query, None)),
-                _optional(series.metadata, query, SERIES_LEVEL_TAGS, include_all=False),
-                _optional(series.study.metadata, query, STUDY_LEVEL_TAGS, include_all=False),
-            ), series.study_id)
+                _without_bulk(_optional(instance.metadata or {}, query, None)),
+                _optional(instance.series_metadata or {}, query, SERIES_LEVEL_TAGS, include_all=False),
+                _optional(instance.study_metadata or {}, query, STUDY_LEVEL_TAGS, include_all=False),
+            ), instance.study_id)
         )
     return results
 
