@@ -142,3 +142,22 @@ def test_a_readers_planned_search_hides_an_image_quarantined_after_it_was_planne
     grants.GRANTS.clear()  # (what a raw write waits for: the memory's TTL)
     assert _studies(client, reader, "?PatientID=P-1") == everyone - {held.study_instance_uid}
     assert _studies(client, studies["organizer"], "?PatientID=P-1") == everyone
+
+
+@pytest.mark.parametrize(("query", "names"), [
+    ("PatientName=A_*", {"A_1", "A_2"}),
+    ("PatientName=a%25*", {"A%9"}),
+    ("PatientName=A*", {"A_1", "A_2", "AB1", "A%9"}),
+    ("PatientID=P-*", {"A_1", "A_2", "AB1", "A%9"}),
+    ("PatientID=P_1*", set()),
+    ("PatientID=p-1*", set()),  # (other keys than names match case and all)
+])
+def test_prefix_searches_are_planned_and_match_wildcard_characters_as_themselves(client, studies, query, names):
+    qido.COMPILED.clear()
+    for _ in range(2):
+        response = client.get(f"/projects/trial/dicomweb/studies?{query}",
+                              HTTP_AUTHORIZATION=f"Token {token_for(studies['reader'])}")
+        assert response.status_code in (200, 204), response.content
+        found = {item["00100010"]["Value"][0]["Alphabetic"] for item in response.json()} if response.content else set()
+        assert found == names
+    assert all(isinstance(plan, Plan) for plan in qido.COMPILED._plans.values())

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pydicom
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.lookups import IStartsWith, PatternLookup, StartsWith
 from django.http import QueryDict
 
 from crossread.conf import option
@@ -225,8 +226,8 @@ def terms(key: MatchKey, value: str) -> Terms | None:
         # The common wildcard, a prefix: a LIKE an index can serve (docs/dicomweb.md, "Search at scale").
         # SQLite's LIKE ignores case: other keys than names are checked again, case and all.
         if key.kind == "pn":
-            return Terms(("istartswith",), (value[:-1],))
-        return Terms(("startswith",), (value[:-1], _wildcard_regex(value)))
+            return Terms(("istartswith",), (like_prefix(value[:-1]),))
+        return Terms(("startswith",), (like_prefix(value[:-1]), _wildcard_regex(value)))
     if "*" in value or "?" in value:
         return Terms(("iregex" if key.kind == "pn" else "regex",), (_wildcard_regex(value),))
     return Terms(("iexact" if key.kind == "pn" else "exact",), (value,))
@@ -254,10 +255,34 @@ def condition(key: MatchKey, form: tuple[Any, ...], values: list[Any], prefix: s
         return q
     if kind == "startswith":
         start, pattern = values
-        return Q(**{f"{field}__startswith": start, f"{field}__regex": pattern})
+        return Q(StartsWithPattern(F(field), start), **{f"{field}__regex": pattern})
+    if kind == "istartswith":
+        return Q(IStartsWithPattern(F(field), values[0]))
     if kind in ("int", "date"):
         return Q(**{field: values[0]})
-    return Q(**{f"{field}__{kind}": values[0]})  # exact, iexact, istartswith, regex, iregex
+    return Q(**{f"{field}__{kind}": values[0]})  # exact, iexact, regex, iregex
+
+
+def like_prefix(text: str) -> str:
+    """The ``LIKE`` pattern of values starting with ``text`` (its wildcards escaped, as Django does)."""
+    return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+
+
+class _MadePattern:
+    """A ``LIKE`` lookup given its pattern made beforehand (:func:`like_prefix`), which it passes to
+    the database as it is: the same SQL as Django's own lookup (and the same index), with a parameter
+    a compiled search can swap for another's (:mod:`crossread.compiled`)."""
+
+    def process_rhs(self, compiler: Any, connection: Any) -> Any:
+        return super(PatternLookup, self).process_rhs(compiler, connection)  # type: ignore[misc]
+
+
+class StartsWithPattern(_MadePattern, StartsWith):
+    pass
+
+
+class IStartsWithPattern(_MadePattern, IStartsWith):
+    pass
 
 
 def _date_terms(value: str) -> Terms:
