@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -335,7 +336,23 @@ def move_contexts(instances: list[Any]) -> list[Any]:
 # ----------------------------------------------------------------------------- the application entity
 
 
+def no_delay(event: evt.Event) -> None:
+    """Send each PDU at once (TCP_NODELAY), on every connection in or out.
+
+    pynetdicom writes a message as several small writes (a C-FIND answer's command, then its
+    identifier); with Nagle's algorithm the kernel holds the second until the first is acknowledged,
+    and the peer delays that acknowledgement (40 ms on Linux): a C-FIND took 140 ms from findscu's
+    start, 100 ms of a pynetdicom SCU's query, and then 90 and 55 ms."""
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # (the peer already gone)
+            pass
+
+
 HANDLERS = [
+    (evt.EVT_CONN_OPEN, no_delay),
     (evt.EVT_REQUESTED, on_requested),
     (evt.EVT_RELEASED, on_ended),
     (evt.EVT_ABORTED, on_ended),
@@ -373,6 +390,7 @@ class ListenerAE(AE):
         if calling_ae_title is not None and not rules.valid_ae_title(calling_ae_title):
             raise ValueError(f"Not a valid AE title: {calling_ae_title!r}")
         self._calling.title = calling_ae_title.strip() if calling_ae_title else None
+        kwargs["evt_handlers"] = [(evt.EVT_CONN_OPEN, no_delay), *kwargs.get("evt_handlers", [])]
         try:
             assoc = super().associate(*args, **kwargs)
         finally:
