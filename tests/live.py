@@ -10,9 +10,12 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +36,12 @@ class LiveSite:
     urls: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, root: Path, database_url: str = "", **extra_env: str) -> LiveSite:
-        """A site in ``root``: its own SQLite file unless ``database_url`` names an empty database."""
+    def create(cls, root: Path, database_url: str = "", *, copy_of: Path | None = None, **extra_env: str) -> LiveSite:
+        """A site in ``root``: its own SQLite file unless ``database_url`` names an empty database.
+
+        ``copy_of``: the root of another SQLite site, whose commands have all ended: this one starts from a
+        copy of its database and data folder instead of migrating an empty database (a site set up once for
+        several, as :func:`demo_users_site`)."""
         root.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CROSSREAD_PUBLIC_URL")}
         env.update(
@@ -45,7 +52,11 @@ class LiveSite:
             **extra_env,
         )
         site = cls(root, env)
-        site.manage("migrate", "--noinput")
+        if copy_of is None:
+            site.manage("migrate", "--noinput")
+        else:
+            assert not database_url, "only a SQLite site is copied"
+            site._copy_from(copy_of)
         if not site.debug:
             site.collect_static()
         return site
@@ -63,6 +74,14 @@ class LiveSite:
             return
         self.manage("collectstatic", "--noinput")
         _collected.append(target)
+
+    def _copy_from(self, source: Path) -> None:
+        assert (source / "db.sqlite3").is_file(), f"no SQLite site in {source}"
+        shutil.copytree(source / "data", Path(self.env["CROSSREAD_DATA_DIR"]), dirs_exist_ok=True)
+        # SQLite's backup: a consistent copy, whatever is still in the source's write-ahead log.
+        with closing(sqlite3.connect(source / "db.sqlite3")) as old, \
+                closing(sqlite3.connect(self.root / "db.sqlite3")) as new:
+            old.backup(new)
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -112,6 +131,7 @@ class LiveSite:
         return port
 
     def stop(self) -> None:
+        self._wait_for_disconnects()
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -120,8 +140,41 @@ class LiveSite:
             except subprocess.TimeoutExpired:
                 process.kill()
 
+    def _wait_for_disconnects(self, timeout: float = 5) -> None:
+        """Wait (at most ``timeout`` s) until the servers have handled the websockets closed before: each
+        disconnect deletes its row of ``collab_connection``. A disconnect still being handled when daphne
+        is told to stop keeps the process from ending (its broadcast waits for the event loop that has
+        stopped), and :meth:`stop` would wait 10 s before killing it. SQLite sites only."""
+        database = self.root / "db.sqlite3"
+        if not self.processes or self.env.get("DATABASE_URL") != f"sqlite:///{database}" or not database.exists():
+            return
+        deadline = time.monotonic() + timeout
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
+            while time.monotonic() < deadline:
+                try:
+                    if db.execute("SELECT 1 FROM collab_connection LIMIT 1").fetchone() is None:
+                        return
+                except sqlite3.Error:  # (no such table: not a migrated site)
+                    return
+                time.sleep(0.05)
+
 
 _collected: list[Path] = []
+
+#: The site :func:`demo_users_site` set up, once per test process.
+_demo_users: list[Path] = []
+
+
+def demo_users_site(parent: Path) -> Path:
+    """The root of a site, never started, migrated and with the demo project and users
+    (``manage.py load_demo --no-studies``), set up once per test process in a new folder of ``parent``.
+    A site starts from a copy of it with ``LiveSite.create(root, copy_of=demo_users_site(...))``: the
+    rows those commands would write again (nothing they write depends on a site's environment)."""
+    if not _demo_users:
+        root = Path(tempfile.mkdtemp(prefix="demo-users-site-", dir=parent))
+        LiveSite.create(root).manage("load_demo", "--no-studies")
+        _demo_users.append(root)
+    return _demo_users[0]
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -54,11 +54,10 @@ def _page(context: Any, user: str) -> Any:
     return page
 
 
-def _measure(site: dict[str, Any], user: str, timepoint: str, lesion_id: str, read: str) -> int:
+def _measure(site: dict[str, Any], token: str, timepoint: str, lesion_id: str, read: str) -> int:
     """What the read's viewer sends for a bidirectional: the lesion's declared axes on its centre slice, a
     mark of the read (the summary's chooser offers only those)."""
     lesion = next(x for x in site["truth"][timepoint]["lesions"] if x["id"] == lesion_id)
-    token = site["site"].token(user)
     response = requests.post(
         f"{site['url']}/api/trials/demo/reads/{read}/marks/",
         json={"instance": lesion["sop_instance_uid"], "kind": "bidirectional",
@@ -94,9 +93,10 @@ def _read(page: Any, site: dict[str, Any], user: str, *, sees_new_lesion: bool) 
     page.wait_for_selector("[data-testid=recist]")
     assert "day 56" in page.inner_text(".timepoints") and "2024" not in page.inner_text(".timepoints")
 
-    ids = {(tp, lid): _measure(site, user, tp, lid, read) for tp in ("baseline", "followup") for lid in ("T1", "T2", "T3")}
+    token = site["site"].token(user)  # (the user's one token: a command run for each mark took 2 s)
+    ids = {(tp, lid): _measure(site, token, tp, lid, read) for tp in ("baseline", "followup") for lid in ("T1", "T2", "T3")}
     if sees_new_lesion:
-        ids[("followup", "N1")] = _measure(site, user, "followup", "N1", read)
+        ids[("followup", "N1")] = _measure(site, token, "followup", "N1", read)
     page.reload()
     page.wait_for_selector("[data-testid=recist]")
 

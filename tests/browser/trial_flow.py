@@ -6,6 +6,8 @@ the site they share (:func:`demo_trial_site`)."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pydicom
 import requests
 from pydicom.uid import generate_uid
 
-from tests.live import LiveSite
+from tests.live import LiveSite, demo_users_site
 
 
 def later_study(source: Path, out: Path, *, date: str, tag: str) -> Path:
@@ -41,10 +43,8 @@ def demo_trial_site(root: Path, *, follow_up_2: bool = False, targets_by_length:
     phantom's follow-up again as a third study of the patient, 8 weeks after the follow-up (a copy under new
     UIDs, :func:`later_study`), so the subject has three time points (its truth is the follow-up's, under
     ``"followup2"``); ``targets_by_length``: the trial's setting."""
-    site = LiveSite.create(root, **env)
-    site.manage("load_demo", "--no-studies")
-    site.manage("make_phantom", str(root / "phantom"), "--slices", "120", "--size", "128", "--seed", "0")
-    site.manage("import_dicom", str(root / "phantom"), "--project", "demo", "--quiet")
+    site = LiveSite.create(root, copy_of=_phantom_site(root.parent), **env)
+    shutil.copytree(_phantom_site(root.parent) / "phantom", root / "phantom")
     truth = json.loads((root / "phantom" / "phantom.json").read_text())["studies"]
     if follow_up_2:
         later_study(root / "phantom" / "followup", root / "followup2", date="20240429", tag="FU2")
@@ -59,6 +59,26 @@ def demo_trial_site(root: Path, *, follow_up_2: bool = False, targets_by_length:
     site.manage("load_demo_trial", *(["--targets-by-length"] if targets_by_length else []))
     url = site.start(1)[0]
     return site, url, truth
+
+
+#: The root of the site :func:`_phantom_site` set up, once per test process.
+_phantom_sites: list[Path] = []
+
+
+def _phantom_site(parent: Path) -> Path:
+    """The root of a site (never started) with the demo users and the small phantom imported into the demo
+    project, set up once per test process in a new folder of ``parent``: each trial site starts from a copy
+    of its database, data folder and phantom files, the rows and files these commands would write again
+    (the same command lines; nothing they write depends on the environment a trial site adds, such as
+    ``DJANGO_DEBUG=0``). What differs from one trial site to the next (its trial, a third study) is set up
+    on its own copy."""
+    if not _phantom_sites:
+        root = Path(tempfile.mkdtemp(prefix="demo-phantom-site-", dir=parent))
+        site = LiveSite.create(root, copy_of=demo_users_site(parent))  # load_demo --no-studies
+        site.manage("make_phantom", str(root / "phantom"), "--slices", "120", "--size", "128", "--seed", "0")
+        site.manage("import_dicom", str(root / "phantom"), "--project", "demo", "--quiet")
+        _phantom_sites.append(root)
+    return _phantom_sites[0]
 
 
 def _call(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:

@@ -327,29 +327,40 @@ def test_a_session_of_many_maximum_size_freehands_stays_joinable_on_daphne(tmp_p
     if not redis_running():
         pytest.skip("needs a Redis server on 127.0.0.1:6379")
     site = LiveSite.create(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0")
+    # 16 shapes, about 2.6 MB of JSON, within both budgets: the outlines turned by 0/10 to 7/10, each twice,
+    # shared by four readers, whose burst of points holds four each. reader1 sends five at once, the last
+    # past its burst: the points rate answers it, and it is drawn once the wait it was told is over.
+    plans = [[0, 1, 2, 3, 4], [5, 6, 7, 0], [1, 2, 3, 4], [5, 6, 7]]
+    assert sorted(n for plan in plans for n in plan) == sorted(list(range(8)) * 2)
+    assert len(plans[0]) * MAX_POINTS > POINT_BURST >= max(len(plan) for plan in plans[1:]) * MAX_POINTS
     try:
-        info = prepare(site, readers=2)
+        info = prepare(site, readers=4)
         (url,) = site.start(1)
+
+        async def draw(index: int, ws: WebSocket, turns: list[int]) -> None:
+            def create(n: int) -> str:
+                return json.dumps({"type": "annotation.create", "ref": f"{index}-{n}", "annotation": {
+                    "instance": info["instance"], "kind": "freehand", "points": precise_outline(turn=n / 10)}})
+
+            for n in turns:
+                await ws.send(create(n))
+            for n in turns:
+                reply = await until(ws, lambda f, ref=f"{index}-{n}": f.get("ref") == ref, timeout=30)
+                if reply["type"] == "error":  # the points rate: wait as told, once
+                    assert reply["code"] == "rate_limited", reply
+                    await asyncio.sleep(reply["retry_after"] + 0.1)
+                    await ws.send(create(n))
+                    reply = await until(ws, lambda f, ref=f"{index}-{n}": f.get("ref") == ref, timeout=30)
+                assert reply["type"] == "annotation.created", reply
 
         async def scenario() -> None:
             readers = [await WebSocket.connect(ws_url(url, info["session"]), cookie=info["cookies"][name], origin=url)
-                       for name in ("reader1", "reader2")]
+                       for name in ("reader1", "reader2", "reader3", "reader4")]
             try:
                 for ws in readers:
                     assert json.loads(await ws.recv())["type"] == "session.state"
-                for n in range(8):  # 16 shapes, about 2.6 MB of JSON: within both budgets
-                    for index, ws in enumerate(readers):
-                        await ws.send(json.dumps({"type": "annotation.create", "ref": f"{index}-{n}", "annotation": {
-                            "instance": info["instance"], "kind": "freehand", "points": precise_outline(turn=n / 10)}}))
-                    for index, ws in enumerate(readers):
-                        reply = await until(ws, lambda f, ref=f"{index}-{n}": f.get("ref") == ref, timeout=30)
-                        if reply["type"] == "error":  # the points rate: wait as told, once
-                            assert reply["code"] == "rate_limited", reply
-                            await asyncio.sleep(reply["retry_after"] + 0.1)
-                            await ws.send(json.dumps({"type": "annotation.create", "ref": f"{index}-{n}", "annotation": {
-                                "instance": info["instance"], "kind": "freehand", "points": precise_outline(turn=n / 10)}}))
-                            reply = await until(ws, lambda f, ref=f"{index}-{n}": f.get("ref") == ref, timeout=30)
-                        assert reply["type"] == "annotation.created", reply
+                await draw(0, readers[0], plans[0])
+                await asyncio.gather(*(draw(index, readers[index], plans[index]) for index in (1, 2, 3)))
                 for _ in range(2):  # joins, again and again (a join used to close with 1011 for good)
                     late = await WebSocket.connect(ws_url(url, info["session"]), cookie=info["cookies"]["organizer"], origin=url)
                     frames = [json.loads(await late.recv())]

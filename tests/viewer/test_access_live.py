@@ -11,15 +11,14 @@ import pytest
 import requests
 
 from tests.factories.dicom import ct_dataset, to_bytes
-from tests.live import LiveSite
+from tests.live import LiveSite, demo_users_site
 from tests.viewer.dicomweb_helpers import stow_body
 
 pytestmark = pytest.mark.live
 
 
 def test_a_removal_in_another_process_is_honoured_within_the_ttl(tmp_path: Path) -> None:
-    site = LiveSite.create(tmp_path)
-    site.manage("load_demo", "--no-studies")
+    site = LiveSite.create(tmp_path, copy_of=demo_users_site(tmp_path.parent))  # load_demo --no-studies
     uploader, reader = site.token("reader1"), site.token("reader2")
     (server,) = site.start()
     try:

@@ -11,7 +11,7 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 
-from tests.live import LiveSite
+from tests.live import LiveSite, demo_users_site
 from tests.viewer.dicomweb_helpers import stow_body
 from demo import corpus
 from viewer.dicomweb.multipart import parse_multipart_related
@@ -39,8 +39,7 @@ def corpus_datasets() -> list[tuple[str, pydicom.Dataset, bytes]]:
 @pytest.fixture
 def archive(tmp_path):
     """A daphne process (real clients send chunked bodies, which only an ASGI server reads)."""
-    site = LiveSite.create(tmp_path)
-    site.manage("load_demo", "--no-studies")
+    site = LiveSite.create(tmp_path, copy_of=demo_users_site(tmp_path.parent))  # load_demo --no-studies
     (server,) = site.start()
     session = requests.Session()
     session.headers["Authorization"] = f"Token {site.token('reader1')}"

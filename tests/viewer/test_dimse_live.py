@@ -30,7 +30,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from demo import corpus
 from demo.phantom import write_phantom_studies
 from tests.factories.dicom import ct_dataset
-from tests.live import LiveSite, free_port
+from tests.live import LiveSite, demo_users_site, free_port
 from viewer.dicomweb.multipart import parse_multipart_related
 
 pytestmark = [
@@ -67,8 +67,7 @@ for project in (secure, deid):
 class Site:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.live = LiveSite.create(root / "site")
-        self.live.manage("load_demo", "--no-studies")
+        self.live = LiveSite.create(root / "site", copy_of=demo_users_site(root.parent))  # load_demo --no-studies
         self.move_port = free_port()
         self.live.manage("shell", "-c", SETUP.format(move_ae=MOVE_AE, move_port=self.move_port))
         (self.url,) = self.live.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -26,7 +27,20 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def asgi_get(path: str, query: str = "", headers: list[tuple[bytes, bytes]] | None = None) -> dict:
     headers = [(b"host", b"testserver"), *(headers or [])]  # as every HTTP/1.1 request has
     communicator = HttpCommunicator(application, "GET", f"{path}?{query}" if query else path, headers=headers)
-    return async_to_sync(communicator.get_response)(timeout=30)
+    return async_to_sync(_response)(communicator, 30)
+
+
+async def _response(communicator: HttpCommunicator, timeout: float) -> dict:
+    """The communicator's response; or, as soon as the application raises, its exception. (asgiref looks
+    at the application's task only once a wait for output has timed out: an error would take ``timeout``.)"""
+    response = asyncio.ensure_future(communicator.get_response(timeout=timeout))
+    await asyncio.wait([response, communicator.future], return_when=asyncio.FIRST_COMPLETED)
+    application_task = communicator.future
+    if not response.done() and application_task.done() and not application_task.cancelled() \
+            and application_task.exception() is not None:
+        response.cancel()
+        raise application_task.exception()
+    return await response
 
 
 def test_rendered_images_through_the_fast_path(client, team):

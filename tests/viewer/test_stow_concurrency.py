@@ -11,15 +11,14 @@ import pytest
 import requests
 
 from tests.factories.dicom import ct_bytes
-from tests.live import LiveSite
+from tests.live import LiveSite, demo_users_site
 from tests.viewer.dicomweb_helpers import stow_body
 
 pytestmark = pytest.mark.live
 
 
 def test_overlapping_concurrent_stow_stores_each_instance_once(tmp_path: Path) -> None:
-    site = LiveSite.create(tmp_path)
-    site.manage("load_demo", "--no-studies")
+    site = LiveSite.create(tmp_path, copy_of=demo_users_site(tmp_path.parent))  # load_demo --no-studies
     token = site.token("reader1")
     first, second = site.start(2)
     try:
@@ -66,10 +65,12 @@ def test_images_and_searches_are_answered_while_a_large_stow_is_ingested(tmp_pat
 
     from demo.phantom import write_phantom_studies
 
-    site = LiveSite.create(tmp_path)
-    site.manage("load_demo", "--no-studies")
-    token = site.token("reader1")
-    (server,) = site.start(1)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the phantom is written while the site is set up
+        phantom = pool.submit(write_phantom_studies, tmp_path / "phantom", slices=240)
+        site = LiveSite.create(tmp_path, copy_of=demo_users_site(tmp_path.parent))  # load_demo --no-studies
+        token = site.token("reader1")
+        (server,) = site.start(1)
+        paths = phantom.result()
     headers = {"Authorization": f"Token {token}"}
     base = f"{server}/projects/demo/dicomweb"
     try:
@@ -80,7 +81,7 @@ def test_images_and_searches_are_answered_while_a_large_stow_is_ingested(tmp_pat
         instance = requests.get(f"{base}/instances", headers=headers, timeout=30).json()[0]
         frame = (f"{base}/studies/{instance['0020000D']['Value'][0]}/series/{instance['0020000E']['Value'][0]}"
                  f"/instances/{instance['00080018']['Value'][0]}/frames/1/rendered")
-        files = [p.read_bytes() for p in write_phantom_studies(tmp_path / "phantom", slices=240)]
+        files = [p.read_bytes() for p in paths]
         big, big_type = stow_body(files)
 
         def large_stow() -> float:
