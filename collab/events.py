@@ -105,8 +105,22 @@ def _send(session_id: int, message: dict[str, Any]) -> None:
     outbox = _outbox
     if outbox is not None and outbox.loop.is_running():
         outbox.put(group_name(session_id), message)
+    elif outbox is not None:
+        # The loop that served this process's websockets has stopped: the server is shutting down
+        # while a disconnect is still handled in a worker thread. asgiref would schedule the send on
+        # that stopped loop and wait for ever (and the process, for that thread, until killed); it is
+        # sent from a loop of its own, for a bounded time.
+        async_to_sync(_send_within, force_new_loop=True)(group_name(session_id), message, SHUTDOWN_SEND_SECONDS)
     else:  # no websocket served by this process (a management command, a test without one)
         async_to_sync(get_channel_layer().group_send)(group_name(session_id), message)
+
+
+#: How long a send made while the server shuts down may take (the channel layer may be gone too).
+SHUTDOWN_SEND_SECONDS = 2.0
+
+
+async def _send_within(group: str, message: dict[str, Any], seconds: float) -> None:
+    await asyncio.wait_for(get_channel_layer().group_send(group, message), seconds)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:

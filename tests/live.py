@@ -131,7 +131,6 @@ class LiveSite:
         return port
 
     def stop(self) -> None:
-        self._wait_for_disconnects()
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -139,24 +138,6 @@ class LiveSite:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-    def _wait_for_disconnects(self, timeout: float = 5) -> None:
-        """Wait (at most ``timeout`` s) until the servers have handled the websockets closed before: each
-        disconnect deletes its row of ``collab_connection``. A disconnect still being handled when daphne
-        is told to stop keeps the process from ending (its broadcast waits for the event loop that has
-        stopped), and :meth:`stop` would wait 10 s before killing it. SQLite sites only."""
-        database = self.root / "db.sqlite3"
-        if not self.processes or self.env.get("DATABASE_URL") != f"sqlite:///{database}" or not database.exists():
-            return
-        deadline = time.monotonic() + timeout
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:
-            while time.monotonic() < deadline:
-                try:
-                    if db.execute("SELECT 1 FROM collab_connection LIMIT 1").fetchone() is None:
-                        return
-                except sqlite3.Error:  # (no such table: not a migrated site)
-                    return
-                time.sleep(0.05)
 
 
 _collected: list[Path] = []

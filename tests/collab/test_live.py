@@ -156,3 +156,26 @@ def test_signalling_and_chat_cross_processes_to_their_addressee_alone(site: Live
                 await ws.close()
 
     asyncio.run(scenario())
+
+
+def test_a_server_told_to_stop_as_its_readers_leave_stops_at_once(site: LiveSite) -> None:
+    """SIGTERM while the server still handles the readers' disconnects (each deletes its connection and
+    tells the session): a broadcast made as the event loop stops used to wait for that loop for ever,
+    and daphne stayed up until killed."""
+    info = prepare(site, readers=3)
+    (url,) = site.start(1)
+
+    async def scenario() -> None:
+        readers = [await WebSocket.connect(ws_url(url, info["session"]), cookie=info["cookies"][name], origin=url)
+                   for name in ("reader1", "reader2", "reader3")]
+        for ws in readers:
+            assert json.loads(await ws.recv())["type"] == "session.state"
+        for ws in readers:
+            await ws.close()
+
+    asyncio.run(scenario())
+    (process,) = site.processes
+    process.terminate()  # (at once: some disconnects are still being handled)
+    start = time.monotonic()
+    process.wait(timeout=8)
+    assert time.monotonic() - start < 5
