@@ -151,8 +151,13 @@ def test_a_readers_planned_search_hides_an_image_quarantined_after_it_was_planne
     ("PatientID=P-*", {"A_1", "A_2", "AB1", "A%9"}),
     ("PatientID=P_1*", set()),
     ("PatientID=p-1*", set()),  # (other keys than names match case and all)
+    ("PatientName=a?1", {"A_1", "AB1"}),
+    ("PatientName=*_*", {"A_1", "A_2"}),
+    ("PatientName=?%259", {"A%9"}),
+    ("PatientID=P?2", {"AB1"}),
+    ("PatientID=p?2", set()),
 ])
-def test_prefix_searches_are_planned_and_match_wildcard_characters_as_themselves(client, studies, query, names):
+def test_wildcard_searches_are_planned_and_match_like_wildcards_as_themselves(client, studies, query, names):
     qido.COMPILED.clear()
     for _ in range(2):
         response = client.get(f"/projects/trial/dicomweb/studies?{query}",

@@ -222,14 +222,13 @@ def terms(key: MatchKey, value: str) -> Terms | None:
             return Terms(("int",), (int(value),))
         except ValueError:
             raise BadRequest(f"{key.keyword} must be an integer.") from None
-    if value.endswith("*") and "*" not in value[:-1] and "?" not in value:
-        # The common wildcard, a prefix: a LIKE an index can serve (docs/dicomweb.md, "Search at scale").
-        # SQLite's LIKE ignores case: other keys than names are checked again, case and all.
-        if key.kind == "pn":
-            return Terms(("istartswith",), (like_prefix(value[:-1]),))
-        return Terms(("startswith",), (like_prefix(value[:-1]), _wildcard_regex(value)))
     if "*" in value or "?" in value:
-        return Terms(("iregex" if key.kind == "pn" else "regex",), (_wildcard_regex(value),))
+        # A LIKE, which an index serves up to the first wildcard: all of the common one, a prefix
+        # (docs/dicomweb.md, "Search at scale"). SQLite's LIKE ignores case: other keys than names
+        # are checked again, case and all.
+        if key.kind == "pn":
+            return Terms(("ilike",), (like_pattern(value),))
+        return Terms(("like",), (like_pattern(value), _wildcard_regex(value)))
     return Terms(("iexact" if key.kind == "pn" else "exact",), (value,))
 
 
@@ -253,35 +252,39 @@ def condition(key: MatchKey, form: tuple[Any, ...], values: list[Any], prefix: s
         if has_end:
             q &= Q(**{f"{field}__lte": next(bounds)})
         return q
-    if kind == "startswith":
-        start, pattern = values
-        return Q(StartsWithPattern(F(field), start), **{f"{field}__regex": pattern})
-    if kind == "istartswith":
-        return Q(IStartsWithPattern(F(field), values[0]))
+    if kind == "like":
+        pattern, regex = values
+        return Q(LikePattern(F(field), pattern), **{f"{field}__regex": regex})
+    if kind == "ilike":
+        return Q(ILikePattern(F(field), values[0]))
     if kind in ("int", "date"):
         return Q(**{field: values[0]})
-    return Q(**{f"{field}__{kind}": values[0]})  # exact, iexact, regex, iregex
+    return Q(**{f"{field}__{kind}": values[0]})  # exact, iexact
 
 
-def like_prefix(text: str) -> str:
-    """The ``LIKE`` pattern of values starting with ``text`` (its wildcards escaped, as Django does)."""
-    return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+def like_pattern(value: str) -> str:
+    """The ``LIKE`` pattern of a DICOM wildcard match (PS3.4 C.2.2.2.4: ``*`` any characters, ``?``
+    one), every other character matching itself (``%``, ``_`` and ``\\`` escaped, as Django does)."""
+    escaped = value.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    return escaped.replace("*", "%").replace("?", "_")
 
 
 class _MadePattern:
-    """A ``LIKE`` lookup given its pattern made beforehand (:func:`like_prefix`), which it passes to
-    the database as it is: the same SQL as Django's own lookup (and the same index), with a parameter
-    a compiled search can swap for another's (:mod:`crossread.compiled`)."""
+    """A ``LIKE`` lookup given its whole pattern made beforehand (:func:`like_pattern`), which it
+    passes to the database as it is. It is Django's ``startswith`` (``istartswith``) lookup, whose SQL
+    is a ``LIKE`` (on PostgreSQL of ``UPPER`` on both sides, which the names' index holds), with the
+    pattern's wildcards where the value has them rather than only at its end; and a parameter a
+    compiled search can swap for another's (:mod:`crossread.compiled`)."""
 
     def process_rhs(self, compiler: Any, connection: Any) -> Any:
         return super(PatternLookup, self).process_rhs(compiler, connection)  # type: ignore[misc]
 
 
-class StartsWithPattern(_MadePattern, StartsWith):
+class LikePattern(_MadePattern, StartsWith):
     pass
 
 
-class IStartsWithPattern(_MadePattern, IStartsWith):
+class ILikePattern(_MadePattern, IStartsWith):
     pass
 
 
