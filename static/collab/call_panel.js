@@ -83,7 +83,7 @@ export function mountCallPanel(root, call) {
           call.join({ video: camera.checked }).catch((error) => { problem = `Could not join: ${error.message || error.name || error}`; draw(); });
         } }, call.joining ? "Joining…" : "Join audio"),
         el("label", { class: "collab-camera" }, camera, " Camera"),
-        others ? el("span", { class: "hint" }, ` ${others} in the call`) : null);
+        ...(others ? [el("span", { class: "hint" }, ` ${others} in the call`)] : []));  // (replaceChildren writes null as "null")
     } else {
       controls.replaceChildren(
         el("button", { type: "button", class: "button", id: "collab-mute", "aria-pressed": call.muted ? "true" : "false",

@@ -75,6 +75,7 @@ def test_two_readers_talk_mute_and_point_at_a_slice(media_browser: Any, live_dem
     two = open_reader(media_browser, live_demo, "reader2", errors, timeout=20_000)
     try:
         expect(one.locator(".collab-call-note")).to_contain_text("local network only")
+        expect(one.locator(".collab-call-controls")).not_to_contain_text("null")  # (nobody in the call yet)
         one.check("#collab-camera")  # reader1 with the camera, reader2 voice only
         one.click("#collab-join-audio")
         expect(one.locator("#collab-mute")).to_be_visible()
