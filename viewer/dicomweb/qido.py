@@ -219,7 +219,7 @@ def terms(key: MatchKey, value: str) -> Terms | None:
         return _date_terms(value)
     if key.kind == "int":
         try:
-            return Terms(("int",), (int(value),))
+            return Terms(("exact",), (int(value),))
         except ValueError:
             raise BadRequest(f"{key.keyword} must be an integer.") from None
     if "*" in value or "?" in value:
@@ -257,9 +257,7 @@ def condition(key: MatchKey, form: tuple[Any, ...], values: list[Any], prefix: s
         return Q(LikePattern(F(field), pattern), **{f"{field}__regex": regex})
     if kind == "ilike":
         return Q(ILikePattern(F(field), values[0]))
-    if kind in ("int", "date"):
-        return Q(**{field: values[0]})
-    return Q(**{f"{field}__{kind}": values[0]})  # exact, iexact
+    return Q(**{f"{field}__{kind}": values[0]})  # exact (text, dates, numbers), iexact (names)
 
 
 def like_pattern(value: str) -> str:
@@ -292,7 +290,7 @@ def _date_terms(value: str) -> Terms:
     value = value.strip()
     if "-" not in value:
         _check_date(value)
-        return Terms(("date",), (value,))
+        return Terms(("exact",), (value,))
     start, _, end = value.partition("-")
     start, end = start.strip(), end.strip()
     if not start and not end:
@@ -364,7 +362,7 @@ def search(access: ProjectAccess, query: Query, scope: dict[str, str]) -> Found:
         query.offset, end, access.rows_key(),
     )
     if query.level == STUDY:
-        rows: list[Any] = _study_page(access, query, shape, matching, values)
+        rows: list[Any] = _study_page(access, query, shape, matching, values, end)
     else:
         columns, row_type = _columns(query)
         page = matching if query.level == INSTANCE else (
@@ -478,7 +476,7 @@ class StudyRow(NamedTuple):
 
 
 def _study_page(
-    access: ProjectAccess, query: Query, shape: tuple[Any, ...], matching: Any, values: list[Any]
+    access: ProjectAccess, query: Query, shape: tuple[Any, ...], matching: Any, values: list[Any], end: int
 ) -> list[StudyRow]:
     """The page of studies as plain values (not model objects: a page of 1,000 is built in a few ms),
     each with what the member may see of its series (:func:`_study_summaries`). The stored metadata
@@ -487,7 +485,7 @@ def _study_page(
     columns = STUDY_COLUMNS + (("metadata",) if with_metadata else ())
     rows = COMPILED.rows(
         (*shape, columns),
-        lambda values: matching(values).order_by("pk").values_list(*columns)[query.offset : query.offset + query.limit],
+        lambda values: matching(values).order_by("pk").values_list(*columns)[query.offset : end],
         values,
     )
     if not rows:
